@@ -1,0 +1,27 @@
+# The two commands a newcomer needs: `make run` and `make test` (both set everything up first).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SFLOW_PORT ?= 6343
+
+.PHONY: setup run test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(VENV)/bin/sflowpipe decode -j -p $(SFLOW_PORT)
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(VENV)/bin/sflowpipe bench decode
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,133 @@
+"""`sflowpipe decode`: a drop-in for sflowtool (-r FILE | -p PORT; -j, -J, -l, -g, text; --format json)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from typing import BinaryIO, Callable, Iterable, Iterator
+
+import msgspec
+
+from ingest.pcap import read_udp
+from ingest.sflow import sflowtool
+from ingest.sflow.datagram import decode_datagram
+from ingest.sflow.errors import DecodeError
+from ingest.sflow.model import CounterSample, FlowSample
+from ingest.sflow.sflowtool import Meta
+
+# A received datagram: (payload, Meta)
+Received = tuple[bytes, Meta]
+
+
+def from_capture(f: BinaryIO) -> Iterator[Received]:
+    """Datagrams of a capture, with the metadata sflowtool prints for capture input."""
+    for d in read_udp(f):
+        yield d.payload, Meta("-", len(d.payload), 0, 0, d.ts_sec, d.ts_usec)
+
+
+def from_socket(address: str, port: int) -> Iterator[Received]:
+    """Datagrams received on a UDP socket (IPv4 and IPv6 when bound to ::)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.bind((address, port))
+    try:
+        while True:
+            data, peer = sock.recvfrom(65535)
+            now = time.time()
+            src = peer[0]
+            if src.startswith("::ffff:") and "." in src:
+                src = src[7:]
+            sec = int(now)
+            yield data, Meta(src, len(data), sec, int((now - sec) * 1_000_000))
+    finally:
+        sock.close()
+
+
+def _render_sflowtool(kind: str) -> Callable[[bytes, Meta], bytes]:
+    if kind == "json":
+        def render(data: bytes, meta: Meta) -> bytes:
+            try:
+                d = sflowtool.datagram_fields(decode_datagram(data), meta)
+            except DecodeError as e:
+                d = sflowtool.error_fields(e, meta)
+            return sflowtool.json_line(d)
+        return render
+
+    writer = {
+        "pretty": sflowtool.json_pretty,
+        "text": sflowtool.text,
+        "grep": None,
+    }[kind]
+
+    def render_text(data: bytes, meta: Meta) -> bytes:
+        try:
+            d = sflowtool.datagram_fields(decode_datagram(data), meta)
+        except DecodeError as e:
+            d = sflowtool.error_fields(e, meta)
+        out = sflowtool.grep(d, meta) if writer is None else writer(d)
+        return out.encode("utf-8", "replace")
+    return render_text
+
+
+def _render_lines(data: bytes, meta: Meta) -> bytes:
+    from ingest.sflow.sflowtool_line import counters_line, flow_line
+
+    try:
+        dg = decode_datagram(data)
+    except DecodeError as e:
+        sys.stderr.write(f"{meta.source_ip}: {e}\n")
+        return b""
+    agent = dg.agent_address
+    out = []
+    for s in dg.samples:
+        if type(s) is FlowSample:
+            out.append(flow_line(agent, s))
+        elif type(s) is CounterSample:
+            out.append(counters_line(agent, s))
+    return "".join(out).encode("utf-8", "replace")
+
+
+class _Typed(msgspec.Struct):
+    source: str
+    size: int
+    timestamp: float
+    datagram: object = None
+    error: str | None = None
+    offset: int | None = None
+
+
+_typed_encoder = msgspec.json.Encoder()
+
+
+def _render_typed(data: bytes, meta: Meta) -> bytes:
+    ts = (meta.pcap_sec + meta.pcap_usec / 1e6) if meta.pcap_sec else (meta.read_sec + meta.read_usec / 1e6)
+    try:
+        rec = _Typed(meta.source_ip, meta.size, ts, datagram=decode_datagram(data))
+    except DecodeError as e:
+        rec = _Typed(meta.source_ip, meta.size, ts, error=e.reason, offset=e.offset)
+    return _typed_encoder.encode(rec) + b"\n"
+
+
+def renderer(output: str) -> Callable[[bytes, Meta], bytes]:
+    """The function turning one datagram into output bytes for an output format name."""
+    if output == "line":
+        return _render_lines
+    if output == "typed":
+        return _render_typed
+    return _render_sflowtool(output)
+
+
+def run(source: Iterable[Received], output: str, out: BinaryIO, flush_each: bool) -> int:
+    render = renderer(output)
+    write = out.write
+    n = 0
+    for data, meta in source:
+        write(render(data, meta))
+        n += 1
+        if flush_each:
+            out.flush()
+    out.flush()
+    return n

@@ -1,0 +1,167 @@
+"""sFlow v5 datagram and sample decoding (sflow_version_5.txt, sections 5.1-5.4).
+
+``decode_datagram(data)`` returns a ``Datagram`` or raises ``DecodeError`` (offset and reason);
+no other exception escapes, every length is checked against the bytes that remain before it
+is used, and work is bounded by the input size.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+from ingest.sflow.counter_records import COUNTER_RECORDS
+from ingest.sflow.errors import DecodeError
+from ingest.sflow.flow_records import FLOW_RECORDS
+from ingest.sflow.model import (
+    CounterSample,
+    Datagram,
+    DiscardSample,
+    FlowSample,
+    UnknownRecord,
+    UnknownSample,
+)
+
+_U32 = struct.Struct(">I")
+_TAG_LEN = struct.Struct(">II")
+_HEAD_V4 = struct.Struct(">II4sIIII")  # version, address type, IPv4, sub-agent, seq, uptime, n samples
+_HEAD_V6 = struct.Struct(">II16sIIII")
+_FLOW = struct.Struct(">IIIIIIII")  # seq, source id, rate, pool, drops, input, output, n records
+_FLOW_X = struct.Struct(">IIIIIIIIIIII")  # seq, class, index, rate, pool, drops, in fmt, in, out fmt, out, n
+_COUNTERS = struct.Struct(">III")  # seq, source id, n records
+_COUNTERS_X = struct.Struct(">IIII")  # seq, class, index, n records
+_DISCARD = struct.Struct(">IIIIIIII")  # seq, class, index, drops, input, output, reason, n records
+
+# Records keyed by their 32-bit tag (enterprise << 12 | format) for the hot loop.
+_FLOW_BY_TAG = {(e << 12) | f: c for (e, f), c in FLOW_RECORDS.items()}
+_COUNTER_BY_TAG = {(e << 12) | f: c for (e, f), c in COUNTER_RECORDS.items()}
+
+
+def _records(buf: memoryview, off: int, end: int, n: int, table: dict, what: str) -> tuple:
+    """Decode n tag/length/body records that must exactly fill [off, end)."""
+    if n > (end - off) // 8:
+        raise DecodeError(off - 4, f"{what}: {n} records cannot fit in {end - off} bytes")
+    out = []
+    append = out.append
+    unpack = _TAG_LEN.unpack_from
+    for _ in range(n):
+        if off + 8 > end:
+            raise DecodeError(off, f"{what}: record header truncated")
+        tag, length = unpack(buf, off)
+        off += 8
+        padded = (length + 3) & ~3
+        if padded > end - off or length > end - off:
+            raise DecodeError(off - 4, f"{what}: record {tag >> 12}:{tag & 0xFFF} length {length} exceeds the {end - off} bytes left")
+        codec = table.get(tag)
+        if codec is None:
+            append(UnknownRecord(tag >> 12, tag & 0xFFF, bytes(buf[off : off + length])))
+        else:
+            try:
+                append(codec.decode(buf, off, length))
+            except DecodeError:
+                raise
+            except (struct.error, ValueError, IndexError, OverflowError, UnicodeError, OSError) as e:
+                raise DecodeError(off, f"{codec.name} record: {e}") from None
+        off += padded
+    if off != end:
+        raise DecodeError(off, f"{what} length error: records end at byte {off}, sample ends at {end}")
+    return tuple(out)
+
+
+def _flow_sample(buf: memoryview, off: int, end: int) -> FlowSample:
+    if end - off < _FLOW.size:
+        raise DecodeError(off, "flow_sample truncated")
+    seq, src, rate, pool, drops, inp, outp, n = _FLOW.unpack_from(buf, off)
+    records = _records(buf, off + _FLOW.size, end, n, _FLOW_BY_TAG, "flow_sample")
+    return FlowSample(False, seq, src >> 24, src & 0xFFFFFF, rate, pool, drops,
+                      inp >> 30, inp & 0x3FFFFFFF, outp >> 30, outp & 0x3FFFFFFF, records)
+
+
+def _flow_sample_expanded(buf: memoryview, off: int, end: int) -> FlowSample:
+    if end - off < _FLOW_X.size:
+        raise DecodeError(off, "flow_sample_expanded truncated")
+    seq, cls, idx, rate, pool, drops, infmt, inp, outfmt, outp, n = _FLOW_X.unpack_from(buf, off)[:11]
+    records = _records(buf, off + 44, end, n, _FLOW_BY_TAG, "flow_sample")
+    return FlowSample(True, seq, cls, idx, rate, pool, drops, infmt, inp, outfmt, outp, records)
+
+
+def _counter_sample(buf: memoryview, off: int, end: int) -> CounterSample:
+    if end - off < _COUNTERS.size:
+        raise DecodeError(off, "counters_sample truncated")
+    seq, src, n = _COUNTERS.unpack_from(buf, off)
+    records = _records(buf, off + _COUNTERS.size, end, n, _COUNTER_BY_TAG, "counters_sample")
+    return CounterSample(False, seq, src >> 24, src & 0xFFFFFF, records)
+
+
+def _counter_sample_expanded(buf: memoryview, off: int, end: int) -> CounterSample:
+    if end - off < _COUNTERS_X.size:
+        raise DecodeError(off, "counters_sample_expanded truncated")
+    seq, cls, idx, n = _COUNTERS_X.unpack_from(buf, off)
+    records = _records(buf, off + _COUNTERS_X.size, end, n, _COUNTER_BY_TAG, "counters_sample")
+    return CounterSample(True, seq, cls, idx, records)
+
+
+def _discard_sample(buf: memoryview, off: int, end: int) -> DiscardSample:
+    if end - off < _DISCARD.size:
+        raise DecodeError(off, "discarded_packet truncated")
+    seq, cls, idx, drops, inp, outp, reason, n = _DISCARD.unpack_from(buf, off)
+    records = _records(buf, off + _DISCARD.size, end, n, _FLOW_BY_TAG, "discard_sample")
+    return DiscardSample(seq, cls, idx, drops, inp >> 30, inp & 0x3FFFFFFF, outp >> 30,
+                         outp & 0x3FFFFFFF, reason, records)
+
+
+# Sample types (sflow_version_5.txt 5.2 and the drop-notification extension), by (enterprise, format).
+SAMPLES = {
+    (0, 1): _flow_sample,
+    (0, 2): _counter_sample,
+    (0, 3): _flow_sample_expanded,
+    (0, 4): _counter_sample_expanded,
+    (0, 5): _discard_sample,
+}
+_SAMPLES_BY_TAG = {(e << 12) | f: fn for (e, f), fn in SAMPLES.items()}
+
+
+def decode_datagram(data: bytes | bytearray | memoryview) -> Datagram:
+    """Decode one sFlow v5 datagram (the UDP payload)."""
+    buf = memoryview(data)
+    size = len(buf)
+    if size < 8:
+        raise DecodeError(0, f"datagram of {size} bytes is too short for an sFlow header")
+    version, atype = _TAG_LEN.unpack_from(buf, 0)
+    if version != 5:
+        raise DecodeError(0, f"unsupported sFlow datagram version {version}")
+    if atype == 1:
+        if size < _HEAD_V4.size:
+            raise DecodeError(8, "datagram header truncated")
+        _, _, addr, sub, seq, uptime, n = _HEAD_V4.unpack_from(buf, 0)
+        agent = socket.inet_ntop(socket.AF_INET, addr)
+        off = _HEAD_V4.size
+    elif atype == 2:
+        if size < _HEAD_V6.size:
+            raise DecodeError(8, "datagram header truncated")
+        _, _, addr, sub, seq, uptime, n = _HEAD_V6.unpack_from(buf, 0)
+        agent = socket.inet_ntop(socket.AF_INET6, addr)
+        off = _HEAD_V6.size
+    else:
+        raise DecodeError(4, f"unknown agent address type {atype}")
+    if n > (size - off) // 8:
+        raise DecodeError(off - 4, f"{n} samples cannot fit in the {size - off} bytes left")
+    samples = []
+    append = samples.append
+    get = _SAMPLES_BY_TAG.get
+    unpack = _TAG_LEN.unpack_from
+    for i in range(n):
+        if off + 8 > size:
+            raise DecodeError(off, f"unexpected end of datagram after sample {i} of {n}")
+        tag, length = unpack(buf, off)
+        off += 8
+        padded = (length + 3) & ~3
+        if padded > size - off or length > size - off:
+            raise DecodeError(off - 4, f"sample {tag >> 12}:{tag & 0xFFF} length {length} exceeds the {size - off} bytes left")
+        fn = get(tag)
+        if fn is None:
+            append(UnknownSample(tag >> 12, tag & 0xFFF, bytes(buf[off : off + length])))
+        else:
+            append(fn(buf, off, off + padded))
+        off += padded
+    return Datagram(5, agent, sub, seq, uptime, tuple(samples))

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CAPTURES = ROOT.parent / "shared" / "captures"
+
+
+@pytest.fixture(scope="session")
+def captures_dir() -> Path:
+    """../shared/captures: real captures and sflowtool's output for each (the interop set)."""
+    if not CAPTURES.is_dir():
+        pytest.skip("interop captures (../shared/captures) are not beside this checkout")
+    return CAPTURES
+
+
+def capture_files() -> list[Path]:
+    return sorted(CAPTURES.glob("*.pcap")) if CAPTURES.is_dir() else []

@@ -18,3 +18,16 @@ def captures_dir() -> Path:
 
 def capture_files() -> list[Path]:
     return sorted(CAPTURES.glob("*.pcap")) if CAPTURES.is_dir() else []
+
+
+def _hypothesis_profiles() -> None:
+    import os
+
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("dev", deadline=None)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+_hypothesis_profiles()

@@ -1,0 +1,70 @@
+"""The `sflowpipe` command line: subcommands, settings, decode over a real UDP socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+from ingest.sflow import encode_datagram
+from tests.ingest.sflow.test_datagram import sample_datagram
+
+CLI = [sys.executable, "-m", "sflowpipe.cli"]
+
+
+def run(*args, env=None, input=None):
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, input=input, timeout=60)
+
+
+def test_help_lists_subcommands():
+    res = run("--help")
+    assert res.returncode == 0
+    assert "decode" in res.stdout and "bench" in res.stdout
+
+
+def test_print_config_resolves_env_and_file(tmp_path):
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("decode:\n  port: 7000\nlog_level: DEBUG\n")
+    env = {**os.environ, "SFLOWPIPE_DECODE__PORT": "7001"}
+    res = run("--config", str(cfg), "--print-config", env=env)
+    conf = json.loads(res.stdout)
+    assert conf["decode"]["port"] == 7001 and conf["log_level"] == "DEBUG"
+
+
+def test_invalid_settings_are_a_clear_error(tmp_path):
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("decode:\n  port: 99999\n")
+    res = run("--config", str(cfg), "--print-config")
+    assert res.returncode == 2 and "port" in res.stderr
+
+
+def test_decode_live_udp_json_and_typed():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for style, check in ((["-j"], lambda o: o["agent"] == "192.0.2.10" and o["datagramSourceIP"] == "127.0.0.1"),
+                         (["--format", "json"], lambda o: o["datagram"]["agent_address"] == "192.0.2.10")):
+        proc = subprocess.Popen([*CLI, "decode", "-p", str(port), *style], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            line = ""
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+                deadline = time.monotonic() + 20
+                os.set_blocking(proc.stdout.fileno(), False)
+                while time.monotonic() < deadline and not line:
+                    tx.sendto(encode_datagram(sample_datagram()), ("127.0.0.1", port))
+                    time.sleep(0.2)
+                    line = proc.stdout.readline()
+            assert line, proc.stderr.read() if proc.poll() is not None else "no output"
+            assert check(json.loads(line))
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def test_decode_from_stdin_and_bad_capture(tmp_path):
+    res = run("decode", "-j", "-r", "-", input="not a capture")
+    assert res.returncode == 2 and "not a pcap" in res.stderr

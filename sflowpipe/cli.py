@@ -13,9 +13,9 @@ from sflowpipe.settings import Settings, load_settings
 def _decode(args: argparse.Namespace, settings: Settings) -> int:
     from ingest import decode
 
-    if args.output == "typed" and args.style != "text":
+    if args.output == "json" and args.style != "text":
         raise SystemExit("--format json cannot be combined with -j/-J/-l/-g")
-    output = args.output if args.output == "typed" else args.style
+    output = "typed" if args.output == "json" else args.style
     if args.read:
         if args.read == "-":
             source = decode.from_capture(sys.stdin.buffer)

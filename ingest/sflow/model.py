@@ -2,8 +2,8 @@
 
 Names follow the sFlow v5 specification (sflow.org/sflow_version_5.txt). Addresses are text
 (IPv4 dotted quad, IPv6 RFC 5952 compressed), MACs ``aa:bb:cc:dd:ee:ff``; every counter keeps
-its wire width. Record classes live beside their decoders in flow_records.py and
-counter_records.py; this module holds the datagram and sample envelopes they sit in.
+its wire width. Record classes live beside their decoders in the flow_records/ and
+counter_records/ packages; this module holds the datagram and sample envelopes they sit in.
 """
 
 from __future__ import annotations

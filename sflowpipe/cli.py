@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
 from sflowpipe import __version__
@@ -45,9 +46,45 @@ def _guard(fn) -> int:
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    if args.bench == "ingest":
+        from bench import ingest as bench_ingest
+
+        return bench_ingest.main(settings, args)
+    if args.bench == "avro":
+        from bench import avro as bench_avro
+
+        return bench_avro.main(args)
     from bench import decode as bench_decode
 
     return bench_decode.main(args.capture, args.datagrams, args.sflowtool)
+
+
+def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest import service
+
+    return service.run(settings)
+
+
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest import replay
+
+    return replay.run(args, settings)
+
+
+def _tail(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest import tail
+
+    return tail.run(args, settings)
+
+
+def _generate(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest import generate
+
+    return generate.run(args, settings)
+
+
+def _kafka_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="Kafka brokers (setting kafka.bootstrap_servers)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,12 +112,61 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'json': sflowpipe's typed JSON (numbers as numbers) straight from the data model")
     p.set_defaults(style="text", func=_decode)
 
-    b = sub.add_parser("bench", help="benchmarks (decode)")
+    p = sub.add_parser("ingest", help="receive sFlow on UDP and publish it, decoded, to Kafka",
+                       description="Stateless UDP ingester: decode sFlow, publish Avro batches to Kafka.")
+    p.add_argument("--listen", metavar="HOST:PORT", help="UDP address (setting ingest.listen, default [::]:6343)")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes sharing the port (SO_REUSEPORT)")
+    p.add_argument("--metrics-listen", metavar="HOST:PORT", help="Prometheus endpoint (default 0.0.0.0:9343)")
+    _kafka_option(p)
+    p.set_defaults(func=_ingest)
+
+    p = sub.add_parser("replay", help="send a capture's sFlow over UDP, or publish it straight to Kafka")
+    p.add_argument("file", metavar="FILE.pcap")
+    p.add_argument("--to", required=True, metavar="HOST:PORT|kafka", help="UDP destination, or 'kafka'")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="time factor vs the capture's timing (2 = twice as fast, 0 = as fast as possible)")
+    p.add_argument("--rate", type=float, default=0, help="send at this many datagrams/s instead")
+    p.add_argument("--loop", type=int, default=1, help="send the capture this many times")
+    p.add_argument("--keep-timestamps", action="store_true", help="--to kafka: receive time = capture time")
+    _kafka_option(p)
+    p.set_defaults(func=_replay)
+
+    p = sub.add_parser("tail", help="print the records of a topic as JSON lines (one per sample)")
+    p.add_argument("topic", metavar="TOPIC", help="topic name, with or without the prefix (e.g. flow-samples)")
+    p.add_argument("--from-beginning", action="store_true")
+    p.add_argument("--max", type=int, default=0, metavar="N", help="stop after N samples (messages with --batches)")
+    p.add_argument("--batches", action="store_true", help="print whole messages, not one line per sample")
+    p.add_argument("--timeout", type=float, default=None, metavar="S", help="stop after S seconds without messages")
+    _kafka_option(p)
+    p.set_defaults(func=_tail)
+
+    p = sub.add_parser("generate", help="emit synthetic sFlow (agents, interfaces, flows incl. elephants, counters)")
+    p.add_argument("--to", default="127.0.0.1:6343", metavar="HOST:PORT")
+    p.add_argument("--agents", type=int, default=2)
+    p.add_argument("--interfaces", type=int, default=8)
+    p.add_argument("--sampling-rate", type=int, default=1000)
+    p.add_argument("--samples-per-datagram", type=int, default=6)
+    p.add_argument("--counter-interval", type=float, default=5.0, help="seconds between counter samples")
+    p.add_argument("--elephants", type=int, default=3, help="elephant flows in the mix")
+    p.add_argument("--rate", type=float, default=200, help="datagrams per second (0: as fast as possible)")
+    p.add_argument("--duration", type=float, default=0, help="seconds (0: until Ctrl-C or --count)")
+    p.add_argument("--count", type=int, default=0, help="datagrams to send (0: unlimited)")
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=_generate)
+
+    b = sub.add_parser("bench", help="benchmarks (decode, avro, ingest)")
     bsub = b.add_subparsers(dest="bench", metavar="WHAT", required=True)
     bd = bsub.add_parser("decode", help="decoder speed: datagrams/s and samples/s")
     bd.add_argument("--capture", default=None, help="capture to repeat (default ../shared/captures/overflowd__sflow.pcap)")
     bd.add_argument("--datagrams", type=int, default=100_000, help="datagrams to decode (default 100000)")
     bd.add_argument("--sflowtool", default="sflowtool", help="sflowtool binary to compare with, if on PATH")
+    ba = bsub.add_parser("avro", help="Avro batch layouts and codecs: encode/decode µs per sample")
+    ba.add_argument("--capture", default=None)
+    bi = bsub.add_parser("ingest", help="UDP -> one ingester process -> local broker: samples/s, CPU, loss")
+    bi.add_argument("--capture", default=None)
+    bi.add_argument("--datagrams", type=int, default=50_000)
+    bi.add_argument("--rate", type=float, default=0, help="datagrams/s to send (0: search for the lossless rate)")
+    _kafka_option(bi)
     b.set_defaults(func=_bench)
     return parser
 
@@ -91,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {}
     if getattr(args, "port", None):
         overrides["decode.port"] = args.port
+    for attr, key in (("bootstrap_servers", "kafka.bootstrap_servers"), ("listen", "ingest.listen"),
+                      ("workers", "ingest.workers"), ("metrics_listen", "ingest.metrics_listen")):
+        if getattr(args, attr, None):
+            overrides[key] = getattr(args, attr)
     try:
         settings = load_settings(args.config, **overrides)
     except Exception as e:  # pydantic's ValidationError, YAML errors, a missing file
@@ -102,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 0
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     return args.func(args, settings)
 
 

@@ -31,3 +31,30 @@ def _hypothesis_profiles() -> None:
 
 
 _hypothesis_profiles()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory):
+    """A real Kafka-protocol broker: $KAFKA_BOOTSTRAP_SERVERS if set, else a Tansu started here."""
+    import os
+
+    from sflowpipe.broker import EmbeddedBroker
+
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    log = tmp_path_factory.mktemp("tansu") / "tansu.log"
+    broker = EmbeddedBroker(log_path=str(log))
+    broker.start()
+    yield broker.bootstrap
+    broker.stop()
+
+
+@pytest.fixture
+def topic_prefix(request):
+    """A topic prefix unique to the test, so tests sharing a broker never see each other's data."""
+    import re
+    import time
+
+    return f"t{time.monotonic_ns() % 10**9}-{re.sub(r'[^a-zA-Z0-9]', '', request.node.name)[:30]}."

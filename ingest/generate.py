@@ -1,0 +1,143 @@
+"""`sflowpipe generate`: synthetic sFlow from the project's own encoder, for demos and load tests.
+
+N agents, each with interfaces; flow samples drawn from a mix of many small flows and a few
+elephant flows (full-size frames, a large share of the samples: above 10 Mbit/s once scaled by
+the sampling rate), plus interface counters every ``counter_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import struct
+import time
+from dataclasses import dataclass
+
+from ingest.sflow.counter_records import EthernetCounters, IfCounters
+from ingest.sflow.encode import encode_datagram
+from ingest.sflow.flow_records import ExtendedSwitch, SampledHeader
+from ingest.sflow.model import CounterSample, Datagram, FlowSample
+from ingest.udp import parse_hostport
+
+
+def ipv4_packet(src: str, dst: str, proto: int, sport: int, dport: int, length: int, flags: int = 0x18,
+                ttl: int = 64) -> bytes:
+    """An Ethernet/IPv4/TCP-or-UDP header as a switch would sample it (first 128 bytes at most)."""
+    eth = bytes.fromhex("020000000002020000000001") + b"\x08\x00"
+    if proto == 6:
+        l4 = struct.pack(">HHIIBBHHH", sport, dport, 1, 0, 0x50, flags, 65535, 0, 0)
+    else:
+        l4 = struct.pack(">HHHH", sport, dport, max(8, length - 20), 0)
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, length, 0, 0x4000, ttl, proto, 0,
+                     socket.inet_aton(src), socket.inet_aton(dst))
+    pkt = eth + ip + l4
+    return (pkt + bytes(max(0, min(128, length + 14) - len(pkt))))[:128]
+
+
+@dataclass
+class Flow:
+    src: str
+    dst: str
+    proto: int
+    sport: int
+    dport: int
+    size: int  # frame bytes
+    weight: float  # share of samples
+
+
+def make_flows(rng: random.Random, n_mice: int = 200, n_elephants: int = 3) -> list[Flow]:
+    flows = []
+    for i in range(n_elephants):
+        flows.append(Flow(f"10.1.{i}.10", f"192.0.2.{10 + i}", 6, 40000 + i, 443, 1500, 40.0))
+    for _ in range(n_mice):
+        proto = rng.choice((6, 6, 17))
+        flows.append(Flow(f"10.{rng.randrange(2, 250)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
+                          f"198.51.100.{rng.randrange(1, 255)}", proto, rng.randrange(1024, 65535),
+                          rng.choice((80, 443, 53, 123, 22, 8080)), rng.randrange(64, 1500), 1.0))
+    return flows
+
+
+class Generator:
+    """Builds datagrams for a set of agents; one call to ``datagram()`` per datagram sent."""
+
+    def __init__(self, agents: int = 2, interfaces: int = 8, sampling_rate: int = 1000, samples_per_datagram: int = 6,
+                 counter_interval: float = 5.0, seed: int = 1, elephants: int = 3) -> None:
+        self.rng = random.Random(seed)
+        self.agents = [f"192.0.2.{200 + i}" for i in range(agents)]
+        self.interfaces = interfaces
+        self.sampling_rate = sampling_rate
+        self.per_dg = samples_per_datagram
+        self.counter_interval = counter_interval
+        self.flows = make_flows(self.rng, n_elephants=elephants)
+        self.weights = [f.weight for f in self.flows]
+        self.seq = {a: 0 for a in self.agents}
+        self.sample_seq = {a: 0 for a in self.agents}
+        self.pool = {a: 0 for a in self.agents}
+        self.octets = {(a, i): 0 for a in self.agents for i in range(1, interfaces + 1)}
+        self.last_counters = {a: float("-inf") for a in self.agents}
+        self.start: float | None = None
+        self.n = 0
+
+    def datagram(self, now: float | None = None) -> bytes:
+        now = time.monotonic() if now is None else now
+        if self.start is None:
+            self.start = now - 1000.0  # agents have been up a while
+        agent = self.agents[self.n % len(self.agents)]
+        self.n += 1
+        samples = []
+        if now - self.last_counters[agent] >= self.counter_interval:
+            self.last_counters[agent] = now
+            samples.extend(self._counters(agent))
+        for flow in self.rng.choices(self.flows, self.weights, k=self.per_dg):
+            samples.append(self._flow_sample(agent, flow))
+        self.seq[agent] += 1
+        uptime = int((now - self.start) * 1000) & 0xFFFFFFFF
+        return encode_datagram(Datagram(5, agent, 0, self.seq[agent], uptime, tuple(samples)))
+
+    def _flow_sample(self, agent: str, f: Flow) -> FlowSample:
+        self.sample_seq[agent] += 1
+        self.pool[agent] += self.sampling_rate
+        inp = 1 + hash((f.src, agent)) % self.interfaces
+        out = 1 + hash((f.dst, agent)) % self.interfaces
+        self.octets[(agent, inp)] += f.size * self.sampling_rate
+        header = ipv4_packet(f.src, f.dst, f.proto, f.sport, f.dport, f.size - 14)
+        return FlowSample(False, self.sample_seq[agent] & 0xFFFFFFFF, 0, inp, self.sampling_rate,
+                          self.pool[agent] & 0xFFFFFFFF, 0, 0, inp, 0, out, (
+                              SampledHeader.of(1, f.size + 4, 4, header),
+                              ExtendedSwitch(10, 0, 10, 0),
+                          ))
+
+    def _counters(self, agent: str) -> list[CounterSample]:
+        out = []
+        for i in range(1, self.interfaces + 1):
+            octets = self.octets[(agent, i)] & 0xFFFFFFFFFFFFFFFF
+            self.sample_seq[agent] += 1
+            out.append(CounterSample(False, self.sample_seq[agent], 0, i, (
+                IfCounters(i, 6, 10_000_000_000, 1, 3, octets, octets // 800, 0, 0, 0, 0, 0,
+                           octets // 2, octets // 1600, 0, 0, 0, 0, 0),
+                EthernetCounters(*([0] * 13)),
+            )))
+        return out
+
+
+def run(args, settings) -> int:
+    host, port = parse_hostport(args.to, 6343)
+    gen = Generator(args.agents, args.interfaces, args.sampling_rate, args.samples_per_datagram,
+                    args.counter_interval, args.seed, args.elephants)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    deadline = time.monotonic() + args.duration if args.duration else None
+    sent = 0
+    t0 = time.monotonic()
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        try:
+            while (deadline is None or time.monotonic() < deadline) and (not args.count or sent < args.count):
+                sock.sendto(gen.datagram(), (host, port))
+                sent += 1
+                if args.rate:
+                    delay = t0 + sent / args.rate - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+        except KeyboardInterrupt:
+            pass
+    print(f"sent {sent} datagrams to {args.to}")
+    return 0

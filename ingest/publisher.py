@@ -1,0 +1,221 @@
+"""Publishing to Kafka without losing anything: the producer, then a bounded disk spill.
+
+Messages go to confluent-kafka's producer (acks=all, idempotent, compressed, batched), whose
+queue is the bounded in-memory buffer. When it is full, or while anything waits on disk (so
+order is kept), messages go to the ``SpillQueue``; ``service()`` moves them back to the producer
+once it has room. A message the producer gives up on (broker unreachable past
+``message_timeout_s``) returns to the spill queue. Every message ends up delivered, on disk,
+or counted as dropped (spill queue full).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from confluent_kafka import KafkaError, Producer
+
+from ingest.metrics import Metrics
+from ingest.spill import SpillQueue
+from sflowpipe.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+def describe_metrics(m: Metrics) -> None:
+    m.describe("sflowpipe_kafka_messages_submitted_total", "counter", "messages handed to the publisher")
+    m.describe("sflowpipe_kafka_messages_delivered_total", "counter", "messages acknowledged by Kafka")
+    m.describe("sflowpipe_kafka_messages_spilled_total", "counter", "messages written to the disk spill queue")
+    m.describe("sflowpipe_kafka_messages_dropped_total", "counter", "messages lost: spill queue full")
+    m.describe("sflowpipe_kafka_delivery_retries_total", "counter",
+               "messages the producer gave up on, returned to the spill queue")
+    m.describe("sflowpipe_kafka_producer_queue_messages", "gauge", "messages in the producer queue (in flight)")
+    m.describe("sflowpipe_kafka_spill_pending_messages", "gauge", "messages waiting in the disk spill queue")
+    m.describe("sflowpipe_kafka_spill_pending_bytes", "gauge", "bytes waiting in the disk spill queue")
+
+
+# producer-state errors a new producer (new producer id) gets past
+_FATAL_CODES = {KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH, KafkaError.UNKNOWN_PRODUCER_ID,
+                KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER, KafkaError._FATAL}
+
+
+class _RateLimitedLog:
+    """librdkafka's log lines through Python logging, at most one a second per facility."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self.last: dict[str, float] = {}
+
+    def log(self, level: int, msg: str, *args, **kwargs) -> None:
+        fac = msg.split("|", 3)[2] if msg.count("|") >= 3 else ""
+        now = time.monotonic()
+        if now - self.last.get(fac, 0.0) >= 1.0:
+            self.last[fac] = now
+            self.logger.log(level, msg, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.logger, name)
+
+
+class Publisher:
+    """Owns the Kafka producer and the spill queue behind it."""
+
+    def __init__(self, kafka: KafkaSettings, spill: SpillQueue, metrics: Metrics, client_id: str = "sflowpipe") -> None:
+        self.kafka = kafka
+        self.spill = spill
+        self.metrics = metrics
+        self.client_id = client_id
+        self.producer: Producer | None = None
+        self.full = False  # producer refused a message; spill until service() finds room
+        self.broker_up = True  # false after a failed delivery, true again after a successful one
+        self._last_probe = 0.0
+        self._last_error_log = 0.0
+        self._rebuild = False  # the producer hit a fatal error: replace it
+        m = metrics
+        m.describe("sflowpipe_kafka_producer_restarts_total", "counter",
+                   "producers replaced after a fatal error (e.g. fenced after a broker restart)")
+        describe_metrics(metrics)
+
+    def start(self) -> None:
+        self.spill.start()
+        self.producer = self._new_producer()
+
+    def _new_producer(self) -> Producer:
+        conf = {
+            "bootstrap.servers": self.kafka.bootstrap_servers,
+            "client.id": self.client_id,
+            "acks": "all",
+            "enable.idempotence": True,
+            "compression.type": self.kafka.compression,
+            "linger.ms": self.kafka.linger_ms,
+            "batch.size": 1 << 20,
+            "queue.buffering.max.kbytes": self.kafka.memory_queue_mb * 1024,
+            "queue.buffering.max.messages": 1_000_000,
+            "message.timeout.ms": int(self.kafka.message_timeout_s * 1000),
+            "error_cb": self._error,
+            "logger": _RateLimitedLog(logging.getLogger("librdkafka")),
+        }
+        conf.update(self.kafka.producer)
+        return Producer(conf)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Flush what Kafka will take within ``timeout``; spill the rest to disk for next time."""
+        if self.producer is not None:
+            deadline = time.monotonic() + timeout
+            while self.spill.pending and time.monotonic() < deadline and self._replay(5000):
+                self.producer.poll(0.05)
+            self.producer.flush(max(0.0, deadline - time.monotonic()))
+            if len(self.producer):
+                self.producer.purge()  # undelivered: their delivery reports put them back on disk
+                self.producer.flush(5)
+            self.producer = None
+        self._gauges()
+        self.spill.stop()
+
+    # ---------------------------------------------------------------- publishing
+
+    def publish(self, topic: str, key: bytes | None, value: bytes) -> None:
+        self.metrics.inc("sflowpipe_kafka_messages_submitted_total", labels=(("topic", topic),))
+        if self.full or self.spill.pending:
+            self._to_spill(topic, key, value)
+            return
+        try:
+            self.producer.produce(topic, value, key, on_delivery=self._delivered)
+        except BufferError:
+            self.full = True
+            self._to_spill(topic, key, value)
+
+    def service(self) -> None:
+        """Deliver reports, and move spilled messages back to the producer when it has room."""
+        self.producer.poll(0)
+        if self._rebuild:
+            self._restart_producer()
+        if self.spill.pending:
+            self._replay(2000)
+        elif self.full and len(self.producer) < 1000:
+            self.full = False
+        self._gauges()
+
+    def in_flight(self) -> int:
+        return len(self.producer) if self.producer is not None else 0
+
+    def flush(self, timeout: float) -> int:
+        """Wait for in-flight messages (not the spill queue); returns how many are still in flight."""
+        return self.producer.flush(timeout)
+
+    # ---------------------------------------------------------------- internals
+
+    def _replay(self, budget: int) -> int:
+        """Move up to ``budget`` messages from disk to the producer, in order; returns how many."""
+        if not self.broker_up:
+            # the broker is away: probe with one message a second until a delivery succeeds
+            now = time.monotonic()
+            if len(self.producer) or now - self._last_probe < 1.0:
+                return 0
+            self._last_probe = now
+            budget = 1
+        elif len(self.producer) > 10_000:  # a backlog already: let it drain first
+            return 0
+        items = self.spill.peek(budget)
+        moved = nbytes = 0
+        last = None
+        for topic, key, value, pos in items:
+            try:
+                self.producer.produce(topic, value, key, on_delivery=self._delivered)
+            except BufferError:
+                break
+            moved += 1
+            nbytes += pos[2]
+            last = pos
+        if moved:
+            self.spill.consume(last, moved, nbytes)
+        self.full = moved < len(items)
+        return moved
+
+    def _restart_producer(self) -> None:
+        """Replace a producer that hit a fatal error; what it held goes back to disk first."""
+        old = self.producer
+        old.purge()
+        old.flush(5)  # delivery reports of the purged messages spill them
+        self._rebuild = False
+        self.producer = self._new_producer()
+        self.broker_up = False  # probe before replaying at full speed
+        self.metrics.inc("sflowpipe_kafka_producer_restarts_total")
+        log.warning("kafka producer replaced after a fatal error")
+
+    def _to_spill(self, topic: str, key: bytes | None, value: bytes) -> None:
+        if self.spill.append(topic, key, value):
+            self.metrics.inc("sflowpipe_kafka_messages_spilled_total", labels=(("topic", topic),))
+        else:
+            self.metrics.inc("sflowpipe_kafka_messages_dropped_total", labels=(("topic", topic), ("reason", "spill_full")))
+
+    def _delivered(self, err: KafkaError | None, msg) -> None:
+        topic = msg.topic()
+        if err is None:
+            self.broker_up = True
+            self.metrics.inc("sflowpipe_kafka_messages_delivered_total", labels=(("topic", topic),))
+            return
+        self.broker_up = False
+        if err.fatal() or err.code() in _FATAL_CODES:
+            self._rebuild = True
+        # not delivered (timed out while the broker was away, purged at shutdown...): keep it
+        self.metrics.inc("sflowpipe_kafka_delivery_retries_total", labels=(("topic", topic),))
+        self._to_spill(topic, msg.key(), msg.value())
+        self._log_error(f"delivery to {topic} failed, message kept on disk: {err}")
+
+    def _error(self, err: KafkaError) -> None:
+        if err.fatal():
+            self._rebuild = True
+        self._log_error(f"kafka: {err}")
+
+    def _log_error(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self._last_error_log > 5:
+            self._last_error_log = now
+            log.warning(text)
+
+    def _gauges(self) -> None:
+        m = self.metrics
+        m.set("sflowpipe_kafka_producer_queue_messages", self.in_flight())
+        m.set("sflowpipe_kafka_spill_pending_messages", self.spill.pending)
+        m.set("sflowpipe_kafka_spill_pending_bytes", self.spill.bytes)

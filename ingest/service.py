@@ -1,0 +1,172 @@
+"""`sflowpipe ingest`: stateless UDP ingesters publishing decoded sFlow to Kafka.
+
+``Ingester`` is one worker: a socket, the ingest pipeline and the publisher, started in that
+order and stopped in reverse. ``run`` starts one in-process, or N worker processes (each with
+its own SO_REUSEPORT socket and spill directory) whose metrics the parent serves together.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import select
+import signal
+import threading
+import time
+from pathlib import Path
+
+from ingest.metrics import Metrics, MetricsServer, render
+from ingest.pipeline import IngestPipeline
+from ingest.publisher import Publisher
+from ingest.spill import SpillQueue
+from ingest.udp import UdpReceiver, parse_hostport
+from sflowpipe.kafka import ensure_topics
+from sflowpipe.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Ingester:
+    """Owns one UDP socket and the path from it to Kafka."""
+
+    def __init__(self, settings: Settings, worker: int = 0, metrics: Metrics | None = None) -> None:
+        self.settings = settings
+        self.worker = worker
+        self.metrics = metrics or Metrics()
+        host, port = parse_hostport(settings.ingest.listen)
+        self.receiver = UdpReceiver(host, port, settings.ingest.rcvbuf_bytes)
+        spill = SpillQueue(Path(settings.ingest.spill_dir) / f"worker-{worker}",
+                           settings.ingest.spill_max_mb << 20)
+        self.publisher = Publisher(settings.kafka, spill, self.metrics, client_id=f"sflowpipe-ingest-{worker}")
+        self.pipeline = IngestPipeline(settings, self.publisher, self.metrics)
+        self.stopping = threading.Event()
+        m = self.metrics
+        m.describe("sflowpipe_ingest_kernel_drops", "gauge", "datagrams the kernel dropped for this socket")
+        m.describe("sflowpipe_ingest_socket_rcvbuf_bytes", "gauge", "SO_RCVBUF granted by the kernel")
+
+    def start(self) -> None:
+        self.publisher.start()
+        self.receiver.start()
+        self.metrics.set("sflowpipe_ingest_socket_rcvbuf_bytes", self.receiver.granted_rcvbuf)
+
+    def stop(self) -> None:
+        """Stop receiving, publish what is batched, flush the producer."""
+        self.receiver.stop()
+        self.pipeline.drain()
+        self.publisher.stop()
+
+    def run(self) -> None:
+        """Receive until stop is requested."""
+        sock = self.receiver.sock
+        recv = sock.recvfrom
+        handle = self.pipeline.handle
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        next_service = next_drops = 0.0
+        while not self.stopping.is_set():
+            if poller.poll(5):
+                for _ in range(256):  # drain the socket in bursts
+                    try:
+                        data, peer = recv(65535)
+                    except (BlockingIOError, InterruptedError):
+                        break
+                    host = peer[0]
+                    if host.startswith("::ffff:") and "." in host:
+                        host = host[7:]
+                    handle(data, host, peer[1], time.time_ns() // 1000)
+            now = time.monotonic()
+            if now >= next_service:
+                self.pipeline.service(now)
+                next_service = now + 0.01
+            if now >= next_drops:
+                self.metrics.set("sflowpipe_ingest_kernel_drops", self.receiver.kernel_drops())
+                next_drops = now + 1.0
+
+
+def _worker_main(settings: Settings, worker: int, snapshots, ready, stop_flag) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=settings.log_level, format=f"%(asctime)s ingest[{worker}] %(levelname)s %(message)s")
+    ing = Ingester(settings, worker)
+    signal.signal(signal.SIGTERM, lambda *_: ing.stopping.set())
+    ing.start()
+    ready.put((worker, ing.receiver.port))
+
+    def report():
+        while not ing.stopping.wait(1.0):
+            snapshots.put((worker, ing.metrics.snapshot()))
+
+    t = threading.Thread(target=report, daemon=True)
+    t.start()
+    try:
+        ing.run()
+    finally:
+        ing.stop()
+        snapshots.put((worker, ing.metrics.snapshot()))
+
+
+def run(settings: Settings, on_ready=None) -> int:
+    """Run the ingester(s) until SIGTERM/SIGINT; exit code 0 after a clean shutdown."""
+    k, t = settings.kafka, settings.topics
+    ensure_topics(k, [k.topic(n) for n in (t.raw, t.flow_samples, t.counter_samples, t.discard_samples,
+                                           t.deadletter)])
+    mhost, mport = parse_hostport(settings.ingest.metrics_listen, 9343)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+
+    if settings.ingest.workers == 1:
+        ing = Ingester(settings)
+        server = MetricsServer(mhost, mport, lambda: render([((), ing.metrics.snapshot())]))
+        ing.start()
+        server.start()
+        log.info("ingest ready: UDP %s, metrics http://%s:%d/metrics", settings.ingest.listen, mhost, server.port)
+        if on_ready:
+            on_ready(ing.receiver.port, server.port)
+        threading.Thread(target=lambda: (stop.wait(), ing.stopping.set()), daemon=True).start()
+        try:
+            ing.run()
+        finally:
+            ing.stop()
+            server.stop()
+        return 0
+
+    ctx = mp.get_context("spawn")
+    snapshots, ready = ctx.Queue(), ctx.Queue()
+    latest: dict[int, dict] = {}
+    procs = [ctx.Process(target=_worker_main, args=(settings, i, snapshots, ready, None), name=f"ingest-{i}")
+             for i in range(settings.ingest.workers)]
+    for p in procs:
+        p.start()
+    ports = [ready.get(timeout=60) for _ in procs]
+    server = MetricsServer(mhost, mport, lambda: render(
+        [((("worker", str(w)),), s) for w, s in sorted(latest.items())]))
+    server.start()
+    log.info("ingest ready: %d workers on UDP %s, metrics http://%s:%d/metrics",
+             len(procs), settings.ingest.listen, mhost, server.port)
+    if on_ready:
+        on_ready(ports[0][1], server.port)
+    while not stop.is_set() and any(p.is_alive() for p in procs):
+        _collect(snapshots, latest, 0.5)
+    for p in procs:
+        if p.is_alive():
+            os.kill(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    for p in procs:
+        while p.is_alive() and time.monotonic() < deadline:
+            _collect(snapshots, latest, 0.2)
+            p.join(0.1)
+    _collect(snapshots, latest, 0.2)
+    server.stop()
+    return 0 if all(p.exitcode == 0 for p in procs) else 1
+
+
+def _collect(q, latest: dict, timeout: float) -> None:
+    try:
+        w, snap = q.get(timeout=timeout)
+        latest[w] = snap
+        while True:
+            w, snap = q.get_nowait()
+            latest[w] = snap
+    except Exception:  # queue.Empty
+        pass

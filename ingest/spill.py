@@ -1,0 +1,143 @@
+"""A bounded, ordered on-disk queue of Kafka messages, for riding out broker outages.
+
+Messages are appended to segment files and read back in the same order; the read position is
+saved, so what was spilled before a restart is replayed after it. When the queue would exceed
+``max_bytes`` the message is refused (the caller counts it as dropped).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+_HEAD = struct.Struct(">IHH")  # value length, topic length, key length (0xFFFF = no key)
+SEGMENT_BYTES = 16 << 20
+
+
+class SpillQueue:
+    """Owns a directory of segment files: append at the tail, read from the head."""
+
+    def __init__(self, directory: str | Path, max_bytes: int) -> None:
+        self.dir = Path(directory)
+        self.max_bytes = max_bytes
+        self.pending = 0  # messages waiting
+        self.bytes = 0  # bytes waiting
+        self._w = None
+        self._w_seg = 0
+        self._r = None
+        self._r_seg = 0
+        self._r_pos = 0
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        segs = self._segments()
+        cursor = self.dir / "cursor"
+        if cursor.exists() and segs:
+            seg, pos = (int(x) for x in cursor.read_text().split())
+            segs = [s for s in segs if s >= seg]
+            self._r_seg, self._r_pos = (seg, pos) if segs and segs[0] == seg else (segs[0] if segs else 0, 0)
+        else:
+            self._r_seg, self._r_pos = (segs[0] if segs else 0), 0
+        for s in self._segments():
+            if s < self._r_seg:
+                self._path(s).unlink()
+        self._w_seg = (max(segs) if segs else 0)
+        # count what is waiting
+        self.pending = self.bytes = 0
+        for s in self._segments():
+            data = self._path(s).read_bytes()
+            pos = self._r_pos if s == self._r_seg else 0
+            while pos + _HEAD.size <= len(data):
+                vlen, tlen, klen = _HEAD.unpack_from(data, pos)
+                size = _HEAD.size + tlen + (0 if klen == 0xFFFF else klen) + vlen
+                if pos + size > len(data):
+                    break  # torn write at the tail: ignored
+                self.pending += 1
+                self.bytes += size
+                pos += size
+        self._w = open(self._path(self._w_seg), "ab")
+
+    def stop(self) -> None:
+        if self._w:
+            self._w.close()
+            self._w = None
+        if self._r:
+            self._r.close()
+            self._r = None
+        self._save_cursor()
+
+    # ---------------------------------------------------------------- queue
+
+    def append(self, topic: str, key: bytes | None, value: bytes) -> bool:
+        """Queue a message; False when the queue is full (nothing written)."""
+        t = topic.encode()
+        k = b"" if key is None else key
+        size = _HEAD.size + len(t) + len(k) + len(value)
+        if self.bytes + size > self.max_bytes:
+            return False
+        if self._w.tell() >= SEGMENT_BYTES:
+            self._w.close()
+            self._w_seg += 1
+            self._w = open(self._path(self._w_seg), "ab")
+        self._w.write(_HEAD.pack(len(value), len(t), 0xFFFF if key is None else len(k)) + t + k + value)
+        self.pending += 1
+        self.bytes += size
+        return True
+
+    def peek(self, n: int) -> list[tuple[str, bytes | None, bytes, tuple[int, int, int]]]:
+        """Up to n messages from the head, not yet removed: (topic, key, value, position after it)."""
+        if not self.pending:
+            return []
+        self._w.flush()
+        out = []
+        seg, pos = self._r_seg, self._r_pos
+        while len(out) < n and seg <= self._w_seg:
+            path = self._path(seg)
+            data = path.read_bytes() if path.exists() else b""
+            while len(out) < n and pos + _HEAD.size <= len(data):
+                vlen, tlen, klen = _HEAD.unpack_from(data, pos)
+                p = pos + _HEAD.size
+                topic = data[p : p + tlen].decode()
+                p += tlen
+                key = None
+                if klen != 0xFFFF:
+                    key = data[p : p + klen]
+                    p += klen
+                value = data[p : p + vlen]
+                size = p + vlen - pos
+                pos += size
+                out.append((topic, key, value, (seg, pos, size)))
+            if len(out) < n:
+                seg, pos = seg + 1, 0
+        return out
+
+    def consume(self, upto: tuple[int, int, int], messages: int, nbytes: int) -> None:
+        """Remove the head up to a position peek() returned (``messages`` of ``nbytes`` bytes)."""
+        seg, pos, _ = upto
+        for s in range(self._r_seg, seg):
+            self._path(s).unlink(missing_ok=True)
+        self._r_seg, self._r_pos = seg, pos
+        self.pending -= messages
+        self.bytes -= nbytes
+        if self.pending == 0 and self._r_seg == self._w_seg:
+            # empty: start the tail segment afresh
+            self._w.close()
+            self._w = open(self._path(self._w_seg), "wb")
+            self._r_pos = 0
+        self._save_cursor()
+
+    # ---------------------------------------------------------------- files
+
+    def _path(self, seg: int) -> Path:
+        return self.dir / f"{seg:012d}.spill"
+
+    def _segments(self) -> list[int]:
+        return sorted(int(p.name.split(".")[0]) for p in self.dir.glob("*.spill"))
+
+    def _save_cursor(self) -> None:
+        tmp = self.dir / "cursor.tmp"
+        tmp.write_text(f"{self._r_seg} {self._r_pos}")
+        os.replace(tmp, self.dir / "cursor")

@@ -1,0 +1,158 @@
+"""The message schemas of sflowpipe's topics, built from the data model.
+
+Flow samples travel as a columnar batch (one array per field, one agent per message: see
+README "Avro layout" for the measurements behind that choice); counter and discard samples,
+far fewer, as arrays of typed records. ``python -m schemas.generate`` writes them to .avsc.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec.inspect as mi
+
+from ingest.sflow.counter_records import COUNTER_RECORDS
+from ingest.sflow.flow_records import FLOW_RECORDS, ExtendedRouter, ExtendedSwitch, SampledHeader
+from ingest.sflow.header import DecodedHeader
+from ingest.sflow.model import UnknownRecord
+from schemas.model_avro import NAMESPACE, avro_type, record_schema, union_of
+
+# The flow-sample columns taken from a sample's first sampled_header, extended_switch and
+# extended_router records (None where the sample has none); every other record of the sample
+# goes, typed, into the ``records`` column.
+HEADER_COLUMNS = ("header_protocol", "frame_length", "stripped", "header")
+DECODED_COLUMNS = tuple(f.name for f in mi.type_info(DecodedHeader).fields)  # includes "inner"
+SWITCH_COLUMNS = tuple(f.name for f in mi.type_info(ExtendedSwitch).fields)
+ROUTER_COLUMNS = tuple(f.name for f in mi.type_info(ExtendedRouter).fields)
+
+# Per-sample envelope columns: what every sample carries about its datagram and data source.
+ENVELOPE = (
+    ("receive_time_us", "long", "receive time, microseconds since the Unix epoch (UTC)"),
+    ("sub_agent_id", "long", "datagram sub-agent id"),
+    ("datagram_sequence", "long", "datagram sequence number"),
+    ("uptime_ms", "long", "agent uptime when the datagram was sent, milliseconds"),
+    ("sequence_number", "long", "sample sequence number (per data source)"),
+    ("source_id_type", "long", "data source type: 0 ifIndex, 1 smonVlanDataSource, 2 entPhysicalEntry"),
+    ("source_id_index", "long", "data source index"),
+    ("expanded", "boolean", "sent as an expanded sample (0:3 / 0:4)"),
+)
+FLOW_ENVELOPE = ENVELOPE + (
+    ("sampling_rate", "long", "one packet in sampling_rate was sampled"),
+    ("sample_pool", "long", "packets that could have been sampled"),
+    ("drops", "long", "samples dropped for lack of resources"),
+    ("input_format", "long", "input interface format: 0 ifIndex, 1 discard reason, 2 multiple"),
+    ("input", "long", "input interface (ifIndex) or value per input_format"),
+    ("output_format", "long", "output interface format: 0 ifIndex, 1 discard reason, 2 multiple"),
+    ("output", "long", "output interface (ifIndex) or value per output_format"),
+)
+
+
+def _nullable(t: Any) -> Any:
+    return t if isinstance(t, list) and t[0] == "null" else ["null", t]
+
+
+def _flow_record_classes() -> list[type]:
+    return [c.cls for c in FLOW_RECORDS.values()] + [UnknownRecord]
+
+
+def _counter_record_classes() -> list[type]:
+    return [c.cls for c in COUNTER_RECORDS.values()] + [UnknownRecord]
+
+
+def _batch_head(named: dict) -> list[dict]:
+    return [
+        {"name": "agent_address", "type": "string", "doc": "sFlow agent address"},
+        {"name": "exporter_address", "type": "string", "doc": "source address of the UDP datagrams"},
+    ]
+
+
+def flow_sample_batch() -> dict:
+    """FlowSampleBatch: flow samples of one agent, one array per field (columnar)."""
+    named: dict = {}
+    cols: list[dict] = [{"name": n, "type": {"type": "array", "items": t}, "doc": d} for n, t, d in FLOW_ENVELOPE]
+    for f in mi.type_info(SampledHeader).fields:
+        if f.name in HEADER_COLUMNS:
+            cols.append({"name": f.name, "type": {"type": "array", "items": _nullable(avro_type(f.type, named))},
+                         "doc": f"sampled_header.{f.name} (null: no sampled header)"})
+    for f in mi.type_info(DecodedHeader).fields:
+        t = avro_type(f.type, named)
+        cols.append({"name": f.name, "type": {"type": "array", "items": t},
+                     "doc": f"parsed from the sampled header: {f.name}"})
+    for cls in (ExtendedSwitch, ExtendedRouter):
+        for f in mi.type_info(cls).fields:
+            cols.append({"name": f.name, "type": {"type": "array", "items": _nullable(avro_type(f.type, named))},
+                         "doc": f"{cls.__name__}.{f.name} (null: no such record)"})
+    cols.append({"name": "records", "doc": "the sample's other flow records, typed, in order",
+                 "type": {"type": "array", "items": {"type": "array",
+                                                      "items": union_of(_flow_record_classes(), named)}}})
+    return {"type": "record", "name": "FlowSampleBatch", "namespace": NAMESPACE,
+            "doc": "Flow samples (0:1, 0:3) of one agent, columnar: field i of every array is sample i.",
+            "fields": _batch_head(named) + cols}
+
+
+def _row_sample(name: str, envelope: tuple, record_classes: list[type], extra: list[dict], named: dict,
+                doc: str) -> dict:
+    fields = [{"name": n, "type": t, "doc": d} for n, t, d in envelope] + extra
+    fields.append({"name": "records", "type": {"type": "array", "items": union_of(record_classes, named)}})
+    return {"type": "record", "name": name, "namespace": NAMESPACE, "doc": doc, "fields": fields}
+
+
+def counter_sample_batch() -> dict:
+    named: dict = {}
+    sample = _row_sample("CounterSample", ENVELOPE, _counter_record_classes(), [], named,
+                         "A counters sample (0:2, 0:4) with its typed counter blocks.")
+    return {"type": "record", "name": "CounterSampleBatch", "namespace": NAMESPACE,
+            "doc": "Counter samples of one agent.",
+            "fields": _batch_head(named) + [{"name": "samples", "type": {"type": "array", "items": sample}}]}
+
+
+def discard_sample_batch() -> dict:
+    named: dict = {}
+    extra = [
+        {"name": "drops", "type": "long"},
+        {"name": "input_format", "type": "long"},
+        {"name": "input", "type": "long"},
+        {"name": "output_format", "type": "long"},
+        {"name": "output", "type": "long"},
+        {"name": "reason", "type": "long", "doc": "discard reason code (sflow_drops.txt)"},
+    ]
+    sample = _row_sample("DiscardSample", ENVELOPE, _flow_record_classes(), extra, named,
+                         "A discarded-packet sample (0:5) with its typed flow records.")
+    return {"type": "record", "name": "DiscardSampleBatch", "namespace": NAMESPACE,
+            "doc": "Discard samples of one agent.",
+            "fields": _batch_head(named) + [{"name": "samples", "type": {"type": "array", "items": sample}}]}
+
+
+def raw_datagram() -> dict:
+    return {"type": "record", "name": "RawDatagram", "namespace": NAMESPACE,
+            "doc": "One sFlow datagram as received.",
+            "fields": [
+                {"name": "receive_time_us", "type": "long", "doc": "microseconds since the Unix epoch (UTC)"},
+                {"name": "exporter_address", "type": "string"},
+                {"name": "exporter_port", "type": "int"},
+                {"name": "data", "type": "bytes", "doc": "the UDP payload"},
+            ]}
+
+
+def dead_letter() -> dict:
+    return {"type": "record", "name": "DeadLetter", "namespace": NAMESPACE,
+            "doc": "Input that could not be processed, with why.",
+            "fields": [
+                {"name": "receive_time_us", "type": "long"},
+                {"name": "exporter_address", "type": "string"},
+                {"name": "exporter_port", "type": "int"},
+                {"name": "data", "type": "bytes"},
+                {"name": "stage", "type": "string", "doc": "where it failed, e.g. decode"},
+                {"name": "error", "type": "string"},
+                {"name": "offset", "type": ["null", "long"], "default": None, "doc": "byte offset of a decode error"},
+            ]}
+
+
+# schema file stem -> builder, the set of message schemas sflowpipe writes
+MESSAGES = {
+    "raw_datagram": raw_datagram,
+    "flow_sample_batch": flow_sample_batch,
+    "counter_sample_batch": counter_sample_batch,
+    "discard_sample_batch": discard_sample_batch,
+    "dead_letter": dead_letter,
+}

@@ -1,0 +1,35 @@
+"""Test helpers around the real broker: fixtures' building blocks and topic readers."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from schemas.codec import decode_any
+
+
+def read_topic(bootstrap: str, topic: str, until, timeout: float = 60.0, idle: float = 3.0) -> list:
+    """Decoded messages of a topic from the beginning, until ``until(messages)`` or timeout/idle."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{os.getpid()}-{time.monotonic_ns()}",
+                  "enable.auto.commit": False})
+    out: list = []
+    try:
+        md = c.list_topics(topic, timeout=10).topics[topic]
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in md.partitions])
+        deadline = time.monotonic() + timeout
+        last = time.monotonic()
+        while time.monotonic() < deadline:
+            msgs = c.consume(1000, 0.5)
+            for m in msgs:
+                if m.error() is None:
+                    out.append(decode_any(m.value())[1])
+                    last = time.monotonic()
+            if until(out):
+                break
+            if not msgs and time.monotonic() - last > idle and until is None:
+                break
+    finally:
+        c.close()
+    return out

@@ -1,0 +1,84 @@
+"""Versioned example payloads: ``python -m schemas.examples`` writes, for the newest version of
+every schema that has none yet, ``examples/<name>.v<N>.avro`` (single-object encoded) and
+``examples/<name>.v<N>.json`` (the datum). Released examples are never rewritten; tests read
+every one of them with the newest reader."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from pathlib import Path
+
+from schemas.codec import AvroCodec, schema_set
+
+DIR = Path(__file__).resolve().parent / "examples"
+
+
+def _jsonable(v):
+    if isinstance(v, bytes):
+        return {"$bytes": base64.b64encode(v).decode()}
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+def from_jsonable(v):
+    if isinstance(v, dict):
+        if set(v) == {"$bytes"}:
+            return base64.b64decode(v["$bytes"])
+        return {k: from_jsonable(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [from_jsonable(x) for x in v]
+    return v
+
+
+def example_datums() -> dict[str, dict]:
+    """One realistic datum per schema, built through the real decode and batching path."""
+    from ingest.batches import AgentBatches
+    from ingest.generate import Generator, ipv4_packet
+    from ingest.sflow import decode_datagram, encode_datagram
+    from ingest.sflow.flow_records import ExtendedEgressQueue, SampledHeader
+    from ingest.sflow.model import Datagram, DiscardSample
+
+    gen = Generator(agents=1, interfaces=2, samples_per_datagram=2, seed=3)
+    drop = DiscardSample(9, 0, 3, 1, 0, 3, 0, 0, 258, (
+        ExtendedEgressQueue(2), SampledHeader.of(1, 64, 4, ipv4_packet("10.0.0.1", "10.0.0.2", 17, 53, 53, 50))))
+    payloads = [gen.datagram(now=0.0), encode_datagram(Datagram(5, "192.0.2.200", 0, 7, 1000, (drop,)))]
+    batches = AgentBatches(10_000, 1e9)
+    for p in payloads:
+        batches.add(decode_datagram(p), "192.0.2.1", 1_763_683_200_000_000)
+    by_kind = {b.kind: b.datum for b in batches.drain()}
+    return {
+        "raw_datagram": {"receive_time_us": 1_763_683_200_000_000, "exporter_address": "192.0.2.1",
+                         "exporter_port": 50000, "data": payloads[1]},
+        "dead_letter": {"receive_time_us": 1_763_683_200_000_000, "exporter_address": "192.0.2.1",
+                        "exporter_port": 50000, "data": b"\x00\x00\x00\x04", "stage": "decode",
+                        "error": "unsupported sFlow datagram version 4", "offset": 0},
+        "flow_sample_batch": by_kind["flow"],
+        "counter_sample_batch": by_kind["counters"],
+        "discard_sample_batch": by_kind["discards"],
+    }
+
+
+def main() -> int:
+    DIR.mkdir(exist_ok=True)
+    datums = None
+    for stem, versions in schema_set().by_stem.items():
+        newest = versions[-1]
+        target = DIR / f"{stem}.v{newest.version}.avro"
+        if target.exists():
+            continue
+        datums = datums or example_datums()
+        msg = AvroCodec(stem).encode(datums[stem])
+        target.write_bytes(msg)
+        decoded = AvroCodec(stem).decode(msg)
+        (DIR / f"{stem}.v{newest.version}.json").write_text(json.dumps(_jsonable(decoded), indent=1) + "\n")
+        print(f"wrote {target.name}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

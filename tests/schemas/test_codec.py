@@ -1,0 +1,189 @@
+"""Schemas and codecs: framing, fingerprints, the compiled writer's bytes, schema evolution,
+and the Confluent Schema Registry wire format."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import shutil
+import struct
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import fastavro
+import pytest
+from fastavro.schema import fingerprint
+
+from ingest.batches import AgentBatches
+from ingest.generate import Generator
+from ingest.pcap import read_udp_payloads
+from ingest.sflow import decode_datagram
+from schemas import definitions
+from schemas.codec import SCHEMA_DIR, AvroCodec, CodecError, ConfluentCodec, SchemaSet, decode_any, schema_set
+from schemas.examples import DIR as EXAMPLES, from_jsonable
+from schemas.generate import render, versions
+from schemas.writer import compile_writer, encode_long
+from tests.conftest import capture_files
+
+
+def batches_from(payloads) -> list:
+    b = AgentBatches(300, 1e9)
+    out = []
+    for p in payloads:
+        try:
+            out += b.add(decode_datagram(p), "192.0.2.9", 1_700_000_000_123_456)
+        except Exception:
+            continue
+    return out + b.drain()
+
+
+def all_batches() -> list:
+    gen = Generator(agents=2, counter_interval=0.2, seed=9)
+    payloads = [gen.datagram(now=i * 0.01) for i in range(200)]
+    for path in capture_files():
+        payloads += [d.payload for d in read_udp_payloads(str(path))]
+    return batches_from(payloads)
+
+
+STEMS = {"flow": "flow_sample_batch", "counters": "counter_sample_batch", "discards": "discard_sample_batch"}
+
+
+def test_newest_schemas_match_the_data_model():
+    """A model change must come with a new schema version (python -m schemas.generate)."""
+    for stem, build in definitions.MESSAGES.items():
+        newest = versions(stem)[-1][1]
+        assert newest.read_text() == render(build()), f"{newest.name} is stale: run python -m schemas.generate"
+
+
+def test_single_object_framing_and_fingerprint():
+    codec = AvroCodec("raw_datagram")
+    msg = codec.encode({"receive_time_us": 1, "exporter_address": "192.0.2.1", "exporter_port": 6343, "data": b"x"})
+    assert msg[:2] == b"\xc3\x01"
+    # the spec's CRC-64-AVRO of the Parsing Canonical Form, little-endian
+    assert msg[2:10] == bytes.fromhex(fingerprint(codec.current.canonical, "CRC-64-AVRO"))
+    body = fastavro.schemaless_reader(io.BytesIO(msg[10:]), codec.current.parsed)
+    assert body["data"] == b"x" and codec.decode(msg) == body
+    assert decode_any(msg)[0] == "raw_datagram"
+    with pytest.raises(CodecError):
+        codec.decode(b"\xc3\x01" + b"\0" * 8 + msg[10:])
+    with pytest.raises(CodecError):
+        codec.decode(msg[:12])
+
+
+def test_compiled_writer_writes_fastavros_bytes():
+    batches = all_batches()
+    assert {b.kind for b in batches} >= {"flow", "counters"}
+    for b in batches:
+        sv = schema_set().newest(STEMS[b.kind])
+        ref = io.BytesIO()
+        fastavro.schemaless_writer(ref, sv.parsed, b.datum)
+        assert sv.writer(b.datum) == ref.getvalue()
+
+
+def test_longs_and_unions_edge_values():
+    for n in [0, -1, 1, 63, -64, 64, 2**31 - 1, -(2**31), 2**63 - 1, -(2**63)] + [random.getrandbits(62) for _ in range(50)]:
+        ref = io.BytesIO()
+        fastavro.schemaless_writer(ref, "long", n)
+        assert encode_long(n) == ref.getvalue()
+    schema = fastavro.parse_schema({"type": "record", "name": "T", "fields": [
+        {"name": "a", "type": {"type": "array", "items": ["null", "string"]}},
+        {"name": "b", "type": ["null", "long", "string"]},
+        {"name": "c", "type": {"type": "array", "items": "double"}},
+        {"name": "e", "type": {"type": "enum", "name": "E", "symbols": ["X", "Y"]}},
+    ]})
+    datum = {"a": [None, "é", "", None], "b": "s", "c": [1.5, -2.0], "e": "Y"}
+    ref = io.BytesIO()
+    fastavro.schemaless_writer(ref, schema, datum)
+    assert compile_writer(schema)(datum) == ref.getvalue()
+
+
+def test_round_trip_through_codec_and_unrolled_rows():
+    for b in all_batches()[:20]:
+        codec = AvroCodec(STEMS[b.kind])
+        back = codec.decode(codec.encode(b.datum))
+        assert back["agent_address"] == b.agent
+        if b.kind == "flow":
+            assert len(back["sequence_number"]) == b.samples
+            assert back["header"] == b.datum["header"]
+
+
+def test_every_example_reads_with_the_newest_reader():
+    examples = sorted(EXAMPLES.glob("*.avro"))
+    assert {p.name.split(".v")[0] for p in examples} == set(definitions.MESSAGES)
+    for p in examples:
+        stem = p.name.split(".v")[0]
+        datum = AvroCodec(stem).decode(p.read_bytes())
+        expected = from_jsonable(json.loads(p.with_suffix(".json").read_text()))
+        for k, v in expected.items():  # fields of the older version keep their values
+            assert datum[k] == v
+
+
+def test_evolution_new_field_with_default(tmp_path):
+    """v2 adds a field with a default: messages written with v1 read with v2."""
+    shutil.copy(SCHEMA_DIR / "raw_datagram.v1.avsc", tmp_path / "raw_datagram.v1.avsc")
+    v2 = json.loads((SCHEMA_DIR / "raw_datagram.v1.avsc").read_text())
+    v2["fields"].append({"name": "ingester", "type": "string", "default": "unknown"})
+    (tmp_path / "raw_datagram.v2.avsc").write_text(json.dumps(v2))
+    old = SchemaSet(tmp_path)
+    v1_msg = old.by_stem["raw_datagram"][0].prefix + old.by_stem["raw_datagram"][0].writer(
+        {"receive_time_us": 5, "exporter_address": "::1", "exporter_port": 1, "data": b"d"})
+    got = AvroCodec("raw_datagram", old).decode(v1_msg)
+    assert got["ingester"] == "unknown" and got["receive_time_us"] == 5
+
+
+class _Registry(BaseHTTPRequestHandler):
+    """The slice of the Confluent Schema Registry REST API the client uses."""
+
+    schemas: list = []
+
+    def _reply(self, obj, status=200):
+        body = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if body["schema"] not in self.schemas:
+            self.schemas.append(body["schema"])
+        self._reply({"id": self.schemas.index(body["schema"]) + 1})
+
+    def do_GET(self):  # noqa: N802
+        if "/schemas/ids/" not in self.path:
+            self._reply({"error_code": 40401, "message": "not found"}, 404)
+            return
+        sid = int(self.path.split("/schemas/ids/")[1].split("?")[0])
+        self._reply({"schema": self.schemas[sid - 1], "schemaType": "AVRO"})
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def registry_url():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Registry)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+
+
+def test_confluent_wire_format(registry_url):
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    b = [x for x in all_batches() if x.kind == "counters"][0]
+    codec = ConfluentCodec("counter_sample_batch", registry_url, "sflow.counter-samples-value")
+    msg = codec.encode(b.datum)
+    assert msg[0] == 0 and struct.unpack(">I", msg[1:5])[0] == codec.schema_id
+    ctx = SerializationContext("sflow.counter-samples", MessageField.VALUE)
+    client = SchemaRegistryClient({"url": registry_url})
+    theirs = AvroDeserializer(client)(msg, ctx)
+    assert theirs["agent_address"] == b.agent and len(theirs["samples"]) == b.samples
+    # byte-identical to confluent-kafka's own serializer
+    ser = AvroSerializer(client, json.dumps(codec.current.raw),
+                         conf={"auto.register.schemas": True})
+    assert ser(b.datum, ctx) == msg

@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 run: setup
-	$(VENV)/bin/sflowpipe decode -j -p $(SFLOW_PORT)
+	$(VENV)/bin/sflowpipe ingest --embedded-broker --listen [::]:$(SFLOW_PORT)
 
 test: setup
 	$(PY) -m pytest -q

@@ -165,7 +165,7 @@ def main(settings, args) -> int:
     try:
         print(f"ingest benchmark: {capture.name}, {sum(flows_per) / len(payloads):.2f} flow samples/datagram, "
               f"broker {bootstrap}, {os.cpu_count()} cores shared by sender, ingester and broker")
-        rates = [args.rate] if args.rate else [8000, 12000, 16000, 20000, 24000]
+        rates = [args.rate] if args.rate else [8000, 12000, 14000, 16000, 18000]
         best = None
         for rate in rates:
             n = max(args.datagrams, int(rate * 5))

@@ -62,7 +62,25 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     from ingest import service
 
-    return service.run(settings)
+    if not args.embedded_broker:
+        return service.run(settings)
+    from sflowpipe.broker import EmbeddedBroker, free_port
+
+    host, _, port = settings.kafka.bootstrap_servers.split(",")[0].rpartition(":")
+    try:
+        broker = EmbeddedBroker(port=int(port), host=host or "127.0.0.1")
+        broker.start(timeout=15)
+    except (RuntimeError, ValueError):
+        broker = EmbeddedBroker(port=free_port())
+        broker.start()
+    print(f"embedded Kafka-compatible broker (Tansu, in-memory storage: data is gone when it stops) "
+          f"on {broker.bootstrap}", file=sys.stderr)
+    try:
+        settings = settings.model_copy(update={"kafka": settings.kafka.model_copy(
+            update={"bootstrap_servers": broker.bootstrap})})
+        return service.run(settings)
+    finally:
+        broker.stop()
 
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
@@ -117,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", metavar="HOST:PORT", help="UDP address (setting ingest.listen, default [::]:6343)")
     p.add_argument("--workers", type=int, metavar="N", help="worker processes sharing the port (SO_REUSEPORT)")
     p.add_argument("--metrics-listen", metavar="HOST:PORT", help="Prometheus endpoint (default 0.0.0.0:9343)")
+    p.add_argument("--embedded-broker", action="store_true",
+                   help="start a local in-memory Kafka-compatible broker (Tansu) for this run")
     _kafka_option(p)
     p.set_defaults(func=_ingest)
 

@@ -25,7 +25,6 @@ class Metrics:
         self.values: dict[tuple[str, Labels], float] = {}
         self.histograms: dict[tuple[str, Labels], list] = {}  # -> [bucket counts..., sum, count]
         self.bounds: dict[str, tuple[float, ...]] = {}
-        self.lock = threading.Lock()
 
     def describe(self, name: str, kind: str, text: str, buckets: tuple[float, ...] = ()) -> None:
         self.help[name] = (kind, text)
@@ -56,9 +55,9 @@ class Metrics:
         h[-1] += 1
 
     def snapshot(self) -> dict:
-        with self.lock:
-            return {"help": dict(self.help), "values": dict(self.values),
-                    "histograms": {k: list(v) for k, v in self.histograms.items()}, "bounds": dict(self.bounds)}
+        """A copy for another thread or process (dict copies are atomic under the GIL)."""
+        return {"help": dict(self.help), "values": dict(self.values),
+                "histograms": {k: list(v) for k, v in self.histograms.items()}, "bounds": dict(self.bounds)}
 
 
 def _fmt_labels(labels: Iterable[tuple[str, str]]) -> str:

@@ -84,7 +84,7 @@ class Ingester:
                 next_drops = now + 1.0
 
 
-def _worker_main(settings: Settings, worker: int, snapshots, ready, stop_flag) -> None:
+def _worker_main(settings: Settings, worker: int, snapshots, ready) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=settings.log_level, format=f"%(asctime)s ingest[{worker}] %(levelname)s %(message)s")
     ing = Ingester(settings, worker)
@@ -134,7 +134,7 @@ def run(settings: Settings, on_ready=None) -> int:
     ctx = mp.get_context("spawn")
     snapshots, ready = ctx.Queue(), ctx.Queue()
     latest: dict[int, dict] = {}
-    procs = [ctx.Process(target=_worker_main, args=(settings, i, snapshots, ready, None), name=f"ingest-{i}")
+    procs = [ctx.Process(target=_worker_main, args=(settings, i, snapshots, ready), name=f"ingest-{i}")
              for i in range(settings.ingest.workers)]
     for p in procs:
         p.start()

@@ -14,7 +14,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
 from ingest.batches import flow_rows
-from schemas.codec import CodecError, decode_any
+from schemas.codec import CodecError, MessageDecoder
 from sflowpipe.settings import Settings
 
 
@@ -79,10 +79,11 @@ def run(args, settings: Settings) -> int:
     topic = resolve_topic(args.topic, settings)
     out = sys.stdout.buffer
     n = 0
+    decoder = MessageDecoder(settings.kafka.schema_registry_url)
     try:
         for _, _, value, _ in messages(settings, topic, args.from_beginning, args.timeout):
             try:
-                stem, datum = decode_any(value)
+                stem, datum = decoder.decode(value)
             except CodecError as e:
                 sys.stderr.write(f"skipping undecodable message: {e}\n")
                 continue

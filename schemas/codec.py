@@ -141,6 +141,41 @@ def decode_any(message: bytes, schemas: SchemaSet | None = None) -> tuple[str, A
     return writer.stem, AvroCodec(writer.stem, schemas).decode(message)
 
 
+class MessageDecoder:
+    """Decodes messages of any sflowpipe schema in either wire format: (schema name, datum)."""
+
+    def __init__(self, registry_url: str | None = None, schemas: SchemaSet | None = None) -> None:
+        self.schemas = schemas or schema_set()
+        self.registry_url = registry_url
+        self._deserializer = None
+        self._stem_by_name = {v[-1].raw["namespace"] + "." + v[-1].raw["name"]: stem
+                              for stem, v in self.schemas.by_stem.items()}
+        self._stem_by_id: dict[int, str] = {}
+
+    def decode(self, message: bytes) -> tuple[str, Any]:
+        if message[:2] == MAGIC:
+            return decode_any(message, self.schemas)
+        if message[:1] == b"\x00" and len(message) >= 5 and self.registry_url:
+            return self._confluent(message)
+        raise CodecError("neither Avro single-object encoding nor (with a registry) Confluent framing")
+
+    def _confluent(self, message: bytes) -> tuple[str, Any]:
+        from confluent_kafka.schema_registry import SchemaRegistryClient
+        from confluent_kafka.schema_registry.avro import AvroDeserializer
+        from confluent_kafka.serialization import MessageField, SerializationContext
+
+        if self._deserializer is None:
+            self._client = SchemaRegistryClient({"url": self.registry_url})
+            self._deserializer = AvroDeserializer(self._client)
+        sid = struct.unpack_from(">I", message, 1)[0]
+        stem = self._stem_by_id.get(sid)
+        if stem is None:
+            raw = json.loads(self._client.get_schema(sid).schema_str)
+            stem = self._stem_by_name.get(f"{raw.get('namespace', '')}.{raw['name']}", raw["name"])
+            self._stem_by_id[sid] = stem
+        return stem, self._deserializer(message, SerializationContext("", MessageField.VALUE))
+
+
 class ConfluentCodec:
     """Confluent Schema Registry wire format, through confluent-kafka's registry client."""
 

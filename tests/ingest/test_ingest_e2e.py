@@ -15,6 +15,7 @@ from sflowpipe.broker import free_port
 from tests.conftest import capture_files
 from tests.ingest.ingest_harness import IngestProcess, expected_samples, got_samples, sample_count
 from tests.kafka_helpers import read_topic
+from tests.schema_registry import registry_url  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.kafka
 
@@ -114,3 +115,42 @@ def test_workers_option_runs_processes_sharing_the_port(kafka_bootstrap, topic_p
     assert m["sflowpipe_ingest_datagrams_received_total"] == len(payloads)
     workers = {k.split('worker="')[1].split('"')[0] for k in m if 'worker="' in k}
     assert workers == {"0", "1"}
+
+
+def test_schema_registry_mode_uses_confluent_wire_format(kafka_bootstrap, topic_prefix, tmp_path, registry_url):
+    import os
+    import subprocess
+    import sys
+
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    ing = IngestProcess(kafka_bootstrap, topic_prefix, tmp_path, free_port(),
+                        extra_env={"SFLOWPIPE_KAFKA__SCHEMA_REGISTRY_URL": registry_url})
+    ing.start()
+    payloads = generated(40, seed=21)
+    try:
+        send_udp(as_udp(payloads), f"127.0.0.1:{ing.port}", rate=2000)
+        topic = topic_prefix + "flow-samples"
+        c = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": "registry-test"})
+        md = c.list_topics(topic, timeout=10).topics[topic]
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in md.partitions])
+        deser = AvroDeserializer(SchemaRegistryClient({"url": registry_url}))
+        n, deadline = 0, time.monotonic() + 60
+        want = sum(c for k, c in expected_samples(payloads)[0].items() if k[0] == "flow")
+        while n < want and time.monotonic() < deadline:
+            for m in c.consume(100, 0.5):
+                assert m.value()[0] == 0  # Confluent framing: magic 0 + schema id
+                batch = deser(m.value(), SerializationContext(topic, MessageField.VALUE))
+                n += len(batch["sequence_number"])
+        c.close()
+        assert n == want
+        env = {**os.environ, "SFLOWPIPE_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+               "SFLOWPIPE_KAFKA__TOPIC_PREFIX": topic_prefix, "SFLOWPIPE_KAFKA__SCHEMA_REGISTRY_URL": registry_url}
+        out = subprocess.run([sys.executable, "-m", "sflowpipe.cli", "tail", "flow-samples", "--from-beginning",
+                              "--max", "3", "--timeout", "10"], env=env, capture_output=True, timeout=60)
+        assert len(out.stdout.splitlines()) == 3, out.stderr
+    finally:
+        assert ing.stop() == 0

@@ -8,8 +8,6 @@ import json
 import random
 import shutil
 import struct
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import fastavro
 import pytest
@@ -25,6 +23,7 @@ from schemas.examples import DIR as EXAMPLES, from_jsonable
 from schemas.generate import render, versions
 from schemas.writer import compile_writer, encode_long
 from tests.conftest import capture_files
+from tests.schema_registry import registry_url  # noqa: F401 (fixture)
 
 
 def batches_from(payloads) -> list:
@@ -130,44 +129,6 @@ def test_evolution_new_field_with_default(tmp_path):
         {"receive_time_us": 5, "exporter_address": "::1", "exporter_port": 1, "data": b"d"})
     got = AvroCodec("raw_datagram", old).decode(v1_msg)
     assert got["ingester"] == "unknown" and got["receive_time_us"] == 5
-
-
-class _Registry(BaseHTTPRequestHandler):
-    """The slice of the Confluent Schema Registry REST API the client uses."""
-
-    schemas: list = []
-
-    def _reply(self, obj, status=200):
-        body = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_POST(self):  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if body["schema"] not in self.schemas:
-            self.schemas.append(body["schema"])
-        self._reply({"id": self.schemas.index(body["schema"]) + 1})
-
-    def do_GET(self):  # noqa: N802
-        if "/schemas/ids/" not in self.path:
-            self._reply({"error_code": 40401, "message": "not found"}, 404)
-            return
-        sid = int(self.path.split("/schemas/ids/")[1].split("?")[0])
-        self._reply({"schema": self.schemas[sid - 1], "schemaType": "AVRO"})
-
-    def log_message(self, *a):
-        pass
-
-
-@pytest.fixture
-def registry_url():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Registry)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
 
 
 def test_confluent_wire_format(registry_url):

@@ -105,7 +105,10 @@ def schema_set() -> SchemaSet:
 
 
 class AvroCodec:
-    """Encode with the newest version of one schema; decode any known version of it."""
+    """Encode with the newest version of one schema; decode any known version of it.
+
+    Decoded unions of several record types come back as ``(full record name, dict)`` (e.g. a
+    counter sample's records), so a reader knows each record's type; other values are plain."""
 
     def __init__(self, stem: str, schemas: SchemaSet | None = None) -> None:
         self.schemas = schemas or schema_set()
@@ -124,7 +127,8 @@ class AvroCodec:
             raise CodecError(f"unknown writer schema fingerprint {fp:016x} for {self.stem}")
         try:
             reader = None if writer is self.current else self.current.parsed
-            return fastavro.schemaless_reader(io.BytesIO(message[10:]), writer.parsed, reader)
+            return fastavro.schemaless_reader(io.BytesIO(message[10:]), writer.parsed, reader,
+                                              return_record_name=True, return_record_name_override=True)
         except Exception as e:  # fastavro raises assorted errors on corrupt input
             raise CodecError(f"corrupt {self.stem} message: {e}") from None
 

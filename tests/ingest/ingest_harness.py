@@ -69,10 +69,12 @@ class IngestProcess:
         return code
 
 
-def plain(v):
-    """A to_datum() value without the "-type" hints, as an Avro reader returns it."""
+def plain(v, in_union: bool = False):
+    """A to_datum() value as sflowpipe's Avro reader returns it: members of record unions as
+    (name, dict) tuples, other records as plain dicts."""
     if isinstance(v, dict):
-        return {k: plain(x) for k, x in v.items() if k != "-type"}
+        d = {k: plain(x) for k, x in v.items() if k != "-type"}
+        return (v["-type"], d) if in_union else d
     if isinstance(v, list):
         return [plain(x) for x in v]
     return v
@@ -103,10 +105,10 @@ def expected_samples(payloads: list[bytes]) -> tuple[Counter, int]:
                 want[flow_key(dg.agent_address, dg, s, header, switch)] += 1
             elif type(s) is CounterSample:
                 want[("counters", dg.agent_address, dg.sequence_number, s.sequence_number, s.source_id_index,
-                      repr([plain(to_datum(r)) for r in s.records]))] += 1
+                      repr([plain(to_datum(r), True) for r in s.records]))] += 1
             elif type(s) is DiscardSample:
                 want[("discard", dg.agent_address, dg.sequence_number, s.sequence_number, s.reason,
-                      repr([plain(to_datum(r)) for r in s.records]))] += 1
+                      repr([plain(to_datum(r), True) for r in s.records]))] += 1
     return want, malformed
 
 

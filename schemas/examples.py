@@ -20,7 +20,7 @@ def _jsonable(v):
         return {"$bytes": base64.b64encode(v).decode()}
     if isinstance(v, dict):
         return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, list):
+    if isinstance(v, (list, tuple)):  # a (record name, record) union member becomes a pair
         return [_jsonable(x) for x in v]
     return v
 

@@ -49,6 +49,11 @@ class TopicNames(BaseModel):
     counter_samples: str = "counter-samples"
     discard_samples: str = "discard-samples"
     deadletter: str = "deadletter"
+    enriched_flow_samples: str = "enriched-flow-samples"
+    flows: str = "flows"
+    metrics: str = "metrics"
+    events: str = "events"
+    config: str = "config"
 
 
 class IngestSettings(BaseModel):
@@ -64,6 +69,62 @@ class IngestSettings(BaseModel):
     metrics_listen: str = Field("0.0.0.0:9343", description="Prometheus /metrics HTTP HOST:PORT (port 0: any)")
 
 
+class FlowDefinition(BaseModel):
+    """A flow, as sFlow-RT defines it (setFlow): keys, value, filter, smoothing and top-N size."""
+
+    model_config = {"extra": "forbid", "populate_by_name": True}
+
+    keys: str = Field(description="comma-separated flow keys and key functions, e.g. ipsource,ipdestination")
+    value: str = Field("bytes", description="bytes, frames, bps or fps")
+    filter: str | None = Field(None, description="e.g. ipprotocol=6,17&country:ipsource!=US")
+    t: float = Field(2.0, description="smoothing time constant, seconds (clamped 0.2-600)")
+    n: int = Field(5, description="largest flows kept per data source (clamped 5-20)")
+    fs: str = Field(",", description="separator between key values")
+
+
+class ThresholdDefinition(BaseModel):
+    """A threshold, as sFlow-RT defines it (setThreshold)."""
+
+    model_config = {"extra": "forbid", "populate_by_name": True}
+
+    metric: str = Field(description="a flow name or a counter metric name")
+    value: float
+    filter: dict[str, list[str] | str] | None = Field(None, description="agent / dataSource attributes to match")
+    by_flow: bool = Field(False, alias="byFlow", description="an event per flow key over the threshold")
+    timeout: float = Field(60.0, description="seconds below the threshold before it re-arms")
+
+
+class EnrichSettings(BaseModel):
+    """Country, ASN and address-group enrichment."""
+
+    country_mmdb: str | None = Field(None, description="MaxMind-format country database (GeoLite2/DB-IP lite)")
+    asn_mmdb: str | None = Field(None, description="MaxMind-format ASN database")
+    groups: dict[str, dict[str, list[str]]] = Field(default_factory=dict,
+                                                    description="group set -> group name -> CIDR prefixes")
+    office365_enabled: bool = True
+    office365_url: str = Field(
+        "https://endpoints.office.com/endpoints/worldwide?clientrequestid=b10c5ed1-bad1-445f-b386-b919946339a7",
+        description="Microsoft 365 endpoints web service")
+    office365_refresh_s: float = Field(86400.0, gt=0)
+    cache_dir: str = Field("./data/cache", description="last good copies of downloaded data")
+
+
+class ProcessorSettings(BaseModel):
+    """`sflowpipe process`: the Faust workers."""
+
+    app_id: str = Field("sflowpipe-processors", description="Faust app id (consumer group, table names)")
+    definitions_file: str | None = Field(None, description="YAML with flows:, thresholds: and groups:")
+    flows: dict[str, FlowDefinition] = Field(default_factory=dict)
+    thresholds: dict[str, ThresholdDefinition] = Field(default_factory=dict)
+    report_interval_s: float = Field(1.0, gt=0, description="top flows, thresholds and metrics every ...")
+    checkpoint_interval_s: float = Field(5.0, gt=0, description="live state to Faust tables every ...")
+    session_timeout_s: float = Field(30.0, gt=0, description="Kafka consumer session timeout")
+    consumer_max_fetch_size: int = Field(8 << 20, description="bytes per partition fetch (batches are large)")
+    data_dir: str = Field("./data/processors", description="Faust's local state")
+    web_port: int = Field(6066, description="Faust's web server port")
+    workers: int = Field(1, ge=1, le=64)
+
+
 class Settings(BaseSettings):
     """Everything sflowpipe can be configured with."""
 
@@ -74,6 +135,8 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     topics: TopicNames = TopicNames()
     ingest: IngestSettings = IngestSettings()
+    enrich: EnrichSettings = EnrichSettings()
+    processors: ProcessorSettings = ProcessorSettings()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

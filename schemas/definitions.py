@@ -148,6 +148,79 @@ def dead_letter() -> dict:
             ]}
 
 
+ENRICH_COLUMNS = (
+    ("src_country", ["null", "string"], "ISO 3166 country of src_ip"),
+    ("dst_country", ["null", "string"], "ISO 3166 country of dst_ip"),
+    ("src_asn", ["null", "long"], "AS number of src_ip (needs an ASN database)"),
+    ("dst_asn", ["null", "long"], "AS number of dst_ip"),
+    ("src_as_name", ["null", "string"], "AS organisation of src_ip"),
+    ("dst_as_name", ["null", "string"], "AS organisation of dst_ip"),
+    ("src_groups", {"type": "array", "items": "string"}, "address groups of src_ip, as groupset:group"),
+    ("dst_groups", {"type": "array", "items": "string"}, "address groups of dst_ip, as groupset:group"),
+)
+
+
+def enriched_flow_sample_batch() -> dict:
+    """Flow samples with the country, AS and address groups of their addresses."""
+    base = flow_sample_batch()
+    base["name"] = "EnrichedFlowSampleBatch"
+    base["doc"] = "Flow samples of one agent, columnar, with country/AS/group enrichment of src_ip and dst_ip."
+    base["fields"] = base["fields"] + [{"name": n, "type": {"type": "array", "items": t}, "doc": d}
+                                       for n, t, d in ENRICH_COLUMNS]
+    return base
+
+
+def active_flows() -> dict:
+    """The top flows of every data source of one agent, for one flow definition, at one instant."""
+    entry = {"type": "record", "name": "ActiveFlow", "namespace": NAMESPACE, "fields": [
+        {"name": "dataSource", "type": "string"},
+        {"name": "key", "type": "string", "doc": "flow key values joined by the definition's fs"},
+        {"name": "value", "type": "double", "doc": "smoothed rate per second (bytes, frames, bits...)"},
+    ]}
+    return {"type": "record", "name": "ActiveFlows", "namespace": NAMESPACE,
+            "doc": "Top-n active flows of one flow definition for one agent (sFlow-RT activeflows).",
+            "fields": [
+                {"name": "flow", "type": "string", "doc": "flow definition name"},
+                {"name": "agent", "type": "string"},
+                {"name": "timestamp", "type": "long", "doc": "milliseconds since the Unix epoch"},
+                {"name": "value", "type": "string", "doc": "what the values measure: bytes, frames, bps, fps"},
+                {"name": "flows", "type": {"type": "array", "items": entry}},
+            ]}
+
+
+def metrics() -> dict:
+    """Counter metrics of one agent at one instant, sFlow-RT names."""
+    m = {"type": "record", "name": "Metric", "namespace": NAMESPACE, "fields": [
+        {"name": "dataSource", "type": "string"},
+        {"name": "name", "type": "string"},
+        {"name": "value", "type": "double"},
+    ]}
+    return {"type": "record", "name": "Metrics", "namespace": NAMESPACE,
+            "doc": "Counter metrics of one agent computed from its counter samples (sFlow-RT metric names).",
+            "fields": [
+                {"name": "agent", "type": "string"},
+                {"name": "timestamp", "type": "long", "doc": "milliseconds since the Unix epoch"},
+                {"name": "metrics", "type": {"type": "array", "items": m}},
+            ]}
+
+
+def event() -> dict:
+    """A threshold crossing (sFlow-RT event vocabulary)."""
+    return {"type": "record", "name": "Event", "namespace": NAMESPACE,
+            "doc": "A threshold was crossed (sFlow-RT /events vocabulary).",
+            "fields": [
+                {"name": "eventID", "type": "long", "doc": "increasing event id"},
+                {"name": "thresholdID", "type": "string"},
+                {"name": "agent", "type": "string"},
+                {"name": "dataSource", "type": "string"},
+                {"name": "metric", "type": "string", "doc": "flow name or counter metric"},
+                {"name": "value", "type": "double"},
+                {"name": "threshold", "type": "double"},
+                {"name": "flowKey", "type": ["null", "string"], "default": None},
+                {"name": "timestamp", "type": "long", "doc": "milliseconds since the Unix epoch"},
+            ]}
+
+
 # schema file stem -> builder, the set of message schemas sflowpipe writes
 MESSAGES = {
     "raw_datagram": raw_datagram,
@@ -155,4 +228,8 @@ MESSAGES = {
     "counter_sample_batch": counter_sample_batch,
     "discard_sample_batch": discard_sample_batch,
     "dead_letter": dead_letter,
+    "enriched_flow_sample_batch": enriched_flow_sample_batch,
+    "active_flows": active_flows,
+    "metrics": metrics,
+    "event": event,
 }

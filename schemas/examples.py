@@ -58,9 +58,23 @@ def example_datums() -> dict[str, dict]:
                         "exporter_port": 50000, "data": b"\x00\x00\x00\x04", "stage": "decode",
                         "error": "unsupported sFlow datagram version 4", "offset": 0},
         "flow_sample_batch": by_kind["flow"],
+        "enriched_flow_sample_batch": {**by_kind["flow"], **_enrichment(len(by_kind["flow"]["sequence_number"]))},
+        "active_flows": {"flow": "pair", "agent": "192.0.2.200", "timestamp": 1_763_683_200_000, "value": "bytes",
+                         "flows": [{"dataSource": "3", "key": "10.1.0.10,192.0.2.10", "value": 1.25e6}]},
+        "metrics": {"agent": "192.0.2.200", "timestamp": 1_763_683_200_000,
+                    "metrics": [{"dataSource": "3", "name": "ifinoctets", "value": 12345.5}]},
+        "event": {"eventID": 1, "thresholdID": "elephant", "agent": "192.0.2.200", "dataSource": "3",
+                  "metric": "pair", "value": 2.5e6, "threshold": 1.25e6, "flowKey": "10.1.0.10,192.0.2.10",
+                  "timestamp": 1_763_683_200_000},
         "counter_sample_batch": by_kind["counters"],
         "discard_sample_batch": by_kind["discards"],
     }
+
+
+def _enrichment(n: int) -> dict:
+    return {"src_country": [None] * n, "dst_country": ["US"] * n, "src_asn": [None] * n, "dst_asn": [15169] * n,
+            "src_as_name": [None] * n, "dst_as_name": ["GOOGLE"] * n, "src_groups": [["site:lab"]] * n,
+            "dst_groups": [[]] * n}
 
 
 def main() -> int:

@@ -83,6 +83,37 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
         broker.stop()
 
 
+def _process(args: argparse.Namespace, settings: Settings) -> int:
+    import sys as _sys
+
+    from processors import app as processors_app
+
+    if args.definitions:
+        settings = settings.model_copy(update={"processors": settings.processors.model_copy(
+            update={"definitions_file": args.definitions})})
+    _sys.argv = [_sys.argv[0], "worker"]  # Faust's Worker parses the command line
+    return processors_app.run(settings, args.worker_index)
+
+
+def _definitions(args: argparse.Namespace, settings: Settings) -> int:
+    import yaml
+
+    from processors.config import publish
+
+    if args.action == "apply":
+        data = yaml.safe_load(open(args.file)) or {}
+        n = 0
+        for section, kind in (("flows", "flow"), ("thresholds", "threshold"), ("groups", "group")):
+            for name, body in (data.get(section) or {}).items():
+                publish(settings, kind, name, body)
+                n += 1
+        print(f"published {n} definitions to {settings.kafka.topic(settings.topics.config)}")
+    else:
+        publish(settings, args.kind, args.name, None)
+        print(f"deleted {args.kind} {args.name}")
+    return 0
+
+
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from ingest import replay
 
@@ -139,6 +170,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start a local in-memory Kafka-compatible broker (Tansu) for this run")
     _kafka_option(p)
     p.set_defaults(func=_ingest)
+
+    p = sub.add_parser("process", help="run a Faust worker: flows, top-N, thresholds, events, counter metrics, "
+                                        "enrichment", description="Stream processors (faust-streaming).")
+    p.add_argument("--definitions", metavar="FILE.yaml", help="flows:, thresholds:, groups: (setting "
+                                                               "processors.definitions_file)")
+    p.add_argument("--worker-index", type=int, default=0, help="distinct per worker on one host (web port, data dir)")
+    _kafka_option(p)
+    p.set_defaults(func=_process)
+
+    p = sub.add_parser("definitions", help="publish flow/threshold/group definitions to the config topic (live)")
+    dsub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    da = dsub.add_parser("apply", help="publish every definition of a YAML file")
+    da.add_argument("file", metavar="FILE.yaml")
+    _kafka_option(da)
+    dd = dsub.add_parser("delete", help="delete one definition")
+    dd.add_argument("kind", choices=["flow", "threshold", "group"])
+    dd.add_argument("name")
+    _kafka_option(dd)
+    p.set_defaults(func=_definitions)
 
     p = sub.add_parser("replay", help="send a capture's sFlow over UDP, or publish it straight to Kafka")
     p.add_argument("file", metavar="FILE.pcap")

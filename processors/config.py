@@ -1,0 +1,148 @@
+"""Flow, threshold and group definitions: from the settings/YAML file at start-up, then live
+from the compacted config topic, so every worker sees every definition.
+
+Config topic messages: key ``flow:NAME``, ``threshold:NAME`` or ``group:NAME`` (UTF-8), value the
+definition as JSON (the same shape as in the YAML file), or empty/null to delete it. The
+topic is compacted: the latest value per key is the definition. Every worker reads the whole
+topic (no consumer group), so the topic's partition count does not matter.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from pydantic import ValidationError
+
+from sflowpipe.settings import FlowDefinition, Settings, ThresholdDefinition
+
+log = logging.getLogger(__name__)
+
+KINDS = ("flow", "threshold", "group")
+Listener = Callable[[str, str, Any], None]  # (kind, name, definition or None)
+
+
+class DefinitionError(ValueError):
+    """A definition that cannot be used; the message names the bad key or token."""
+
+
+def parse(kind: str, name: str, body: Any) -> Any:
+    """Validate one definition; returns the typed definition (or None to delete)."""
+    if body is None:
+        return None
+    try:
+        if kind == "flow":
+            return FlowDefinition.model_validate(body)
+        if kind == "threshold":
+            return ThresholdDefinition.model_validate(body)
+        if kind == "group":
+            if not isinstance(body, dict) or not all(isinstance(v, list) for v in body.values()):
+                raise DefinitionError(f"group {name}: expected {{group name: [CIDR, ...]}}")
+            return {str(k): [str(c) for c in v] for k, v in body.items()}
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "definition"
+        raise DefinitionError(f"{kind} {name}: {where}: {first['msg']}") from None
+    raise DefinitionError(f"unknown definition kind {kind!r} (expected flow, threshold or group)")
+
+
+def startup_definitions(settings: Settings) -> list[tuple[str, str, Any]]:
+    """Definitions from settings and the YAML file (the file wins over settings)."""
+    out: list[tuple[str, str, Any]] = []
+    for name, fd in settings.processors.flows.items():
+        out.append(("flow", name, fd))
+    for name, td in settings.processors.thresholds.items():
+        out.append(("threshold", name, td))
+    for name, g in settings.enrich.groups.items():
+        out.append(("group", name, g))
+    path = settings.processors.definitions_file
+    if path:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        for section, kind in (("flows", "flow"), ("thresholds", "threshold"), ("groups", "group")):
+            for name, body in (data.get(section) or {}).items():
+                out.append((kind, name, parse(kind, name, body)))
+    return out
+
+
+def publish(settings: Settings, kind: str, name: str, body: Any, timeout: float = 30.0) -> None:
+    """Write (or, with body None, delete) a definition on the config topic."""
+    if kind not in KINDS:
+        raise DefinitionError(f"unknown definition kind {kind!r}")
+    if body is not None:
+        parse(kind, name, body)
+    p = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    value = None if body is None else json.dumps(body).encode()
+    p.produce(settings.kafka.topic(settings.topics.config), value, f"{kind}:{name}".encode())
+    if p.flush(timeout):
+        raise RuntimeError("config topic: message not delivered")
+
+
+class ConfigWatcher:
+    """Owns a consumer of the whole config topic and tells listeners about every change."""
+
+    def __init__(self, settings: Settings, listener: Listener) -> None:
+        self.settings = settings
+        self.listener = listener
+        self.topic = settings.kafka.topic(settings.topics.config)
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.errors: list[str] = []
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, name="config-watcher", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.thread:
+            self.thread.join(10)
+
+    def _run(self) -> None:
+        conf = {"bootstrap.servers": self.settings.kafka.bootstrap_servers, "group.id": "sflowpipe-config-reader",
+                "enable.auto.commit": False}
+        c = Consumer(conf)
+        try:
+            while not self.stopping.is_set():
+                try:
+                    md = c.list_topics(self.topic, timeout=5).topics.get(self.topic)
+                    if md is not None and md.error is None and md.partitions:
+                        break
+                except KafkaException:
+                    pass
+                self.stopping.wait(1.0)
+            else:
+                return
+            c.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in md.partitions])
+            while not self.stopping.is_set():
+                for m in c.consume(100, 0.5):
+                    if m.error() is None:
+                        self._apply(m.key(), m.value())
+        finally:
+            c.close()
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+        try:
+            kind, _, name = (key or b"").decode().partition(":")
+            if not name:
+                raise DefinitionError(f"config key {key!r}: expected kind:name")
+            body = json.loads(value) if value else None
+            self.listener(kind, name, parse(kind, name, body))
+        except (DefinitionError, ValueError) as e:
+            msg = f"config topic: rejected {key!r}: {e}"
+            self.errors.append(msg)
+            log.error(msg)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()

@@ -1,0 +1,62 @@
+"""Run `sflowpipe process` as a real Faust worker process against the test broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from sflowpipe.broker import free_port
+
+
+class ProcessorProcess:
+    def __init__(self, bootstrap: str, prefix: str, tmp: Path, definitions: dict, app_id: str,
+                 worker_index: int = 0, extra_env: dict | None = None) -> None:
+        self.defs = tmp / f"definitions-{app_id}.yaml"
+        self.defs.write_text(yaml.safe_dump(definitions))
+        self.log = tmp / f"process-{app_id}-{worker_index}.log"
+        self.env = {**os.environ,
+                    "SFLOWPIPE_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+                    "SFLOWPIPE_KAFKA__TOPIC_PREFIX": prefix,
+                    "SFLOWPIPE_KAFKA__PARTITIONS": "3",
+                    "SFLOWPIPE_PROCESSORS__APP_ID": app_id,
+                    "SFLOWPIPE_PROCESSORS__SESSION_TIMEOUT_S": "6",
+                    "SFLOWPIPE_PROCESSORS__DATA_DIR": str(tmp / "faust"),
+                    "SFLOWPIPE_PROCESSORS__WEB_PORT": str(free_port()),
+                    "SFLOWPIPE_ENRICH__OFFICE365_ENABLED": "false",
+                    "SFLOWPIPE_ENRICH__CACHE_DIR": str(tmp / "cache"),
+                    **(extra_env or {})}
+        self.worker_index = worker_index
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 90) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sflowpipe.cli", "process", "--definitions", str(self.defs),
+             "--worker-index", str(self.worker_index)],
+            env=self.env, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log.read_text()
+            text = self.log.read_text(errors="replace")
+            if "Ready" in text and "partitions_assigned" not in text[-200:]:
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"worker not ready: {self.log.read_text(errors='replace')[-3000:]}")
+
+    def stop(self, timeout: float = 60) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(10)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)

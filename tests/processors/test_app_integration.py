@@ -1,0 +1,153 @@
+"""The Faust workers on the real broker: top flows against a brute-force computation, elephant
+events (one per flow, re-armed after the timeout), counter metrics, enrichment, live config."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+
+import pytest
+
+from ingest.generate import Generator
+from ingest.pcap import UdpDatagram, read_udp_payloads
+from ingest.replay import publish_kafka
+from ingest.sflow import DecodeError, decode_datagram
+from ingest.sflow.flow_records import SampledHeader
+from ingest.sflow.model import FlowSample
+from processors.config import publish
+from sflowpipe.settings import load_settings
+from tests.kafka_helpers import read_topic
+from tests.processors.processor_harness import ProcessorProcess
+
+pytestmark = pytest.mark.kafka
+
+
+def ingest_settings(bootstrap, prefix, tmp_path):
+    return load_settings(**{"kafka.bootstrap_servers": bootstrap, "kafka.topic_prefix": prefix,
+                            "kafka.partitions": 3, "ingest.spill_dir": str(tmp_path / "spill"),
+                            "ingest.batch_max_ms": 20})
+
+
+def brute_force_pairs(payloads) -> dict[tuple[str, str], dict[str, float]]:
+    """(agent, data source) -> {"src,dst": bytes scaled by the sampling rate} for IPv4 samples."""
+    out: dict = defaultdict(lambda: defaultdict(float))
+    for p in payloads:
+        try:
+            dg = decode_datagram(p)
+        except DecodeError:
+            continue
+        for s in dg.samples:
+            if type(s) is not FlowSample:
+                continue
+            h = next((r for r in s.records if type(r) is SampledHeader), None)
+            if h is None or h.decoded is None or h.decoded.ip_version != 4:
+                continue
+            ds = str(s.source_id_index) if s.source_id_type == 0 else f"{s.source_id_type}.{s.source_id_index}"
+            out[(dg.agent_address, ds)][f"{h.decoded.src_ip},{h.decoded.dst_ip}"] += h.frame_length * s.sampling_rate
+    return out
+
+
+def latest_active(messages, flow):
+    last = {}
+    for m in messages:
+        if m["flow"] == flow:
+            last[m["agent"]] = m
+    return last
+
+
+def test_top_flows_match_brute_force(kafka_bootstrap, topic_prefix, tmp_path, captures_dir):
+    defs = {"flows": {"pair": {"keys": "ipsource,ipdestination", "value": "bytes", "t": 600, "n": 10}}}
+    worker = ProcessorProcess(kafka_bootstrap, topic_prefix, tmp_path, defs, app_id=f"{topic_prefix}app")
+    worker.start()
+    try:
+        datagrams = read_udp_payloads(str(captures_dir / "overflowd__sflow.pcap"))
+        t0 = time.time()
+        publish_kafka(datagrams, ingest_settings(kafka_bootstrap, topic_prefix, tmp_path), speed=0)
+        want = brute_force_pairs([d.payload for d in datagrams])
+        agents = {a for a, _ in want}
+
+        def complete(msgs):
+            last = latest_active(msgs, "pair")
+            return set(last) >= agents and all(m["timestamp"] / 1000 > t0 + 3 for m in last.values())
+
+        msgs = read_topic(kafka_bootstrap, topic_prefix + "flows", complete, timeout=90)
+    finally:
+        assert worker.stop() == 0, worker.log.read_text()[-3000:]
+    last = latest_active(msgs, "pair")
+    assert set(last) == agents
+    checked = 0
+    for agent, m in last.items():
+        by_ds = defaultdict(list)
+        for e in m["flows"]:
+            by_ds[e["dataSource"]].append((e["key"], e["value"]))
+        decay = math.exp(-(m["timestamp"] / 1000 - t0) / 600)
+        for ds, got in by_ds.items():
+            totals = want[(agent, ds)]
+            ranked = sorted(totals.items(), key=lambda kv: -kv[1])
+            assert len(got) == min(10, len(ranked))
+            for key, value in got[:3]:  # the largest flows, with their values
+                expected = totals[key] / 600 * decay
+                assert value == pytest.approx(expected, rel=0.03), (ds, key)
+            assert got[0][1] == pytest.approx(ranked[0][1] / 600 * decay, rel=0.03)
+            checked += 1
+    assert checked >= 1
+
+
+def generated(seconds: float, rate: float, start: float, seed: int = 4) -> list[UdpDatagram]:
+    gen = Generator(agents=1, interfaces=4, sampling_rate=100, counter_interval=1.0, seed=seed)
+    out = []
+    for i in range(int(seconds * rate)):
+        ts = start + i / rate
+        out.append(UdpDatagram(int(ts), int((ts % 1) * 1e6), "192.0.2.200", 6343, "", 0, gen.datagram(now=ts)))
+    return out
+
+
+def test_elephant_events_one_per_flow_and_rearm(kafka_bootstrap, topic_prefix, tmp_path):
+    defs = {"flows": {"pair": {"keys": "ipsource,ipdestination", "value": "bytes"}},
+            "thresholds": {"elephant": {"metric": "pair", "value": 1_250_000, "byFlow": True, "timeout": 2}}}
+    worker = ProcessorProcess(kafka_bootstrap, topic_prefix, tmp_path, defs, app_id=f"{topic_prefix}app")
+    worker.start()
+    settings = ingest_settings(kafka_bootstrap, topic_prefix, tmp_path)
+    elephants = {f"10.1.{i}.10,192.0.2.{10 + i}" for i in range(3)}
+    try:
+        publish_kafka(generated(6, 20, time.time()), settings, speed=1)
+        first = read_topic(kafka_bootstrap, topic_prefix + "events", lambda m: len(m) >= 3, timeout=30)
+        time.sleep(8)  # traffic stopped: elephants decay under the threshold and re-arm after 2 s
+        publish_kafka(generated(5, 20, time.time(), seed=5), settings, speed=1)
+        events = read_topic(kafka_bootstrap, topic_prefix + "events", lambda m: len(m) >= 6, timeout=30)
+        time.sleep(2)
+        events = read_topic(kafka_bootstrap, topic_prefix + "events", lambda m: False, timeout=4)
+        metrics = read_topic(kafka_bootstrap, topic_prefix + "metrics", lambda m: len(m) >= 2, timeout=20)
+        enriched = read_topic(kafka_bootstrap, topic_prefix + "enriched-flow-samples", lambda m: len(m) >= 1,
+                              timeout=20)
+    finally:
+        assert worker.stop() == 0, worker.log.read_text()[-3000:]
+    assert {e["flowKey"] for e in first[:3]} == elephants
+    assert len(events) == 6, [(e["flowKey"], e["timestamp"]) for e in events]
+    assert sorted(e["flowKey"] for e in events) == sorted(list(elephants) * 2)
+    assert all(e["thresholdID"] == "elephant" and e["metric"] == "pair" and e["value"] > e["threshold"]
+               for e in events)
+    ids = [e["eventID"] for e in events]
+    assert ids == sorted(ids) and len(set(ids)) == 6
+    names = {m["name"] for batch in metrics for m in batch["metrics"]}
+    assert {"ifinoctets", "ifoutoctets", "ifinutilization"} <= names
+    e = enriched[0]
+    assert len(e["src_country"]) == len(e["sequence_number"]) and "dst_groups" in e
+
+
+def test_live_definition_from_config_topic(kafka_bootstrap, topic_prefix, tmp_path):
+    worker = ProcessorProcess(kafka_bootstrap, topic_prefix, tmp_path, {"flows": {}}, app_id=f"{topic_prefix}app")
+    worker.start()
+    settings = ingest_settings(kafka_bootstrap, topic_prefix, tmp_path)
+    try:
+        publish(settings, "flow", "bydst", {"keys": "ipdestination", "value": "frames"})
+        publish(settings, "flow", "broken", {"keys": "ipsrc"})  # rejected, named in the log
+        time.sleep(2)
+        publish_kafka(generated(3, 20, time.time()), settings, speed=1)
+        msgs = read_topic(kafka_bootstrap, topic_prefix + "flows", lambda m: any(x["flow"] == "bydst" for x in m),
+                          timeout=30)
+    finally:
+        worker.stop()
+    assert any(m["flow"] == "bydst" and m["value"] == "frames" for m in msgs)
+    assert "ipsrc" in worker.log.read_text()

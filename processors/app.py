@@ -25,9 +25,34 @@ from processors.config import ConfigWatcher, startup_definitions
 from processors.engine import Engine
 from processors.enrich import Enricher
 from schemas.codec import AvroCodec, CodecError
+from schemas.definitions import hot_field_count
 from sflowpipe.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class EnrichedEncoder:
+    """An enriched batch without re-encoding the batch: the enriched schema is the flow-sample
+    schema plus trailing columns, so its Avro body is the original body followed by theirs."""
+
+    def __init__(self, plain: AvroCodec, enriched: AvroCodec) -> None:
+        names = [f["name"] for f in enriched.current.raw["fields"]]
+        base = [f["name"] for f in plain.current.raw["fields"]]
+        assert names[: len(base)] == base, "enriched schema must extend the flow-sample schema"
+        self.extra_fields = [f for f in enriched.current.raw["fields"][len(base):]]
+        self.extra_schema = {"type": "record", "name": "EnrichmentColumns", "namespace": "sflowpipe",
+                             "fields": self.extra_fields}
+        from schemas.writer import compile_writer
+        import fastavro
+
+        self.write_extra = compile_writer(fastavro.parse_schema(self.extra_schema))
+        self.plain_prefix = plain.current.prefix
+        self.prefix = enriched.current.prefix
+
+    def encode(self, message: bytes, extra: dict) -> bytes:
+        if not message.startswith(self.plain_prefix):  # written with another schema version
+            raise CodecError("flow-sample message not in the current schema version")
+        return self.prefix + message[len(self.plain_prefix):] + self.write_extra(extra)
 
 
 def make_app(settings: Settings, worker: int = 0) -> faust.App:
@@ -80,6 +105,8 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
 
     codecs = {name: AvroCodec(name) for name in ("flow_sample_batch", "counter_sample_batch",
                                                  "enriched_flow_sample_batch", "active_flows", "metrics", "event")}
+    hot_fields = hot_field_count()  # the columns flows and filters read; the rest is not parsed
+    enriched = EnrichedEncoder(codecs["flow_sample_batch"], codecs["enriched_flow_sample_batch"])
     owner: dict[str, int] = {}  # agent -> partition it arrives on
     restored: set[str] = set()
     last_checkpoint: dict[str, float] = {}
@@ -104,7 +131,7 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
         async for event in stream.events():
             apply_changes()
             try:
-                batch = codecs["flow_sample_batch"].decode(event.value)
+                batch = codecs["flow_sample_batch"].decode_prefix(event.value, hot_fields)
             except CodecError as e:
                 log.error("flow-samples: skipping undecodable message: %s", e)
                 continue
@@ -112,8 +139,13 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
             adopt(agent, event.message.partition)
             now = time.time()
             extra = engine.on_flow_batch(batch, now)
-            batch.update(extra)
-            await enriched_topic.send(key=agent.encode(), value=codecs["enriched_flow_sample_batch"].encode(batch))
+            try:
+                value = enriched.encode(event.value, extra)
+            except CodecError:  # an older schema version: re-encode in the current one
+                batch = codecs["flow_sample_batch"].decode(event.value)
+                batch.update(extra)
+                value = codecs["enriched_flow_sample_batch"].encode(batch)
+            await enriched_topic.send(key=agent.encode(), value=value)
             maybe_checkpoint(agent, now)
 
     @app.agent(counter_topic, name="counter-samples")

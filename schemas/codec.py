@@ -114,6 +114,7 @@ class AvroCodec:
         self.schemas = schemas or schema_set()
         self.stem = stem
         self.current = self.schemas.newest(stem)
+        self._prefixes: dict[int, Any] = {}
 
     def encode(self, datum: Any) -> bytes:
         return self.current.prefix + self.current.writer(datum)
@@ -130,6 +131,22 @@ class AvroCodec:
             return fastavro.schemaless_reader(io.BytesIO(message[10:]), writer.parsed, reader,
                                               return_record_name=True, return_record_name_override=True)
         except Exception as e:  # fastavro raises assorted errors on corrupt input
+            raise CodecError(f"corrupt {self.stem} message: {e}") from None
+
+
+    def decode_prefix(self, message: bytes, fields: int) -> Any:
+        """Only the first ``fields`` fields of the record (the rest is not even parsed), when the
+        message was written with the current schema; otherwise the whole message."""
+        if len(message) < 10 or message[:10] != self.current.prefix:
+            return self.decode(message)
+        schema = self._prefixes.get(fields)
+        if schema is None:
+            raw = dict(self.current.raw, fields=self.current.raw["fields"][:fields])
+            schema = self._prefixes[fields] = fastavro.parse_schema(raw)
+        try:
+            return fastavro.schemaless_reader(io.BytesIO(message[10:]), schema, None, return_record_name=True,
+                                              return_record_name_override=True)
+        except Exception as e:
             raise CodecError(f"corrupt {self.stem} message: {e}") from None
 
 

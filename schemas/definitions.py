@@ -66,28 +66,44 @@ def _batch_head(named: dict) -> list[dict]:
     ]
 
 
+# Columns the stream processors read (flow keys, filters, values), written first: a reader can
+# stop after them (schemas.codec.AvroCodec.decode_prefix), the rest of the batch is skipped.
+HOT_DECODED = ("dst_mac", "src_mac", "vlans", "eth_type", "ip_version", "src_ip", "dst_ip", "ip_protocol", "tos",
+               "ttl", "src_port", "dst_port", "tcp_flags", "icmp_type", "icmp_code", "vni", "inner")
+
+
 def flow_sample_batch() -> dict:
     """FlowSampleBatch: flow samples of one agent, one array per field (columnar)."""
     named: dict = {}
-    cols: list[dict] = [{"name": n, "type": {"type": "array", "items": t}, "doc": d} for n, t, d in FLOW_ENVELOPE]
-    for f in mi.type_info(SampledHeader).fields:
-        if f.name in HEADER_COLUMNS:
-            cols.append({"name": f.name, "type": {"type": "array", "items": _nullable(avro_type(f.type, named))},
-                         "doc": f"sampled_header.{f.name} (null: no sampled header)"})
-    for f in mi.type_info(DecodedHeader).fields:
-        t = avro_type(f.type, named)
-        cols.append({"name": f.name, "type": {"type": "array", "items": t},
-                     "doc": f"parsed from the sampled header: {f.name}"})
-    for cls in (ExtendedSwitch, ExtendedRouter):
+    hot: list[dict] = [{"name": n, "type": {"type": "array", "items": t}, "doc": d} for n, t, d in FLOW_ENVELOPE]
+    cold: list[dict] = []
+    header_fields = {f.name: f for f in mi.type_info(SampledHeader).fields}
+    for name in ("frame_length", "header_protocol", "stripped", "header"):
+        f = header_fields[name]
+        col = {"name": name, "type": {"type": "array", "items": _nullable(avro_type(f.type, named))},
+               "doc": f"sampled_header.{name} (null: no sampled header)"}
+        (cold if name == "header" else hot).append(col)
+    decoded = {f.name: f for f in mi.type_info(DecodedHeader).fields}
+    for name in HOT_DECODED + tuple(n for n in decoded if n not in HOT_DECODED):
+        col = {"name": name, "type": {"type": "array", "items": avro_type(decoded[name].type, named)},
+               "doc": f"parsed from the sampled header: {name}"}
+        (hot if name in HOT_DECODED else cold).append(col)
+    for cls, target in ((ExtendedSwitch, hot), (ExtendedRouter, cold)):
         for f in mi.type_info(cls).fields:
-            cols.append({"name": f.name, "type": {"type": "array", "items": _nullable(avro_type(f.type, named))},
-                         "doc": f"{cls.__name__}.{f.name} (null: no such record)"})
-    cols.append({"name": "records", "doc": "the sample's other flow records, typed, in order",
+            target.append({"name": f.name, "type": {"type": "array", "items": _nullable(avro_type(f.type, named))},
+                           "doc": f"{cls.__name__}.{f.name} (null: no such record)"})
+    cold.append({"name": "records", "doc": "the sample's other flow records, typed, in order",
                  "type": {"type": "array", "items": {"type": "array",
                                                       "items": union_of(_flow_record_classes(), named)}}})
     return {"type": "record", "name": "FlowSampleBatch", "namespace": NAMESPACE,
             "doc": "Flow samples (0:1, 0:3) of one agent, columnar: field i of every array is sample i.",
-            "fields": _batch_head(named) + cols}
+            "fields": _batch_head(named) + hot + cold}
+
+
+def hot_field_count() -> int:
+    """How many leading FlowSampleBatch fields the processors need (up to the extended switch fields)."""
+    names = [f["name"] for f in flow_sample_batch()["fields"]]
+    return names.index("dst_priority") + 1
 
 
 def _row_sample(name: str, envelope: tuple, record_classes: list[type], extra: list[dict], named: dict,

@@ -50,6 +50,10 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         from bench import ingest as bench_ingest
 
         return bench_ingest.main(settings, args)
+    if args.bench == "process":
+        from bench import process as bench_process
+
+        return bench_process.main(settings, args)
     if args.bench == "avro":
         from bench import avro as bench_avro
 
@@ -224,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.set_defaults(func=_generate)
 
-    b = sub.add_parser("bench", help="benchmarks (decode, avro, ingest)")
+    b = sub.add_parser("bench", help="benchmarks (decode, avro, ingest, process)")
     bsub = b.add_subparsers(dest="bench", metavar="WHAT", required=True)
     bd = bsub.add_parser("decode", help="decoder speed: datagrams/s and samples/s")
     bd.add_argument("--capture", default=None, help="capture to repeat (default ../shared/captures/overflowd__sflow.pcap)")
@@ -237,6 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
     bi.add_argument("--datagrams", type=int, default=50_000)
     bi.add_argument("--rate", type=float, default=0, help="datagrams/s to send (0: search for the lossless rate)")
     _kafka_option(bi)
+    bp = bsub.add_parser("process", help="one Faust worker, 3 flows + 1 threshold: flow samples/s, profile")
+    bp.add_argument("--capture", default=None)
+    bp.add_argument("--samples", type=int, default=200_000, help="flow samples in the backlog")
+    _kafka_option(bp)
     b.set_defaults(func=_bench)
     return parser
 

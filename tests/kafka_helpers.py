@@ -13,7 +13,9 @@ from schemas.codec import decode_any
 def read_topic(bootstrap: str, topic: str, until, timeout: float = 60.0, idle: float = 3.0) -> list:
     """Decoded messages of a topic from the beginning, until ``until(messages)`` or timeout/idle."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{os.getpid()}-{time.monotonic_ns()}",
-                  "enable.auto.commit": False})
+                  "enable.auto.commit": False,
+                  # an empty partition read from its beginning must not jump to "latest" on Tansu
+                  "auto.offset.reset": "earliest"})
     out: list = []
     try:
         md = c.list_topics(topic, timeout=10).topics[topic]

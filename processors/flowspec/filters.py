@@ -1,0 +1,224 @@
+"""Filter expressions: tokenizer, parser (| over &, parentheses) and column-wise compiled comparisons."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+from processors.flowspec.context import _CACHE_LIMIT, EvalContext
+from processors.flowspec.errors import FlowSpecError
+from processors.flowspec.functions import _MAX_DEPTH, compile_key
+
+_OPS = ("!=", "!~", "=", "~")
+
+
+class Filter:
+    """A compiled filter expression: ``mask(batch, enrich)`` gives one bool per sample."""
+
+    __slots__ = ("expr", "_fn")
+
+    def __init__(self, expr: str, fn: Callable[[EvalContext], list]) -> None:
+        self.expr = expr
+        self._fn = fn
+
+    def mask(self, batch: dict, enrich: Any = None, ctx: EvalContext | None = None) -> list[bool]:
+        if ctx is None:
+            ctx = EvalContext(batch, enrich)
+        return self._fn(ctx)
+
+    def mask_ctx(self, ctx: EvalContext) -> list[bool]:
+        return self._fn(ctx)
+
+    def __repr__(self) -> str:
+        return f"Filter({self.expr!r})"
+
+
+def _lex_filter(expr: str) -> list[tuple]:
+    """Tokens: ('(' | ')' | '&' | '|', pos) and ('cmp', pos, key_text, op, values_text)."""
+    toks: list[tuple] = []
+    i, n = 0, len(expr)
+    while i < n:
+        ch = expr[i]
+        if ch.isspace():
+            i += 1
+            continue
+        if ch in "()&|":
+            toks.append((ch, i))
+            i += 1
+            continue
+        if ch in "=!~":
+            raise FlowSpecError(f"filter: unexpected token {ch!r} at {i}")
+        # key text: up to an operator character, brackets nest
+        start = i
+        depth = 0
+        while i < n:
+            c = expr[i]
+            if c == "[":
+                depth += 1
+            elif c == "]":
+                depth -= 1
+            elif depth <= 0 and c in "=!~&|()":
+                break
+            i += 1
+        key_text = expr[start:i].strip()
+        if depth > 0:
+            raise FlowSpecError(f"filter: unbalanced '[' in {key_text!r} at {start}")
+        if i >= n or expr[i] in "&|()":
+            tok = expr[i] if i < n else "end of filter"
+            raise FlowSpecError(
+                f"filter: expected a comparison operator after {key_text!r} at {i}, got {tok!r}"
+            )
+        if expr.startswith("!=", i) or expr.startswith("!~", i):
+            op = expr[i : i + 2]
+        elif expr[i] in "=~":
+            op = expr[i]
+        else:
+            raise FlowSpecError(f"filter: unexpected token {expr[i]!r} at {i}")
+        i += len(op)
+        vstart = i
+        while i < n and expr[i] not in "&|)":
+            i += 1
+        values = expr[vstart:i].strip()
+        if not values:
+            raise FlowSpecError(f"filter: missing value after {key_text}{op} at {vstart}")
+        toks.append(("cmp", start, key_text, op, values))
+    return toks
+
+
+def _compile_cmp(tok: tuple) -> Callable[[EvalContext], list]:
+    _, pos, key_text, op, values_text = tok
+    key = compile_key(key_text, "filter")
+    values = [v.strip() for v in values_text.split(",")]
+    if op in ("=", "!="):
+        vs = frozenset(values)
+        if op == "=":
+            if len(vs) == 1:
+                (x,) = vs
+                return lambda ctx: [v == x for v in key.col(ctx)]
+            return lambda ctx: [v in vs for v in key.col(ctx)]
+        return lambda ctx: [v is not None and v not in vs for v in key.col(ctx)]
+    # regex: Java-style Pattern.matches, i.e. the whole value must match one of the patterns
+    pats = []
+    for v in values:
+        try:
+            pats.append(re.compile(v))
+        except (re.error, RecursionError, OverflowError, ValueError) as e:
+            raise FlowSpecError(f"filter: bad pattern {v!r} at {pos}: {e}") from None
+    try:
+        combined = re.compile("|".join(f"(?:{p.pattern})" for p in pats)) if len(pats) > 1 else pats[0]
+        fm = combined.fullmatch
+
+        def match(v: str) -> bool:
+            return fm(v) is not None
+
+    except (re.error, RecursionError, OverflowError, ValueError):  # e.g. group names repeated across patterns
+
+        def match(v: str) -> bool:
+            return any(p.fullmatch(v) is not None for p in pats)
+
+    want = op == "~"
+    memo: dict = {}
+
+    def col(ctx: EvalContext) -> list:
+        src = key.col(ctx)
+        c = memo
+        if len(c) > _CACHE_LIMIT:
+            c.clear()
+        for v in set(src):
+            if v not in c:
+                c[v] = False if v is None else (match(v) == want)
+        return [c[v] for v in src]
+
+    return col
+
+
+def _and(a: Callable, b: Callable) -> Callable:
+    def col(ctx: EvalContext) -> list:
+        x = a(ctx)
+        if not any(x):
+            return x
+        y = b(ctx)
+        return [p and q for p, q in zip(x, y)]
+
+    return col
+
+
+def _or(a: Callable, b: Callable) -> Callable:
+    def col(ctx: EvalContext) -> list:
+        x = a(ctx)
+        if all(x):
+            return x
+        y = b(ctx)
+        return [p or q for p, q in zip(x, y)]
+
+    return col
+
+
+class _FilterParser:
+    def __init__(self, expr: str) -> None:
+        self.expr = expr
+        self.toks = _lex_filter(expr)
+        self.i = 0
+        self.depth = 0
+
+    def _peek(self):
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def _unexpected(self, tok) -> FlowSpecError:
+        if tok is None:
+            return FlowSpecError(f"filter: unexpected end of filter at {len(self.expr)}")
+        if tok[0] == "cmp":
+            return FlowSpecError(f"filter: unexpected comparison {tok[2]}{tok[3]}{tok[4]!s} at {tok[1]}")
+        return FlowSpecError(f"filter: unexpected token {tok[0]!r} at {tok[1]}")
+
+    def parse(self) -> Callable:
+        if not self.toks:
+            raise FlowSpecError("filter: empty filter")
+        fn = self._or()
+        if self.i != len(self.toks):
+            raise self._unexpected(self.toks[self.i])
+        return fn
+
+    def _or(self) -> Callable:
+        fn = self._and()
+        while (t := self._peek()) is not None and t[0] == "|":
+            self.i += 1
+            fn = _or(fn, self._and())
+        return fn
+
+    def _and(self) -> Callable:
+        fn = self._atom()
+        while (t := self._peek()) is not None and t[0] == "&":
+            self.i += 1
+            fn = _and(fn, self._atom())
+        return fn
+
+    def _atom(self) -> Callable:
+        t = self._peek()
+        if t is None:
+            raise self._unexpected(None)
+        if t[0] == "(":
+            self.depth += 1
+            if self.depth > _MAX_DEPTH:
+                raise FlowSpecError(f"filter: parentheses nested too deeply at {t[1]}")
+            self.i += 1
+            fn = self._or()
+            c = self._peek()
+            if c is None or c[0] != ")":
+                if c is None:
+                    raise FlowSpecError(f"filter: missing ')' for '(' at {t[1]}")
+                raise self._unexpected(c)
+            self.i += 1
+            self.depth -= 1
+            return fn
+        if t[0] == "cmp":
+            self.i += 1
+            return _compile_cmp(t)
+        raise self._unexpected(t)
+
+
+def compile_filter(expr: str) -> Filter:
+    """Compile a filter expression (raises :class:`FlowSpecError` naming the bad token)."""
+    if not isinstance(expr, str):
+        raise FlowSpecError(f"filter: must be a string, not {type(expr).__name__}")
+    return Filter(expr, _FilterParser(expr).parse())

@@ -1,0 +1,284 @@
+"""The base flow key table (agent, macsource, ipsource, tcpflags, vni, ...), its column extractors and _Key."""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from processors.flows import data_source
+from processors.flowspec.context import _CACHE_LIMIT, ColFn, EvalContext, _field
+
+_S = tuple(str(i) for i in range(65536))  # int -> decimal text, for the 16-bit fields
+_TCPFLAGS = tuple(format(i, "09b") for i in range(512))
+_BIGINT: dict[int, str] = {}
+
+
+def _istr(v: int) -> str:
+    s = _BIGINT.get(v)
+    if s is None:
+        if len(_BIGINT) > _CACHE_LIMIT:
+            _BIGINT.clear()
+        s = _BIGINT[v] = str(v)
+    return s
+
+
+_MAC: dict[str, str] = {}
+
+
+def _mac_col(col: list) -> list:
+    c = _MAC
+    if len(c) > _CACHE_LIMIT:
+        c.clear()
+    for m in set(col):
+        if m not in c and m is not None:
+            c[m] = m.replace(":", "").replace("-", "").upper()
+    c[None] = None  # type: ignore[index]
+    return [c[m] for m in col]
+
+
+# ------------------------------------------------------------------ base keys
+# Each builder takes the tunnel level and returns ColFn. Keys marked outer_only have no ``.N`` form.
+
+
+def _ip_key(field: str, version: int) -> Callable[[int], ColFn]:
+    def build(level: int) -> ColFn:
+        def col(ctx: EvalContext) -> list:
+            return [
+                s if v == version else None
+                for s, v in zip(_field(ctx, level, field), _field(ctx, level, "ip_version"))
+            ]
+
+        return col
+
+    return build
+
+
+def _ip_int_key(field: str, version: int, conv: Callable[[int], int] | None = None) -> Callable[[int], ColFn]:
+    def build(level: int) -> ColFn:
+        if conv is None:
+
+            def col(ctx: EvalContext) -> list:
+                S = _S
+                return [
+                    S[x] if v == version and x is not None else None
+                    for x, v in zip(_field(ctx, level, field), _field(ctx, level, "ip_version"))
+                ]
+
+        else:
+
+            def col(ctx: EvalContext) -> list:
+                S = _S
+                return [
+                    S[conv(x)] if v == version and x is not None else None
+                    for x, v in zip(_field(ctx, level, field), _field(ctx, level, "ip_version"))
+                ]
+
+        return col
+
+    return build
+
+
+def _l4_key(field: str, protos: tuple[int, ...], table: tuple = _S) -> Callable[[int], ColFn]:
+    def build(level: int) -> ColFn:
+        if len(protos) == 1:
+            proto = protos[0]
+
+            def col(ctx: EvalContext) -> list:
+                T = table
+                return [
+                    T[x] if p == proto and x is not None else None
+                    for x, p in zip(_field(ctx, level, field), _field(ctx, level, "ip_protocol"))
+                ]
+
+        else:
+            ps = frozenset(protos)
+
+            def col(ctx: EvalContext) -> list:
+                T = table
+                return [
+                    T[x] if p in ps and x is not None else None
+                    for x, p in zip(_field(ctx, level, field), _field(ctx, level, "ip_protocol"))
+                ]
+
+        return col
+
+    return build
+
+
+def _icmp6_key(field: str) -> Callable[[int], ColFn]:
+    def build(level: int) -> ColFn:
+        def col(ctx: EvalContext) -> list:
+            S = _S
+            return [
+                S[x] if p == 58 and v == 6 and x is not None else None
+                for x, p, v in zip(
+                    _field(ctx, level, field), _field(ctx, level, "ip_protocol"), _field(ctx, level, "ip_version")
+                )
+            ]
+
+        return col
+
+    return build
+
+
+def _icmp4_key(field: str) -> Callable[[int], ColFn]:
+    def build(level: int) -> ColFn:
+        def col(ctx: EvalContext) -> list:
+            S = _S
+            return [
+                S[x] if p == 1 and v == 4 and x is not None else None
+                for x, p, v in zip(
+                    _field(ctx, level, field), _field(ctx, level, "ip_protocol"), _field(ctx, level, "ip_version")
+                )
+            ]
+
+        return col
+
+    return build
+
+
+def _mac_key(field: str) -> Callable[[int], ColFn]:
+    def build(level: int) -> ColFn:
+        return lambda ctx: _mac_col(_field(ctx, level, field))
+
+    return build
+
+
+def _int16_key(field: str) -> Callable[[int], ColFn]:
+    def build(level: int) -> ColFn:
+        def col(ctx: EvalContext) -> list:
+            S = _S
+            return [S[x] if x is not None else None for x in _field(ctx, level, field)]
+
+        return col
+
+    return build
+
+
+def _vlan_key(which: str, ext: str) -> Callable[[int], ColFn]:
+    """vlan / priority: the outermost 802.1Q tag of the sampled header; for the outer packet, else
+    the extended switch record's incoming VLAN (access ports sample untagged frames)."""
+
+    def build(level: int) -> ColFn:
+        def col(ctx: EvalContext) -> list:
+            S = _S
+            tags = _field(ctx, level, "vlans")
+            if level == 0:
+                sw = _field(ctx, 0, ext)
+                return [
+                    S[t[0][which]] if t else (S[x] if x is not None else None) for t, x in zip(tags, sw)
+                ]
+            return [S[t[0][which]] if t else None for t in tags]
+
+        return col
+
+    return build
+
+
+def _agent_key(level: int) -> ColFn:
+    return lambda ctx: [ctx.batch.get("agent_address")] * ctx.n
+
+
+def _ifindex_key(field: str) -> Callable[[int], ColFn]:
+    fmt_field = field + "_format"
+
+    def build(level: int) -> ColFn:
+        def col(ctx: EvalContext) -> list:
+            S = _S
+            return [
+                (S[x] if x < 65536 else _istr(x)) if f == 0 and x is not None and x >= 0 else None
+                for x, f in zip(_field(ctx, 0, field), _field(ctx, 0, fmt_field))
+            ]
+
+        return col
+
+    return build
+
+
+def _datasource_key(level: int) -> ColFn:
+    def col(ctx: EvalContext) -> list:
+        cache: dict = {}
+        out = []
+        for t, i in zip(_field(ctx, 0, "source_id_type"), _field(ctx, 0, "source_id_index")):
+            k = (t, i)
+            s = cache.get(k)
+            if s is None:
+                s = cache[k] = data_source(t, i) if t is not None and i is not None else ""
+            out.append(s or None)
+        return out
+
+    return col
+
+
+# name -> (builder, allows a ``.N`` tunnel level suffix)
+_BASE_KEYS: dict[str, tuple[Callable[[int], ColFn], bool]] = {
+    # data source and interfaces (outer only)
+    "agent": (_agent_key, False),
+    "datasource": (_datasource_key, False),
+    "inputifindex": (_ifindex_key("input"), False),
+    "outputifindex": (_ifindex_key("output"), False),
+    # Ethernet
+    "macsource": (_mac_key("src_mac"), True),
+    "macdestination": (_mac_key("dst_mac"), True),
+    "ethernetprotocol": (_int16_key("eth_type"), True),
+    "vlan": (_vlan_key("vlan", "src_vlan"), True),
+    "priority": (_vlan_key("priority", "src_priority"), True),
+    # IPv4
+    "ipsource": (_ip_key("src_ip", 4), True),
+    "ipdestination": (_ip_key("dst_ip", 4), True),
+    "ipprotocol": (_ip_int_key("ip_protocol", 4), True),
+    "iptos": (_ip_int_key("tos", 4), True),
+    "ipdscp": (_ip_int_key("tos", 4, lambda x: x >> 2), True),
+    "ipecn": (_ip_int_key("tos", 4, lambda x: x & 3), True),
+    "ipttl": (_ip_int_key("ttl", 4), True),
+    # IPv6
+    "ip6source": (_ip_key("src_ip", 6), True),
+    "ip6destination": (_ip_key("dst_ip", 6), True),
+    "ip6nexthdr": (_ip_int_key("ip_protocol", 6), True),
+    "ip6tos": (_ip_int_key("tos", 6), True),
+    "ip6dscp": (_ip_int_key("tos", 6, lambda x: x >> 2), True),
+    "ip6ttl": (_ip_int_key("ttl", 6), True),
+    # transport
+    "tcpsourceport": (_l4_key("src_port", (6,)), True),
+    "tcpdestinationport": (_l4_key("dst_port", (6,)), True),
+    "tcpflags": (_l4_key("tcp_flags", (6,), _TCPFLAGS), True),
+    "udpsourceport": (_l4_key("src_port", (17,)), True),
+    "udpdestinationport": (_l4_key("dst_port", (17,)), True),
+    "icmptype": (_icmp4_key("icmp_type"), True),
+    "icmpcode": (_icmp4_key("icmp_code"), True),
+    "icmp6type": (_icmp6_key("icmp_type"), True),
+    "icmp6code": (_icmp6_key("icmp_code"), True),
+}
+
+
+def _vni_level(level: int) -> ColFn:  # vni of the packet at ``level`` (any width)
+    def col(ctx: EvalContext) -> list:
+        return [(_S[x] if 0 <= x < 65536 else _istr(x)) if x is not None else None for x in _field(ctx, level, "vni")]
+
+    return col
+
+
+_BASE_KEYS["vni"] = (_vni_level, True)  # VXLAN VNI / NVGRE VSID of the tunnel at that level
+KEY_NAMES = frozenset(_BASE_KEYS)
+
+_KEY_RE = re.compile(r"([a-z0-9]+)(?:\.([0-9]))?\Z")
+
+
+class _Key:
+    """A compiled key (base key or function): ``canon`` text and ``col(ctx)`` (cached per batch)."""
+
+    __slots__ = ("canon", "col", "_raw")
+
+    def __init__(self, canon: str, raw: ColFn) -> None:
+        self.canon = canon
+        self._raw = raw
+        ck = ("#k", canon)
+
+        def col(ctx: EvalContext) -> list:
+            c = ctx.cache
+            r = c.get(ck)
+            if r is None:
+                r = c[ck] = raw(ctx)
+            return r
+
+        self.col = col

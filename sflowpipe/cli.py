@@ -95,8 +95,34 @@ def _process(args: argparse.Namespace, settings: Settings) -> int:
     if args.definitions:
         settings = settings.model_copy(update={"processors": settings.processors.model_copy(
             update={"definitions_file": args.definitions})})
+    workers = settings.processors.workers
+    if workers > 1 and args.worker_index == 0 and not args.single:
+        return _process_workers(args, workers)
     _sys.argv = [_sys.argv[0], "worker"]  # Faust's Worker parses the command line
     return processors_app.run(settings, args.worker_index)
+
+
+def _process_workers(args: argparse.Namespace, workers: int) -> int:
+    """N Faust workers on this host, each its own process (web port and data dir by index)."""
+    import signal
+    import subprocess
+
+    base = [sys.executable, "-m", "sflowpipe.cli"] + (["--config", args.config] if args.config else []) + ["process"]
+    if args.definitions:
+        base += ["--definitions", args.definitions]
+    if args.bootstrap_servers:
+        base += ["--bootstrap-servers", args.bootstrap_servers]
+    procs = [subprocess.Popen(base + ["--worker-index", str(i), "--single"]) for i in range(workers)]
+
+    def forward(sig, _frame):
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(sig)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [p.wait() for p in procs]
+    return 0 if all(c == 0 for c in codes) else 1
 
 
 def _definitions(args: argparse.Namespace, settings: Settings) -> int:
@@ -180,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--definitions", metavar="FILE.yaml", help="flows:, thresholds:, groups: (setting "
                                                                "processors.definitions_file)")
     p.add_argument("--worker-index", type=int, default=0, help="distinct per worker on one host (web port, data dir)")
+    p.add_argument("--workers", type=int, metavar="N", help="run N worker processes (setting processors.workers)")
+    p.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
     _kafka_option(p)
     p.set_defaults(func=_process)
 
@@ -255,8 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {}
     if getattr(args, "port", None):
         overrides["decode.port"] = args.port
+    workers_key = "processors.workers" if args.command == "process" else "ingest.workers"
     for attr, key in (("bootstrap_servers", "kafka.bootstrap_servers"), ("listen", "ingest.listen"),
-                      ("workers", "ingest.workers"), ("metrics_listen", "ingest.metrics_listen")):
+                      ("workers", workers_key), ("metrics_listen", "ingest.metrics_listen")):
         if getattr(args, attr, None):
             overrides[key] = getattr(args, attr)
     try:

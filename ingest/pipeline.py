@@ -16,6 +16,7 @@ from ingest.sflow.errors import DecodeError
 from schemas.codec import AvroCodec, ConfluentCodec
 from sflowpipe.settings import Settings
 
+MAX_TRACKED_AGENTS = 10_000  # per-agent metric series and sequence state
 STEMS = {FLOW: "flow_sample_batch", COUNTERS: "counter_sample_batch", DISCARDS: "discard_sample_batch"}
 
 
@@ -96,13 +97,18 @@ class IngestPipeline:
             return
         m.observe("sflowpipe_ingest_decode_seconds", time.perf_counter() - t0)
         agent = dg.agent_address
-        agent_label = (("agent", agent),)
-        m.inc("sflowpipe_ingest_agent_datagrams_total", labels=agent_label)
         seq_key = (agent, dg.sub_agent_id)
         last = self.last_sequence.get(seq_key)
+        if last is None and len(self.last_sequence) >= MAX_TRACKED_AGENTS:
+            # bounded: spoofed or misconfigured agents must not grow metrics and state forever
+            agent_label = (("agent", "other"),)
+        else:
+            agent_label = (("agent", agent),)
+        m.inc("sflowpipe_ingest_agent_datagrams_total", labels=agent_label)
         if last is not None and dg.sequence_number > last + 1 and dg.sequence_number - last < 1 << 20:
             m.inc("sflowpipe_ingest_agent_sequence_lost_total", dg.sequence_number - last - 1, agent_label)
-        self.last_sequence[seq_key] = dg.sequence_number
+        if last is not None or len(self.last_sequence) < MAX_TRACKED_AGENTS:
+            self.last_sequence[seq_key] = dg.sequence_number
         for batch in self.batches.add(dg, exporter, receive_time_us):
             self._publish(batch)
 

@@ -7,5 +7,6 @@ COPY processors ./processors
 COPY sinks ./sinks
 COPY schemas ./schemas
 COPY bench ./bench
+COPY examples ./examples
 RUN pip install --no-cache-dir .
 ENTRYPOINT ["sflowpipe"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -125,6 +125,74 @@ class ProcessorSettings(BaseModel):
     workers: int = Field(1, ge=1, le=64)
 
 
+class ClickHouseSettings(BaseModel):
+    """The ClickHouse sink (sinks/clickhouse)."""
+
+    dsn: str = Field("chdb://./data/clickhouse", description="chdb:///path (embedded) or http://host:8123")
+    database: str = "sflow"
+    batch_rows: int = Field(50_000, ge=1, description="insert when this many rows are buffered ...")
+    batch_seconds: float = Field(5.0, gt=0, description="... or this old")
+    ttl_days: int = Field(30, ge=1, description="raw samples, events and active flows")
+    rollup_ttl_days: int = Field(400, ge=1, description="1-minute and 1-hour rollups")
+    consumer_group: str = "sflowpipe-clickhouse"
+
+
+class SyslogSettings(BaseModel):
+    """The syslog/SIEM sink: events (and selected flows) to a syslog receiver or a file."""
+
+    address: str = Field("127.0.0.1:514", description="HOST:PORT of the receiver")
+    transport: Literal["udp", "tcp", "tls"] = "udp"
+    format: Literal["rfc5424", "rfc3164", "cef", "leef"] = "rfc5424"
+    facility: int = Field(16, ge=0, le=23, description="16 = local0")
+    severity: int = Field(4, ge=0, le=7, description="4 = warning")
+    app_name: str = "sflowpipe"
+    file: str | None = Field(None, description="write lines to this file instead of the network")
+    tls_ca_file: str | None = None
+    tls_verify: bool = True
+    topics: list[str] = Field(default_factory=lambda: ["events"], description="topic names (before the prefix)")
+    consumer_group: str = "sflowpipe-syslog"
+
+
+class HttpSinkSettings(BaseModel):
+    """One HTTP event endpoint."""
+
+    type: Literal["loggly", "splunk", "elastic", "webhook"]
+    url: str
+    token: SecretStr | None = Field(None, description="Loggly customer token / Splunk HEC token / API key")
+    tag: str | None = Field(None, description="Loggly tag")
+    index: str | None = Field(None, description="Elastic index / Splunk index")
+    batch_size: int = Field(500, ge=1)
+    batch_seconds: float = Field(2.0, gt=0)
+    timeout_s: float = Field(10.0, gt=0)
+    max_retries: int = Field(5, ge=0, description="retry budget per batch, then the dead-letter topic")
+    backoff_s: float = Field(0.5, gt=0, description="first retry delay; doubles, with jitter")
+    topics: list[str] = Field(default_factory=lambda: ["events"])
+    consumer_group: str | None = Field(None, description="default sflowpipe-http-<name>")
+
+
+class PrometheusSettings(BaseModel):
+    """The Prometheus exporter of counter and flow metrics."""
+
+    listen: str = Field("0.0.0.0:9344", description="HOST:PORT of /metrics and /flows")
+    consumer_group: str = "sflowpipe-prometheus"
+
+
+class ForwardSettings(BaseModel):
+    """Raw sFlow forwarding to other collectors."""
+
+    targets: list[str] = Field(default_factory=list, description="HOST:PORT of each collector")
+    spoof_source: bool = Field(False, description="send with the original agent address (needs CAP_NET_RAW)")
+    consumer_group_prefix: str = "sflowpipe-forward"
+
+
+class SinkSettings(BaseModel):
+    clickhouse: ClickHouseSettings = ClickHouseSettings()
+    syslog: SyslogSettings = SyslogSettings()
+    http: dict[str, HttpSinkSettings] = Field(default_factory=dict, description="name -> endpoint")
+    prometheus: PrometheusSettings = PrometheusSettings()
+    forward: ForwardSettings = ForwardSettings()
+
+
 class Settings(BaseSettings):
     """Everything sflowpipe can be configured with."""
 
@@ -137,6 +205,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     enrich: EnrichSettings = EnrichSettings()
     processors: ProcessorSettings = ProcessorSettings()
+    sinks: SinkSettings = SinkSettings()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

@@ -166,6 +166,38 @@ def _kafka_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="Kafka brokers (setting kafka.bootstrap_servers)")
 
 
+def _lazy(module: str, fn: str):
+    """A subcommand handler importing its module only when run."""
+    def handler(args: argparse.Namespace, settings: Settings) -> int:
+        import importlib
+
+        return getattr(importlib.import_module(module), fn)(settings, args)
+    return handler
+
+
+def _add_sinks(sub) -> None:
+    from sinks import forward, http_events, prometheus, syslog
+
+    p = sub.add_parser("syslog", help="events (and flows) to syslog RFC 5424/3164 over UDP/TCP/TLS, CEF/LEEF")
+    syslog.add_arguments(p)
+    p.set_defaults(func=_lazy("sinks.syslog", "run"))
+    p = sub.add_parser("http-events", help="events to Loggly, Splunk HEC, Elastic or a JSON webhook")
+    http_events.add_arguments(p)
+    _kafka_option(p)
+    p.set_defaults(func=_lazy("sinks.http_events", "run"))
+    p = sub.add_parser("prometheus", help="Prometheus exporter of counter metrics and top flows")
+    prometheus.add_arguments(p)
+    _kafka_option(p)
+    p.set_defaults(func=_lazy("sinks.prometheus", "run"))
+    p = sub.add_parser("forward", help="re-send raw sFlow datagrams to other collectors (UDP, hex, TLS)")
+    forward.add_arguments(p)
+    _kafka_option(p)
+    p.set_defaults(func=_lazy("sinks.forward", "run"))
+    p = sub.add_parser("unhex", help="re-emit datagrams from `forward --hex` (stdin) or `forward --tls-to` over UDP")
+    forward.add_unhex_arguments(p)
+    p.set_defaults(func=_lazy("sinks.forward", "run_unhex"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sflowpipe", description="sFlow v5 analytics on a Kafka stream pipeline.")
     parser.add_argument("--version", action="version", version=f"sflowpipe {__version__}")
@@ -255,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=0, help="datagrams to send (0: unlimited)")
     p.add_argument("--seed", type=int, default=1)
     p.set_defaults(func=_generate)
+
+    _add_sinks(sub)
 
     b = sub.add_parser("bench", help="benchmarks (decode, avro, ingest, process)")
     bsub = b.add_subparsers(dest="bench", metavar="WHAT", required=True)

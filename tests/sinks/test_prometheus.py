@@ -1,0 +1,168 @@
+"""The Prometheus exporter against the real broker: produce, scrape over HTTP, parse."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+from prometheus_client.parser import text_string_to_metric_families
+
+from schemas.codec import AvroCodec
+from sflowpipe.kafka import ensure_topics
+from sflowpipe.settings import Settings
+from sinks.prometheus import ExporterState, PrometheusExporter, split_keys
+
+pytestmark = pytest.mark.kafka
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
+FLOWS_URL = "/app/prometheus/scripts/export.js/flows/ALL/txt"
+
+
+def _settings(bootstrap: str, prefix: str) -> Settings:
+    return Settings(kafka={"bootstrap_servers": bootstrap, "topic_prefix": prefix, "partitions": 1},
+                    processors={"flows": {"pair": {"keys": "ipsource,ipdestination", "value": "bytes"}}},
+                    sinks={"prometheus": {"listen": "127.0.0.1:0", "consumer_group": prefix + "prom"}})
+
+
+def _counter_batch(agent: str, index: int, ifname: str) -> dict:
+    batch = json.loads((EXAMPLES / "counter_sample_batch.v1.json").read_text())
+    batch["agent_address"] = agent
+    sample = batch["samples"][0]
+    sample["source_id_type"], sample["source_id_index"] = 0, index
+    sample["records"] = [("sflowpipe.PortName", {"name": ifname})]
+    batch["samples"] = [sample]
+    return batch
+
+
+def _scrape(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def _samples(text: str) -> dict[tuple, float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def _until(predicate, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError("timed out")
+
+
+@pytest.fixture
+def exporter(kafka_bootstrap, topic_prefix):
+    settings = _settings(kafka_bootstrap, topic_prefix)
+    t = settings.topics
+    topics = {"metrics": settings.kafka.topic(t.metrics), "flows": settings.kafka.topic(t.flows),
+              "counter_samples": settings.kafka.topic(t.counter_samples)}
+    ensure_topics(settings.kafka, list(topics.values()))
+    now_ms = int(time.time() * 1000)
+    p = Producer({"bootstrap.servers": kafka_bootstrap})
+    metrics = AvroCodec("metrics")
+    p.produce(topics["metrics"], metrics.encode({"agent": "192.0.2.1", "timestamp": now_ms, "metrics": [
+        {"dataSource": "3", "name": "ifinoctets", "value": 12345.5},
+        {"dataSource": "3", "name": "ifoutoctets", "value": 100.0},
+        {"dataSource": "2.1", "name": "load_one", "value": 0.75}]}))
+    # a series last updated an hour ago has expired
+    p.produce(topics["metrics"], metrics.encode({"agent": "192.0.2.9", "timestamp": now_ms - 3_600_000, "metrics": [
+        {"dataSource": "1", "name": "ifinoctets", "value": 1.0}]}))
+    p.produce(topics["counter_samples"],
+              AvroCodec("counter_sample_batch").encode(_counter_batch("192.0.2.1", 3, "eth0")))
+    flows = AvroCodec("active_flows")
+    p.produce(topics["flows"], flows.encode({"flow": "pair", "agent": "192.0.2.1", "timestamp": now_ms, "value": "bytes",
+                                             "flows": [{"dataSource": "3", "key": "10.0.0.1,10.0.0.2", "value": 1000.0},
+                                                       {"dataSource": "4", "key": "10.0.0.3,10.0.0.4", "value": 300.0},
+                                                       {"dataSource": "5", "key": "10.0.0.5,10.0.0.6", "value": 0.05}]}))
+    p.produce(topics["flows"], flows.encode({"flow": "pair", "agent": "192.0.2.2", "timestamp": now_ms, "value": "bytes",
+                                             "flows": [{"dataSource": "7", "key": "10.0.0.1,10.0.0.2", "value": 500.0},
+                                                       {"dataSource": "7", "key": "10.0.0.7,10.0.0.8", "value": 200.0}]}))
+    assert p.flush(30) == 0
+    exp = PrometheusExporter(settings)
+    exp.start()
+    try:
+        _until(lambda: 'ifname="eth0"' in _scrape(exp.port, "/metrics")[1]
+               and exp.state.flows.latest.get(("pair", "192.0.2.2")))
+        yield exp
+    finally:
+        exp.stop()
+
+
+def test_counter_metrics(exporter):
+    status, text = _scrape(exporter.port, "/metrics")
+    assert status == 200
+    samples = _samples(text)
+    assert samples[("ifinoctets", (("agent", "192.0.2.1"), ("datasource", "3"), ("ifname", "eth0")))] == 12345.5
+    assert samples[("ifoutoctets", (("agent", "192.0.2.1"), ("datasource", "3"), ("ifname", "eth0")))] == 100.0
+    # no name known for the host data source: no ifname label
+    assert samples[("load_one", (("agent", "192.0.2.1"), ("datasource", "2.1")))] == 0.75
+    assert not any(labels and ("agent", "192.0.2.9") in labels for _, labels in samples)  # stale
+    assert "# TYPE ifinoctets gauge" in text
+
+    # sFlow-RT's /prometheus/metrics/{agents}/{names}/txt selects agents and names
+    status, text = _scrape(exporter.port, "/prometheus/metrics/192.0.2.1/ifinoctets,load_one/txt")
+    assert status == 200
+    assert {name for name, _ in _samples(text)} == {"ifinoctets", "load_one"}
+
+
+def test_flows_with_sflow_rt_params(exporter):
+    query = ("metric=sflow_pair_bps&key=ipsource,ipdestination&label=src,dst&value=bytes&scale=8"
+             "&aggMode=sum&maxFlows=3&minValue=1")
+    status, text = _scrape(exporter.port, f"{FLOWS_URL}?{query}")
+    assert status == 200, text
+    samples = _samples(text)
+    assert samples == {
+        ("sflow_pair_bps", (("dst", "10.0.0.2"), ("src", "10.0.0.1"))): 12000.0,  # (1000 + 500) * 8
+        ("sflow_pair_bps", (("dst", "10.0.0.4"), ("src", "10.0.0.3"))): 2400.0,
+        ("sflow_pair_bps", (("dst", "10.0.0.8"), ("src", "10.0.0.7"))): 1600.0,
+    }
+    # Prometheus sends repeated params (key: [a, b]) as key=a&key=b; max is the default aggMode
+    status, text = _scrape(exporter.port, f"{FLOWS_URL}?metric=pair_bytes&key=ipsource&key=ipdestination"
+                                          "&label=src&value=bytes&maxFlows=1")
+    assert _samples(text) == {("pair_bytes", (("ipdestination", "10.0.0.2"), ("src", "10.0.0.1"))): 1000.0}
+    # minValue default 0.1 drops the 0.05 flow; only agent 192.0.2.2 from the path
+    status, text = _scrape(exporter.port, "/app/prometheus/scripts/export.js/flows/192.0.2.2/txt"
+                                          "?metric=f&flow=pair&maxFlows=10")
+    assert set(_samples(text).values()) == {500.0, 200.0}
+    status, text = _scrape(exporter.port, "/flows?metric=f&flow=pair&maxFlows=10&minValue=0")
+    assert len(_samples(text)) == 4  # four distinct keys, the 0.05 one included
+    status, _ = _scrape(exporter.port, "/metrics?metric=pair&maxFlows=10")
+    assert status == 200
+
+
+def test_flow_errors(exporter):
+    status, text = _scrape(exporter.port, f"{FLOWS_URL}?metric=x&key=macsource&value=bytes")
+    assert status == 404 and "no flow definition" in text
+    assert _scrape(exporter.port, f"{FLOWS_URL}?key=ipsource")[0] == 400
+    assert _scrape(exporter.port, f"{FLOWS_URL}?metric=x&flow=pair&aggMode=avg")[0] == 400
+    assert _scrape(exporter.port, "/nothing")[0] == 404
+
+
+def test_expiry_and_names_offline():
+    state = ExporterState(stale_seconds=5)
+    now = int(time.time() * 1000)
+    state.add("metrics", {"agent": "a", "timestamp": now, "metrics": [
+        {"dataSource": "1", "name": "if-in.octets", "value": float("nan")}]})
+    text = state.render_metrics()
+    assert 'if_in_octets{agent="a",datasource="1"} NaN' in text
+    list(text_string_to_metric_families(text))
+    state.add("metrics", {"agent": "a", "timestamp": now - 10_000, "metrics": [
+        {"dataSource": "2", "name": "ifinoctets", "value": 1.0}]})
+    assert 'datasource="2"' not in state.render_metrics()
+    assert split_keys("null:[asn:ipsource:both]:unknown,ipdestination") == [
+        "null:[asn:ipsource:both]:unknown", "ipdestination"]

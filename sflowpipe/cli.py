@@ -50,6 +50,10 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         from bench import ingest as bench_ingest
 
         return bench_ingest.main(settings, args)
+    if args.bench == "clickhouse":
+        from bench import clickhouse as bench_clickhouse
+
+        return bench_clickhouse.main(settings, args)
     if args.bench == "process":
         from bench import process as bench_process
 
@@ -176,7 +180,15 @@ def _lazy(module: str, fn: str):
 
 
 def _add_sinks(sub) -> None:
-    from sinks import forward, http_events, prometheus, syslog
+    from sinks import clickhouse, forward, http_events, prometheus, syslog
+
+    p = sub.add_parser("clickhouse", help="flow samples, counters, metrics, flows and events into ClickHouse")
+    clickhouse.add_arguments(p)
+    _kafka_option(p)
+    p.set_defaults(func=_lazy("sinks.clickhouse", "run"))
+    p = sub.add_parser("sql", help="run a SQL query on the ClickHouse database (server or embedded directory)")
+    clickhouse.add_sql_arguments(p)
+    p.set_defaults(func=_lazy("sinks.clickhouse", "run_sql"))
 
     p = sub.add_parser("syslog", help="events (and flows) to syslog RFC 5424/3164 over UDP/TCP/TLS, CEF/LEEF")
     syslog.add_arguments(p)
@@ -290,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_sinks(sub)
 
-    b = sub.add_parser("bench", help="benchmarks (decode, avro, ingest, process)")
+    b = sub.add_parser("bench", help="benchmarks (decode, avro, ingest, process, clickhouse)")
     bsub = b.add_subparsers(dest="bench", metavar="WHAT", required=True)
     bd = bsub.add_parser("decode", help="decoder speed: datagrams/s and samples/s")
     bd.add_argument("--capture", default=None, help="capture to repeat (default ../shared/captures/overflowd__sflow.pcap)")
@@ -307,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--capture", default=None)
     bp.add_argument("--samples", type=int, default=200_000, help="flow samples in the backlog")
     _kafka_option(bp)
+    bc = bsub.add_parser("clickhouse", help="the ClickHouse sink into embedded chDB: flow-sample rows/s")
+    bc.add_argument("--samples", type=int, default=200_000)
+    bc.add_argument("--partitions", type=int, default=1)
+    bc.add_argument("--consumer-option", action="append", default=[], metavar="K=V")
+    _kafka_option(bc)
     b.set_defaults(func=_bench)
     return parser
 

@@ -1,0 +1,192 @@
+"""The ClickHouse sink on real chDB: migrations, idempotent inserts, topic -> rows, `sflowpipe sql`."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from bench.clickhouse import enriched_batches, produce
+from schemas.codec import AvroCodec
+from sflowpipe.settings import ClickHouseSettings, load_settings
+from sinks.clickhouse.migrate import applied_versions, migrate, migrations
+from sinks.clickhouse.sink import ClickHouseService, ClickHouseSink, connect
+from sinks.clickhouse.sql import execute, owner, run_sql
+
+READY_QUERIES = {
+    "top talkers, last 15 minutes": """
+        SELECT src_ip, dst_ip, sum(bytes) AS bytes FROM flow_samples
+        WHERE time > now() - INTERVAL 15 MINUTE GROUP BY src_ip, dst_ip ORDER BY bytes DESC LIMIT 10""",
+    "top destination countries, last hour (1-minute rollup)": """
+        SELECT dst_country, sum(bytes) AS bytes FROM flows_1m
+        WHERE time > now() - INTERVAL 1 HOUR GROUP BY dst_country ORDER BY bytes DESC LIMIT 10""",
+    "traffic per interface, per minute": """
+        SELECT time, agent, in_if, sum(bytes) * 8 / 60 AS bps FROM flows_1m
+        WHERE time > now() - INTERVAL 1 HOUR GROUP BY time, agent, in_if ORDER BY time, agent, in_if""",
+    "events over time": """
+        SELECT toStartOfMinute(time) AS minute, threshold_id, count() AS events FROM events
+        WHERE time > now() - INTERVAL 1 DAY GROUP BY minute, threshold_id ORDER BY minute""",
+}
+
+
+@pytest.fixture
+def client(tmp_path):
+    c = connect(f"chdb://{tmp_path}/ch")
+    yield c
+    c.close()
+
+
+def table_shapes(client, db: str) -> dict[str, str]:
+    rows = client.query("SELECT name, create_table_query FROM system.tables WHERE database = {d:String} "
+                        "AND name != 'schema_migrations' ORDER BY name", parameters={"d": db}).result_rows
+    return dict(rows)
+
+
+def test_migrations_replay_from_every_earlier_state(tmp_path):
+    ch = ClickHouseSettings()
+    n = len(migrations())
+    assert n >= 3
+    c = connect(f"chdb://{tmp_path}/ch")
+    try:
+        shapes = []
+        for k in range(0, n + 1):
+            db = f"m{k}"
+            s = ch.model_copy(update={"database": db})
+            first = migrate(c, s, upto=k) if k else []
+            assert first == list(range(1, k + 1))
+            rest = migrate(c, s)
+            assert rest == list(range(k + 1, n + 1))
+            assert applied_versions(c, db) == set(range(1, n + 1))
+            assert migrate(c, s) == []  # a restart applies nothing
+            shapes.append({t: q.replace(f"{db}.", "DB.") for t, q in table_shapes(c, db).items()})
+        assert all(s == shapes[0] for s in shapes[1:])
+        assert {"flow_samples", "counters", "metrics", "events", "active_flows", "flows_1m", "flows_1h",
+                "sink_offsets"} <= set(shapes[0])
+        # TTLs follow the settings after the tables exist
+        migrate(c, ch.model_copy(update={"database": "m0", "ttl_days": 3, "rollup_ttl_days": 90}))
+        q = table_shapes(c, "m0")
+        assert "toIntervalDay(3)" in q["flow_samples"] and "toIntervalDay(90)" in q["flows_1h"]
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("raw", [True, False], ids=["avro-in-clickhouse", "arrow"])
+def test_same_batch_twice_is_one_copy(client, raw):
+    ch = ClickHouseSettings()
+    migrate(client, ch)
+    batches = enriched_batches(2000, seed=3)
+    codec = AvroCodec("enriched_flow_sample_batch")
+
+    def add(sink, offset, b):
+        sink.at("t", 0, offset)
+        if raw:  # what the runner hands over: the message, not decoded
+            return sink.add("t", "", None, None, codec.encode(b))
+        return sink.add("t", "enriched_flow_sample_batch", None, b, b"")
+
+    expected = sum(len(b["receive_time_us"]) for b in batches)
+    for attempt in range(2):  # a retry of the same flush (the first one "failed" after ClickHouse took it)
+        sink = ClickHouseSink(client, ch, "g")
+        for i, b in enumerate(batches):
+            assert add(sink, 100 + i, b) == len(b["receive_time_us"])
+        sink.flush()
+    assert client.command("SELECT count() FROM sflow.flow_samples") == expected
+    assert client.command("SELECT sum(samples) FROM sflow.flows_1m") == expected
+    # after a crash between the insert and the Kafka commit, a re-read batch with other boundaries
+    # is skipped: the sink knows from sink_offsets what ClickHouse already has
+    sink = ClickHouseSink(client, ch, "g")
+    sink.load_written_offsets()
+    more = enriched_batches(300, seed=4)
+    for i, b in enumerate(batches + more):  # re-read from the last commit, and further
+        add(sink, 100 + i, b)
+    sink.flush()
+    assert sink.skipped == len(batches)
+    assert client.command("SELECT count() FROM sflow.flow_samples") == expected + sum(
+        len(b["receive_time_us"]) for b in more)
+
+
+@pytest.mark.kafka
+def test_topics_to_clickhouse_and_sql(kafka_bootstrap, topic_prefix, tmp_path, capsys):
+    data_dir = tmp_path / "ch"
+    settings = load_settings(**{"kafka.bootstrap_servers": kafka_bootstrap, "kafka.topic_prefix": topic_prefix,
+                                "kafka.partitions": 2, "sinks.clickhouse": {"dsn": f"chdb://{data_dir}",
+                                                                            "batch_seconds": 0.5}})
+    k = settings.kafka
+    from sflowpipe.kafka import ensure_topics
+    t = settings.topics
+    ensure_topics(k, [k.topic(n) for n in (t.enriched_flow_samples, t.counter_samples, t.metrics, t.flows, t.events)])
+    now_ms = int(time.time() * 1000)
+    batches = enriched_batches(3000, seed=5, start_us=now_ms * 1000 - 120_000_000)
+    codec = AvroCodec("enriched_flow_sample_batch")
+    produce(kafka_bootstrap, k.topic(t.enriched_flow_samples),
+            [(b["agent_address"].encode(), codec.encode(b)) for b in batches])
+    examples = {stem: AvroCodec(stem).decode(open(f"schemas/examples/{stem}.v1.avro", "rb").read())
+                for stem in ("counter_sample_batch", "metrics", "event", "active_flows")}
+    for stem in ("metrics", "event", "active_flows"):
+        examples[stem]["timestamp"] = now_ms
+    examples["event"]["eventID"] = 7
+    for sample in examples["counter_sample_batch"]["samples"]:  # within the TTL
+        sample["receive_time_us"] = now_ms * 1000
+    for stem, topic in (("counter_sample_batch", t.counter_samples), ("metrics", t.metrics), ("event", t.events),
+                        ("active_flows", t.flows)):
+        produce(kafka_bootstrap, k.topic(topic), [(b"192.0.2.200", AvroCodec(stem).encode(examples[stem]))])
+
+    expected = sum(len(b["receive_time_us"]) for b in batches)
+    service = ClickHouseService(settings, settings.sinks.clickhouse)
+    service.start()
+    runner = threading.Thread(target=service.runner.run)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if service.runner.sink.inserted_rows >= expected + 3 and not service.runner.sink.pending():
+                break
+            time.sleep(0.2)
+        # `sflowpipe sql --data-dir` while the sink owns the directory: through its port
+        assert owner(str(data_dir)) is not None
+        out = json.loads(execute(settings, "SELECT count() AS n, sum(bytes) AS b FROM flow_samples",
+                                 data_dir=str(data_dir), fmt="json"))
+        assert int(out["n"]) == expected
+        assert int(out["b"]) == sum(f * r for b in batches for f, r in zip(b["frame_length"], b["sampling_rate"]))
+        rows = [json.loads(line) for line in execute(
+            settings, "SELECT toUnixTimestamp64Micro(time) AS t, toString(agent) AS agent, src_ip, dst_ip, "
+            "src_port, dst_port, protocol, in_if, out_if, dst_country, src_groups FROM flow_samples",
+            data_dir=str(data_dir), fmt="json").splitlines()]
+        got = sorted((int(r["t"]), r["agent"], r["src_ip"], r["dst_ip"], r["src_port"], r["dst_port"], r["protocol"],
+                      r["in_if"], r["out_if"], r["dst_country"], tuple(r["src_groups"])) for r in rows)
+        sent = sorted((tm, "::ffff:" + b["agent_address"], "::ffff:" + (s or "0.0.0.0") if s else "::",
+                       "::ffff:" + d if d else "::", sp or 0, dp or 0, p or 0, i, o, c or "", tuple(g))
+                      for b in batches for tm, s, d, sp, dp, p, i, o, c, g in zip(
+                          b["receive_time_us"], b["src_ip"], b["dst_ip"], b["src_port"], b["dst_port"],
+                          b["ip_protocol"], b["input"], b["output"], b["dst_country"], b["src_groups"]))
+        assert got == sent
+        for name, sql in READY_QUERIES.items():
+            assert execute(settings, sql, data_dir=str(data_dir), fmt="csv").count(b"\n") >= 2, name
+    finally:
+        service.stop()
+        runner.join()
+        service.close()
+    assert owner(str(data_dir)) is None
+    # the sink is gone: `sflowpipe sql` opens the directory itself
+    args = SimpleNamespace(query="SELECT count() FROM flow_samples", dsn=None, data_dir=str(data_dir), format="csv")
+    assert run_sql(settings, args) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == str(expected)
+    c = connect(f"chdb://{data_dir}")
+    try:
+        if_counters = [f for s in examples["counter_sample_batch"]["samples"] for r, f in s["records"]
+                       if r == "sflowpipe.IfCounters"]
+        assert c.query("SELECT source_id_index, value FROM sflow.counters WHERE record = 'IfCounters' "
+                       "AND name = 'if_speed' ORDER BY source_id_index").result_rows == sorted(
+            (s["source_id_index"], float(f["if_speed"])) for s in examples["counter_sample_batch"]["samples"]
+            for r, f in s["records"] if r == "sflowpipe.IfCounters")
+        assert len(if_counters) >= 1
+        assert c.query("SELECT toString(agent), data_source, name, value FROM sflow.metrics").result_rows == [
+            ("::ffff:192.0.2.200", "3", "ifinoctets", 12345.5)]
+        assert c.query("SELECT event_id, threshold_id, flow_key FROM sflow.events").result_rows == [
+            (7, "elephant", "10.1.0.10,192.0.2.10")]
+        assert c.command("SELECT count() FROM sflow.active_flows WHERE flow = 'pair'") == 1
+        assert c.command("SELECT sum(samples) FROM sflow.flows_1h") == expected
+    finally:
+        c.close()

@@ -76,9 +76,13 @@ def publish(settings: Settings, kind: str, name: str, body: Any, timeout: float 
         raise DefinitionError(f"unknown definition kind {kind!r}")
     if body is not None:
         parse(kind, name, body)
+    from sflowpipe.kafka import ensure_topics
+
+    topic = settings.kafka.topic(settings.topics.config)
+    ensure_topics(settings.kafka, [topic], config={"cleanup.policy": "compact"})
     p = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers})
     value = None if body is None else json.dumps(body).encode()
-    p.produce(settings.kafka.topic(settings.topics.config), value, f"{kind}:{name}".encode())
+    p.produce(topic, value, f"{kind}:{name}".encode())
     if p.flush(timeout):
         raise RuntimeError("config topic: message not delivered")
 

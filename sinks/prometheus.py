@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from processors.activeflows import ActiveFlows
-from processors.config import ConfigWatcher, startup_definitions
+from processors.config import publish, ConfigWatcher, startup_definitions
 from sflowpipe.settings import FlowDefinition, Settings
 from sinks.base import SinkRunner
 
@@ -100,6 +100,7 @@ class ExporterState:
         self.flows = ActiveFlows()
         self.flow_seen: dict[tuple[str, str], float] = {}
         self.definitions: dict[str, FlowDefinition] = {}
+        self.publish_definition = None  # (name, body) -> None: defines a flow a scrape asks for
 
     # -- updates (the consumer thread) --
 
@@ -190,6 +191,18 @@ class ExporterState:
                 return name, d
         if metric in known:
             return metric, self.definitions.get(metric)
+        if keys and self.publish_definition is not None:
+            # as sFlow-RT does: a scrape that names keys and a value defines that flow (on the
+            # config topic, so every worker computes it); it has values from the next report on
+            name = "prometheus_" + re.sub(r"[^a-zA-Z0-9_]", "_", metric)
+            body = {"keys": ",".join(keys), "value": value or "bytes"}
+            if flt:
+                body["filter"] = flt
+            definition = FlowDefinition.model_validate(body)
+            if self.definitions.get(name) != definition:
+                self.publish_definition(name, body)
+                self.definitions[name] = definition
+            return name, definition
         raise BadRequest(404, f"no flow definition with keys={','.join(keys)!r} value={value!r} "
                               f"filter={flt!r}: define it (processors.flows, the definitions file or "
                               f"`sflowpipe definitions apply`), or name it with flow=NAME\n")
@@ -301,6 +314,7 @@ class PrometheusExporter:
                  names: bool = True, prefix: str = "", from_beginning: bool = True) -> None:
         self.settings = settings
         self.state = ExporterState(stale_seconds, prefix)
+        self.state.publish_definition = lambda name, body: publish(settings, "flow", name, body)
         for kind, name, definition in startup_definitions(settings):
             self.state.define(kind, name, definition)
         self.watcher = ConfigWatcher(settings, self.state.define)

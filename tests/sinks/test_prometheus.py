@@ -145,8 +145,30 @@ def test_flows_with_sflow_rt_params(exporter):
     assert status == 200
 
 
+def test_scrape_of_an_undefined_flow_defines_it_on_the_config_topic(exporter):
+    """As sFlow-RT does: the scrape's key/value/filter define the flow (for every worker)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    status, text = _scrape(exporter.port, f"{FLOWS_URL}?metric=x&key=macsource&value=frames&filter=vlan=10")
+    assert status == 200 and text == ""  # values from the processors' next report on
+    topic = exporter.settings.kafka.topic(exporter.settings.topics.config)
+    c = Consumer({"bootstrap.servers": exporter.settings.kafka.bootstrap_servers, "group.id": "t",
+                  "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING)
+              for p in c.list_topics(topic, timeout=10).topics[topic].partitions])
+    seen = {}
+    deadline = time.monotonic() + 20
+    while "flow:prometheus_x" not in seen and time.monotonic() < deadline:
+        for m in c.consume(10, 0.5):
+            if m.error() is None:
+                seen[m.key().decode()] = json.loads(m.value())
+    c.close()
+    assert seen["flow:prometheus_x"] == {"keys": "macsource", "value": "frames", "filter": "vlan=10"}
+
+
 def test_flow_errors(exporter):
-    status, text = _scrape(exporter.port, f"{FLOWS_URL}?metric=x&key=macsource&value=bytes")
+    exporter.state.publish_definition = None  # without a config topic, an undefined flow is an error
+    status, text = _scrape(exporter.port, f"{FLOWS_URL}?metric=y&key=macsource&value=bytes")
     assert status == 404 and "no flow definition" in text
     assert _scrape(exporter.port, f"{FLOWS_URL}?key=ipsource")[0] == 400
     assert _scrape(exporter.port, f"{FLOWS_URL}?metric=x&flow=pair&aggMode=avg")[0] == 400

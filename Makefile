@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 run: setup
-	$(VENV)/bin/sflowpipe ingest --embedded-broker --listen [::]:$(SFLOW_PORT)
+	SFLOW_PORT=$(SFLOW_PORT) $(PY) scripts/run_embedded.py
 
 test: setup
 	$(PY) -m pytest -q

@@ -92,8 +92,13 @@ def owner(data_dir: str) -> dict | None:
     try:
         with open(os.path.join(data_dir, SQL_FILE)) as f:
             info = json.load(f)
-        os.kill(int(info["pid"]), 0)
-    except (OSError, ValueError, KeyError):
+        pid = int(info["pid"])
+        os.kill(pid, 0)
+        # a zombie (exited, not yet reaped by its parent) answers signal 0 too
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                return None
+    except (OSError, ValueError, KeyError, IndexError):
         return None
     return info
 
@@ -122,7 +127,12 @@ def execute(settings: Settings, sql: str, dsn: str | None = None, data_dir: str 
     if directory:
         info = owner(directory)
         if info:
-            return query_via(info, sql, fmt)
+            try:
+                return query_via(info, sql, fmt)
+            except urllib.error.URLError as e:
+                if not isinstance(getattr(e, "reason", None), ConnectionRefusedError):
+                    raise
+                # the owner is gone without removing its file: open the directory ourselves
     client = connect(dsn)
     try:
         return run_query(client, sql, fmt, ch.database)

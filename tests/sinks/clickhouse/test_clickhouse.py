@@ -139,11 +139,17 @@ def test_topics_to_clickhouse_and_sql(kafka_bootstrap, topic_prefix, tmp_path, c
     runner = threading.Thread(target=service.runner.run)
     runner.start()
     try:
-        deadline = time.monotonic() + 60
+        # wait until every table has what was produced (read through the sink's own port)
+        check = ("SELECT (SELECT count() FROM flow_samples), (SELECT count() FROM events), "
+                 "(SELECT count() FROM metrics), (SELECT count() FROM active_flows), (SELECT count() > 0 FROM counters)")
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            if service.runner.sink.inserted_rows >= expected + 3 and not service.runner.sink.pending():
-                break
-            time.sleep(0.2)
+            if owner(str(data_dir)) is not None:
+                last = execute(settings, check, data_dir=str(data_dir), fmt="csv").decode().strip().splitlines()[-1]
+                n, ev, me, af, co = last.split(",")
+                if (int(n), int(ev), int(me), int(af), int(co)) == (expected, 1, 1, 1, 1):
+                    break
+            time.sleep(0.3)
         # `sflowpipe sql --data-dir` while the sink owns the directory: through its port
         assert owner(str(data_dir)) is not None
         out = json.loads(execute(settings, "SELECT count() AS n, sum(bytes) AS b FROM flow_samples",

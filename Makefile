@@ -18,6 +18,7 @@ run: setup
 	SFLOW_PORT=$(SFLOW_PORT) $(PY) scripts/run_embedded.py
 
 test: setup
+	bash scripts/system-deps.sh
 	$(PY) -m pytest -q
 
 bench: setup

@@ -23,7 +23,8 @@ from sflowpipe.broker import EmbeddedBroker, free_port  # noqa: E402
 
 def main() -> int:
     port = os.environ.get("SFLOW_PORT", "6343")
-    data = ROOT / "data"
+    data = Path(os.environ.get("SFLOWPIPE_RUN_DATA", ROOT / "data")).resolve()
+    metrics_port = 9343 if _free(9343) else free_port()
     broker = EmbeddedBroker(port=9092 if _free(9092) else free_port(), log_path=str(data / "tansu.log"))
     data.mkdir(exist_ok=True)
     print("starting the embedded broker (Tansu, in-memory: data is gone when it stops) ...", flush=True)
@@ -31,7 +32,9 @@ def main() -> int:
     env = {**os.environ, "SFLOWPIPE_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap,
            "SFLOWPIPE_INGEST__SPILL_DIR": str(data / "spill"),
            "SFLOWPIPE_PROCESSORS__DATA_DIR": str(data / "processors"),
-           "SFLOWPIPE_SINKS__CLICKHOUSE__DSN": f"chdb://{data / 'clickhouse'}"}
+           "SFLOWPIPE_SINKS__CLICKHOUSE__DSN": f"chdb://{data / 'clickhouse'}",
+           "SFLOWPIPE_INGEST__METRICS_LISTEN": f"127.0.0.1:{metrics_port}",
+           "SFLOWPIPE_PROCESSORS__WEB_PORT": str(6066 if _free(6066) else free_port())}
     cli = [sys.executable, "-m", "sflowpipe.cli"]
     stages = [
         ("ingest", cli + ["ingest", "--listen", f"[::]:{port}"]),
@@ -53,7 +56,7 @@ def main() -> int:
 sflowpipe is running:
   sFlow in          UDP [::]:{port}   (try: sflowpipe generate --to 127.0.0.1:{port})
   Kafka             {broker.bootstrap}   (sflowpipe tail flow-samples --bootstrap-servers {broker.bootstrap})
-  ingest metrics    http://127.0.0.1:9343/metrics
+  ingest metrics    http://127.0.0.1:{metrics_port}/metrics
   ClickHouse        sflowpipe sql "SELECT count() FROM flow_samples" --data-dir {data / 'clickhouse'}
   logs              {data}/*.log
 Ctrl-C stops everything.""", flush=True)
@@ -62,7 +65,7 @@ Ctrl-C stops everything.""", flush=True)
         pass
     finally:
         print("stopping ...", flush=True)
-        for name, p in reversed(procs):
+        for name, p in reversed(procs):  # all at once, newest first: they stop in parallel
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
         for name, p in reversed(procs):

@@ -46,30 +46,21 @@ def from_socket(address: str, port: int) -> Iterator[Received]:
         sock.close()
 
 
+def _fields(data: bytes, meta: Meta) -> dict:
+    """sflowtool's view of one datagram, or the error line for one that cannot be decoded."""
+    try:
+        return sflowtool.datagram_fields(decode_datagram(data), meta)
+    except DecodeError as e:
+        return sflowtool.error_fields(e, meta)
+
+
 def _render_sflowtool(kind: str) -> Callable[[bytes, Meta], bytes]:
     if kind == "json":
-        def render(data: bytes, meta: Meta) -> bytes:
-            try:
-                d = sflowtool.datagram_fields(decode_datagram(data), meta)
-            except DecodeError as e:
-                d = sflowtool.error_fields(e, meta)
-            return sflowtool.json_line(d)
-        return render
-
-    writer = {
-        "pretty": sflowtool.json_pretty,
-        "text": sflowtool.text,
-        "grep": None,
-    }[kind]
-
-    def render_text(data: bytes, meta: Meta) -> bytes:
-        try:
-            d = sflowtool.datagram_fields(decode_datagram(data), meta)
-        except DecodeError as e:
-            d = sflowtool.error_fields(e, meta)
-        out = sflowtool.grep(d, meta) if writer is None else writer(d)
-        return out.encode("utf-8", "replace")
-    return render_text
+        return lambda data, meta: sflowtool.json_line(_fields(data, meta))
+    if kind == "grep":
+        return lambda data, meta: sflowtool.grep(_fields(data, meta), meta).encode("utf-8", "replace")
+    writer = {"pretty": sflowtool.json_pretty, "text": sflowtool.text}[kind]
+    return lambda data, meta: writer(_fields(data, meta)).encode("utf-8", "replace")
 
 
 def _render_lines(data: bytes, meta: Meta) -> bytes:

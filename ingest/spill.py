@@ -13,6 +13,7 @@ from pathlib import Path
 
 _HEAD = struct.Struct(">IHH")  # value length, topic length, key length (0xFFFF = no key)
 SEGMENT_BYTES = 16 << 20
+PEEK_BYTES = 4 << 20  # read at most this much per peek (a larger single message is read whole)
 
 
 class SpillQueue:
@@ -95,11 +96,18 @@ class SpillQueue:
         out = []
         seg, pos = self._r_seg, self._r_pos
         while len(out) < n and seg <= self._w_seg:
-            path = self._path(seg)
-            data = path.read_bytes() if path.exists() else b""
-            while len(out) < n and pos + _HEAD.size <= len(data):
-                vlen, tlen, klen = _HEAD.unpack_from(data, pos)
-                p = pos + _HEAD.size
+            # read from the cursor on, a bounded chunk (not the whole segment on every call)
+            base, data = pos, self._read(seg, pos, PEEK_BYTES)
+            while len(out) < n and pos - base + _HEAD.size <= len(data):
+                vlen, tlen, klen = _HEAD.unpack_from(data, pos - base)
+                size = _HEAD.size + tlen + (0 if klen == 0xFFFF else klen) + vlen
+                if pos - base + size > len(data):
+                    if out or size <= PEEK_BYTES:
+                        break  # the rest comes with the next peek
+                    data = self._read(seg, base, pos - base + size)  # one message larger than a chunk
+                    if pos - base + size > len(data):
+                        break
+                p = pos - base + _HEAD.size
                 topic = data[p : p + tlen].decode()
                 p += tlen
                 key = None
@@ -107,10 +115,11 @@ class SpillQueue:
                     key = data[p : p + klen]
                     p += klen
                 value = data[p : p + vlen]
-                size = p + vlen - pos
                 pos += size
                 out.append((topic, key, value, (seg, pos, size)))
             if len(out) < n:
+                if pos - base < len(data) or base + len(data) < self._size(seg):
+                    break  # stopped inside this segment: not at its end
                 seg, pos = seg + 1, 0
         return out
 
@@ -130,6 +139,18 @@ class SpillQueue:
         self._save_cursor()
 
     # ---------------------------------------------------------------- files
+
+    def _read(self, seg: int, pos: int, n: int) -> bytes:
+        path = self._path(seg)
+        if not path.exists():
+            return b""
+        with open(path, "rb") as f:
+            f.seek(pos)
+            return f.read(n)
+
+    def _size(self, seg: int) -> int:
+        path = self._path(seg)
+        return path.stat().st_size if path.exists() else 0
 
     def _path(self, seg: int) -> Path:
         return self.dir / f"{seg:012d}.spill"

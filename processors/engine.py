@@ -118,11 +118,8 @@ class Engine:
         for agent, values in self.pending_metrics.items():
             metrics.append({"agent": agent, "timestamp": ts, "metrics": [
                 {"dataSource": ds, "name": name, "value": float(v)} for (ds, name), v in values.items()]})
-            by_ds: dict[tuple[str, str], list] = {}
             for (ds, name), v in values.items():
-                by_ds.setdefault((ds, name), []).append((None, float(v)))
-            for (ds, name), vals in by_ds.items():
-                events += self.thresholds.check(name, agent, ds, vals, now)
+                events += self.thresholds.check(name, agent, ds, [(None, float(v))], now)
         self.pending_metrics = {}
         return active, metrics, events
 

@@ -179,35 +179,34 @@ def _lazy(module: str, fn: str):
     return handler
 
 
+# sink subcommands: (name, help, module, add-arguments function, run function, takes --bootstrap-servers)
+SINK_COMMANDS = (
+    ("clickhouse", "flow samples, counters, metrics, flows and events into ClickHouse",
+     "sinks.clickhouse", "add_arguments", "run", True),
+    ("sql", "run a SQL query on the ClickHouse database (server or embedded directory)",
+     "sinks.clickhouse", "add_sql_arguments", "run_sql", False),
+    ("syslog", "events (and flows) to syslog RFC 5424/3164 over UDP/TCP/TLS, CEF/LEEF",
+     "sinks.syslog", "add_arguments", "run", False),  # adds its own --bootstrap-servers
+    ("http-events", "events to Loggly, Splunk HEC, Elastic or a JSON webhook",
+     "sinks.http_events", "add_arguments", "run", True),
+    ("prometheus", "Prometheus exporter of counter metrics and top flows",
+     "sinks.prometheus", "add_arguments", "run", True),
+    ("forward", "re-send raw sFlow datagrams to other collectors (UDP, hex, TLS)",
+     "sinks.forward", "add_arguments", "run", True),
+    ("unhex", "re-emit datagrams from `forward --hex` (stdin) or `forward --tls-to` over UDP",
+     "sinks.forward", "add_unhex_arguments", "run_unhex", False),
+)
+
+
 def _add_sinks(sub) -> None:
-    from sinks import clickhouse, forward, http_events, prometheus, syslog
+    import importlib
 
-    p = sub.add_parser("clickhouse", help="flow samples, counters, metrics, flows and events into ClickHouse")
-    clickhouse.add_arguments(p)
-    _kafka_option(p)
-    p.set_defaults(func=_lazy("sinks.clickhouse", "run"))
-    p = sub.add_parser("sql", help="run a SQL query on the ClickHouse database (server or embedded directory)")
-    clickhouse.add_sql_arguments(p)
-    p.set_defaults(func=_lazy("sinks.clickhouse", "run_sql"))
-
-    p = sub.add_parser("syslog", help="events (and flows) to syslog RFC 5424/3164 over UDP/TCP/TLS, CEF/LEEF")
-    syslog.add_arguments(p)
-    p.set_defaults(func=_lazy("sinks.syslog", "run"))
-    p = sub.add_parser("http-events", help="events to Loggly, Splunk HEC, Elastic or a JSON webhook")
-    http_events.add_arguments(p)
-    _kafka_option(p)
-    p.set_defaults(func=_lazy("sinks.http_events", "run"))
-    p = sub.add_parser("prometheus", help="Prometheus exporter of counter metrics and top flows")
-    prometheus.add_arguments(p)
-    _kafka_option(p)
-    p.set_defaults(func=_lazy("sinks.prometheus", "run"))
-    p = sub.add_parser("forward", help="re-send raw sFlow datagrams to other collectors (UDP, hex, TLS)")
-    forward.add_arguments(p)
-    _kafka_option(p)
-    p.set_defaults(func=_lazy("sinks.forward", "run"))
-    p = sub.add_parser("unhex", help="re-emit datagrams from `forward --hex` (stdin) or `forward --tls-to` over UDP")
-    forward.add_unhex_arguments(p)
-    p.set_defaults(func=_lazy("sinks.forward", "run_unhex"))
+    for name, help_text, module, add, run, kafka in SINK_COMMANDS:
+        p = sub.add_parser(name, help=help_text)
+        getattr(importlib.import_module(module), add)(p)
+        if kafka:
+            _kafka_option(p)
+        p.set_defaults(func=_lazy(module, run))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -55,3 +55,15 @@ def test_survives_restart_and_segments(tmp_path, monkeypatch):
     assert drain(q2) == [("topic", None, b"after")]
     q2.stop()
     assert len(list(tmp_path.glob("*.spill"))) == 1
+
+
+def test_peek_reads_in_bounded_chunks_and_whole_large_messages(tmp_path, monkeypatch):
+    monkeypatch.setattr(spill, "PEEK_BYTES", 100)
+    monkeypatch.setattr(spill, "SEGMENT_BYTES", 1000)
+    q = SpillQueue(tmp_path, 1 << 20)
+    q.start()
+    msgs = [("t", b"k", bytes([i]) * (30 if i % 5 else 250)) for i in range(40)]  # some larger than a chunk
+    for m in msgs:
+        q.append(*m)
+    assert drain(q, 3) == msgs
+    q.stop()

@@ -1,10 +1,11 @@
-# The two commands a newcomer needs: `make run` and `make test` (both set everything up first).
+# The two commands a newcomer needs: `make demo` (or `make run` for real agents) and `make test`;
+# each sets everything up first (virtual environment, Python packages, the web UI's bundle).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-SFLOW_PORT ?= 6343
+UP_ARGS ?=
 
-.PHONY: setup run test bench clean
+.PHONY: setup run demo test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,9 +14,15 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed
+	bash scripts/build-ui.sh
 
+# the whole pipeline on this machine, web UI on http://127.0.0.1:8008/, sFlow on UDP 6343
 run: setup
-	SFLOW_PORT=$(SFLOW_PORT) $(PY) scripts/run_embedded.py
+	$(VENV)/bin/sflowpipe up $(UP_ARGS)
+
+# the same with generated traffic (elephant flows included): no network devices needed
+demo: setup
+	$(VENV)/bin/sflowpipe up --demo $(UP_ARGS)
 
 test: setup
 	bash scripts/system-deps.sh
@@ -25,4 +32,4 @@ bench: setup
 	$(VENV)/bin/sflowpipe bench decode
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis ui/node_modules api/static/vendor

@@ -7,11 +7,13 @@ its own SO_REUSEPORT socket and spill directory) whose metrics the parent serves
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing as mp
 import os
 import select
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -41,6 +43,8 @@ class Ingester:
         self.publisher = Publisher(settings.kafka, spill, self.metrics, client_id=f"sflowpipe-ingest-{worker}")
         self.pipeline = IngestPipeline(settings, self.publisher, self.metrics)
         self.stopping = threading.Event()
+        self.status_topic = settings.kafka.topic(settings.topics.status)
+        self.ident = f"{socket.gethostname()}:{os.getpid()}:{worker}"
         m = self.metrics
         m.describe("sflowpipe_ingest_kernel_drops", "gauge", "datagrams the kernel dropped for this socket")
         m.describe("sflowpipe_ingest_socket_rcvbuf_bytes", "gauge", "SO_RCVBUF granted by the kernel")
@@ -63,7 +67,8 @@ class Ingester:
         handle = self.pipeline.handle
         poller = select.poll()
         poller.register(sock.fileno(), select.POLLIN)
-        next_service = next_drops = 0.0
+        next_service = next_drops = next_status = 0.0
+        status_every = self.settings.ingest.status_interval_s
         while not self.stopping.is_set():
             if poller.poll(5):
                 for _ in range(256):  # drain the socket in bursts
@@ -82,6 +87,35 @@ class Ingester:
             if now >= next_drops:
                 self.metrics.set("sflowpipe_ingest_kernel_drops", self.receiver.kernel_drops())
                 next_drops = now + 1.0
+            if now >= next_status:
+                self.publish_status()
+                next_status = now + status_every
+
+    def status(self) -> dict:
+        """This ingester's counters, for the status topic (the API's status page and /agents/json)."""
+        m = self.metrics
+        agents: dict[str, dict] = {}
+        for (name, labels), v in list(m.values.items()):
+            if name in ("sflowpipe_ingest_agent_datagrams_total", "sflowpipe_ingest_agent_sequence_lost_total"):
+                agent = dict(labels).get("agent", "")
+                field = "datagrams" if name.endswith("datagrams_total") else "lost"
+                agents.setdefault(agent, {})[field] = int(v)
+        samples = {dict(labels).get("kind", ""): int(v) for (name, labels), v in list(m.values.items())
+                   if name == "sflowpipe_ingest_samples_total"}
+        return {"ingester": self.ident, "listen": self.settings.ingest.listen, "time": int(time.time() * 1000),
+                "datagrams": int(m.total("sflowpipe_ingest_datagrams_received_total")),
+                "malformed": int(m.total("sflowpipe_ingest_datagrams_malformed_total")),
+                "samples": samples,
+                "kernel_drops": int(m.total("sflowpipe_ingest_kernel_drops")),
+                "kafka_dropped": int(m.total("sflowpipe_kafka_messages_dropped_total")),
+                "spill_pending": int(m.total("sflowpipe_kafka_spill_pending_messages")),
+                "agents": agents}
+
+    def publish_status(self) -> None:
+        try:
+            self.publisher.publish(self.status_topic, self.ident.encode(), json.dumps(self.status()).encode())
+        except Exception as e:  # status is best effort; never stop receiving for it
+            log.debug("status not published: %s", e)
 
 
 def _worker_main(settings: Settings, worker: int, snapshots, ready) -> None:
@@ -110,6 +144,7 @@ def run(settings: Settings, on_ready=None) -> int:
     k, t = settings.kafka, settings.topics
     ensure_topics(k, [k.topic(n) for n in (t.raw, t.flow_samples, t.counter_samples, t.discard_samples,
                                            t.deadletter)])
+    ensure_topics(k, [k.topic(t.status)], config={"retention.ms": str(24 * 3600 * 1000)})
     mhost, mport = parse_hostport(settings.ingest.metrics_listen, 9343)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

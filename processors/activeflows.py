@@ -28,15 +28,15 @@ class ActiveFlows:
             self.update(m)
 
     def merged(self, flow: str, agents: Iterable[str] | None = None, agg_mode: str = "max", max_flows: int = 100,
-               min_value: float = 0.0) -> list[dict]:
+               min_value: float = 0.0, since_ms: int = 0) -> list[dict]:
         """[{"key", "value", "agent", "dataSource"}] largest first; agent/dataSource: where the
-        largest contribution was seen."""
+        largest contribution was seen. Messages older than ``since_ms`` (stale) are left out."""
         if agg_mode not in ("max", "sum"):
             raise ValueError(f"aggMode must be max or sum, not {agg_mode!r}")
         wanted = None if agents is None else set(agents)
         acc: dict[str, list] = {}
         for (name, agent), m in self.latest.items():
-            if name != flow or (wanted is not None and agent not in wanted):
+            if name != flow or (wanted is not None and agent not in wanted) or m["timestamp"] < since_ms:
                 continue
             for e in m["flows"]:
                 cur = acc.get(e["key"])

@@ -1,7 +1,8 @@
 """Flow, threshold and group definitions: from the settings/YAML file at start-up, then live
 from the compacted config topic, so every worker sees every definition.
 
-Config topic messages: key ``flow:NAME``, ``threshold:NAME`` or ``group:NAME`` (UTF-8), value the
+Config topic messages: key ``flow:NAME``, ``threshold:NAME``, ``group:NAME`` or
+``forwarding:NAME`` (UTF-8), value the
 definition as JSON (the same shape as in the YAML file), or empty/null to delete it. The
 topic is compacted: the latest value per key is the definition. Every worker reads the whole
 topic (no consumer group), so the topic's partition count does not matter.
@@ -20,11 +21,11 @@ import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from pydantic import ValidationError
 
-from sflowpipe.settings import FlowDefinition, Settings, ThresholdDefinition
+from sflowpipe.settings import FlowDefinition, ForwardingDefinition, Settings, ThresholdDefinition
 
 log = logging.getLogger(__name__)
 
-KINDS = ("flow", "threshold", "group")
+KINDS = ("flow", "threshold", "group", "forwarding")
 Listener = Callable[[str, str, Any], None]  # (kind, name, definition or None)
 
 
@@ -45,11 +46,13 @@ def parse(kind: str, name: str, body: Any) -> Any:
             if not isinstance(body, dict) or not all(isinstance(v, list) for v in body.values()):
                 raise DefinitionError(f"group {name}: expected {{group name: [CIDR, ...]}}")
             return {str(k): [str(c) for c in v] for k, v in body.items()}
+        if kind == "forwarding":
+            return ForwardingDefinition.model_validate(body)
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(x) for x in first["loc"]) or "definition"
         raise DefinitionError(f"{kind} {name}: {where}: {first['msg']}") from None
-    raise DefinitionError(f"unknown definition kind {kind!r} (expected flow, threshold or group)")
+    raise DefinitionError(f"unknown definition kind {kind!r} (expected flow, threshold, group or forwarding)")
 
 
 def startup_definitions(settings: Settings) -> list[tuple[str, str, Any]]:

@@ -67,7 +67,7 @@ class Engine:
                 self.enricher.groups.remove_groupset(name)
             else:
                 self.enricher.groups.set_groupset(name, definition)
-        else:
+        elif kind != "forwarding":  # forwarding targets are the forward sink's
             raise ValueError(f"unknown definition kind {kind!r}")
 
     # ---------------------------------------------------------------- input

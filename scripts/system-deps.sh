@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# System packages the tests talk to for real: rsyslog (with TLS) for the syslog sink tests.
+# System packages the tests talk to for real: rsyslog (with TLS) for the syslog sink tests,
+# Chromium and its WebDriver for the web UI tests.
 set -euo pipefail
 need=()
 command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || need+=(rsyslog)
 dpkg -s rsyslog-gnutls >/dev/null 2>&1 || need+=(rsyslog-gnutls)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -129,6 +129,12 @@ def _process_workers(args: argparse.Namespace, workers: int) -> int:
     return 0 if all(c == 0 for c in codes) else 1
 
 
+def _up(args: argparse.Namespace, settings: Settings) -> int:
+    from sflowpipe import up
+
+    return up.run(args, args.config)
+
+
 def _definitions(args: argparse.Namespace, settings: Settings) -> int:
     import yaml
 
@@ -193,6 +199,8 @@ SINK_COMMANDS = (
      "sinks.prometheus", "add_arguments", "run", True),
     ("forward", "re-send raw sFlow datagrams to other collectors (UDP, hex, TLS)",
      "sinks.forward", "add_arguments", "run", True),
+    ("api", "the sFlow-RT compatible REST API and the web UI (port 8008)",
+     "api.service", "add_arguments", "run", True),
     ("unhex", "re-emit datagrams from `forward --hex` (stdin) or `forward --tls-to` over UDP",
      "sinks.forward", "add_unhex_arguments", "run_unhex", False),
 )
@@ -253,6 +261,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
     _kafka_option(p)
     p.set_defaults(func=_process)
+
+    p = sub.add_parser("up", help="the whole pipeline on this machine (broker, ingest, processors, sinks, API and "
+                                  "web UI on 8008) until Ctrl-C",
+                       description="Run everything on embedded defaults: Tansu broker, ingest, Faust workers, "
+                                   "ClickHouse (chDB), sinks, REST API and web UI.")
+    from sflowpipe import up as _up_module
+
+    _up_module.add_arguments(p)
+    p.set_defaults(func=_up)
 
     p = sub.add_parser("definitions", help="publish flow/threshold/group definitions to the config topic (live)")
     dsub = p.add_subparsers(dest="action", metavar="ACTION", required=True)

@@ -42,7 +42,7 @@ def ensure_topics(kafka: KafkaSettings, names: list[str], timeout: float = 30.0,
 
 def wait_for_broker(bootstrap: str, timeout: float = 30.0) -> None:
     """Block until a metadata request to the broker succeeds."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})  # refusals are expected here
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -54,6 +54,7 @@ class TopicNames(BaseModel):
     metrics: str = "metrics"
     events: str = "events"
     config: str = "config"
+    status: str = "status"
 
 
 class IngestSettings(BaseModel):
@@ -67,6 +68,8 @@ class IngestSettings(BaseModel):
     spill_dir: str = Field("./data/spill", description="on-disk queue while Kafka is unreachable")
     spill_max_mb: int = Field(1024, ge=1, description="bound of the on-disk queue (per worker)")
     metrics_listen: str = Field("0.0.0.0:9343", description="Prometheus /metrics HTTP HOST:PORT (port 0: any)")
+    status_interval_s: float = Field(2.0, gt=0, description="publish this ingester's counters to the status "
+                                                            "topic every ... (the API's status page)")
 
 
 class FlowDefinition(BaseModel):
@@ -92,6 +95,16 @@ class ThresholdDefinition(BaseModel):
     filter: dict[str, list[str] | str] | None = Field(None, description="agent / dataSource attributes to match")
     by_flow: bool = Field(False, alias="byFlow", description="an event per flow key over the threshold")
     timeout: float = Field(60.0, description="seconds below the threshold before it re-arms")
+
+
+class ForwardingDefinition(BaseModel):
+    """A raw sFlow forwarding target (the REST API's /forwarding/{name}/json): `sflowpipe forward
+    --from-config` re-sends every datagram to it."""
+
+    model_config = {"extra": "forbid"}
+
+    address: str = Field(description="collector host or address")
+    port: int = Field(6343, ge=1, le=65535)
 
 
 class EnrichSettings(BaseModel):
@@ -185,6 +198,21 @@ class ForwardSettings(BaseModel):
     consumer_group_prefix: str = "sflowpipe-forward"
 
 
+class ApiSettings(BaseModel):
+    """`sflowpipe api`: the sFlow-RT compatible REST API and the web UI."""
+
+    listen: str = Field("0.0.0.0:8008", description="HTTP HOST:PORT (8008 is sFlow-RT's port)")
+    token: SecretStr | None = Field(None, description="require `Authorization: Bearer TOKEN`")
+    basic_user: str | None = Field(None, description="require HTTP basic authentication with this user ...")
+    basic_password: SecretStr | None = Field(None, description="... and this password")
+    read_only: bool = Field(False, description="refuse PUT/POST/DELETE (definitions stay as configured)")
+    history_s: float = Field(900.0, gt=0, description="on start, read this much of the events/status history")
+    max_events: int = Field(10_000, ge=1, description="events kept in memory for /events/json")
+    stale_s: float = Field(10.0, gt=0, description="top flows and metrics older than this are not shown")
+    sinks: list[str] = Field(default_factory=lambda: ["sflowpipe-clickhouse", "sflowpipe-prometheus"],
+                             description="consumer groups whose lag the status page shows")
+
+
 class SinkSettings(BaseModel):
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     syslog: SyslogSettings = SyslogSettings()
@@ -206,6 +234,7 @@ class Settings(BaseSettings):
     enrich: EnrichSettings = EnrichSettings()
     processors: ProcessorSettings = ProcessorSettings()
     sinks: SinkSettings = SinkSettings()
+    api: ApiSettings = ApiSettings()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

@@ -260,6 +260,58 @@ class Forwarder:
                 sink.close()
 
 
+class ConfigForwarder:
+    """Forwarding targets from the config topic (the REST API's /forwarding/{name}/json): one
+    consumer group and thread per named target, started, replaced and stopped as definitions
+    change. A target starts at the newest datagram."""
+
+    def __init__(self, settings: Settings, spoof: bool = False) -> None:
+        from processors.config import ConfigWatcher
+
+        self.settings = settings
+        self.spoof = spoof
+        self.lock = threading.Lock()
+        self.active: dict[str, tuple[Any, Forwarder]] = {}  # name -> (definition, forwarder)
+        self.watcher = ConfigWatcher(settings, self.define)
+
+    def define(self, kind: str, name: str, definition: Any) -> None:
+        if kind != "forwarding":
+            return
+        with self.lock:
+            current = self.active.get(name)
+            if current and current[0] == definition:
+                return
+            if current:
+                current[1].stop()
+                del self.active[name]
+                log.info("forward: stopped %s", name)
+            if definition is None:
+                return
+            target = f"[{definition.address}]:{definition.port}" if ":" in definition.address else \
+                f"{definition.address}:{definition.port}"
+            try:
+                sink = UdpForwarder(target, self.spoof)
+            except (OSError, ValueError, SpoofError) as e:
+                log.error("forward: %s -> %s: %s", name, target, e)
+                return
+            group = f"{self.settings.sinks.forward.consumer_group_prefix}-config-{name}"
+            fwd = Forwarder(self.settings, [(group, sink)])
+            fwd.start()
+            self.active[name] = (definition, fwd)
+            log.info("forward: %s -> %s", name, target)
+
+    def start(self) -> None:
+        self.watcher.start()
+        log.info("forward: following forwarding definitions on the config topic")
+
+    def stop(self) -> None:
+        self.watcher.stop()
+        with self.lock:
+            for _, fwd in self.active.values():
+                fwd.stop()
+            self.active.clear()
+
+
 def _group_name(prefix: str, kind: str, target: str) -> str:
     host, port = parse_hostport(target)
     return f"{prefix}-{kind}{host}-{port}".replace(":", "_")
@@ -294,6 +346,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tls-key", metavar="FILE", help="client key (mutual TLS)")
     parser.add_argument("--from-beginning", action="store_true",
                         help="a new consumer group starts at the oldest datagram (default: the newest)")
+    parser.add_argument("--from-config", action="store_true",
+                        help="also forward to the targets defined on the config topic (PUT /forwarding/NAME/json)")
 
 
 def _wait_for_signal(done: threading.Event | None = None) -> None:
@@ -313,13 +367,20 @@ def run(settings: Settings, args) -> int:
     except (OSError, ValueError, ssl.SSLError) as e:
         print(f"sflowpipe forward: {e}", file=sys.stderr)
         return 2
-    if not sinks:
-        print("sflowpipe forward: no targets (--to, --hex, --tls-to or sinks.forward.targets)", file=sys.stderr)
+    from_config = getattr(args, "from_config", False)
+    if not sinks and not from_config:
+        print("sflowpipe forward: no targets (--to, --hex, --tls-to, --from-config or sinks.forward.targets)",
+              file=sys.stderr)
         return 2
     fwd = Forwarder(settings, sinks, from_beginning=getattr(args, "from_beginning", False))
     fwd.start()
+    dynamic = ConfigForwarder(settings, settings.sinks.forward.spoof_source) if from_config else None
+    if dynamic:
+        dynamic.start()
     hex_writer = next((s for _, s in sinks if isinstance(s, HexWriter)), None)
     _wait_for_signal(hex_writer.closed if hex_writer else None)
+    if dynamic:
+        dynamic.stop()
     fwd.stop()
     return 0
 

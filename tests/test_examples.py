@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_example_definitions_parse_and_compile():
-    data = yaml.safe_load((ROOT / "examples" / "flows.yaml").read_text())
+    data = yaml.safe_load((ROOT / "sflowpipe" / "flows.yaml").read_text())
     for name, body in data["flows"].items():
         parse("flow", name, body)
         compile_flow(parse_definition(name, body))

@@ -1,0 +1,159 @@
+"""The API's reader: every partition of the topics it serves, no consumer group.
+
+Each API instance reads everything (so several can run behind a load balancer), starting
+``history_s`` back in time (Kafka's offsets-for-times; from the beginning where a broker cannot
+answer that), and follows new partitions and topics as they appear. Definitions come from the
+compacted config topic through ``ConfigWatcher``; consumer lag of the sinks is refreshed every
+few seconds with the admin API.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, \
+    TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from api.state import ApiState
+from processors.config import ConfigWatcher, startup_definitions
+from schemas.codec import CodecError, MessageDecoder
+from sflowpipe.kafka import ensure_topics
+from sflowpipe.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class TopicReader:
+    """Owns the consumer thread feeding ``ApiState`` and the config watcher."""
+
+    def __init__(self, settings: Settings, state: ApiState) -> None:
+        self.settings = settings
+        self.state = state
+        k, t = settings.kafka, settings.topics
+        self.status_topic = k.topic(t.status)
+        self.topics = [k.topic(n) for n in (t.flows, t.metrics, t.events, t.counter_samples)] + [self.status_topic]
+        self.decoder = MessageDecoder(k.schema_registry_url)
+        self.watcher = ConfigWatcher(settings, state.define)
+        self.stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.assigned: set[tuple[str, int]] = set()
+        self.errors = 0
+
+    def start(self) -> None:
+        for kind, name, d in startup_definitions(self.settings):
+            self.state.define(kind, name, d)
+        self.watcher.start()
+        for target, name in ((self._run, "api-reader"), (self._lag_loop, "api-lag")):
+            th = threading.Thread(target=target, name=name, daemon=True)
+            th.start()
+            self.threads.append(th)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.watcher.stop()
+        for th in self.threads:
+            th.join(10)
+
+    # ---------------------------------------------------------------- consuming
+
+    def _run(self) -> None:
+        k = self.settings.kafka
+        try:
+            ensure_topics(k, self.topics[:-1])
+            ensure_topics(k, [self.status_topic], config={"retention.ms": str(24 * 3600 * 1000)})
+        except Exception as e:  # the broker may come later: assignment below retries
+            log.warning("api: topics not ensured yet: %s", e)
+        conf = {"bootstrap.servers": k.bootstrap_servers, "group.id": "sflowpipe-api-reader",
+                "enable.auto.commit": False, "auto.offset.reset": "earliest", "enable.partition.eof": False,
+                "max.partition.fetch.bytes": 8 << 20}
+        conf.update(k.consumer)
+        consumer = Consumer(conf)
+        next_discovery = 0.0
+        try:
+            while not self.stopping.is_set():
+                now = time.monotonic()
+                if now >= next_discovery:
+                    self._discover(consumer)
+                    next_discovery = now + 10.0
+                if not self.assigned:
+                    self.stopping.wait(0.5)
+                    continue
+                for m in consumer.consume(500, 0.2):
+                    if m.error():
+                        if m.error().code() != KafkaError._PARTITION_EOF:
+                            log.debug("api reader: %s", m.error())
+                        continue
+                    self._handle(m.topic(), m.value())
+        finally:
+            consumer.close()
+
+    def _discover(self, consumer: Consumer) -> None:
+        try:
+            md = consumer.list_topics(timeout=5)
+        except KafkaException as e:
+            log.debug("api reader: metadata: %s", e)
+            return
+        new = [TopicPartition(t, p) for t in self.topics if t in md.topics and md.topics[t].error is None
+               for p in md.topics[t].partitions if (t, p) not in self.assigned]
+        if not new:
+            return
+        since_ms = int((time.time() - self.settings.api.history_s) * 1000)
+        start = [TopicPartition(tp.topic, tp.partition, since_ms) for tp in new]
+        try:
+            start = consumer.offsets_for_times(start, timeout=5)
+            start = [TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
+                     for tp in start]
+        except KafkaException as e:  # a broker without ListOffsets by time: read what it keeps
+            log.info("api reader: offsets for times not available (%s): reading from the beginning", e)
+            start = [TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in new]
+        consumer.incremental_assign(start)
+        self.assigned.update((tp.topic, tp.partition) for tp in new)
+        log.info("api reader: following %d more partitions", len(new))
+
+    def _handle(self, topic: str, value: bytes | None) -> None:
+        if not value:
+            return
+        try:
+            if topic == self.status_topic:
+                self.state.add_status(json.loads(value))
+                return
+            stem, datum = self.decoder.decode(value)
+        except (CodecError, ValueError, KeyError) as e:
+            self.errors += 1
+            log.warning("api reader: skipping undecodable message on %s: %s", topic, e)
+            return
+        self.state.add(stem, datum)
+
+    # ---------------------------------------------------------------- consumer lag
+
+    def _lag_loop(self) -> None:
+        admin = None
+        probe = None
+        while not self.stopping.wait(5.0):
+            try:
+                admin = admin or AdminClient({"bootstrap.servers": self.settings.kafka.bootstrap_servers})
+                probe = probe or Consumer({"bootstrap.servers": self.settings.kafka.bootstrap_servers,
+                                           "group.id": "sflowpipe-api-lag-probe", "enable.auto.commit": False})
+                self.state.set_lag({g: consumer_lag(admin, probe, g) for g in self.settings.api.sinks})
+            except Exception as e:  # lag is informational; keep serving without it
+                log.debug("api: consumer lag: %s", e)
+        if probe is not None:
+            probe.close()
+
+
+def consumer_lag(admin: AdminClient, probe: Consumer, group: str) -> int | None:
+    """Messages the group has not committed yet, summed over its partitions (None: no offsets)."""
+    fut = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group]
+    committed = fut.result(timeout=5).topic_partitions or []
+    total, known = 0, False
+    for tp in committed:
+        if tp.offset < 0:
+            continue
+        _, high = probe.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=5, cached=False)
+        total += max(0, high - tp.offset)
+        known = True
+    return total if known else None

@@ -1,0 +1,284 @@
+"""The REST API (sFlow-RT's paths and JSON shapes) and the web UI, on aiohttp.
+
+``ROUTES`` is the one table of what is served: the handlers are registered from it and the
+OpenAPI document (``/api-docs``, ``/openapi.json``) is generated from it. Definitions written
+here go to the config topic (every worker, sink and API instance applies them from there) and
+into this instance's state at once, so a GET right after a PUT sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import json
+import logging
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from api.state import ApiState
+from processors.config import DefinitionError, parse, publish
+from sflowpipe import __version__
+from sflowpipe.settings import Settings
+from sinks.prometheus import BadRequest
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+KINDS = {"flow": "flow", "threshold": "threshold", "group": "group", "forwarding": "forwarding"}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _agents(spec: str) -> list[str] | None:
+    """sFlow-RT's agent list: ``ALL`` or addresses separated by ``;``."""
+    spec = unquote(spec)
+    return None if spec in ("ALL", "") else [a for a in spec.split(";") if a]
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(data), status=status, content_type="application/json")
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.Response(text=message + "\n", status=status, content_type="text/plain")
+
+
+def _int(request: web.Request, name: str, default: int) -> int:
+    try:
+        return int(request.query.get(name, default))
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{name} must be an integer\n") from None
+
+
+def _float(request: web.Request, name: str, default: float) -> float:
+    try:
+        return float(request.query.get(name, default))
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{name} must be a number\n") from None
+
+
+class Api:
+    """Owns the aiohttp application: routes, authentication, the static UI."""
+
+    def __init__(self, settings: Settings, state: ApiState, publisher: Callable[[str, str, Any], None] | None = None):
+        self.settings = settings
+        self.state = state
+        self.publisher = publisher or (lambda kind, name, body: publish(settings, kind, name, body))
+        self.routes: list[tuple[str, str, Handler, str, list[tuple[str, str]]]] = [
+            # method, path, handler, summary, query parameters (name, description)
+            ("GET", "/version", self.version, "Software version", []),
+            ("GET", "/flow/json", self.list_kind("flow"), "All flow definitions", []),
+            ("GET", "/flow/{name}/json", self.get_kind("flow"), "A flow definition", []),
+            ("PUT", "/flow/{name}/json", self.put_kind("flow"), "Define a flow: {keys, value, filter, t, n, fs}", []),
+            ("DELETE", "/flow/{name}/json", self.delete_kind("flow"), "Delete a flow", []),
+            ("GET", "/activeflows/{agent}/{name}/json", self.activeflows, "Largest flows now",
+             [("maxFlows", "flows returned (default 100)"), ("minValue", "smallest value (default 0)"),
+              ("aggMode", "max or sum over agents and data sources")]),
+            ("GET", "/threshold/json", self.list_kind("threshold"), "All thresholds", []),
+            ("GET", "/threshold/{name}/json", self.get_kind("threshold"), "A threshold", []),
+            ("PUT", "/threshold/{name}/json", self.put_kind("threshold"),
+             "Set a threshold: {metric, value, byFlow, timeout, filter}", []),
+            ("DELETE", "/threshold/{name}/json", self.delete_kind("threshold"), "Delete a threshold", []),
+            ("GET", "/events/json", self.events, "Events newest first; long-polls when none is newer",
+             [("eventID", "return events after this id"), ("maxEvents", "at most this many (default 100)"),
+              ("timeout", "seconds to wait for an event (default 0)"), ("thresholdID", "only this threshold")]),
+            ("GET", "/group/json", self.list_kind("group"), "All address group sets", []),
+            ("GET", "/group/{name}/json", self.get_kind("group"), "An address group set", []),
+            ("PUT", "/group/{name}/json", self.put_kind("group"), "Set address groups: {group: [CIDR, ...]}", []),
+            ("DELETE", "/group/{name}/json", self.delete_kind("group"), "Delete a group set", []),
+            ("GET", "/forwarding/json", self.list_kind("forwarding"), "All forwarding targets", []),
+            ("GET", "/forwarding/{name}/json", self.get_kind("forwarding"), "A forwarding target", []),
+            ("PUT", "/forwarding/{name}/json", self.put_kind("forwarding"),
+             "Forward raw sFlow to {address, port} (sflowpipe forward --from-config)", []),
+            ("DELETE", "/forwarding/{name}/json", self.delete_kind("forwarding"), "Stop forwarding", []),
+            ("GET", "/agents/json", self.agents, "Agents sending sFlow", [("agent", "only these agents")]),
+            ("GET", "/metrics/json", self.metric_names, "Active metric names and ms since last seen", []),
+            ("GET", "/metric/{agent}/json", self.agent_metrics, "All metrics of an agent", []),
+            ("GET", "/metric/{agent}/{metric}/json", self.metric, "Metrics aggregated (max:, min:, sum:, avg:, any:)",
+             []),
+            ("GET", "/dump/{agent}/{metric}/json", self.dump, "Every data source's value of metrics", []),
+            ("GET", "/prometheus/metrics/{agent}/{metric}/txt", self.prometheus, "Metrics in Prometheus format", []),
+            ("GET", "/sflowpipe/status/json", self.status, "Pipeline status: ingesters, rates, drops, sink lag", []),
+            ("GET", "/api-docs", self.openapi, "This OpenAPI document", []),
+            ("GET", "/openapi.json", self.openapi, "This OpenAPI document", []),
+        ]
+
+    # ---------------------------------------------------------------- application
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self.auth_middleware])
+        for method, path, handler, _, _ in self.routes:
+            app.router.add_route(method, path, handler)
+        app.router.add_get("/", _to_ui)
+        app.router.add_get("/ui/", _to_ui)
+        app.router.add_static("/ui/", STATIC, follow_symlinks=False)
+        return app
+
+    @web.middleware
+    async def auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        a = self.settings.api
+        if a.token is not None or a.basic_user:
+            header = request.headers.get("Authorization", "")
+            if not self._authorized(header):
+                return web.Response(status=401, text="authentication required\n",
+                                    headers={"WWW-Authenticate": 'Bearer realm="sflowpipe", Basic realm="sflowpipe"'})
+        if a.read_only and request.method not in ("GET", "HEAD", "OPTIONS"):
+            return _error(403, "read-only API: definitions cannot be changed here")
+        try:
+            return await handler(request)
+        except (BadRequest, ValueError) as e:
+            return _error(getattr(e, "status", 400), str(e).strip())
+
+    def _authorized(self, header: str) -> bool:
+        a = self.settings.api
+        scheme, _, value = header.partition(" ")
+        if a.token is not None and scheme.lower() == "bearer":
+            return hmac.compare_digest(value.strip().encode(), a.token.get_secret_value().encode())
+        if a.basic_user and scheme.lower() == "basic":
+            try:
+                user, _, password = base64.b64decode(value.strip()).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                return False
+            expected = a.basic_password.get_secret_value() if a.basic_password else ""
+            return hmac.compare_digest(user.encode(), a.basic_user.encode()) and \
+                hmac.compare_digest(password.encode(), expected.encode())
+        return False
+
+    # ---------------------------------------------------------------- definitions
+
+    def list_kind(self, kind: str) -> Handler:
+        async def handler(request: web.Request) -> web.Response:
+            return _json(self.state.get_definitions(kind))
+        return handler
+
+    def get_kind(self, kind: str) -> Handler:
+        async def handler(request: web.Request) -> web.Response:
+            d = self.state.get_definition(kind, request.match_info["name"])
+            return _json(d) if d is not None else _error(404, f"no {kind} {request.match_info['name']}")
+        return handler
+
+    def put_kind(self, kind: str) -> Handler:
+        async def handler(request: web.Request) -> web.Response:
+            name = request.match_info["name"]
+            try:
+                body = json.loads(await request.text())  # scripts often send no Content-Type
+                typed = parse(kind, name, body)
+            except (ValueError, DefinitionError) as e:
+                return _error(400, f"{kind} {name}: {e}")
+            if typed is None:
+                return _error(400, f"{kind} {name}: empty definition (use DELETE)")
+            await asyncio.get_running_loop().run_in_executor(None, self.publisher, kind, name, body)
+            self.state.define(kind, name, typed)
+            return web.Response(status=204)
+        return handler
+
+    def delete_kind(self, kind: str) -> Handler:
+        async def handler(request: web.Request) -> web.Response:
+            name = request.match_info["name"]
+            await asyncio.get_running_loop().run_in_executor(None, self.publisher, kind, name, None)
+            self.state.define(kind, name, None)
+            return web.Response(status=204)
+        return handler
+
+    # ---------------------------------------------------------------- live data
+
+    async def version(self, request: web.Request) -> web.Response:
+        return web.Response(text=__version__, content_type="text/plain")
+
+    async def activeflows(self, request: web.Request) -> web.Response:
+        agg = request.query.get("aggMode", "max")
+        if agg not in ("max", "sum"):
+            return _error(400, "aggMode must be max or sum")
+        rows = self.state.active_flows(_agents(request.match_info["agent"]), request.match_info["name"],
+                                       _int(request, "maxFlows", 100), _float(request, "minValue", 0.0), agg)
+        return _json(rows)
+
+    async def events(self, request: web.Request) -> web.Response:
+        after = _int(request, "eventID", -1)
+        max_events = max(1, _int(request, "maxEvents", 100))
+        timeout = min(max(0.0, _float(request, "timeout", 0.0)), 600.0)
+        threshold = request.query.get("thresholdID")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            found = self.state.events_after(after, max_events, threshold)
+            if found or loop.time() >= deadline:
+                return _json(found)
+            await asyncio.sleep(min(0.1, max(0.0, deadline - loop.time())))
+
+    async def agents(self, request: web.Request) -> web.Response:
+        agents = self.state.agents()
+        wanted = request.query.getall("agent", [])
+        if wanted:
+            agents = {a: v for a, v in agents.items() if a in wanted}
+        return _json(agents)
+
+    async def metric_names(self, request: web.Request) -> web.Response:
+        return _json(self.state.metric_names())
+
+    async def agent_metrics(self, request: web.Request) -> web.Response:
+        rows = self.state.metric_values(_agents(request.match_info["agent"]))
+        return _json({f"{r['dataSource']}.{r['metricName']}": r["metricValue"] for r in rows})
+
+    async def metric(self, request: web.Request) -> web.Response:
+        specs = [s for s in unquote(request.match_info["metric"]).split(",") if s]
+        return _json(self.state.metric(_agents(request.match_info["agent"]), specs))
+
+    async def dump(self, request: web.Request) -> web.Response:
+        spec = unquote(request.match_info["metric"])
+        names = None if spec in ("ALL", "") else [s for s in spec.split(",") if s]
+        return _json(self.state.metric_values(_agents(request.match_info["agent"]), names))
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        spec = unquote(request.match_info["metric"])
+        names = None if spec in ("ALL", "") else spec.split(",")
+        text = self.state.exporter.render_metrics(_agents(request.match_info["agent"]), names)
+        return web.Response(text=text, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    async def status(self, request: web.Request) -> web.Response:
+        return _json(self.state.pipeline_status())
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return _json(self.openapi_document())
+
+    def openapi_document(self) -> dict:
+        paths: dict[str, dict] = {}
+        for method, path, _, summary, params in self.routes:
+            parameters = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+                          for p in _path_params(path)]
+            parameters += [{"name": n, "in": "query", "required": False, "description": d,
+                            "schema": {"type": "string"}} for n, d in params]
+            op: dict[str, Any] = {"summary": summary, "parameters": parameters,
+                                  "responses": {"200": {"description": "OK"}, "400": {"description": "bad request"},
+                                                "401": {"description": "authentication required"}}}
+            if method in ("PUT", "DELETE"):
+                op["responses"] = {"204": {"description": "done"}, "400": {"description": "bad definition"},
+                                   "403": {"description": "read-only API"}}
+            if method == "PUT":
+                op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+            if path.endswith("/txt"):
+                op["responses"]["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}
+            elif method == "GET" and path != "/version":
+                op["responses"]["200"]["content"] = {"application/json": {"schema": {}}}
+            paths.setdefault(path, {})[method.lower()] = op
+        doc: dict[str, Any] = {"openapi": "3.0.3",
+                               "info": {"title": "sflowpipe REST API (sFlow-RT compatible subset)",
+                                        "version": __version__},
+                               "paths": paths}
+        a = self.settings.api
+        if a.token is not None or a.basic_user:
+            doc["components"] = {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+                                                     "basic": {"type": "http", "scheme": "basic"}}}
+            doc["security"] = [{"bearer": []}, {"basic": []}]
+        return doc
+
+
+async def _to_ui(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/ui/index.html")
+
+
+def _path_params(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{") and part.endswith("}")]

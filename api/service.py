@@ -1,0 +1,71 @@
+"""`sflowpipe api`: the REST API and web UI as a process (reader thread + aiohttp server)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from api.reader import TopicReader
+from api.server import Api
+from api.state import ApiState
+from sflowpipe.settings import Settings
+from sinks.prometheus import parse_hostport
+
+log = logging.getLogger(__name__)
+
+
+class ApiService:
+    """Owns the state, the topic reader and the HTTP server."""
+
+    def __init__(self, settings: Settings, listen: str | None = None) -> None:
+        self.settings = settings
+        self.host, self.port = parse_hostport(listen or settings.api.listen)
+        self.state = ApiState(settings.api)
+        self.reader = TopicReader(settings, self.state)
+        self.api = Api(settings, self.state)
+        self.runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        self.reader.start()
+        self.runner = web.AppRunner(self.api.app(), access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        self.port = self.runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        if self.runner:
+            await self.runner.cleanup()
+        self.reader.stop()
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--listen", metavar="HOST:PORT", help="HTTP address (setting api.listen, default 0.0.0.0:8008)")
+    parser.add_argument("--read-only", action="store_true", help="refuse writes (setting api.read_only)")
+
+
+def run(settings: Settings, args) -> int:
+    if getattr(args, "read_only", False):
+        settings = settings.model_copy(update={"api": settings.api.model_copy(update={"read_only": True})})
+
+    async def main() -> None:
+        service = ApiService(settings, getattr(args, "listen", None))
+        done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, done.set)
+        await service.start()
+        log.info("api: REST API and web UI on http://%s:%d/ (%s)", service.host, service.port,
+                 "read-only" if settings.api.read_only else "read-write")
+        await done.wait()
+        await service.stop()
+
+    try:
+        asyncio.run(main())
+    except OSError as e:
+        log.error("api: %s", e)
+        return 2
+    return 0

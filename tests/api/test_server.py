@@ -1,0 +1,229 @@
+"""The REST API's paths and JSON shapes (sFlow-RT's), auth and read-only mode, over real HTTP
+(aiohttp's test server on a local port), with the state fed as the topic reader would."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from api.server import Api
+from api.state import ApiState
+from sflowpipe.settings import Settings
+
+
+def _settings(**api) -> Settings:
+    s = Settings()
+    return s.model_copy(update={"api": s.api.model_copy(update=api)})
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def __call__(self, kind, name, body) -> None:
+        self.calls.append((kind, name, body))
+
+
+async def _client(settings: Settings, state: ApiState | None = None):
+    state = state or ApiState(settings.api)
+    rec = Recorder()
+    api = Api(settings, state, rec)
+    client = TestClient(TestServer(api.app()))
+    await client.start_server()
+    return client, state, rec
+
+
+def _feed(state: ApiState, now_ms: int | None = None) -> None:
+    now_ms = now_ms or int(time.time() * 1000)
+    state.add("active_flows", {"flow": "pair", "agent": "10.0.0.1", "timestamp": now_ms, "value": "bytes",
+                               "flows": [{"dataSource": "1", "key": "10.1.1.1,10.2.2.2", "value": 3000.0},
+                                         {"dataSource": "2", "key": "10.1.1.3,10.2.2.4", "value": 10.0}]})
+    state.add("active_flows", {"flow": "pair", "agent": "10.0.0.2", "timestamp": now_ms, "value": "bytes",
+                               "flows": [{"dataSource": "7", "key": "10.1.1.1,10.2.2.2", "value": 1000.0}]})
+    state.add("metrics", {"agent": "10.0.0.1", "timestamp": now_ms, "metrics": [
+        {"dataSource": "1", "name": "ifinoctets", "value": 100.0},
+        {"dataSource": "2", "name": "ifinoctets", "value": 300.0},
+        {"dataSource": "1", "name": "ifinutilization", "value": 1.5}]})
+    state.add("metrics", {"agent": "10.0.0.2", "timestamp": now_ms, "metrics": [
+        {"dataSource": "3", "name": "ifinoctets", "value": 50.0}]})
+
+
+@pytest.mark.asyncio
+async def test_activeflows_merge_agents_like_sflow_rt():
+    client, state, _ = await _client(_settings())
+    try:
+        _feed(state)
+        r = await client.get("/activeflows/ALL/pair/json?maxFlows=5")
+        rows = await r.json()
+        assert rows[0] == {"key": "10.1.1.1,10.2.2.2", "value": 3000.0, "agent": "10.0.0.1", "dataSource": "1"}
+        r = await client.get("/activeflows/ALL/pair/json?aggMode=sum&minValue=20")
+        assert await r.json() == [{"key": "10.1.1.1,10.2.2.2", "value": 4000.0, "agent": "10.0.0.1",
+                                   "dataSource": "1"}]
+        r = await client.get("/activeflows/10.0.0.2/pair/json")
+        assert [x["agent"] for x in await r.json()] == ["10.0.0.2"]
+        assert (await client.get("/activeflows/ALL/pair/json?aggMode=avg")).status == 400
+    finally:
+        await client.close()
+
+
+@pytest.mark.asyncio
+async def test_stale_top_flows_are_not_shown():
+    client, state, _ = await _client(_settings(stale_s=5))
+    try:
+        _feed(state, int((time.time() - 30) * 1000))
+        assert await (await client.get("/activeflows/ALL/pair/json")).json() == []
+    finally:
+        await client.close()
+
+
+@pytest.mark.asyncio
+async def test_metric_dump_metrics_and_prometheus_paths():
+    client, state, _ = await _client(_settings())
+    try:
+        _feed(state)
+        m = await (await client.get("/metric/ALL/ifinoctets,sum:ifinoctets,min:ifinoctets/json")).json()
+        assert [x["metricName"] for x in m] == ["ifinoctets", "sum:ifinoctets", "min:ifinoctets"]
+        assert m[0]["metricValue"] == 300.0 and m[0]["agent"] == "10.0.0.1" and m[0]["dataSource"] == "2"
+        assert m[0]["metricN"] == 3 and "lastUpdate" in m[0]
+        assert m[1]["metricValue"] == 450.0 and m[2]["metricValue"] == 50.0
+        dump = await (await client.get("/dump/10.0.0.1/ifinoctets/json")).json()
+        assert [(d["dataSource"], d["metricValue"]) for d in dump] == [("1", 100.0), ("2", 300.0)]
+        assert set(dump[0]) >= {"agent", "dataSource", "metricName", "metricValue", "lastUpdate"}
+        names = await (await client.get("/metrics/json")).json()
+        assert set(names) == {"ifinoctets", "ifinutilization"}
+        per_agent = await (await client.get("/metric/10.0.0.1/json")).json()
+        assert per_agent == {"1.ifinoctets": 100.0, "1.ifinutilization": 1.5, "2.ifinoctets": 300.0}
+        text = await (await client.get("/prometheus/metrics/10.0.0.1/ifinoctets/txt")).text()
+        assert 'ifinoctets{agent="10.0.0.1",datasource="2"} 300' in text and "10.0.0.2" not in text
+        assert (await client.get("/metric/ALL/median:ifinoctets/json")).status == 400
+    finally:
+        await client.close()
+
+
+@pytest.mark.asyncio
+async def test_definitions_put_get_delete_go_to_the_config_topic():
+    client, state, rec = await _client(_settings())
+    try:
+        # sFlow-RT scripts send JSON without a Content-Type
+        r = await client.put("/flow/pair/json", data='{"keys":"ipsource,ipdestination","value":"bytes"}')
+        assert r.status == 204
+        assert rec.calls == [("flow", "pair", {"keys": "ipsource,ipdestination", "value": "bytes"})]
+        got = await (await client.get("/flow/pair/json")).json()
+        assert got["keys"] == "ipsource,ipdestination" and got["value"] == "bytes" and got["t"] == 2.0
+        assert "pair" in await (await client.get("/flow/json")).json()
+        r = await client.put("/threshold/elephant/json", json={"metric": "pair", "value": 125000, "byFlow": True,
+                                                               "timeout": 1})
+        assert r.status == 204
+        th = await (await client.get("/threshold/elephant/json")).json()
+        assert th["byFlow"] is True and th["value"] == 125000
+        assert (await client.put("/group/site/json", json={"lan": ["10.0.0.0/8"]})).status == 204
+        assert await (await client.get("/group/site/json")).json() == {"lan": ["10.0.0.0/8"]}
+        assert (await client.put("/forwarding/c1/json", json={"address": "127.0.0.1", "port": 7343})).status == 204
+        assert await (await client.get("/forwarding/json")).json() == {"c1": {"address": "127.0.0.1", "port": 7343}}
+        bad = await client.put("/flow/bad/json", json={"keys": "ipsource", "value": "bytes", "bogus": 1})
+        assert bad.status == 400 and "bogus" in await bad.text()
+        assert (await client.put("/flow/bad/json", data="{not json")).status == 400
+        assert (await client.delete("/flow/pair/json")).status == 204
+        assert rec.calls[-1] == ("flow", "pair", None)
+        assert (await client.get("/flow/pair/json")).status == 404
+    finally:
+        await client.close()
+
+
+@pytest.mark.asyncio
+async def test_events_newest_first_filtered_and_long_polled():
+    client, state, _ = await _client(_settings())
+    try:
+        def event(pid, tid, key):
+            return {"eventID": pid, "thresholdID": tid, "agent": "10.0.0.1", "dataSource": "1", "metric": "pair",
+                    "value": 2e6, "threshold": 1.25e6, "flowKey": key, "timestamp": int(time.time() * 1000)}
+
+        state.add("event", event(900, "elephant", "a,b"))
+        state.add("event", event(900, "elephant", "a,b"))  # redelivered: shown once
+        state.add("event", event(5, "other", "c,d"))  # another worker's smaller id: still newer here
+        all_events = await (await client.get("/events/json?eventID=-1&maxEvents=10")).json()
+        assert [(e["eventID"], e["thresholdID"]) for e in all_events] == [(2, "other"), (1, "elephant")]
+        only = await (await client.get("/events/json?thresholdID=elephant")).json()
+        assert [e["flowKey"] for e in only] == ["a,b"]
+        t0 = time.monotonic()
+        poll = asyncio.create_task(client.get("/events/json?eventID=2&timeout=10"))
+        await asyncio.sleep(0.5)
+        assert not poll.done()
+        state.add("event", event(901, "elephant", "e,f"))
+        got = await (await poll).json()
+        assert [e["flowKey"] for e in got] == ["e,f"] and got[0]["eventID"] == 3
+        assert time.monotonic() - t0 < 5
+        t0 = time.monotonic()
+        assert await (await client.get("/events/json?eventID=3&timeout=0.5")).json() == []
+        assert time.monotonic() - t0 >= 0.45
+    finally:
+        await client.close()
+
+
+@pytest.mark.asyncio
+async def test_status_and_agents_from_ingester_status_messages():
+    client, state, _ = await _client(_settings())
+    try:
+        now = int(time.time() * 1000)
+        for t, dg, fs in ((now - 2000, 100, 600), (now, 300, 1800)):
+            state.add_status({"ingester": "h:1:0", "listen": "[::]:6343", "time": t, "datagrams": dg, "malformed": 2,
+                              "samples": {"flow": fs, "counter": 0}, "kernel_drops": 1, "kafka_dropped": 0,
+                              "spill_pending": 0, "agents": {"10.0.0.1": {"datagrams": dg, "lost": 3}}})
+        state.set_lag({"sflowpipe-clickhouse": 12})
+        st = await (await client.get("/sflowpipe/status/json")).json()
+        ing = st["ingesters"][0]
+        assert ing["datagrams_per_s"] == pytest.approx(100.0) and ing["samples_per_s"] == pytest.approx(600.0)
+        assert st["totals"]["malformed"] == 2 and st["totals"]["kernel_drops"] == 1
+        assert st["sinks"] == {"sflowpipe-clickhouse": 12}
+        agents = await (await client.get("/agents/json")).json()
+        assert agents["10.0.0.1"]["sFlowDatagramsReceived"] == 300 and agents["10.0.0.1"]["sFlowDatagramsLost"] == 3
+    finally:
+        await client.close()
+
+
+@pytest.mark.asyncio
+async def test_bearer_and_basic_auth_and_read_only():
+    from pydantic import SecretStr
+
+    client, _, rec = await _client(_settings(token=SecretStr("s3cret"), basic_user="ops",
+                                             basic_password=SecretStr("pw")))
+    try:
+        assert (await client.get("/flow/json")).status == 401
+        assert (await client.get("/flow/json", headers={"Authorization": "Bearer nope"})).status == 401
+        assert (await client.get("/flow/json", headers={"Authorization": "Bearer s3cret"})).status == 200
+        basic = "Basic " + base64.b64encode(b"ops:pw").decode()
+        assert (await client.get("/flow/json", headers={"Authorization": basic})).status == 200
+        wrong = "Basic " + base64.b64encode(b"ops:x").decode()
+        assert (await client.get("/flow/json", headers={"Authorization": wrong})).status == 401
+    finally:
+        await client.close()
+    client, _, rec = await _client(_settings(read_only=True))
+    try:
+        r = await client.put("/flow/x/json", json={"keys": "ipsource", "value": "bytes"})
+        assert r.status == 403 and rec.calls == []
+        assert (await client.delete("/flow/x/json")).status == 403
+        assert (await client.get("/flow/json")).status == 200
+    finally:
+        await client.close()
+
+
+@pytest.mark.asyncio
+async def test_openapi_document_lists_every_route_and_ui_is_served():
+    client, _, _ = await _client(_settings())
+    try:
+        doc = await (await client.get("/api-docs")).json()
+        assert doc["openapi"].startswith("3.")
+        for path, method in (("/flow/{name}/json", "put"), ("/events/json", "get"),
+                             ("/activeflows/{agent}/{name}/json", "get"), ("/forwarding/{name}/json", "delete"),
+                             ("/prometheus/metrics/{agent}/{metric}/txt", "get"), ("/dump/{agent}/{metric}/json", "get")):
+            assert method in doc["paths"][path], path
+        ev = {p["name"] for p in doc["paths"]["/events/json"]["get"]["parameters"]}
+        assert ev == {"eventID", "maxEvents", "timeout", "thresholdID"}
+        r = await client.get("/", allow_redirects=True)
+        assert r.status == 200 and "sflowpipe" in await r.text()
+    finally:
+        await client.close()

@@ -1,0 +1,252 @@
+"""`sflowpipe up --demo`, the README's first command, for real: one command starts the broker,
+ingest, Faust worker, sinks, API and UI; the sFlow-RT elephant-flow script pattern (requests:
+PUT a flow and a threshold, long-poll events) sees its event; top flows, counters, ClickHouse
+and API-defined forwarding work; headless Chromium shows live data on every page; Ctrl-C
+leaves nothing running."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from sflowpipe.broker import free_port
+
+pytestmark = pytest.mark.kafka
+ELEPHANT_SOURCES = {"10.1.0.10", "10.1.1.10", "10.1.2.10"}  # sflowpipe generate's elephant flows
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory):
+    data = tmp_path_factory.mktemp("up")
+    sflow_port, http_port = _free_udp_port(), free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "sflowpipe.cli", "up", "--demo", "--sflow-port", str(sflow_port),
+                             "--http-port", str(http_port), "--data-dir", str(data)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if "Ctrl-C stops everything" in line or (not line and proc.poll() is not None):
+            break
+    banner = "".join(lines)
+    if "sflowpipe is up" not in banner:
+        proc.kill()
+        pytest.fail("sflowpipe up did not come up:\n" + banner)
+    info = {"proc": proc, "banner": banner, "data": data, "url": f"http://127.0.0.1:{http_port}",
+            "sflow_port": sflow_port, "stopped": False}
+    yield info
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=120)
+
+
+def _wait(fn, timeout: float, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    return last
+
+
+def test_banner_shows_progress_and_where_everything_listens(up):
+    b = up["banner"]
+    assert "[1/8] Kafka-compatible broker (Tansu, in-memory" in b and "[8/8] demo traffic" in b
+    assert b.count("ready") >= 8
+    assert up["url"] in b and f"UDP port {up['sflow_port']}" in b and str(up["data"]) in b
+
+
+def test_elephant_flow_script_sees_its_event(up):
+    """The sFlow-RT elephant-flow script, as its users write it (data=json.dumps, no headers)."""
+    rt = up["url"]
+    flow = {"keys": "ipsource,ipdestination", "value": "bytes"}
+    r = requests.put(rt + "/flow/script_pair/json", data=json.dumps(flow), timeout=10)
+    assert r.status_code in (200, 204), r.text
+    threshold = {"metric": "script_pair", "value": 10_000_000 / 8, "byFlow": True, "timeout": 1}
+    r = requests.put(rt + "/threshold/script_elephant/json", data=json.dumps(threshold), timeout=10)
+    assert r.status_code in (200, 204), r.text
+    eventurl = rt + "/events/json?thresholdID=script_elephant&maxEvents=10&timeout=60"
+    event_id = -1
+    keys: list[str] = []
+    deadline = time.monotonic() + 90
+    while not keys and time.monotonic() < deadline:
+        r = requests.get(eventurl + "&eventID=" + str(event_id), timeout=70)
+        assert r.status_code == 200
+        events = r.json()
+        if len(events) == 0:
+            continue
+        event_id = events[0]["eventID"]
+        events.reverse()
+        keys += [e["flowKey"] for e in events]
+    assert keys, "no elephant event within 90 s"
+    assert {k.split(",")[0] for k in keys} <= ELEPHANT_SOURCES, keys
+    # the threshold went to the config topic: the worker's events carry its name
+    assert all(e["thresholdID"] == "script_elephant" and e["value"] > 1_250_000 for e in events)
+
+
+def test_top_flows_agents_and_counters_are_live(up):
+    rt = up["url"]
+    top = _wait(lambda: requests.get(rt + "/activeflows/ALL/pair/json?maxFlows=3", timeout=10).json(), 60)
+    assert {row["key"].split(",")[0] for row in top} == ELEPHANT_SOURCES
+    assert all(row["value"] > 1_250_000 for row in top)
+    agents = requests.get(rt + "/agents/json", timeout=10).json()
+    assert set(agents) == {"192.0.2.200", "192.0.2.201"}
+    metrics = _wait(lambda: requests.get(rt + "/metric/ALL/ifinoctets/json", timeout=10).json()[0].get("metricN"), 60)
+    assert metrics == 16  # 2 agents x 8 interfaces
+    prom = requests.get(rt + "/prometheus/metrics/ALL/ifinoctets/txt", timeout=10).text
+    assert prom.count("ifinoctets{") == 16
+    status = requests.get(rt + "/sflowpipe/status/json", timeout=10).json()
+    assert status["totals"]["datagrams_per_s"] > 50 and status["totals"]["malformed"] == 0
+    assert "openapi" in requests.get(rt + "/api-docs", timeout=10).json()
+
+
+def test_clickhouse_fills_from_the_pipeline(up):
+    def count():
+        res = subprocess.run([sys.executable, "-m", "sflowpipe.cli", "sql",
+                              "SELECT count(), uniqExact(agent) FROM flow_samples",
+                              "--data-dir", str(up["data"] / "clickhouse"), "--format", "csv"],
+                             capture_output=True, text=True, timeout=60)
+        if res.returncode != 0:
+            return None
+        n, agents = res.stdout.strip().splitlines()[-1].split(",")
+        return (int(n), int(agents)) if int(n) > 0 else None
+
+    got = _wait(count, 60, 1.0)
+    assert got and got[0] > 0 and got[1] == 2
+
+
+def test_forwarding_defined_through_the_api(up):
+    rt = up["url"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
+        rx.bind(("127.0.0.1", 0))
+        rx.settimeout(1.0)
+        port = rx.getsockname()[1]
+        assert requests.put(rt + "/forwarding/collector2/json", json={"address": "127.0.0.1", "port": port},
+                            timeout=10).status_code == 204
+        got = []
+        deadline = time.monotonic() + 60
+        while len(got) < 20 and time.monotonic() < deadline:
+            try:
+                got.append(rx.recv(65535))
+            except socket.timeout:
+                pass
+        assert len(got) >= 20 and all(d[:4] == b"\x00\x00\x00\x05" for d in got)  # sFlow v5 datagrams
+        assert requests.delete(rt + "/forwarding/collector2/json", timeout=10).status_code == 204
+        time.sleep(3)
+        while True:  # drain what was in flight, then nothing more arrives
+            try:
+                rx.recv(65535)
+            except socket.timeout:
+                break
+        with pytest.raises(socket.timeout):
+            rx.settimeout(3.0)
+            rx.recv(65535)
+
+
+def _browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    driver_path = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1280,900"):
+        opts.add_argument(flag)
+    return webdriver.Chrome(service=Service(driver_path), options=opts)
+
+
+def test_web_ui_pages_show_live_data_in_a_real_browser(up, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    shots = Path(os.environ.get("SFLOWPIPE_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    driver = _browser()
+    try:
+        wait = WebDriverWait(driver, 60, poll_frequency=0.5)
+
+        def rows(selector):
+            return driver.find_elements(By.CSS_SELECTOR, selector)
+
+        # status: ingesters with a datagram rate, both agents, the rate chart drawn by uPlot
+        driver.get(up["url"] + "/")
+        wait.until(lambda d: d.current_url.endswith("/ui/index.html"))
+        wait.until(lambda d: len(rows("#agents tbody tr")) == 2 and len(rows("#ingesters tbody tr")) == 1)
+        wait.until(lambda d: float(rows("#ingesters tbody tr td")[2].text.rstrip("k") or 0) > 0)
+        assert rows("#rates .uplot canvas"), "no chart drawn"
+        assert "192.0.2.200" in driver.find_element(By.ID, "agents").text
+        assert driver.find_element(By.ID, "error").text == ""
+        driver.save_screenshot(str(shots / "status.png"))
+
+        # flow browser: type keys and value, see the top-N table and the trend chart fill
+        driver.get(up["url"] + "/ui/flows.html")
+        keys = driver.find_element(By.ID, "keys")
+        keys.clear()
+        keys.send_keys("ipsource,ipdestination,tcpdestinationport")
+        Select(driver.find_element(By.ID, "value")).select_by_visible_text("bps")
+        driver.find_element(By.CSS_SELECTOR, "#browse button").click()
+        wait.until(lambda d: len(rows("#top tbody tr")) >= 3)
+        wait.until(lambda d: any(",443" in r.text for r in rows("#top tbody tr")[:3]))
+        top_sources = {r.find_elements(By.TAG_NAME, "td")[1].text.split(",")[0] for r in rows("#top tbody tr")[:3]}
+        assert top_sources == ELEPHANT_SOURCES
+        wait.until(lambda d: rows("#trend .uplot canvas"))
+        assert "bit/s" in rows("#top tbody tr")[0].text
+        defined = requests.get(up["url"] + "/flow/json", timeout=10).json()
+        assert any(d["keys"] == "ipsource,ipdestination,tcpdestinationport" for d in defined.values())
+        driver.save_screenshot(str(shots / "flows.png"))
+
+        # events: the long-poll fills the table with elephant events
+        driver.get(up["url"] + "/ui/events.html")
+        wait.until(lambda d: len(rows("#events tbody tr")) > 0)
+        assert "elephant" in driver.find_element(By.ID, "events").text
+        driver.save_screenshot(str(shots / "events.png"))
+
+        # counters: pick an agent and an interface, see the table and the chart
+        driver.get(up["url"] + "/ui/counters.html")
+        wait.until(lambda d: len(Select(driver.find_element(By.ID, "agent")).options) == 2)
+        wait.until(lambda d: len(rows("#interfaces tbody tr")) == 8)
+        wait.until(lambda d: len(Select(driver.find_element(By.ID, "ds")).options) == 8)
+        wait.until(lambda d: rows("#traffic .uplot canvas"))
+        assert "bit/s" in driver.find_element(By.ID, "interfaces").text
+        driver.save_screenshot(str(shots / "counters.png"))
+        logs = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+        assert not logs, logs
+    finally:
+        driver.quit()
+    for name in ("status", "flows", "events", "counters"):
+        assert (shots / f"{name}.png").stat().st_size > 10_000
+
+
+def test_ctrl_c_stops_everything(up):
+    proc = up["proc"]
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert len(children) >= 8  # broker + 7 stages (ingest, processors, clickhouse, prometheus, forward, api, demo)
+    groups = {int(c) for c in children}
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "stopped; nothing left running." in out
+    left = subprocess.run(["pgrep", "-g", ",".join(str(g) for g in groups)], capture_output=True, text=True).stdout
+    alive = [c for c in children if Path(f"/proc/{c}").exists()]
+    assert not alive and not left.strip(), f"processes left running: {alive} {left}"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
+import threading
 import time
 from pathlib import Path
 
@@ -53,6 +54,74 @@ class EnrichedEncoder:
         if not message.startswith(self.plain_prefix):  # written with another schema version
             raise CodecError("flow-sample message not in the current schema version")
         return self.prefix + message[len(self.plain_prefix):] + self.write_extra(extra)
+
+
+class GapFiller:
+    """Reads flow-sample messages the Faust stream skipped.
+
+    faust-streaming can lose a message fetched while a rebalance is under way: the stream
+    processes offset N-1, then N+1, and N never (seen on the scale-out test when a worker
+    leaves). The agent knows the offset it expects next on each partition (after an assignment:
+    the group's committed offset, where Faust resumes); on a jump it reads the missing offsets
+    here, with a plain consumer assigned to that partition (it never joins or commits for the
+    group), and processes them before going on. Flow-sample topics are neither compacted nor
+    transactional, so their offsets have no legitimate gaps."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.topic = topic
+        self.conf = {"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": settings.processors.app_id,
+                     "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                     "max.partition.fetch.bytes": settings.processors.consumer_max_fetch_size}
+        self.conf.update(settings.kafka.consumer)
+        self.consumer = None
+        self.lock = threading.Lock()
+
+    def _consumer(self):
+        from confluent_kafka import Consumer
+
+        if self.consumer is None:
+            self.consumer = Consumer(self.conf)
+        return self.consumer
+
+    def committed(self, partition: int) -> int | None:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        with self.lock:
+            try:
+                tp = self._consumer().committed([TopicPartition(self.topic, partition)], timeout=10)[0]
+            except KafkaException as e:
+                log.warning("flow-samples[%d]: committed offset unknown (%s)", partition, e)
+                return None
+        return tp.offset if tp.offset >= 0 else None
+
+    def read(self, partition: int, start: int, end: int, timeout: float = 30.0) -> list[bytes]:
+        """Values of offsets [start, end) (fewer if retention removed some)."""
+        from confluent_kafka import TopicPartition
+
+        out: list[bytes] = []
+        with self.lock:
+            c = self._consumer()
+            c.assign([TopicPartition(self.topic, partition, start)])
+            deadline = time.monotonic() + timeout
+            try:
+                while time.monotonic() < deadline:
+                    m = c.poll(0.5)
+                    if m is None or m.error():
+                        continue
+                    if m.offset() >= end:
+                        break
+                    out.append(m.value())
+                    if m.offset() >= end - 1:
+                        break
+            finally:
+                c.unassign()
+        return out
+
+    def close(self) -> None:
+        with self.lock:
+            if self.consumer is not None:
+                self.consumer.close()
+                self.consumer = None
 
 
 def make_app(settings: Settings, worker: int = 0) -> faust.App:
@@ -126,27 +195,46 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
             last_checkpoint[agent] = now
             checkpoints[agent] = engine.snapshot(agent)
 
+    async def on_flow_message(value: bytes, partition: int) -> None:
+        try:
+            batch = codecs["flow_sample_batch"].decode_prefix(value, hot_fields)
+        except CodecError as e:
+            log.error("flow-samples: skipping undecodable message: %s", e)
+            return
+        agent = batch["agent_address"]
+        adopt(agent, partition)
+        now = time.time()
+        extra = engine.on_flow_batch(batch, now)
+        try:
+            out = enriched.encode(value, extra)
+        except CodecError:  # an older schema version: re-encode in the current one
+            batch = codecs["flow_sample_batch"].decode(value)
+            batch.update(extra)
+            out = codecs["enriched_flow_sample_batch"].encode(batch)
+        await enriched_topic.send(key=agent.encode(), value=out)
+        maybe_checkpoint(agent, now)
+
+    flow_topic_name = k.topic(t.flow_samples)
+    gaps = GapFiller(settings, flow_topic_name)
+    next_offset: dict[int, int] = {}  # partition -> the offset expected next (this generation)
+
     @app.agent(flow_topic, name="flow-samples")
     async def flow_batches(stream):
+        loop = asyncio.get_running_loop()
         async for event in stream.events():
             apply_changes()
-            try:
-                batch = codecs["flow_sample_batch"].decode_prefix(event.value, hot_fields)
-            except CodecError as e:
-                log.error("flow-samples: skipping undecodable message: %s", e)
-                continue
-            agent = batch["agent_address"]
-            adopt(agent, event.message.partition)
-            now = time.time()
-            extra = engine.on_flow_batch(batch, now)
-            try:
-                value = enriched.encode(event.value, extra)
-            except CodecError:  # an older schema version: re-encode in the current one
-                batch = codecs["flow_sample_batch"].decode(event.value)
-                batch.update(extra)
-                value = codecs["enriched_flow_sample_batch"].encode(batch)
-            await enriched_topic.send(key=agent.encode(), value=value)
-            maybe_checkpoint(agent, now)
+            part, offset = event.message.partition, event.message.offset
+            expected = next_offset.get(part) if p.fill_stream_gaps else offset
+            if expected is None:  # first message since an assignment: Faust starts at the commit
+                expected = await loop.run_in_executor(None, gaps.committed, part)
+            if expected is not None and offset > expected:
+                missed = await loop.run_in_executor(None, gaps.read, part, expected, offset)
+                log.warning("flow-samples[%d]: the stream skipped offsets %d-%d (rebalance); read %d of them "
+                            "directly", part, expected, offset - 1, len(missed))
+                for value in missed:
+                    await on_flow_message(value, part)
+            next_offset[part] = offset + 1
+            await on_flow_message(event.value, part)
 
     @app.agent(counter_topic, name="counter-samples")
     async def counter_batches(stream):
@@ -175,8 +263,13 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
             log.info("event %s: %s %s on %s/%s = %.0f > %.0f", e.eventID, e.thresholdID, e.flowKey or e.metric,
                      e.agent, e.dataSource, e.value, e.threshold)
 
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender, assigned=None, **kwargs):
+        next_offset.clear()  # Faust seeks every partition back to its committed offset
+
     @app.on_partitions_revoked.connect
     async def on_revoked(sender, revoked=None, **kwargs):
+        next_offset.clear()
         parts = {tp.partition for tp in (revoked or ()) if tp.topic in (flow_topic.get_topic_name(),
                                                                        counter_topic.get_topic_name())}
         for agent, part in list(owner.items()):
@@ -192,6 +285,7 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
 
     @app.on_before_shutdown.connect
     def stop_services(sender, **kwargs):
+        gaps.close()
         watcher.stop()
         enricher.stop()
 

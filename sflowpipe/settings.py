@@ -136,6 +136,8 @@ class ProcessorSettings(BaseModel):
     data_dir: str = Field("./data/processors", description="Faust's local state")
     web_port: int = Field(6066, description="Faust's web server port")
     workers: int = Field(1, ge=1, le=64)
+    fill_stream_gaps: bool = Field(True, description="read flow-sample offsets the Faust stream skipped across a "
+                                                     "rebalance (see processors/app.py GapFiller)")
 
 
 class ClickHouseSettings(BaseModel):
@@ -147,6 +149,8 @@ class ClickHouseSettings(BaseModel):
     batch_seconds: float = Field(5.0, gt=0, description="... or this old")
     ttl_days: int = Field(30, ge=1, description="raw samples, events and active flows")
     rollup_ttl_days: int = Field(400, ge=1, description="1-minute and 1-hour rollups")
+    dedup_window: int = Field(200_000, ge=0, description="recent flow batches/events remembered to drop the "
+                                                         "processors' at-least-once redeliveries")
     consumer_group: str = "sflowpipe-clickhouse"
 
 

@@ -61,7 +61,14 @@ class SinkRunner:
 
     def start(self) -> None:
         self.consumer = Consumer(self.conf)
-        self.consumer.subscribe(self.topics)
+        self.consumer.subscribe(self.topics, on_revoke=self.on_revoke)
+
+    def on_revoke(self, consumer, partitions) -> None:
+        """Before a rebalance: write and commit what is buffered. Otherwise the messages consumed
+        since the last commit are delivered again after the rebalance (to this consumer or
+        another) while still in the buffer, and written twice."""
+        if self.sink.pending():
+            self._flush_and_commit(retry_forever=not self.stopping.is_set())
 
     def stop(self) -> None:
         self.stopping.set()

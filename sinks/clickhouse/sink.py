@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 from itertools import chain
 from typing import Any
 
@@ -266,6 +267,31 @@ TABLES = {
 }
 
 
+class RecentDigests:
+    """The digests of the last ``size`` messages: a message seen again is a redelivery.
+
+    The processors run at-least-once: after a worker leaves, the one taking over its partitions
+    re-processes the samples since the last commit and publishes byte-identical enriched batches
+    again (every batch carries its receive times, so two distinct batches never have equal
+    bytes). Recognising them here keeps ClickHouse at exactly one row per sample sent."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.order: deque[bytes] = deque()
+        self.seen: set[bytes] = set()
+
+    def check_and_add(self, raw: bytes) -> bool:
+        """True if ``raw`` was seen (a duplicate); otherwise remember it."""
+        d = hashlib.blake2b(raw, digest_size=16).digest()
+        if d in self.seen:
+            return True
+        self.seen.add(d)
+        self.order.append(d)
+        if len(self.order) > self.size:
+            self.seen.discard(self.order.popleft())
+        return False
+
+
 class ClickHouseSink:
     """Buffers decoded messages per table and writes them as one idempotent Arrow insert per table."""
 
@@ -282,6 +308,8 @@ class ClickHouseSink:
         self.written: dict[tuple[str, int], int] = {}  # last offset in ClickHouse, from sink_offsets
         self.position: tuple[str, int, int] | None = None
         self.skipped = 0
+        self.duplicates = 0
+        self.recent = RecentDigests(settings.dedup_window)
         self.inserted_rows = 0
         self.decoder = MessageDecoder(decoder_registry)
         # single-object encoded flow batches: fingerprint prefix -> writer schema (JSON) for the container
@@ -323,6 +351,9 @@ class ClickHouseSink:
                 self.ranges[(t, p)] = [o, o]
             else:
                 r[1] = o
+        if (flow_schema is not None or stem == "event") and self.recent.check_and_add(raw):
+            self.duplicates += 1  # a processor's redelivery (at-least-once): already written
+            return 0
         if flow_schema is not None:
             n = samples_in(raw[10:])
             self.flow_bodies.setdefault(raw[:10], []).append(raw[10:])
@@ -389,7 +420,8 @@ class ClickHouseRunner(SinkRunner):
 
     def start(self) -> None:
         self.consumer = Consumer(self.conf)
-        self.consumer.subscribe(self.topics, on_assign=lambda consumer, partitions: self.sink.load_written_offsets())
+        self.consumer.subscribe(self.topics, on_assign=lambda consumer, partitions: self.sink.load_written_offsets(),
+                                on_revoke=self.on_revoke)
 
     def _add(self, m) -> None:
         self.sink.at(m.topic(), m.partition(), m.offset())

@@ -19,7 +19,7 @@ from sflowpipe.settings import load_settings
 def app(tmp_path):
     settings = load_settings(**{
         "kafka.bootstrap_servers": "127.0.0.1:1", "processors.data_dir": str(tmp_path / "faust"),
-        "enrich.office365_enabled": False,
+        "enrich.office365_enabled": False, "processors.fill_stream_gaps": False,  # no broker here
         "processors.flows": {"pair": {"keys": "ipsource,ipdestination", "value": "bytes"}},
         "processors.thresholds": {"elephant": {"metric": "pair", "value": 1000.0, "byFlow": True}},
     })

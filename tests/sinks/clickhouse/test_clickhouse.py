@@ -107,6 +107,31 @@ def test_same_batch_twice_is_one_copy(client, raw):
         len(b["receive_time_us"]) for b in more)
 
 
+def test_a_processor_redelivery_is_written_once(client):
+    """The processors run at-least-once: after a takeover the same enriched batch arrives again,
+    at another offset. The sink writes it once (and still writes distinct batches)."""
+    ch = ClickHouseSettings()
+    migrate(client, ch)
+    codec = AvroCodec("enriched_flow_sample_batch")
+    decoded = enriched_batches(600, seed=5)
+    batches = [codec.encode(b) for b in decoded]
+    sink = ClickHouseSink(client, ch, "g")
+    for i, raw in enumerate(batches + batches[:2]):  # the last two are redeliveries
+        sink.at("t", 0, 10 + i)
+        sink.add("t", "", None, None, raw)
+    sink.flush()
+    assert sink.duplicates == 2
+    assert client.command("SELECT count() FROM sflow.flow_samples") == sum(len(b["receive_time_us"]) for b in decoded)
+
+
+def test_recent_digests_window_is_bounded():
+    from sinks.clickhouse.sink import RecentDigests
+
+    r = RecentDigests(3)
+    assert [r.check_and_add(x) for x in (b"a", b"b", b"a", b"c", b"d")] == [False, False, True, False, False]
+    assert len(r.seen) == 3 and not r.check_and_add(b"a")  # "a" left the window
+
+
 @pytest.mark.kafka
 def test_topics_to_clickhouse_and_sql(kafka_bootstrap, topic_prefix, tmp_path, capsys):
     data_dir = tmp_path / "ch"

@@ -1,0 +1,185 @@
+"""The scale-out deployment on one machine, as separate processes the way docker-compose runs
+them: two ingesters sharing one UDP port (SO_REUSEPORT), two Faust workers, the ClickHouse
+sink, one broker with four partitions per topic. A known capture set plus generated traffic
+goes in; ClickHouse must end with exactly the flow samples sent (each once), although one
+worker is stopped mid-run and the other takes over its partitions."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from ingest.generate import Generator
+from ingest.pcap import read_udp_payloads
+from ingest.sflow import DecodeError, decode_datagram
+from ingest.sflow.model import FlowSample
+from sflowpipe.broker import free_port
+
+pytestmark = pytest.mark.kafka
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _key(agent: str, sub_agent: int, s) -> tuple:
+    return (agent, sub_agent, s.source_id_type, s.source_id_index, s.sequence_number, s.input, s.output,
+            s.sampling_rate, s.sample_pool)
+
+
+def expected_flow_samples(payloads: list[bytes]) -> Counter:
+    want: Counter = Counter()
+    for p in payloads:
+        try:
+            dg = decode_datagram(p)
+        except DecodeError:
+            continue
+        for s in dg.samples:
+            if type(s) is FlowSample:
+                want[_key(dg.agent_address, dg.sub_agent_id, s)] += 1
+    return want
+
+
+class Proc:
+    def __init__(self, name: str, cmd: list[str], env: dict, logdir: Path) -> None:
+        self.name = name
+        self.log = logdir / f"{name}.log"
+        self.proc = subprocess.Popen([sys.executable, "-m", "sflowpipe.cli"] + cmd, env=env,
+                                     stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
+
+    def wait_for(self, text: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"{self.name} exited:\n{self.log.read_text()[-3000:]}"
+            if text in self.log.read_text(errors="replace"):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"{self.name}: no {text!r} within {timeout}s:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self, timeout: float = 60) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(10)
+
+
+def _send(sock: socket.socket, port: int, payloads: list[bytes], rate: float) -> None:
+    t0 = time.monotonic()
+    for i, p in enumerate(payloads):
+        sock.sendto(p, ("127.0.0.1", port))
+        delay = t0 + (i + 1) / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def _received(metrics_port: int) -> int:
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("sflowpipe_ingest_datagrams_received_total")))
+
+
+def _clickhouse_rows(data_dir: Path) -> Counter | None:
+    sql = ("SELECT IPv6NumToString(agent), sub_agent_id, source_id_type, source_id_index, sequence_number, "
+           "in_if, out_if, sampling_rate, sample_pool FROM flow_samples")
+    res = subprocess.run([sys.executable, "-m", "sflowpipe.cli", "sql", sql, "--data-dir", str(data_dir),
+                          "--format", "csv"], capture_output=True, text=True, timeout=60)
+    if res.returncode != 0:
+        return None
+    got: Counter = Counter()
+    for line in res.stdout.splitlines():
+        if not line.strip() or "IPv6NumToString" in line:  # blank, or the header row
+            continue
+        fields = [f.strip('"') for f in line.split(",")]
+        addr = ipaddress.ip_address(fields[0])
+        agent = str(addr.ipv4_mapped or addr)
+        got[(agent, *map(int, fields[1:]))] += 1
+    return got
+
+
+def test_two_ingesters_two_workers_exactly_once_into_clickhouse(kafka_bootstrap, topic_prefix, tmp_path,
+                                                               captures_dir):
+    captures = sorted(captures_dir.glob("*.pcap"))
+    capture_payloads = [d.payload for c in captures for d in read_udp_payloads(str(c))]
+    gen = Generator(agents=6, interfaces=8, sampling_rate=100, seed=11)
+    generated = [gen.datagram(now=i * 0.005) for i in range(3000)]
+    want = expected_flow_samples(capture_payloads + generated)
+    assert sum(want.values()) > 15_000
+
+    port = free_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # the UDP side of the port is free too
+        probe.bind(("127.0.0.1", port))
+    ch_dir = tmp_path / "clickhouse"
+    env = {**os.environ,
+           "SFLOWPIPE_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+           "SFLOWPIPE_KAFKA__TOPIC_PREFIX": topic_prefix,
+           "SFLOWPIPE_KAFKA__PARTITIONS": "4",
+           "SFLOWPIPE_INGEST__LISTEN": f"127.0.0.1:{port}",
+           "SFLOWPIPE_INGEST__BATCH_MAX_MS": "20",
+           "SFLOWPIPE_PROCESSORS__APP_ID": topic_prefix + "processors",
+           "SFLOWPIPE_PROCESSORS__SESSION_TIMEOUT_S": "6",
+           "SFLOWPIPE_PROCESSORS__DEFINITIONS_FILE": str(ROOT / "sflowpipe" / "flows.yaml"),
+           "SFLOWPIPE_SINKS__CLICKHOUSE__DSN": f"chdb://{ch_dir}",
+           "SFLOWPIPE_SINKS__CLICKHOUSE__CONSUMER_GROUP": topic_prefix + "clickhouse",
+           "SFLOWPIPE_SINKS__CLICKHOUSE__BATCH_SECONDS": "1",
+           "SFLOWPIPE_ENRICH__OFFICE365_ENABLED": "false",
+           "SFLOWPIPE_LOG_LEVEL": os.environ.get("SCALE_OUT_LOG_LEVEL", "INFO")}
+    procs: list[Proc] = []
+
+    def start(name: str, cmd: list[str], ready: str, **extra: str) -> Proc:
+        p = Proc(name, cmd, {**env, **extra}, tmp_path)
+        procs.append(p)
+        p.wait_for(ready)
+        return p
+
+    try:
+        metrics_ports = [free_port(), free_port()]
+        for i in range(2):  # two ingesters on one UDP port, like `docker compose up --scale ingest=2`
+            start(f"ingest-{i}", ["ingest"], "ingest ready", SFLOWPIPE_INGEST__SPILL_DIR=str(tmp_path / f"spill{i}"),
+                  SFLOWPIPE_INGEST__METRICS_LISTEN=f"127.0.0.1:{metrics_ports[i]}")
+        workers = [start(f"worker-{i}", ["process"], "Ready",
+                         SFLOWPIPE_PROCESSORS__DATA_DIR=str(tmp_path / f"faust{i}"),
+                         SFLOWPIPE_PROCESSORS__WEB_PORT=str(free_port())) for i in range(2)]
+        start("clickhouse", ["clickhouse"], "clickhouse: writing")
+
+        first, second = capture_payloads + generated[:1000], generated[1000:]
+        # many source ports, as many agents would use: SO_REUSEPORT spreads them over both ingesters
+        socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(8)]
+        for i, s in enumerate(socks):
+            _send(s, port, first[i::8], rate=250)
+        time.sleep(3)
+        assert workers[0].stop() == 0  # mid-run: worker-0 leaves, worker-1 takes its partitions
+        for i, s in enumerate(socks):
+            _send(s, port, second[i::8], rate=250)
+        for s in socks:
+            s.close()
+
+        # both ingesters took a share of the datagrams
+        shares = [_received(port_) for port_ in metrics_ports]
+        assert all(n > 0 for n in shares) and sum(shares) == len(first) + len(second), shares
+        deadline = time.monotonic() + float(os.environ.get("SCALE_OUT_WAIT_S", "180"))
+        got: Counter | None = None
+        while time.monotonic() < deadline:
+            got = _clickhouse_rows(ch_dir)
+            if got is not None and sum(got.values()) >= sum(want.values()):
+                break
+            time.sleep(2)
+        time.sleep(5)  # anything still in flight (a duplicate) would land now
+        got = _clickhouse_rows(ch_dir)
+        assert got is not None
+        missing, extra = want - got, got - want
+        assert not missing and not extra, (f"sent {sum(want.values())}, ClickHouse has {sum(got.values())}: "
+                                           f"{sum(missing.values())} missing, {sum(extra.values())} extra")
+    finally:
+        for p in reversed(procs):
+            p.stop()

@@ -11,6 +11,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import secrets
 import select
 import signal
 import socket
@@ -44,7 +45,8 @@ class Ingester:
         self.pipeline = IngestPipeline(settings, self.publisher, self.metrics)
         self.stopping = threading.Event()
         self.status_topic = settings.kafka.topic(settings.topics.status)
-        self.ident = f"{socket.gethostname()}:{os.getpid()}:{worker}"
+        # host:pid:worker plus a random tag: replicas on a host network can share host and pid
+        self.ident = f"{socket.gethostname()}:{os.getpid()}:{worker}:{secrets.token_hex(2)}"
         m = self.metrics
         m.describe("sflowpipe_ingest_kernel_drops", "gauge", "datagrams the kernel dropped for this socket")
         m.describe("sflowpipe_ingest_socket_rcvbuf_bytes", "gauge", "SO_RCVBUF granted by the kernel")

@@ -42,12 +42,16 @@ def send_udp(datagrams: Iterable[UdpDatagram], target: str, speed: float = 1.0, 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     items = list(datagrams)
     sent = 0
+    # a loop lasts as long as the capture (and at least a second): later loops keep its pace
+    stamps = [d.ts_sec + d.ts_usec / 1e6 for d in items] or [0.0]
+    duration = max(stamps) - min(stamps)
+    span = max(1.0, duration + duration / max(1, len(items) - 1))
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
         pacer = Pacer(speed, rate)
         for loop in range(loops):
             for d in items:
-                pacer.wait(d.ts_sec + d.ts_usec / 1e6 + loop * 1e-9)
+                pacer.wait(d.ts_sec + d.ts_usec / 1e6 + loop * span)
                 while True:
                     try:
                         sock.sendto(d.payload, (host, port))

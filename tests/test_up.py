@@ -239,6 +239,57 @@ def test_web_ui_pages_show_live_data_in_a_real_browser(up, tmp_path):
         assert (shots / f"{name}.png").stat().st_size > 10_000
 
 
+def _write_pcap(path: Path, payloads: list[bytes], interval: float = 0.01) -> None:
+    """A classic pcap of Ethernet/IPv4/UDP frames carrying the payloads (agent -> collector)."""
+    import struct
+
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    for i, p in enumerate(payloads):
+        udp = struct.pack(">HHHH", 50000, 6343, 8 + len(p), 0) + p
+        ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
+                         socket.inet_aton("192.0.2.200"), socket.inet_aton("192.0.2.1")) + udp
+        frame = bytes(6) + bytes.fromhex("020000000001") + b"\x08\x00" + ip
+        t = 1_700_000_000 + i * interval
+        out.append(struct.pack("<IIII", int(t), int((t % 1) * 1e6), len(frame), len(frame)) + frame)
+    path.write_bytes(b"".join(out))
+
+
+def test_a_second_instance_side_by_side_replaying_a_capture(up, tmp_path):
+    """`up --replay FILE` shows data with no devices, and runs beside the first instance (its
+    own ports and data directory; internal ports are picked free)."""
+    from ingest.generate import Generator
+
+    gen = Generator(agents=1, sampling_rate=100, seed=7)
+    capture = tmp_path / "one-agent.pcap"
+    _write_pcap(capture, [gen.datagram(now=i * 0.01) for i in range(300)])
+    sflow_port, http_port = _free_udp_port(), free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "sflowpipe.cli", "up", "--replay", str(capture), "--sflow-port",
+                             str(sflow_port), "--http-port", str(http_port), "--data-dir", str(tmp_path / "second")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "Ctrl-C stops everything" in line or (not line and proc.poll() is not None):
+                break
+        assert "sflowpipe is up" in "".join(lines), "".join(lines)
+        url = f"http://127.0.0.1:{http_port}"
+        agents = _wait(lambda: requests.get(url + "/agents/json", timeout=10).json(), 60)
+        assert set(agents) == {"192.0.2.200"}
+        top = _wait(lambda: requests.get(url + "/activeflows/ALL/pair/json?maxFlows=3", timeout=10).json(), 60)
+        assert {row["key"].split(",")[0] for row in top} == ELEPHANT_SOURCES
+        ingesters = requests.get(url + "/sflowpipe/status/json", timeout=10).json()["ingesters"]
+        assert [i["listen"] for i in ingesters] == [f"[::]:{sflow_port}"]
+        # the first instance is unaffected
+        assert set(requests.get(up["url"] + "/agents/json", timeout=10).json()) == {"192.0.2.200", "192.0.2.201"}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "stopped; nothing left running." in out
+
+
 def test_ctrl_c_stops_everything(up):
     proc = up["proc"]
     children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()

@@ -81,3 +81,24 @@ def test_generator_rate_of_elephants_exceeds_10mbps():
                 h = s.records[0].decoded
                 bits[h.src_ip] = bits.get(h.src_ip, 0) + s.records[0].frame_length * s.sampling_rate * 8
     assert max(bits.values()) / seconds > 10e6
+
+
+def test_replay_loops_keep_the_recorded_pace():
+    """`replay --loop N` (what `sflowpipe up --replay` uses): every loop lasts as long as the
+    capture, at least a second, instead of the later loops being sent as fast as possible."""
+    import socket
+    import time
+
+    from ingest.pcap import UdpDatagram
+    from ingest.replay import send_udp
+
+    items = [UdpDatagram(1000, i * 100_000, "10.0.0.1", 6343, "10.0.0.2", 6343, b"x%d" % i) for i in range(3)]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
+        rx.bind(("127.0.0.1", 0))
+        t0 = time.monotonic()
+        assert send_udp(items, f"127.0.0.1:{rx.getsockname()[1]}", speed=1.0, loops=3) == 9
+        elapsed = time.monotonic() - t0
+        rx.settimeout(1)
+        got = [rx.recv(100) for _ in range(9)]
+    assert 2.1 <= elapsed < 4.0, elapsed  # 3 loops of 1 s: the last one's datagrams at 2.0-2.2 s
+    assert got == [b"x0", b"x1", b"x2"] * 3

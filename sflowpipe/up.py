@@ -56,6 +56,7 @@ class Stage:
     name: str
     cmd: list[str]
     ready: str | None  # a line the process logs once it is ready (None: alive after a moment)
+    slug: str = ""  # its log file's name (default: the first word of the name)
     log: Path = Path()
     proc: subprocess.Popen | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -101,7 +102,8 @@ class Pipeline:
         for i, stage in enumerate(steps, 2):
             t1 = time.monotonic()
             self.say(f"[{i}/{total}] {stage.name} ...")
-            stage.log = self.logs / (stage.name.split()[0].lower() + ".log")
+            stage.slug = stage.slug or stage.name.split()[0].lower()
+            stage.log = self.logs / (stage.slug + ".log")
             logf = open(stage.log, "ab")
             stage.proc = subprocess.Popen(stage.cmd, env={**env, **stage.extra_env}, stdout=logf,
                                           stderr=subprocess.STDOUT, start_new_session=True)
@@ -136,8 +138,18 @@ class Pipeline:
         section("enrich").setdefault("cache_dir", str(self.data / "cache"))
         section("sinks", "clickhouse").setdefault("dsn", f"chdb://{self.data / 'clickhouse'}")
         section("sinks", "prometheus")["listen"] = f"127.0.0.1:{p['prometheus']}"
-        section("api")["listen"] = f"{self.args.listen_address}:{self.args.http_port}"
+        api = section("api")
+        api["listen"] = f"{self.args.listen_address}:{self.args.http_port}"
+        if "sinks" not in api:  # the status page's consumer lag: the sinks this run starts
+            sinks = user.get("sinks") or {}
+            groups = ["sflowpipe-clickhouse", "sflowpipe-prometheus"]
+            if sinks.get("syslog"):
+                groups.append((sinks["syslog"] or {}).get("consumer_group", "sflowpipe-syslog"))
+            for name, conf in (sinks.get("http") or {}).items():
+                groups.append((conf or {}).get("consumer_group") or f"sflowpipe-http-{name}")
+            api["sinks"] = groups
         path = self.data / "sflowpipe-up.yaml"
+        self.data.mkdir(parents=True, exist_ok=True)
         path.write_text("# written by `sflowpipe up` from the defaults and --config; read by every stage\n"
                         + yaml.safe_dump(settings, sort_keys=False))
         return path
@@ -159,7 +171,7 @@ class Pipeline:
         if sinks.get("syslog"):
             stages.append(Stage("syslog sink", cli + ["syslog"], None))
         for name in (sinks.get("http") or {}):
-            stages.append(Stage(f"http-events {name}", cli + ["http-events", name], None))
+            stages.append(Stage(f"http-events {name}", cli + ["http-events", name], None, slug=f"http-events-{name}"))
         stages.append(Stage(f"API and web UI on http://{self._ui_host()}:{a.http_port}/", cli + ["api"], "api: REST API"))
         if a.demo:
             stages.append(Stage("demo traffic (sflowpipe generate)",

@@ -68,6 +68,37 @@ def _wait(fn, timeout: float, interval: float = 0.5):
     return last
 
 
+def test_plan_starts_the_sinks_the_settings_file_configures(tmp_path):
+    """No processes: what `up --config FILE` would start, and the settings every stage reads."""
+    import argparse
+
+    import yaml
+
+    from sflowpipe import up as up_module
+    from sflowpipe.settings import load_settings
+
+    config = tmp_path / "settings.yaml"
+    config.write_text(yaml.safe_dump({
+        "sinks": {"syslog": {"address": "127.0.0.1:5514", "transport": "tcp"},
+                  "http": {"loggly": {"type": "loggly", "url": "http://127.0.0.1:1/bulk"}}},
+        "processors": {"report_interval_s": 2.0}}))
+    parser = argparse.ArgumentParser()
+    up_module.add_arguments(parser)
+    args = parser.parse_args(["--data-dir", str(tmp_path / "d"), "--sflow-port", "16343", "--http-port", "18008"])
+    pipeline = up_module.Pipeline(args, str(config))
+    settings_file = pipeline._settings_file()
+    names = [s.name for s in pipeline._plan(settings_file)]
+    assert names[0] == "ingest on UDP 16343" and "syslog sink" in names and "http-events loggly" in names
+    assert names[-1].startswith("API and web UI on http://127.0.0.1:18008/")
+    s = load_settings(str(settings_file))  # every stage reads this file: it must be valid settings
+    assert s.ingest.listen == "[::]:16343" and s.api.listen == "127.0.0.1:18008"
+    assert s.sinks.syslog.address == "127.0.0.1:5514" and s.processors.report_interval_s == 2.0
+    assert s.sinks.clickhouse.dsn == f"chdb://{tmp_path / 'd' / 'clickhouse'}"
+    assert s.processors.definitions_file == str(up_module.DEFAULT_DEFINITIONS)
+    assert s.api.sinks == ["sflowpipe-clickhouse", "sflowpipe-prometheus", "sflowpipe-syslog",
+                           "sflowpipe-http-loggly"]
+
+
 def test_banner_shows_progress_and_where_everything_listens(up):
     b = up["banner"]
     assert "[1/8] Kafka-compatible broker (Tansu, in-memory" in b and "[8/8] demo traffic" in b

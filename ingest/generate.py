@@ -3,6 +3,11 @@
 N agents, each with interfaces; flow samples drawn from a mix of many small flows and a few
 elephant flows (full-size frames, a large share of the samples: above 10 Mbit/s once scaled by
 the sampling rate), plus interface counters every ``counter_interval`` seconds.
+
+Optionally a DNS-amplification flood (``flood_target``, switched with ``flooding``): UDP from
+source port 53 of many reflectors to one address, full-size frames, ``flood_share`` of the flow
+samples, so a threshold on ``ipdestination,udpsourceport`` frames fires on it while the normal
+mix (whose DNS flows go *to* port 53) never does.
 """
 
 from __future__ import annotations
@@ -45,6 +50,12 @@ class Flow:
     weight: float  # share of samples
 
 
+def make_flood(rng: random.Random, target: str, reflectors: int = 50, size: int = 1400) -> list[Flow]:
+    """DNS answers from many open resolvers to the victim's random ports."""
+    return [Flow(f"203.0.113.{1 + i % 254}" if i < 254 else f"198.18.{i // 254}.{1 + i % 254}", target, 17, 53,
+                 rng.randrange(1024, 65535), size, 1.0) for i in range(reflectors)]
+
+
 def make_flows(rng: random.Random, n_mice: int = 200, n_elephants: int = 3) -> list[Flow]:
     flows = []
     for i in range(n_elephants):
@@ -61,7 +72,8 @@ class Generator:
     """Builds datagrams for a set of agents; one call to ``datagram()`` per datagram sent."""
 
     def __init__(self, agents: int = 2, interfaces: int = 8, sampling_rate: int = 1000, samples_per_datagram: int = 6,
-                 counter_interval: float = 5.0, seed: int = 1, elephants: int = 3) -> None:
+                 counter_interval: float = 5.0, seed: int = 1, elephants: int = 3, flood_target: str | None = None,
+                 flood_share: float = 0.5, flood_reflectors: int = 50, flood_size: int = 1400) -> None:
         self.rng = random.Random(seed)
         self.agents = [f"192.0.2.{200 + i}" for i in range(agents)]
         self.interfaces = interfaces
@@ -77,6 +89,12 @@ class Generator:
         self.last_counters = {a: float("-inf") for a in self.agents}
         self.start: float | None = None
         self.n = 0
+        self.flood_target = flood_target
+        self.flood_share = flood_share
+        # its own generator: switching the flood on and off leaves the normal mix's sequence alone
+        self.flood_rng = random.Random(seed + 1)
+        self.flood = make_flood(self.flood_rng, flood_target, flood_reflectors, flood_size) if flood_target else []
+        self.flooding = False  # set True to mix the flood in (needs flood_target)
 
     def datagram(self, now: float | None = None) -> bytes:
         now = time.monotonic() if now is None else now
@@ -89,6 +107,8 @@ class Generator:
             self.last_counters[agent] = now
             samples.extend(self._counters(agent))
         for flow in self.rng.choices(self.flows, self.weights, k=self.per_dg):
+            if self.flooding and self.flood and self.flood_rng.random() < self.flood_share:
+                flow = self.flood_rng.choice(self.flood)
             samples.append(self._flow_sample(agent, flow))
         self.seq[agent] += 1
         uptime = int((now - self.start) * 1000) & 0xFFFFFFFF
@@ -123,7 +143,9 @@ class Generator:
 def run(args, settings) -> int:
     host, port = parse_hostport(args.to, 6343)
     gen = Generator(args.agents, args.interfaces, args.sampling_rate, args.samples_per_datagram,
-                    args.counter_interval, args.seed, args.elephants)
+                    args.counter_interval, args.seed, args.elephants, getattr(args, "flood_target", None))
+    flood_after = getattr(args, "flood_after", 0) or 0
+    flood_duration = getattr(args, "flood_duration", 0) or 0
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     deadline = time.monotonic() + args.duration if args.duration else None
     sent = 0
@@ -131,6 +153,10 @@ def run(args, settings) -> int:
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         try:
             while (deadline is None or time.monotonic() < deadline) and (not args.count or sent < args.count):
+                if gen.flood:
+                    elapsed = time.monotonic() - t0
+                    gen.flooding = elapsed >= flood_after and (not flood_duration
+                                                               or elapsed < flood_after + flood_duration)
                 sock.sendto(gen.datagram(), (host, port))
                 sent += 1
                 if args.rate:

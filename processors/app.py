@@ -22,6 +22,7 @@ from pathlib import Path
 
 import faust
 
+from processors.blocklist import Blocklists
 from processors.config import ConfigWatcher, startup_definitions
 from processors.engine import Engine
 from processors.enrich import Enricher
@@ -145,7 +146,8 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
         logging_config=None,
     )
     enricher = Enricher(settings.enrich)
-    engine = Engine(enricher)
+    blocklists = Blocklists(p.blocklists, settings.enrich.cache_dir) if p.blocklists else None
+    engine = Engine(enricher, blocklists=blocklists)
     changes: queue.Queue = queue.Queue()
     for kind, name, d in startup_definitions(settings):
         engine.apply(kind, name, d)
@@ -169,6 +171,8 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
     flows_topic = app.topic(k.topic(t.flows), **raw)
     metrics_topic = app.topic(k.topic(t.metrics), **raw)
     events_topic = app.topic(k.topic(t.events), **raw)
+    flow_logs_topic = app.topic(k.topic(t.flow_logs), **raw)  # log: true flows (processors/flowlog.py)
+    flow_log_codec = AvroCodec("flow_log")
     # keys are agent addresses (raw bytes), values JSON (the app's default serializers)
     checkpoints = app.Table("agent-state", default=None)
 
@@ -253,6 +257,8 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
     @app.timer(interval=p.report_interval_s)
     async def report():
         apply_changes()
+        for r in engine.flow_logs():
+            await flow_logs_topic.send(key=r["agent"].encode(), value=flow_log_codec.encode(r))
         active, metrics, events = engine.report()
         for m in active:
             await flows_topic.send(key=m["agent"].encode(), value=codecs["active_flows"].encode(m))
@@ -281,6 +287,8 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
     @app.task
     async def start_services():
         enricher.start()
+        if blocklists is not None:
+            blocklists.start()
         watcher.start()
 
     @app.on_before_shutdown.connect
@@ -288,6 +296,8 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
         gaps.close()
         watcher.stop()
         enricher.stop()
+        if blocklists is not None:
+            blocklists.stop()
 
     return app
 
@@ -298,7 +308,7 @@ def run(settings: Settings, worker: int = 0) -> int:
 
     k, t = settings.kafka, settings.topics
     ensure_topics(k, [k.topic(n) for n in (t.flow_samples, t.counter_samples, t.enriched_flow_samples, t.flows,
-                                           t.metrics, t.events)])
+                                           t.metrics, t.events, t.flow_logs)])
     ensure_topics(k, [k.topic(t.config)], config={"cleanup.policy": "compact"})
     app = make_app(settings, worker)
     worker_obj = faust.Worker(app, loglevel=settings.log_level, quiet=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 from processors.counters import CounterMetrics
 from processors.flows import FlowTable, data_source
+from processors.flowlog import FlowLog, idle_timeout
 from processors.flowspec import EvalContext, compile_flow, parse_definition
 from processors.thresholds import Event, Thresholds
 from sflowpipe.settings import FlowDefinition, ThresholdDefinition
@@ -22,27 +23,32 @@ log = logging.getLogger(__name__)
 
 
 class _Flow:
-    __slots__ = ("name", "definition", "compiled", "table")
+    __slots__ = ("name", "definition", "compiled", "table", "log")
 
     def __init__(self, name: str, definition: FlowDefinition) -> None:
         self.name = name
         self.definition = definition
-        fd = parse_definition(name, definition.model_dump())
+        fd = parse_definition(name, definition.model_dump(by_alias=True))
         self.compiled = compile_flow(fd)
         self.table = FlowTable(fd.t, fd.n)
+        self.log = (FlowLog(name, fd.fs, idle_timeout(fd.t), definition.active_timeout, definition.flow_start)
+                    if definition.log else None)  # sFlow-RT log: true (flow-logs topic)
 
 
 class Engine:
     """Owns the live analytics state of this worker's agents."""
 
-    def __init__(self, enricher, clock=time.time) -> None:
+    def __init__(self, enricher, clock=time.time, blocklists=None) -> None:
         self.enricher = enricher
+        self.blocklists = blocklists  # processors.blocklist.Blocklists or None
+        self.pending_events: list[Event] = []  # raised per batch (blocklists), published by report()
         self.clock = clock
         self.flows: dict[str, _Flow] = {}
         self.thresholds = Thresholds()
         self.counters = CounterMetrics()
         self.pending_metrics: dict[str, dict[tuple[str, str], float]] = {}
         self.samples = 0
+        self.pending_flow_logs: list[dict] = []  # of redefined / deleted log: true flows
         self._ds_cache: dict[tuple[int, int], str] = {}
 
     # ---------------------------------------------------------------- definitions (live)
@@ -51,11 +57,12 @@ class Engine:
         """A definition changed (None: deleted). Raises ValueError naming what is wrong."""
         if kind == "flow":
             if definition is None:
-                self.flows.pop(name, None)
+                self._end_flow_log(self.flows.pop(name, None))
                 return
             old = self.flows.get(name)
             if old is not None and old.definition == definition:
                 return
+            self._end_flow_log(old)
             self.flows[name] = _Flow(name, definition)
             log.info("flow %s: keys=%s value=%s filter=%s", name, definition.keys, definition.value,
                      definition.filter)
@@ -82,8 +89,13 @@ class Engine:
         enrich = self.enricher
         ctx = EvalContext(batch, enrich)  # keys shared by several flows are computed once
         for f in self.flows.values():
-            f.table.add_batch(now, agent, ds, f.compiled.evaluate(batch, enrich, ctx))
+            evaluated = f.compiled.evaluate(batch, enrich, ctx)
+            f.table.add_batch(now, agent, ds, evaluated)
+            if f.log is not None and evaluated:
+                self._log_batch(f, now, agent, ds, batch, ctx, evaluated)
         self.samples += len(ds)
+        if self.blocklists is not None:
+            self.pending_events += self.blocklists.match_batch(batch, now)
         return enrich.enrich_batch(batch)
 
     def on_counter_batch(self, batch: dict) -> list:
@@ -100,6 +112,8 @@ class Engine:
         ts = int(now * 1000)
         active: list[dict] = []
         events: list[Event] = []
+        events += self.pending_events
+        self.pending_events = []
         for f in self.flows.values():
             table = f.table
             table.prune(now, 1e-3)
@@ -123,11 +137,39 @@ class Engine:
         self.pending_metrics = {}
         return active, metrics, events
 
+    def _log_batch(self, f: _Flow, now: float, agent: str, ds: list, batch: dict, ctx: EvalContext,
+                   evaluated: list) -> None:
+        """Feed a log: true flow's FlowLog: key values (the key columns evaluate() computed, cached in
+        ctx) and bytes / frames scaled by the sampling rate, for the samples that matched."""
+        cols = [k.col(ctx) for k in f.compiled.keys]
+        rates = batch.get("sampling_rate") or ()
+        lengths = batch.get("frame_length") or ()
+        idx = [e[0] for e in evaluated]
+        frames = [(rates[i] or 0) if i < len(rates) else 0 for i in idx]
+        size = [(lengths[i] or 0) if i < len(lengths) else 0 for i in idx]
+        f.log.add(now, agent, [ds[i] for i in idx], [tuple(c[i] for c in cols) for i in idx],
+                  [n * r for n, r in zip(size, frames)], frames)
+
+    def _end_flow_log(self, f: _Flow | None) -> None:
+        """A log: true flow was redefined or deleted: its open flows end now."""
+        if f is not None and f.log is not None:
+            self.pending_flow_logs += f.log.flush(self.clock())
+
+    def flow_logs(self, now: float | None = None) -> list[dict]:
+        """Flow-log records to publish at ``now`` (flows with ``log: true``, processors/flowlog.py)."""
+        now = self.clock() if now is None else now
+        out, self.pending_flow_logs = self.pending_flow_logs, []
+        for f in self.flows.values():
+            if f.log is not None:
+                out += f.log.due(now)
+        return out
+
     # ---------------------------------------------------------------- checkpoints
 
     def snapshot(self, agent: str) -> dict:
         """This agent's state, JSON-serialisable, for the checkpoint table."""
         return {"flows": {name: f.table.snapshot(agent) for name, f in self.flows.items()},
+                "flow_logs": {name: f.log.snapshot(agent) for name, f in self.flows.items() if f.log is not None},
                 "counters": self.counters.snapshot(agent)}
 
     def restore(self, agent: str, state: dict, now: float | None = None) -> None:
@@ -136,6 +178,10 @@ class Engine:
             f = self.flows.get(name)
             if f is not None and data:
                 f.table.restore(agent, data, now)
+        for name, data in (state.get("flow_logs") or {}).items():
+            f = self.flows.get(name)
+            if f is not None and f.log is not None and data:
+                f.log.restore(agent, data)
         if state.get("counters"):
             self.counters.restore(agent, state["counters"])
 
@@ -143,6 +189,8 @@ class Engine:
         """Another worker owns this agent now."""
         for f in self.flows.values():
             f.table.forget(agent)
+            if f.log is not None:
+                f.log.forget(agent)
         self.counters.forget(agent)
         self.pending_metrics.pop(agent, None)
 

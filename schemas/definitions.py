@@ -237,6 +237,26 @@ def event() -> dict:
             ]}
 
 
+def flow_log() -> dict:
+    """One flow of a flow definition with ``log: true`` (processors/flowlog.py)."""
+    return {"type": "record", "name": "FlowLog", "namespace": NAMESPACE,
+            "doc": "A logged flow (sFlow-RT log: true): totals of one (agent, dataSource, flow key) over an interval.",
+            "fields": [
+                {"name": "flow", "type": "string", "doc": "flow definition name"},
+                {"name": "flowKeys", "type": "string", "doc": "flow key values joined by the definition's fs"},
+                {"name": "keys", "type": {"type": "array", "items": "string"}, "doc": "the flow key values"},
+                {"name": "agent", "type": "string"},
+                {"name": "dataSource", "type": "string"},
+                {"name": "bytes", "type": "long", "doc": "frame_length * sampling_rate summed over the samples"},
+                {"name": "frames", "type": "long", "doc": "sampling_rate summed over the samples"},
+                {"name": "start", "type": "long", "doc": "first sample of the interval, ms since the Unix epoch"},
+                {"name": "end", "type": "long", "doc": "last sample of the interval, ms since the Unix epoch"},
+                {"name": "reason", "type": "string",
+                 "doc": "start (flowStart), active (activeTimeout flushed a still active flow) or end (idle)"},
+                {"name": "timestamp", "type": "long", "doc": "when the record was emitted, ms since the Unix epoch"},
+            ]}
+
+
 # schema file stem -> builder, the set of message schemas sflowpipe writes
 MESSAGES = {
     "raw_datagram": raw_datagram,
@@ -248,4 +268,5 @@ MESSAGES = {
     "active_flows": active_flows,
     "metrics": metrics,
     "event": event,
+    "flow_log": flow_log,
 }

@@ -66,6 +66,10 @@ def example_datums() -> dict[str, dict]:
         "event": {"eventID": 1, "thresholdID": "elephant", "agent": "192.0.2.200", "dataSource": "3",
                   "metric": "pair", "value": 2.5e6, "threshold": 1.25e6, "flowKey": "10.1.0.10,192.0.2.10",
                   "timestamp": 1_763_683_200_000},
+        "flow_log": {"flow": "pair", "flowKeys": "10.1.0.10,192.0.2.10", "keys": ["10.1.0.10", "192.0.2.10"],
+                     "agent": "192.0.2.200", "dataSource": "3", "bytes": 1_500_000, "frames": 1000,
+                     "start": 1_763_683_140_000, "end": 1_763_683_190_000, "reason": "end",
+                     "timestamp": 1_763_683_200_000},
         "counter_sample_batch": by_kind["counters"],
         "discard_sample_batch": by_kind["discards"],
     }

@@ -203,6 +203,8 @@ SINK_COMMANDS = (
      "api.service", "add_arguments", "run", True),
     ("unhex", "re-emit datagrams from `forward --hex` (stdin) or `forward --tls-to` over UDP",
      "sinks.forward", "add_unhex_arguments", "run_unhex", False),
+    ("control", "block flows a threshold reports (HTTP controller, BGP, dry run), release them when gone",
+     "sinks.control.service", "add_arguments", "run", True),
 )
 
 
@@ -314,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=0, help="seconds (0: until Ctrl-C or --count)")
     p.add_argument("--count", type=int, default=0, help="datagrams to send (0: unlimited)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--flood-target", metavar="IP", help="add a DNS-amplification flood (UDP from port 53) to IP")
+    p.add_argument("--flood-after", type=float, default=0, metavar="S", help="seconds of normal traffic first")
+    p.add_argument("--flood-duration", type=float, default=0, metavar="S", help="flood seconds (0: until the end)")
     p.set_defaults(func=_generate)
 
     _add_sinks(sub)

@@ -53,8 +53,10 @@ class TopicNames(BaseModel):
     flows: str = "flows"
     metrics: str = "metrics"
     events: str = "events"
+    flow_logs: str = "flow-logs"
     config: str = "config"
     status: str = "status"
+    controls: str = "controls"
 
 
 class IngestSettings(BaseModel):
@@ -83,6 +85,10 @@ class FlowDefinition(BaseModel):
     t: float = Field(2.0, description="smoothing time constant, seconds (clamped 0.2-600)")
     n: int = Field(5, description="largest flows kept per data source (clamped 5-20)")
     fs: str = Field(",", description="separator between key values")
+    log: bool = Field(False, description="emit a flow-log record per flow (topic flow-logs)")
+    flow_start: bool = Field(False, alias="flowStart", description="log: a record when a flow starts, not when it ends")
+    active_timeout: float = Field(60.0, alias="activeTimeout", gt=0,
+                                  description="log: seconds before a still active flow is flushed (a new interval)")
 
 
 class ThresholdDefinition(BaseModel):
@@ -95,6 +101,16 @@ class ThresholdDefinition(BaseModel):
     filter: dict[str, list[str] | str] | None = Field(None, description="agent / dataSource attributes to match")
     by_flow: bool = Field(False, alias="byFlow", description="an event per flow key over the threshold")
     timeout: float = Field(60.0, description="seconds below the threshold before it re-arms")
+
+
+class BlocklistDefinition(BaseModel):
+    """A blocklist (processors/blocklist.py): addresses/CIDRs, one per line, from a file or an http(s) URL."""
+
+    model_config = {"extra": "forbid"}
+
+    source: str = Field(description="file path or http(s):// URL of the list")
+    refresh_s: float = Field(3600.0, gt=0, description="re-read the list every ...")
+    rate_limit_s: float = Field(60.0, ge=0, description="at most one event per (list, source, destination) per ...")
 
 
 class ForwardingDefinition(BaseModel):
@@ -129,6 +145,8 @@ class ProcessorSettings(BaseModel):
     definitions_file: str | None = Field(None, description="YAML with flows:, thresholds: and groups:")
     flows: dict[str, FlowDefinition] = Field(default_factory=dict)
     thresholds: dict[str, ThresholdDefinition] = Field(default_factory=dict)
+    blocklists: dict[str, BlocklistDefinition] = Field(default_factory=dict,
+                                                       description="name -> blocklist raising `blocklist` events")
     report_interval_s: float = Field(1.0, gt=0, description="top flows, thresholds and metrics every ...")
     checkpoint_interval_s: float = Field(5.0, gt=0, description="live state to Faust tables every ...")
     session_timeout_s: float = Field(30.0, gt=0, description="Kafka consumer session timeout")
@@ -217,12 +235,57 @@ class ApiSettings(BaseModel):
                              description="consumer groups whose lag the status page shows")
 
 
+class HttpRequestTemplate(BaseModel):
+    """One templated HTTP request of a control action. ``url`` and ``body`` are
+    ``string.Template`` text (``$key``, ``${k0}``...: JSON bodies keep their braces); the values
+    put in ``url`` are URL-quoted. No body: the control's fields as JSON."""
+
+    model_config = {"extra": "forbid"}
+
+    method: str = "POST"
+    url: str
+    body: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class ControlAction(BaseModel):
+    """How a control is applied and released. ``http``: ``apply``/``release`` requests, retried
+    with backoff; ``dryrun``: logged only; ``bgp``: sinks/control/bgp.py (its options are kept
+    as extra fields of this model)."""
+
+    model_config = {"extra": "allow"}
+
+    type: Literal["http", "bgp", "dryrun"] = "dryrun"
+    apply: HttpRequestTemplate | None = None
+    release: HttpRequestTemplate | None = None
+    timeout_s: float = Field(5.0, gt=0, description="per HTTP request")
+    max_retries: int = Field(4, ge=0, description="retries of a failed apply/release, then the dead-letter topic")
+    backoff_s: float = Field(0.5, gt=0, description="first retry delay; doubles, with jitter")
+    max_backoff_s: float = Field(10.0, gt=0)
+
+
+class ControlPolicy(BaseModel):
+    """`sflowpipe control`: block what a threshold reports, release it once the flow is gone."""
+
+    model_config = {"extra": "forbid"}
+
+    threshold: str = Field(description="threshold whose events trigger the control (e.g. udp_reflection)")
+    action: ControlAction = ControlAction()
+    min_hold_s: float = Field(60.0, ge=0, description="a control stays at least this long")
+    release_below_s: float = Field(10.0, ge=0, description="... and until the flow was below the threshold this long")
+    max_controls: int = Field(100, ge=0, description="simultaneous controls of this policy; more are refused")
+    allow: list[str] = Field(default_factory=list, description="CIDR prefixes never blocked")
+    address_key: int = Field(0, ge=0, description="which part of the flow key (0-based) is the address to block")
+    max_event_age_s: float = Field(60.0, gt=0, description="older threshold events are ignored (a backlog)")
+
+
 class SinkSettings(BaseModel):
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     syslog: SyslogSettings = SyslogSettings()
     http: dict[str, HttpSinkSettings] = Field(default_factory=dict, description="name -> endpoint")
     prometheus: PrometheusSettings = PrometheusSettings()
     forward: ForwardSettings = ForwardSettings()
+    controls: dict[str, ControlPolicy] = Field(default_factory=dict, description="name -> control policy")
 
 
 class Settings(BaseSettings):

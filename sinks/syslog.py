@@ -1,4 +1,4 @@
-"""The syslog/SIEM sink: threshold events (and active flows) to a syslog receiver or a file.
+"""The syslog/SIEM sink: threshold events (and active flows, flow logs) to a syslog receiver or a file.
 
 Messages are RFC 5424 (event fields in the ``sflowpipe@32473`` structured data, a human MSG),
 RFC 3164, or a CEF / LEEF 2.0 line (sinks/siem.py) carried as the MSG of an RFC 5424 message.
@@ -79,7 +79,7 @@ def rfc3164(pri: int, timestamp_ms: int, hostname: str, app_name: str, procid: s
 
 
 class Formatter:
-    """Turns one decoded record (event or active flows) into syslog messages of one format."""
+    """Turns one decoded record (event, active flows or flow log) into syslog messages of one format."""
 
     def __init__(self, cfg: SyslogSettings, keys: siem.FlowKeyNames, hostname: str | None = None,
                  procid: str | None = None, framed: bool = True) -> None:
@@ -94,6 +94,8 @@ class Formatter:
             return [self.event(datum)]
         if stem == "active_flows":
             return [self.flow(datum, f) for f in datum["flows"]]
+        if stem == "flow_log":
+            return [self.flow_log(datum)]
         return []
 
     def _pri(self, severity: int) -> int:
@@ -126,6 +128,36 @@ class Formatter:
                                      ("flowKey", f["key"]), ("value", f["value"]), ("valueName", a["value"])])
         return rfc5424(self._pri(severity), a["timestamp"], self.hostname, self.cfg.app_name, self.procid,
                        "flow", sd, text)
+
+    def flow_log(self, r: Mapping[str, Any]) -> bytes:
+        """A flow-log record (flows with ``log: true``): its fields as structured data / CEF / LEEF."""
+        fmt = self.cfg.format
+        severity = 6  # informational
+        ts = r.get("timestamp") or r["end"]
+        text = (f"flow {r['flow']} {r['flowKeys']} on {r['agent']}/{r['dataSource']}: {r['bytes']} bytes "
+                f"{r['frames']} frames {rfc3339(r['start'])} - {rfc3339(r['end'])} ({r['reason']})")
+        names = self.keys.keys_by_flow.get(r["flow"]) or []
+        values = list(r.get("keys") or [])
+        pairs = list(zip(names, values)) if len(names) == len(values) else []
+        if fmt == "cef":
+            ext = [("rt", ts), ("dvchost", r["agent"]), *siem._cef_key_fields(pairs), ("msg", text),
+                   ("start", r["start"]), ("end", r["end"]), ("cn1", r["bytes"]), ("cn1Label", "bytes"),
+                   ("cn2", r["frames"]), ("cn2Label", "frames"), ("cs2", r["flow"]), ("cs2Label", "flow"),
+                   ("cs3", r["dataSource"]), ("cs3Label", "dataSource"), ("cs4", r["flowKeys"]),
+                   ("cs4Label", "flowKey"), ("cs5", r["reason"]), ("cs5Label", "reason")]
+            line = siem.cef_line(f"flowlog:{r['flow']}", f"flow log {r['flow']}", 1, ext, __version__)
+            return self._wrap(severity, ts, "flowlog", line)
+        if fmt == "leef":
+            attrs = [("devTime", ts), ("devTimeFormat", "Millis"), ("cat", "flowlog"), ("sev", 1),
+                     ("identHostName", r["agent"]), *siem._leef_key_fields(pairs)]
+            attrs += [(k, r.get(k)) for k in ("flow", "agent", "dataSource", "flowKeys", "bytes", "frames", "start",
+                                              "end", "reason")] + [("msg", text)]
+            return self._wrap(severity, ts, "flowlog", siem.leef_line(f"flowlog:{r['flow']}", attrs, __version__))
+        if fmt == "rfc3164":
+            return rfc3164(self._pri(severity), ts, self.hostname, self.cfg.app_name, self.procid, text)
+        sd = structured_data(SD_ID, [(k, r.get(k)) for k in ("flow", "agent", "dataSource", "flowKeys", "bytes",
+                                                              "frames", "start", "end", "reason")])
+        return rfc5424(self._pri(severity), ts, self.hostname, self.cfg.app_name, self.procid, "flowlog", sd, text)
 
     def _wrap(self, severity: int, ts: int, msgid: str, line: str) -> bytes:
         if not self.framed:

@@ -1,0 +1,332 @@
+"""`sflowpipe control`: measurement-based control. Threshold events block a flow (HTTP call to a
+controller, BGP route, or a dry run); the measured flows release it once the flow is gone.
+
+One consumer group (``--consumer-group``, default ``sflowpipe-control``) reads the events topic
+and the flows topic. An event of a policy's threshold applies a control for its flow key unless
+it is already active, the key's address is allow-listed, or the policy's ``max_controls`` is
+reached (``control_refused``). The latest active flows of the threshold's flow definition,
+merged across agents and data sources by their largest value, say whether the flow is still
+over the threshold; a control is released once it has been held ``min_hold_s`` and the flow has
+been below the threshold (or absent from the top flows) for ``release_below_s``.
+
+Durability: every control's state is written, acknowledged, to the compacted ``controls`` topic
+(key ``policy|flowkey``, JSON value; a tombstone after release) before the consumed offsets are
+committed. On start the whole topic is read back first, so a restarted service neither applies a
+control twice nor forgets to release one. Run one instance: the state is global, a second
+member of the group would see only some agents' partitions.
+
+Every apply, release, refusal and failure is published on the events topic (thresholdID the
+policy, metric ``control_apply``/``control_release``/``control_refused``/``control_failed``) and
+logged; the service ignores events whose metric starts with ``control_``. A failed action (after
+its retry budget) also goes to the dead-letter topic (stage ``control:POLICY:apply|release``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from processors.activeflows import ActiveFlows
+from schemas.codec import AvroCodec, CodecError, MessageDecoder
+from sflowpipe.settings import Settings
+from sinks.control.actions import Action, make_action
+from sinks.control.state import APPLIED, RELEASED, Control, ControlState, key_of
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.5  # how often the flows' values are compared with the active controls
+STALE_FLOWS_S = 10.0  # active-flows messages older than this are ignored (their agent stopped reporting)
+RELEASE_RETRY_S = 30.0  # a release that failed is tried again after this
+
+
+def read_compacted(settings: Settings, topic: str, quiet_s: float = 2.0, timeout: float = 300.0
+                   ) -> dict[str, dict[str, Any] | None]:
+    """The latest value per key of a compacted topic, read from its beginning until no message
+    came for ``quiet_s`` (Tansu's high watermarks are not trusted). Raises rather than return a
+    partial state after ``timeout``: starting from one could apply a control twice."""
+    c = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "sflowpipe-control-restore",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    out: dict[str, dict[str, Any] | None] = {}
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                md = c.list_topics(topic, timeout=5).topics.get(topic)
+                if md is not None and md.error is None and md.partitions:
+                    break
+            except KafkaException:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"controls topic {topic} not found")
+            time.sleep(0.5)
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in md.partitions])
+        last = time.monotonic()
+        while time.monotonic() - last < quiet_s:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"controls topic {topic}: still reading after {timeout:.0f}s")
+            for m in c.consume(500, 0.2):
+                if m.error() is not None:
+                    continue
+                last = time.monotonic()
+                key = (m.key() or b"").decode("utf-8", "replace")
+                try:
+                    out[key] = json.loads(m.value()) if m.value() else None
+                except ValueError:
+                    log.error("controls topic: skipping unreadable value of %r", key)
+    finally:
+        c.close()
+    return out
+
+
+class ControlService:
+    """Owns the consumer, the producer, the state machine and the policies' actions."""
+
+    def __init__(self, settings: Settings, group: str = "sflowpipe-control",
+                 actions: dict[str, Action] | None = None, clock: Callable[[], float] = time.time,
+                 restore_quiet_s: float = 2.0) -> None:
+        self.settings = settings
+        self.policies = settings.sinks.controls
+        k, t = settings.kafka, settings.topics
+        self.events_topic = k.topic(t.events)
+        self.flows_topic = k.topic(t.flows)
+        self.controls_topic = k.topic(t.controls)
+        self.deadletter_topic = k.topic(t.deadletter)
+        self.group = group
+        self.clock = clock
+        self.restore_quiet_s = restore_quiet_s
+        self.state = ControlState(self.policies, clock)
+        self.actions = actions if actions is not None else {
+            name: make_action(p, settings, name) for name, p in self.policies.items()}
+        self.decoder = MessageDecoder(k.schema_registry_url)
+        self.event_codec = AvroCodec("event")
+        self.dead_codec = AvroCodec("dead_letter")
+        self.flows = ActiveFlows()
+        self.stopping = threading.Event()
+        self.consumer: Consumer | None = None
+        self.producer: Producer | None = None
+        self.offsets: dict[tuple[str, int], int] = {}
+        self.last_id = 0
+        self.counts = {"apply": 0, "release": 0, "refused": 0, "failed": 0}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Create the topics, restore the controls from the compacted topic, then subscribe."""
+        from sflowpipe.kafka import ensure_topics
+
+        k = self.settings.kafka
+        ensure_topics(k, [self.events_topic, self.flows_topic, self.deadletter_topic])
+        ensure_topics(k, [self.controls_topic], config={"cleanup.policy": "compact"})
+        conf = {"bootstrap.servers": k.bootstrap_servers, "acks": "all", "enable.idempotence": True,
+                "linger.ms": 5, "message.timeout.ms": int(k.message_timeout_s * 1000)}
+        conf.update(k.producer)
+        self.producer = Producer(conf)
+        for action in self.actions.values():
+            action.start()
+        restored = self.state.restore(read_compacted(self.settings, self.controls_topic, self.restore_quiet_s))
+        for c in restored:
+            log.info("control %s: %s restored (applied %.0fs ago)", c.policy, c.key, self.clock() - c.applied_at)
+        cconf = {"bootstrap.servers": k.bootstrap_servers, "group.id": self.group, "enable.auto.commit": False,
+                 "auto.offset.reset": "earliest", "session.timeout.ms": 10_000,
+                 "max.partition.fetch.bytes": 8 << 20}
+        cconf.update(k.consumer)
+        self.consumer = Consumer(cconf)
+        self.consumer.subscribe([self.events_topic, self.flows_topic])
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run(self) -> None:
+        """Consume until stop(); between polls compare the flows with the active controls."""
+        next_tick = 0.0
+        try:
+            while not self.stopping.is_set():
+                for m in self.consumer.consume(500, 0.2):
+                    if m.error():
+                        if m.error().code() != KafkaError._PARTITION_EOF:
+                            log.warning("control: %s", m.error())
+                        continue
+                    self._message(m)
+                if time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + TICK_S
+                    self.tick()
+                self._commit()
+        finally:
+            self._commit()
+            self.consumer.close()
+            for action in self.actions.values():
+                action.stop()
+            self.producer.flush(10)
+
+    # ------------------------------------------------------------------ input
+
+    def _message(self, m) -> None:
+        self.offsets[(m.topic(), m.partition())] = m.offset() + 1
+        try:
+            stem, datum = self.decoder.decode(m.value() or b"")
+        except CodecError as e:
+            log.error("control: skipping undecodable message on %s: %s", m.topic(), e)
+            return
+        if stem == "active_flows":
+            self.flows.update(datum)
+        elif stem == "event":
+            self.on_event(datum)
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        if str(event.get("metric", "")).startswith("control_"):
+            return  # our own
+        names = self.state.policies_for(event.get("thresholdID", ""))
+        if not names:
+            return
+        age = self.clock() - event.get("timestamp", 0) / 1000
+        for name in names:
+            if age > self.policies[name].max_event_age_s:
+                log.debug("control %s: ignoring an event %.0fs old", name, age)
+                continue
+            d = self.state.on_event(name, event)
+            if d.verdict == "refuse":
+                self.counts["refused"] += 1
+                log.warning("control %s: refused for %s: %s", name, event.get("flowKey"), d.reason)
+                self.publish("control_refused", name, event)
+            elif d.verdict == "apply":
+                self.apply(d.control, event)
+
+    def values(self, flow: str) -> dict[str, float]:
+        """The flow's current values by key: the latest top flows of every agent (stale ones
+        left out), merged by their largest value; a key not among them is 0."""
+        since = int((self.clock() - STALE_FLOWS_S) * 1000)
+        return {r["key"]: float(r["value"]) for r in self.flows.merged(flow, max_flows=1 << 30, since_ms=since)}
+
+    def tick(self) -> None:
+        cache: dict[str, dict[str, float]] = {}
+
+        def value_of(flow: str, key: str) -> float:
+            if flow not in cache:
+                cache[flow] = self.values(flow)
+            return cache[flow].get(key, 0.0)
+
+        self.state.observe(value_of)
+        for c in self.state.due():
+            self.release(c)
+
+    # ------------------------------------------------------------------ actions
+
+    def apply(self, c: Control, event: dict[str, Any]) -> None:
+        try:
+            self.actions[c.policy].apply(c.record())
+        except Exception as e:  # the action's own errors, after its retry budget
+            self.failed(c, "apply", e, event)
+            return
+        self.state.applied(c)
+        self.write_state(c)
+        self.counts["apply"] += 1
+        log.warning("control %s: applied for %s (value %.0f over %.0f, agent %s)", c.policy, c.key,
+                    event.get("value", 0.0), event.get("threshold", 0.0), event.get("agent", ""))
+        self.publish("control_apply", c.policy, event)
+
+    def release(self, c: Control) -> None:
+        action = self.actions.get(c.policy)  # None: the policy was removed, the control only forgotten
+        try:
+            if action is not None:
+                action.release(c.record())
+        except Exception as e:
+            self.state.release_failed(c, RELEASE_RETRY_S)
+            self.failed(c, "release", e, c.fields)
+            return
+        self.state.released(c)
+        self.write_state(c)
+        self.counts["release"] += 1
+        log.warning("control %s: released %s after %.0fs", c.policy, c.key, self.clock() - c.applied_at)
+        self.publish("control_release", c.policy, c.fields)
+
+    def failed(self, c: Control, what: str, error: Exception, event: dict[str, Any]) -> None:
+        self.counts["failed"] += 1
+        log.error("control %s: %s of %s failed: %s", c.policy, what, c.key, error)
+        value = self.dead_codec.encode({"receive_time_us": int(self.clock() * 1e6), "exporter_address": "",
+                                        "exporter_port": 0, "data": json.dumps(c.record()).encode(),
+                                        "stage": f"control:{c.policy}:{what}", "error": str(error)[:1000],
+                                        "offset": None})
+        self.producer.produce(self.deadletter_topic, value, key_of(c.policy, c.key).encode(),
+                              headers=[("source_topic", self.controls_topic.encode())])
+        self.publish("control_failed", c.policy, {**event, "flowKey": c.key})
+
+    # ------------------------------------------------------------------ output
+
+    def write_state(self, c: Control) -> None:
+        """The control's state on the compacted topic, acknowledged before going on: a released
+        control is written as such, then tombstoned (compaction keeps only the tombstone)."""
+        key = key_of(c.policy, c.key).encode()
+        self.producer.produce(self.controls_topic, json.dumps(c.record()).encode(), key)
+        if c.state == RELEASED:
+            self.producer.produce(self.controls_topic, None, key)
+        self._flush("controls")
+
+    def publish(self, metric: str, policy: str, source: dict[str, Any]) -> None:
+        now = self.clock()
+        self.last_id = max(self.last_id + 1, int(now * 1e6))
+        key = source.get("flowKey", source.get("key"))
+        ev = {"eventID": self.last_id, "thresholdID": policy, "agent": str(source.get("agent", "")),
+              "dataSource": str(source.get("dataSource", "")), "metric": metric,
+              "value": float(source.get("value", 0.0)), "threshold": float(source.get("threshold", 0.0)),
+              "flowKey": key, "timestamp": int(now * 1000)}
+        self.producer.produce(self.events_topic, self.event_codec.encode(ev), ev["agent"].encode())
+        self.producer.poll(0)
+
+    def _flush(self, what: str) -> None:
+        while self.producer.flush(10):
+            log.error("control: %s not acknowledged by Kafka yet, waiting", what)
+            if self.stopping.is_set():
+                return
+
+    def _commit(self) -> None:
+        if not self.offsets:
+            return
+        self._flush("events")  # what this batch caused is on Kafka before its offsets are committed
+        try:
+            self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in self.offsets.items()],
+                                 asynchronous=False)
+            self.offsets.clear()
+        except KafkaException as e:  # e.g. during a rebalance: the offsets are committed next time
+            log.warning("control: commit failed: %s", e)
+
+    def active(self) -> list[dict]:
+        return [c.record() for c in self.state.active.values() if c.state == APPLIED]
+
+
+# --- the command -------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--consumer-group", default="sflowpipe-control", metavar="GROUP",
+                        help="consumer group over the events and flows topics (default sflowpipe-control)")
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    if not settings.sinks.controls:
+        sys.stderr.write("sflowpipe control: no policies under sinks.controls\n")
+        return 2
+    try:
+        service = ControlService(settings, args.consumer_group)
+    except (ValueError, ImportError) as e:
+        sys.stderr.write(f"sflowpipe control: {e}\n")
+        return 2
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: service.stop())
+    service.start()
+    log.info("control: policies %s; topics %s, %s; state on %s; consumer group %s",
+             ", ".join(f"{n} ({p.threshold} -> {p.action.type})" for n, p in service.policies.items()),
+             service.events_topic, service.flows_topic, service.controls_topic, service.group)
+    service.run()
+    log.info("control: stopped: %(apply)d applied, %(release)d released, %(refused)d refused, "
+             "%(failed)d failed", service.counts)
+    log.info("control: %d controls stay applied (restored on the next start)", len(service.active()))
+    return 0

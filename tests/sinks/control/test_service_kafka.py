@@ -1,0 +1,119 @@
+"""The control service on the real broker: durable state on the compacted topic across restarts,
+events of what it did, dead letters of what failed. The service's loop is driven by hand
+(on_event, tick) with a fake clock, so the timing is exact."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from sflowpipe.settings import load_settings
+from sinks.control.service import ControlService, read_compacted
+from tests.kafka_helpers import read_topic
+from tests.sinks.control.controller import Controller
+
+pytestmark = pytest.mark.kafka
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = time.time()
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def make_settings(bootstrap: str, prefix: str, url: str, max_retries: int = 3):
+    policy = {"threshold": "udp_reflection", "min_hold_s": 5, "release_below_s": 2, "allow": ["10.0.0.0/8"],
+              "action": {"type": "http", "max_retries": max_retries, "backoff_s": 0.01,
+                         "apply": {"method": "POST", "url": url + "/block", "body": '{"key": "$key"}'},
+                         "release": {"method": "DELETE", "url": url + "/block/${k0}"}}}
+    s = load_settings(**{"kafka.bootstrap_servers": bootstrap, "kafka.topic_prefix": prefix, "kafka.partitions": 2,
+                         "kafka.consumer": {"session.timeout.ms": "6000"}})
+    return s.model_copy(update={"sinks": s.sinks.model_copy(update={"controls": {"dns": _policy(policy)}})})
+
+
+def _policy(d):
+    from sflowpipe.settings import ControlPolicy
+
+    return ControlPolicy.model_validate(d)
+
+
+def event(clock: Clock, key: str = "192.0.2.10,53", metric: str = "reflection") -> dict:
+    return {"eventID": 1, "thresholdID": "udp_reflection", "agent": "192.0.2.200", "dataSource": "3",
+            "metric": metric, "value": 5e4, "threshold": 1e4, "flowKey": key, "timestamp": int(clock() * 1000)}
+
+
+def started(settings, clock) -> ControlService:
+    svc = ControlService(settings, group=f"{settings.kafka.topic_prefix}control", clock=clock, restore_quiet_s=1.5)
+    svc.start()
+    return svc
+
+
+def stopped(svc: ControlService) -> None:
+    svc.stop()
+    svc.run()  # returns at once: commits, closes, flushes
+
+
+def test_restart_neither_reapplies_nor_forgets(kafka_bootstrap, topic_prefix):
+    clock = Clock()
+    with Controller() as ctl:
+        settings = make_settings(kafka_bootstrap, topic_prefix, ctl.url)
+        svc = started(settings, clock)
+        svc.on_event(event(clock))
+        svc.on_event(event(clock))  # a second agent/data source over the threshold: same control
+        svc.on_event({**event(clock), "metric": "control_apply"})  # our own events are ignored
+        svc.on_event({**event(clock), "thresholdID": "elephant"})  # no policy
+        svc.on_event({**event(clock), "timestamp": int((clock() - 3600) * 1000)})  # a backlog: too old
+        assert [c.method for c in ctl.calls] == ["POST"]
+        assert json.loads(ctl.calls[0].body) == {"key": "192.0.2.10,53"}
+        stopped(svc)
+
+        clock.t += 1
+        svc = started(settings, clock)  # restored from the compacted topic
+        assert [c["key"] for c in svc.active()] == ["192.0.2.10,53"]
+        svc.on_event(event(clock))
+        assert [c.method for c in ctl.calls] == ["POST"]  # not applied twice
+        svc.tick()  # no active flows: below from now on
+        clock.t += 3
+        svc.tick()  # held 4 s of the 5: stays
+        assert [c.method for c in ctl.calls] == ["POST"]
+        clock.t += 1
+        svc.tick()
+        assert [(c.method, c.path) for c in ctl.calls] == [("POST", "/block"), ("DELETE", "/block/192.0.2.10")]
+        stopped(svc)
+
+        svc = started(settings, clock)  # the tombstone: nothing to release any more
+        assert svc.active() == []
+        stopped(svc)
+
+    state = read_compacted(settings, topic_prefix + "controls", quiet_s=1.5)
+    assert state == {"dns|192.0.2.10,53": None}
+    evs = read_topic(kafka_bootstrap, topic_prefix + "events",
+                     lambda ms: sum(m["metric"].startswith("control_") for m in ms) >= 2, timeout=30)
+    mine = [(e["metric"], e["thresholdID"], e["flowKey"]) for e in evs if e["metric"].startswith("control_")]
+    assert mine == [("control_apply", "dns", "192.0.2.10,53"), ("control_release", "dns", "192.0.2.10,53")]
+
+
+def test_failed_apply_goes_to_dead_letter(kafka_bootstrap, topic_prefix):
+    clock = Clock()
+    with Controller(default=503) as ctl:
+        settings = make_settings(kafka_bootstrap, topic_prefix, ctl.url, max_retries=2)
+        svc = started(settings, clock)
+        svc.on_event(event(clock, key="10.1.2.3,53"))  # allow-listed: refused, no request
+        assert ctl.calls == []
+        svc.on_event(event(clock))
+        assert [c.status for c in ctl.calls] == [503, 503, 503]
+        assert svc.active() == []  # not applied: a later event may try again
+        ctl.default = 200
+        svc.on_event(event(clock))
+        assert svc.active() and ctl.calls[-1].status == 200
+        stopped(svc)
+    dead = read_topic(kafka_bootstrap, topic_prefix + "deadletter", lambda ms: len(ms) >= 1, timeout=30)
+    assert len(dead) == 1 and dead[0]["stage"] == "control:dns:apply"
+    assert "HTTP 503" in dead[0]["error"] and json.loads(dead[0]["data"])["key"] == "192.0.2.10,53"
+    evs = read_topic(kafka_bootstrap, topic_prefix + "events", lambda ms: len(ms) >= 3, timeout=30)
+    assert [(e["metric"], e["flowKey"]) for e in evs] == [
+        ("control_refused", "10.1.2.3,53"), ("control_failed", "192.0.2.10,53"), ("control_apply", "192.0.2.10,53")]

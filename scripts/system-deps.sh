@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # System packages the tests talk to for real: rsyslog (with TLS) for the syslog sink tests,
-# Chromium and its WebDriver for the web UI tests.
+# Chromium and its WebDriver for the web UI tests, BIRD 2 (the BGP peer of the control BGP action tests).
 set -euo pipefail
 need=()
 command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || need+=(rsyslog)
@@ -8,6 +8,7 @@ dpkg -s rsyslog-gnutls >/dev/null 2>&1 || need+=(rsyslog-gnutls)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+command -v bird >/dev/null 2>&1 || [ -x /usr/sbin/bird ] || need+=(bird2)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -151,3 +151,26 @@ def test_live_definition_from_config_topic(kafka_bootstrap, topic_prefix, tmp_pa
         worker.stop()
     assert any(m["flow"] == "bydst" and m["value"] == "frames" for m in msgs)
     assert "ipsrc" in worker.log.read_text()
+
+
+def test_blocklist_events_from_the_worker(kafka_bootstrap, topic_prefix, tmp_path):
+    """A blocklist configured in the settings, through a real worker: a listed elephant
+    destination raises blocklist events (one per address pair within the rate limit)."""
+    listed = tmp_path / "bad.txt"
+    listed.write_text("# test list\n192.0.2.10\n198.18.0.0/15\n")
+    worker = ProcessorProcess(kafka_bootstrap, topic_prefix, tmp_path, {"flows": {}}, app_id=f"{topic_prefix}app",
+                              extra_env={"SFLOWPIPE_PROCESSORS__BLOCKLISTS":
+                                         '{"bad": {"source": "%s", "rate_limit_s": 600}}' % listed})
+    worker.start()
+    settings = ingest_settings(kafka_bootstrap, topic_prefix, tmp_path)
+    try:
+        publish_kafka(generated(3, 20, time.time()), settings, speed=1)
+        events = read_topic(kafka_bootstrap, topic_prefix + "events", lambda m: len(m) >= 1, timeout=30)
+        time.sleep(3)
+        events = read_topic(kafka_bootstrap, topic_prefix + "events", lambda m: False, timeout=4)
+    finally:
+        assert worker.stop() == 0, worker.log.read_text()[-3000:]
+    assert events and all(e["thresholdID"] == "blocklist" and e["metric"] == "bad" for e in events)
+    # the elephant 10.1.0.10 -> 192.0.2.10 is the only listed pair: one event per agent sending it
+    assert {e["flowKey"] for e in events} == {"10.1.0.10,192.0.2.10"}
+    assert len(events) == len({e["agent"] for e in events})

@@ -349,3 +349,13 @@ def test_dashboard_queries_run_on_the_schema(clickhouse):
     top = clickhouse.query(expand_macros(next(t["rawSql"] for p in dashboard_panels() if "Top flows" in p["title"]
                                               for t in p["targets"])))
     assert top.result_rows[0][:2] == ("10.0.0.1", "10.0.0.2")  # IPv4 shown without ::ffff:
+
+
+def test_example_control_policies_are_valid_settings(compose):
+    from sflowpipe.settings import load_settings
+
+    svc = compose["services"]["control"]
+    assert svc.get("profiles") == ["control"]
+    s = load_settings(str(ROOT / "deploy" / "controls.yaml"))
+    thresholds = yaml.safe_load((ROOT / "sflowpipe" / "flows.yaml").read_text())["thresholds"]
+    assert s.sinks.controls and all(p.threshold in thresholds for p in s.sinks.controls.values())

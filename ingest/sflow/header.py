@@ -6,7 +6,8 @@ packet of VXLAN, GRE (incl. transparent Ethernet bridging / NVGRE) and IP-in-IP 
 decodeIPV6 / decodeIPLayer4 step by step, including where they give up, so every field
 sflowtool prints is present exactly when sflowtool prints it (``header_sflowtool`` only
 formats a ``DecodedHeader``). On top of that it fills what sflowtool does not print: ICMPv6
-type/code, IPv4 flags, the IPv6 fragment header, and the tunnelled packet (``inner``, ``vni``).
+type/code, IPv4 flags, the IPv6 fragment header, the tunnelled packet (``inner``, ``vni``) and
+the protocol, destination address and port of the packet an ICMP error quotes (``icmp_quoted_*``).
 
 Where sflowtool would read past the end of the header (it reads on into the rest of the
 datagram), this parse stops instead. It never raises.
@@ -58,6 +59,10 @@ class DecodedHeader(msgspec.Struct, frozen=True, gc=False):
     udp_length: int | None = None
     icmp_type: int | None = None  # ICMP (1) and ICMPv6 (58)
     icmp_code: int | None = None
+    # ---- the packet quoted in an ICMP error (ICMPv4 types 3, 11, 12; ICMPv6 types 1-4; not printed by sflowtool)
+    icmp_quoted_protocol: int | None = None  # its IP protocol (IPv6: next header after extension headers)
+    icmp_quoted_dst_ip: str | None = None  # its destination address (same text forms as dst_ip)
+    icmp_quoted_dst_port: int | None = None  # its TCP/UDP/SCTP destination port
     # ---- tunnels (not printed by sflowtool)
     vni: int | None = None  # VXLAN VNI, or NVGRE VSID (GRE key >> 8 over 0x6558)
     inner: DecodedHeader | None = None  # the encapsulated packet (VXLAN, GRE, IP-in-IP)
@@ -81,6 +86,9 @@ _TPIDS = frozenset((0x8100, 0x88A8, 0x9100, 0x9200, 0x9300))
 _IP6_EXT = frozenset((0, 43, 44, 51, 60))  # hop-by-hop, routing, fragment, auth, destination options
 _ONCE = (None,)
 _MAX_DEPTH = 3  # tunnels within tunnels
+_ICMP4_ERRORS = frozenset((3, 11, 12))  # dest unreachable, time exceeded, parameter problem
+_ICMP6_ERRORS = frozenset((1, 2, 3, 4))  # dest unreachable, packet too big, time exceeded, parameter problem
+_PORT_PROTOS = frozenset((6, 17, 132))  # TCP, UDP, SCTP: destination port at offset 2
 
 # address text caches (addresses repeat a lot in a flow stream); bounded: cleared when full
 _IP4_TEXT: dict[bytes, str] = {}
@@ -120,6 +128,7 @@ def _decode(b, proto: int, pos: int, end: int, depth: int) -> DecodedHeader | No
     tot_len = ip_id = ip_flags = frag = flow_label = plen = None
     exts: tuple = ()
     sport = dport = tcp_flags = udp_len = icmp_type = icmp_code = vni = inner = None
+    q_proto = q_dst = q_dport = None
 
     for _ in _ONCE:  # a block to break out of
         if proto == 1:
@@ -271,6 +280,8 @@ def _decode(b, proto: int, pos: int, end: int, depth: int) -> DecodedHeader | No
             if left >= 8:
                 icmp_type = b[p]
                 icmp_code = b[p + 1]
+                if icmp_type in (_ICMP4_ERRORS if ip_proto == 1 else _ICMP6_ERRORS):
+                    q_proto, q_dst, q_dport = _quoted(b, ip_proto == 1, p + 8, end)
         elif ip_proto == 47:
             if left >= 4 and depth < _MAX_DEPTH:
                 flags, gp = _GRE.unpack_from(b, p)
@@ -292,8 +303,39 @@ def _decode(b, proto: int, pos: int, end: int, depth: int) -> DecodedHeader | No
     return DecodedHeader(
         dst_mac, src_mac, vlans, eth_type, vsnap_oui, None, None,
         ipv, ipo, src_ip, dst_ip, ip_proto, tos, ttl, tot_len, ip_id, ip_flags, frag, flow_label, plen, exts,
-        sport, dport, tcp_flags, udp_len, icmp_type, icmp_code, vni, inner,
+        sport, dport, tcp_flags, udp_len, icmp_type, icmp_code, q_proto, q_dst, q_dport, vni, inner,
     )
+
+
+_NO_QUOTE = (None, None, None)
+
+
+def _quoted(b, v4: bool, q: int, end: int) -> tuple:
+    """(protocol, destination address, destination port) of the packet an ICMP error quotes at
+    ``q``; all None when its IP header is cut short or is not of the ICMP's IP version, the port
+    None when the quoted transport header is cut before it."""
+    if v4:
+        if end - q < 20 or b[q] >> 4 != 4 or b[q] & 15 < 5:
+            return _NO_QUOTE
+        vihl, _, _, _, fo, _, proto, _, d = _IP4.unpack_from(b, q)
+        dst = _IP4_TEXT.get(d) or _ip4_text(d)
+        if fo & 0x1FFF:  # a later fragment: no transport header
+            return (proto, dst, None)
+        l4 = q + (vihl & 15) * 4
+    else:
+        if end - q < 40 or b[q] >> 4 != 6:
+            return _NO_QUOTE
+        _, _, proto, _, _, d = _IP6.unpack_from(b, q)
+        dst = _IP6_TEXT.get(d) or _ip6_text(d)
+        l4 = q + 40
+        while proto in _IP6_EXT:  # one step per extension header, bounded by the header length
+            if end - l4 < 2:
+                return (None, dst, None)
+            proto = b[l4]
+            l4 += 8 * (b[l4 + 1] + 1)
+    if proto in _PORT_PROTOS and end - l4 >= 4:
+        return (proto, dst, _PORTS.unpack_from(b, l4)[1])
+    return (proto, dst, None)
 
 
 def _inner(b, eth_type: int, pos: int, end: int, depth: int) -> DecodedHeader | None:

@@ -23,6 +23,7 @@ from pathlib import Path
 import faust
 
 from processors.blocklist import Blocklists
+from processors.scans import ScanDetector
 from processors.config import ConfigWatcher, startup_definitions
 from processors.engine import Engine
 from processors.enrich import Enricher
@@ -147,7 +148,8 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
     )
     enricher = Enricher(settings.enrich)
     blocklists = Blocklists(p.blocklists, settings.enrich.cache_dir) if p.blocklists else None
-    engine = Engine(enricher, blocklists=blocklists)
+    scans = ScanDetector(p.scans) if p.scans.enabled else None
+    engine = Engine(enricher, blocklists=blocklists, scans=scans)
     changes: queue.Queue = queue.Queue()
     for kind, name, d in startup_definitions(settings):
         engine.apply(kind, name, d)

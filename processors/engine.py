@@ -38,10 +38,11 @@ class _Flow:
 class Engine:
     """Owns the live analytics state of this worker's agents."""
 
-    def __init__(self, enricher, clock=time.time, blocklists=None) -> None:
+    def __init__(self, enricher, clock=time.time, blocklists=None, scans=None) -> None:
         self.enricher = enricher
         self.blocklists = blocklists  # processors.blocklist.Blocklists or None
-        self.pending_events: list[Event] = []  # raised per batch (blocklists), published by report()
+        self.scans = scans  # processors.scans.ScanDetector or None
+        self.pending_events: list[Event] = []  # raised per batch (blocklists, scans), published by report()
         self.clock = clock
         self.flows: dict[str, _Flow] = {}
         self.thresholds = Thresholds()
@@ -96,6 +97,8 @@ class Engine:
         self.samples += len(ds)
         if self.blocklists is not None:
             self.pending_events += self.blocklists.match_batch(batch, now)
+        if self.scans is not None:
+            self.pending_events += self.scans.match_batch(batch, now)
         return enrich.enrich_batch(batch)
 
     def on_counter_batch(self, batch: dict) -> list:

@@ -69,7 +69,12 @@ def _batch_head(named: dict) -> list[dict]:
 # Columns the stream processors read (flow keys, filters, values), written first: a reader can
 # stop after them (schemas.codec.AvroCodec.decode_prefix), the rest of the batch is skipped.
 HOT_DECODED = ("dst_mac", "src_mac", "vlans", "eth_type", "ip_version", "src_ip", "dst_ip", "ip_protocol", "tos",
-               "ttl", "src_port", "dst_port", "tcp_flags", "icmp_type", "icmp_code", "vni", "inner")
+               "ttl", "src_port", "dst_port", "tcp_flags", "icmp_type", "icmp_code", "icmp_quoted_protocol",
+               "icmp_quoted_dst_ip", "icmp_quoted_dst_port", "vni", "inner")
+
+# Columns added after v1 of flow_sample_batch: they carry a default (empty array), so messages of
+# older versions still read with the newest reader (a reader sees an empty column for them).
+ADDED_DECODED = ("icmp_quoted_protocol", "icmp_quoted_dst_ip", "icmp_quoted_dst_port")  # v2
 
 
 def flow_sample_batch() -> dict:
@@ -87,6 +92,8 @@ def flow_sample_batch() -> dict:
     for name in HOT_DECODED + tuple(n for n in decoded if n not in HOT_DECODED):
         col = {"name": name, "type": {"type": "array", "items": avro_type(decoded[name].type, named)},
                "doc": f"parsed from the sampled header: {name}"}
+        if name in ADDED_DECODED:
+            col["default"] = []
         (hot if name in HOT_DECODED else cold).append(col)
     for cls, target in ((ExtendedSwitch, hot), (ExtendedRouter, cold)):
         for f in mi.type_info(cls).fields:

@@ -113,6 +113,17 @@ class BlocklistDefinition(BaseModel):
     rate_limit_s: float = Field(60.0, ge=0, description="at most one event per (list, source, destination) per ...")
 
 
+class ScanSettings(BaseModel):
+    """Scan detection from ICMP destination-unreachable messages (processors/scans.py): a host sent
+    unreachables about ``threshold`` or more distinct targets within ``interval_s`` raises a `scan` event."""
+
+    model_config = {"extra": "forbid"}
+
+    enabled: bool = False
+    threshold: int = Field(20, ge=1, description="distinct unreachable targets per scanner per interval")
+    interval_s: float = Field(60.0, gt=0, description="counting interval, seconds")
+
+
 class ForwardingDefinition(BaseModel):
     """A raw sFlow forwarding target (the REST API's /forwarding/{name}/json): `sflowpipe forward
     --from-config` re-sends every datagram to it."""
@@ -147,6 +158,7 @@ class ProcessorSettings(BaseModel):
     thresholds: dict[str, ThresholdDefinition] = Field(default_factory=dict)
     blocklists: dict[str, BlocklistDefinition] = Field(default_factory=dict,
                                                        description="name -> blocklist raising `blocklist` events")
+    scans: ScanSettings = Field(default_factory=ScanSettings, description="`scan` events from ICMP unreachables")
     report_interval_s: float = Field(1.0, gt=0, description="top flows, thresholds and metrics every ...")
     checkpoint_interval_s: float = Field(5.0, gt=0, description="live state to Faust tables every ...")
     session_timeout_s: float = Field(30.0, gt=0, description="Kafka consumer session timeout")

@@ -28,7 +28,7 @@ def _field(ctx: EvalContext, level: int, name: str) -> list:
     """The column ``name`` of the packet at tunnel depth ``level`` (0 outer, 1 the ``inner`` header...)."""
     if level == 0:
         col = ctx.batch.get(name)
-        if col is None:
+        if col is None or (not col and ctx.n):  # absent, or a column newer than the message's schema (default [])
             col = [None] * ctx.n
         return col
     ck = ("#f", level, name)

@@ -210,6 +210,51 @@ def _datasource_key(level: int) -> ColFn:
     return col
 
 
+_PROTO_NAMES = {6: "tcp", 17: "udp", 132: "sctp"}
+_UNREACH_PORT: dict[tuple[int, int], str] = {}
+
+
+def _unreach_port_text(proto: int, port: int) -> str:
+    k = (proto, port)
+    s = _UNREACH_PORT.get(k)
+    if s is None:
+        if len(_UNREACH_PORT) > _CACHE_LIMIT:
+            _UNREACH_PORT.clear()
+        s = _UNREACH_PORT[k] = f"{_PROTO_NAMES.get(proto) or proto}_{port}"
+    return s
+
+
+def _icmp_unreachable_key(which: str) -> Callable[[int], ColFn]:
+    """sFlow-RT's icmpunreachable{net,host,port}: for an ICMP destination-unreachable message
+    (ICMPv4 type 3; ICMPv6 type 1) of the matching code, what its quoted packet was sent to.
+
+    net: the quoted destination address of a network unreachable (v4 code 0, v6 code 0 no route);
+    host: of a host unreachable (v4 code 1, v6 code 3 address unreachable);
+    port: ``<protocol>_<port>`` of a port unreachable (v4 code 3, v6 code 4), e.g. ``udp_1434``."""
+    v4_code, v6_code = {"net": (0, 0), "host": (1, 3), "port": (3, 4)}[which]
+
+    def build(level: int) -> ColFn:
+        def col(ctx: EvalContext) -> list:
+            out = []
+            quoted = zip(_field(ctx, level, "icmp_quoted_protocol"), _field(ctx, level, "icmp_quoted_dst_ip"),
+                         _field(ctx, level, "icmp_quoted_dst_port"))
+            for (p, t, c), (qp, qd, qport) in zip(
+                zip(_field(ctx, level, "ip_protocol"), _field(ctx, level, "icmp_type"),
+                    _field(ctx, level, "icmp_code")), quoted):
+                if (p == 1 and t == 3 and c == v4_code) or (p == 58 and t == 1 and c == v6_code):
+                    if which == "port":
+                        out.append(_unreach_port_text(qp, qport) if qport is not None else None)
+                    else:
+                        out.append(qd)
+                else:
+                    out.append(None)
+            return out
+
+        return col
+
+    return build
+
+
 # name -> (builder, allows a ``.N`` tunnel level suffix)
 _BASE_KEYS: dict[str, tuple[Callable[[int], ColFn], bool]] = {
     # data source and interfaces (outer only)
@@ -248,6 +293,10 @@ _BASE_KEYS: dict[str, tuple[Callable[[int], ColFn], bool]] = {
     "icmpcode": (_icmp4_key("icmp_code"), True),
     "icmp6type": (_icmp6_key("icmp_type"), True),
     "icmp6code": (_icmp6_key("icmp_code"), True),
+    # ICMP destination unreachable: what the quoted (unreachable) packet was sent to
+    "icmpunreachablenet": (_icmp_unreachable_key("net"), True),
+    "icmpunreachablehost": (_icmp_unreachable_key("host"), True),
+    "icmpunreachableport": (_icmp_unreachable_key("port"), True),
 }
 
 

@@ -443,3 +443,82 @@ def test_reference_vxlan_inner(captures_dir):
     d = decode_header(1, bytes.fromhex(el["headerBytes"].replace("-", "")))
     assert d.vni == 100 and d.inner.ip_version == 6 and d.inner.ip_protocol == 58 and d.inner.icmp_type == 128
     assert d.inner.src_mac == "ca:6e:98:f8:49:8f" and d.inner.src_ip == "2001:db8:4::1"
+
+
+# ---------------------------------------------------------------- the packet an ICMP error quotes
+
+
+def icmp_error(t: int, c: int, quoted: bytes) -> bytes:
+    return struct.pack(">BBHI", t, c, 0, 0) + quoted
+
+
+def test_icmp4_port_unreachable_quotes_udp():
+    probe = ip4(17, udp(40000, 1434), src="192.0.2.66", dst="10.0.0.9")
+    d = decode_header(1, eth(0x0800) + ip4(1, icmp_error(3, 3, probe), src="10.0.0.9", dst="192.0.2.66"))
+    assert (d.icmp_type, d.icmp_code) == (3, 3)
+    assert (d.icmp_quoted_protocol, d.icmp_quoted_dst_ip, d.icmp_quoted_dst_port) == (17, "10.0.0.9", 1434)
+    assert d.inner is None and d.dst_ip == "192.0.2.66"  # inner stays for tunnels
+    assert "ICMPType" in tool(rec(1, eth(0x0800) + ip4(1, icmp_error(3, 3, probe))))
+
+
+def test_icmp4_quotes_tcp_with_options_and_only_8_bytes():
+    probe = ip4(6, tcp(51000, 8080)[:8], dst="10.0.0.7", options=b"\x01\x01\x01\x00")
+    d = decode_header(11, ip4(1, icmp_error(3, 1, probe)))
+    assert (d.icmp_quoted_protocol, d.icmp_quoted_dst_ip, d.icmp_quoted_dst_port) == (6, "10.0.0.7", 8080)
+
+
+@pytest.mark.parametrize("t", [11, 12])
+def test_icmp4_time_exceeded_and_parameter_problem_quote(t):
+    d = decode_header(11, ip4(1, icmp_error(t, 0, ip4(17, udp(1, 33434), dst="198.51.100.3"))))
+    assert (d.icmp_quoted_protocol, d.icmp_quoted_dst_ip, d.icmp_quoted_dst_port) == (17, "198.51.100.3", 33434)
+
+
+def test_icmp4_non_errors_quote_nothing():
+    d = decode_header(11, ip4(1, icmp_error(0, 0, ip4(17, udp(1, 53)))))  # echo reply: payload is not a quote
+    assert (d.icmp_quoted_protocol, d.icmp_quoted_dst_ip, d.icmp_quoted_dst_port) == (None, None, None)
+
+
+def test_icmp4_quoted_non_first_fragment_and_other_protocol_have_no_port():
+    d = decode_header(11, ip4(1, icmp_error(3, 3, ip4(17, udp(1, 53), dst="10.0.0.1", flags_frag=0x0010))))
+    assert (d.icmp_quoted_protocol, d.icmp_quoted_dst_ip, d.icmp_quoted_dst_port) == (17, "10.0.0.1", None)
+    d = decode_header(11, ip4(1, icmp_error(3, 2, ip4(47, b"\0" * 8, dst="10.0.0.2"))))
+    assert (d.icmp_quoted_protocol, d.icmp_quoted_dst_ip, d.icmp_quoted_dst_port) == (47, "10.0.0.2", None)
+
+
+def test_icmp4_truncated_quote():
+    whole = eth(0x0800) + ip4(1, icmp_error(3, 3, ip4(17, udp(1, 161), dst="10.0.0.5")))
+    icmp_at = 14 + 20
+    for cut in range(icmp_at + 8, len(whole) + 1):
+        d = decode_header(1, whole[:cut])
+        assert d.icmp_type == 3
+        got = (d.icmp_quoted_protocol, d.icmp_quoted_dst_ip, d.icmp_quoted_dst_port)
+        if cut < icmp_at + 8 + 20:
+            assert got == (None, None, None)
+        elif cut < icmp_at + 8 + 20 + 4:
+            assert got == (17, "10.0.0.5", None)
+        else:
+            assert got == (17, "10.0.0.5", 161)
+    # not an IPv4 header where the quote should be
+    d = decode_header(11, ip4(1, icmp_error(3, 3, b"\x60" + b"\0" * 27)))
+    assert d.icmp_quoted_dst_ip is None
+
+
+@pytest.mark.parametrize("t", [1, 2, 3, 4])
+def test_icmp6_errors_quote_tcp(t):
+    probe = ip6(6, tcp(40000, 22), src="2001:db8::66", dst="2001:db8:0:9::1")
+    d = decode_header(1, eth(0x86DD) + ip6(58, icmp_error(t, 4, probe), dst="2001:db8::66"))
+    assert (d.icmp_type, d.icmp_code) == (t, 4)
+    assert (d.icmp_quoted_protocol, d.icmp_quoted_dst_ip, d.icmp_quoted_dst_port) == (6, "2001:db8:0:9::1", 22)
+
+
+def test_icmp6_quote_with_extension_header_and_truncated():
+    hop = struct.pack(">BB6x", 17, 0)
+    probe = ip6(0, hop + udp(1, 547), dst="2001:db8::5")
+    d = decode_header(12, ip6(58, icmp_error(1, 4, probe)))
+    assert (d.icmp_quoted_protocol, d.icmp_quoted_dst_ip, d.icmp_quoted_dst_port) == (17, "2001:db8::5", 547)
+    whole = ip6(58, icmp_error(1, 4, ip6(17, udp(1, 53), dst="2001:db8::7")))
+    assert decode_header(12, whole[: 40 + 8 + 39]).icmp_quoted_dst_ip is None
+    d = decode_header(12, whole[: 40 + 8 + 40 + 3])
+    assert (d.icmp_quoted_protocol, d.icmp_quoted_dst_ip, d.icmp_quoted_dst_port) == (17, "2001:db8::7", None)
+    d = decode_header(12, ip6(58, icmp_error(128, 0, ip6(17, udp(1, 53)))))  # echo request: no quote
+    assert d.icmp_quoted_dst_ip is None

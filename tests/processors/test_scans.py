@@ -6,6 +6,8 @@ from __future__ import annotations
 import socket
 import struct
 
+import pytest
+
 from ingest.batches import AgentBatches
 from ingest.sflow import decode_datagram, encode_datagram
 from ingest.sflow.flow_records import SampledHeader
@@ -167,3 +169,69 @@ def test_engine_publishes_scan_events_with_report():
     _, _, events = engine.report(1.0)
     assert [e.flowKey for e in events if e.thresholdID == "scan"] == ["192.0.2.66"]
     assert engine.pending_events == []
+
+
+@pytest.mark.kafka
+def test_icmp_unreachable_logger_to_loggly(kafka_bootstrap, topic_prefix, tmp_path):
+    """The field's ICMP-unreachable logger, configured rather than scripted: a log: true,
+    flowStart: true flow over (source MAC, source IP, destination MAC, destination IP,
+    unreachable port) sends each new flow once, through the flow-logs topic and the
+    `sflowpipe http-events` Loggly sink, to a (local, recording) Loggly bulk endpoint."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ingest.pcap import UdpDatagram
+    from ingest.replay import publish_kafka
+    from tests.processors.processor_harness import ProcessorProcess
+    from tests.processors.test_app_integration import ingest_settings
+    from tests.sinks.http_server import RecordingServer
+
+    keys = "macsource,ipsource,macdestination,ipdestination,icmpunreachableport"
+    defs = {"flows": {"unreach": {"keys": keys, "value": "frames", "log": True, "flowStart": True,
+                                  "filter": "icmptype=3"}}}
+    worker = ProcessorProcess(kafka_bootstrap, topic_prefix, tmp_path, defs, app_id=f"{topic_prefix}app")
+    worker.start()
+    frames = [unreach4(3, "198.51.100.7", f"10.9.0.{i % 3 + 1}", dport=1434 + i % 3, router=f"10.9.0.{i % 3 + 1}")
+              for i in range(30)] + [echo4("10.0.0.1", "10.0.0.2")] * 5
+    now = time.time()
+    datagrams = []
+    for i in range(0, len(frames), 5):
+        samples = tuple(FlowSample(False, i + j + 1, 0, 3, 10, 10 * (i + j + 1), 0, 0, 3, 0, 7,
+                                   (SampledHeader.of(1, len(f) + 4, 4, f),)) for j, f in enumerate(frames[i:i + 5]))
+        payload = encode_datagram(Datagram(5, AGENT, 0, i // 5 + 1, 1000 + i, samples))
+        ts = now + i / 50
+        datagrams.append(UdpDatagram(int(ts), int((ts % 1) * 1e6), AGENT, 6343, "", 0, payload))
+    with RecordingServer() as loggly:
+        env = {**worker.env, "SFLOWPIPE_SINKS__HTTP": json.dumps(
+            {"loggly": {"type": "loggly", "url": loggly.url + "/", "token": "t0ken", "topics": ["flow-logs"],
+                        "batch_seconds": 0.5}})}
+        sink = subprocess.Popen([sys.executable, "-m", "sflowpipe.cli", "http-events", "loggly"], env=env,
+                                stdout=open(tmp_path / "sink.log", "wb"), stderr=subprocess.STDOUT)
+        try:
+            publish_kafka(datagrams, ingest_settings(kafka_bootstrap, topic_prefix, tmp_path), speed=1)
+            deadline = time.monotonic() + 60
+            records: list[dict] = []
+            while time.monotonic() < deadline:
+                records = [json.loads(line) for r in loggly.requests for line in r.body.splitlines() if line]
+                if len(records) >= 3:
+                    break
+                time.sleep(0.5)
+            time.sleep(3)  # a repeated flow would arrive now
+            records = [json.loads(line) for r in loggly.requests for line in r.body.splitlines() if line]
+        finally:
+            sink.send_signal(signal.SIGTERM)
+            sink.wait(30)
+            assert worker.stop() == 0, worker.log.read_text()[-3000:]
+    assert loggly.requests and all(r.path.startswith("/bulk/t0ken/") for r in loggly.requests)
+    # each new flow once (30 unreachables over 3 flows; the echo requests are filtered out):
+    # router/target -> scanner, with the port the scanner's probe could not reach
+    keys = sorted(tuple(r["keys"]) for r in records)
+    assert len(keys) == 3, keys
+    assert [(k[1], k[3], k[4]) for k in keys] == [(f"10.9.0.{n + 1}", "198.51.100.7", f"udp_{1434 + n}")
+                                                  for n in range(3)]
+    assert all(k[0] and k[2] for k in keys)  # both MACs present
+    assert all(r["flow"] == "unreach" and r["reason"] == "start" and r["agent"] == AGENT for r in records)

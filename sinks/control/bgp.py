@@ -236,6 +236,8 @@ class BgpAction:
 
     def __init__(self, policy: Any, settings: Any = None) -> None:
         self.opts = _bgp_options(policy)
+        # which part of a flow key is the address (settings.ControlPolicy.address_key)
+        self.address_key = 0 if isinstance(policy, BgpOptions) else int(_get(policy, "address_key") or 0)
         self.settings = settings
         self._proc: subprocess.Popen | None = None
         self._run_dir: Path | None = None
@@ -431,7 +433,16 @@ class BgpAction:
     def _commands(self, control: dict) -> tuple[str, str]:
         """(announce, withdraw) ExaBGP API commands for a control."""
         opts = self.opts
+        # the service's control record: fields is a dict of template fields (k0, k1...); a list
+        # of the key's parts is taken as is
+        fields = control.get("fields")
+        parts = (list(fields) if isinstance(fields, (list, tuple)) and fields
+                 else str(control.get("key") or "").split(","))
         address = control.get("address")
+        if not address and isinstance(fields, dict):
+            address = fields.get(f"k{self.address_key}")
+        if not address and self.address_key < len(parts):
+            address = parts[self.address_key]
         if not address:
             raise ValueError(f"control {control.get('key')!r} has no address to block")
         ip = ipaddress.ip_address(str(address).strip())
@@ -441,16 +452,15 @@ class BgpAction:
             return (f"announce route {prefix} next-hop {next_hop} community [{opts.community}]",
                     f"withdraw route {prefix} next-hop {next_hop}")
         fs = opts.flowspec
-        fields = list(control.get("fields") or str(control.get("key") or "").split(","))
         match = [f"destination {prefix};"]
         if fs.protocol:
             match.append(f"{'protocol' if ip.version == 4 else 'next-header'} {fs.protocol};")
         for index, name in ((fs.source_port_key, "source-port"), (fs.destination_port_key, "destination-port")):
             if index is None:
                 continue
-            if index >= len(fields):
+            if index >= len(parts):
                 raise ValueError(f"control {control.get('key')!r}: no key field {index} for the {name}")
-            match.append(f"{name} ={_port(fields[index], name)};")
+            match.append(f"{name} ={_port(parts[index], name)};")
         rule = "match { " + " ".join(match) + " }"
         return (f"announce flow route {{ {rule} then {{ {fs.action}; }} }}",
                 f"withdraw flow route {{ {rule} }}")

@@ -59,13 +59,14 @@ class DecodedHeader(msgspec.Struct, frozen=True, gc=False):
     udp_length: int | None = None
     icmp_type: int | None = None  # ICMP (1) and ICMPv6 (58)
     icmp_code: int | None = None
+    # ---- tunnels (not printed by sflowtool)
+    vni: int | None = None  # VXLAN VNI, or NVGRE VSID (GRE key >> 8 over 0x6558)
+    inner: DecodedHeader | None = None  # the encapsulated packet (VXLAN, GRE, IP-in-IP)
+    # ---- (last: a header without them is built with fewer arguments, which is measurably faster)
     # ---- the packet quoted in an ICMP error (ICMPv4 types 3, 11, 12; ICMPv6 types 1-4; not printed by sflowtool)
     icmp_quoted_protocol: int | None = None  # its IP protocol (IPv6: next header after extension headers)
     icmp_quoted_dst_ip: str | None = None  # its destination address (same text forms as dst_ip)
     icmp_quoted_dst_port: int | None = None  # its TCP/UDP/SCTP destination port
-    # ---- tunnels (not printed by sflowtool)
-    vni: int | None = None  # VXLAN VNI, or NVGRE VSID (GRE key >> 8 over 0x6558)
-    inner: DecodedHeader | None = None  # the encapsulated packet (VXLAN, GRE, IP-in-IP)
 
 
 # ---------------------------------------------------------------- parse
@@ -300,10 +301,16 @@ def _decode(b, proto: int, pos: int, end: int, depth: int) -> DecodedHeader | No
             if depth < _MAX_DEPTH:
                 inner = _inner(b, 0x0800 if ip_proto == 4 else 0x86DD, p, end, depth + 1)
 
+    if q_dst is None and q_proto is None:  # the common case: 29 arguments (see the field order)
+        return DecodedHeader(
+            dst_mac, src_mac, vlans, eth_type, vsnap_oui, None, None,
+            ipv, ipo, src_ip, dst_ip, ip_proto, tos, ttl, tot_len, ip_id, ip_flags, frag, flow_label, plen, exts,
+            sport, dport, tcp_flags, udp_len, icmp_type, icmp_code, vni, inner,
+        )
     return DecodedHeader(
         dst_mac, src_mac, vlans, eth_type, vsnap_oui, None, None,
         ipv, ipo, src_ip, dst_ip, ip_proto, tos, ttl, tot_len, ip_id, ip_flags, frag, flow_label, plen, exts,
-        sport, dport, tcp_flags, udp_len, icmp_type, icmp_code, q_proto, q_dst, q_dport, vni, inner,
+        sport, dport, tcp_flags, udp_len, icmp_type, icmp_code, vni, inner, q_proto, q_dst, q_dport,
     )
 
 

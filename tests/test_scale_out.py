@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from ingest.pcap import read_udp_payloads
 from ingest.sflow import DecodeError, decode_datagram
 from ingest.sflow.model import FlowSample
 from sflowpipe.broker import free_port
+from tests.procs import stop_gracefully
 
 pytestmark = pytest.mark.kafka
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,13 +63,7 @@ class Proc:
         raise AssertionError(f"{self.name}: no {text!r} within {timeout}s:\n{self.log.read_text()[-3000:]}")
 
     def stop(self, timeout: float = 60) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(10)
+        return stop_gracefully(self.proc, timeout)
 
 
 def _send(sock: socket.socket, port: int, payloads: list[bytes], rate: float) -> None:

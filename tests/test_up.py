@@ -31,6 +31,18 @@ def _free_udp_port() -> int:
         return s.getsockname()[1]
 
 
+def _read_banner(proc: subprocess.Popen, timeout: float = 180) -> str:
+    """What `sflowpipe up` prints until it says it is up (or exits)."""
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if "Ctrl-C stops everything" in line or (not line and proc.poll() is not None):
+            break
+    return "".join(lines)
+
+
 @pytest.fixture(scope="module")
 def up(tmp_path_factory):
     data = tmp_path_factory.mktemp("up")
@@ -38,14 +50,7 @@ def up(tmp_path_factory):
     proc = subprocess.Popen([sys.executable, "-m", "sflowpipe.cli", "up", "--demo", "--sflow-port", str(sflow_port),
                              "--http-port", str(http_port), "--data-dir", str(data)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        lines.append(line)
-        if "Ctrl-C stops everything" in line or (not line and proc.poll() is not None):
-            break
-    banner = "".join(lines)
+    banner = _read_banner(proc)
     if "sflowpipe is up" not in banner:
         proc.kill()
         pytest.fail("sflowpipe up did not come up:\n" + banner)
@@ -298,14 +303,8 @@ def test_a_second_instance_side_by_side_replaying_a_capture(up, tmp_path):
                              str(sflow_port), "--http-port", str(http_port), "--data-dir", str(tmp_path / "second")],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        lines = []
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            lines.append(line)
-            if "Ctrl-C stops everything" in line or (not line and proc.poll() is not None):
-                break
-        assert "sflowpipe is up" in "".join(lines), "".join(lines)
+        banner = _read_banner(proc)
+        assert "sflowpipe is up" in banner, banner
         url = f"http://127.0.0.1:{http_port}"
         agents = _wait(lambda: requests.get(url + "/agents/json", timeout=10).json(), 60)
         assert set(agents) == {"192.0.2.200"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from sflowpipe.broker import free_port
+from tests.procs import stop_gracefully
 
 
 class ProcessorProcess:
@@ -49,13 +49,7 @@ class ProcessorProcess:
         raise AssertionError(f"worker not ready: {self.log.read_text(errors='replace')[-3000:]}")
 
     def stop(self, timeout: float = 60) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(10)
+        return stop_gracefully(self.proc, timeout)
 
     def kill(self) -> None:
         self.proc.kill()

@@ -178,7 +178,6 @@ def test_icmp_unreachable_logger_to_loggly(kafka_bootstrap, topic_prefix, tmp_pa
     unreachable port) sends each new flow once, through the flow-logs topic and the
     `sflowpipe http-events` Loggly sink, to a (local, recording) Loggly bulk endpoint."""
     import json
-    import os
     import signal
     import subprocess
     import sys

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from tests.ingest.ingest_harness import IngestProcess
 from tests.kafka_helpers import read_topic
 from tests.processors.processor_harness import ProcessorProcess
 from tests.sinks.control.controller import Controller
+from tests.procs import stop_gracefully
 
 pytestmark = pytest.mark.kafka
 
@@ -73,13 +73,7 @@ class ControlProcess:
         raise AssertionError(f"control did not start: {self.log.read_text(errors='replace')[-3000:]}")
 
     def stop(self, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(10)
+        return stop_gracefully(self.proc, timeout)
 
 
 def send(sock, gen: Generator, port: int, seconds: float, rate: float = 200.0, until=None) -> None:

@@ -10,6 +10,7 @@ import pytest
 from processors.blocklist import Blocklists, BlocklistError, parse_blocklist
 from processors.engine import Engine
 from sflowpipe.settings import BlocklistDefinition, ProcessorSettings
+from tests.processors.test_office365 import wait_for
 from tests.sinks.http_server import RecordingServer, Reply
 
 LIST = b"""# Example DROP list
@@ -38,20 +39,9 @@ def batch(*samples, agent="192.0.2.200"):
 CLEAN = [sample("10.1.1.1", "8.8.8.8"), sample("10.1.1.2", "1.1.1.1"), sample(None, None)]
 
 
-def wait_for(condition, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition not met in time")
-
-
 @pytest.fixture
 def server():
     srv = RecordingServer(default=Reply(200, LIST, {"Content-Type": "text/plain"}))
-    handler = srv.httpd.RequestHandlerClass
-    handler.do_GET = handler.do_POST  # this server's handler class is its own: answer GETs from the script too
     with srv:
         yield srv
 

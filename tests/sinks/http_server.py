@@ -44,11 +44,12 @@ def elastic_ok(req: Request) -> Reply:
 
 
 class RecordingServer:
-    """ThreadingHTTPServer on an ephemeral port; ``requests`` lists what it received, in order."""
+    """ThreadingHTTPServer on an ephemeral port; ``requests`` lists what it received (any
+    method: event endpoints get POSTs, a controller POST/DELETE, a list server GETs), in order."""
 
-    def __init__(self, default: Script = Reply(200, b'{"response":"ok"}')) -> None:
+    def __init__(self, default: Script = Reply(200, b'{"response":"ok"}'), script: list[Script] | None = None) -> None:
         self.requests: list[Request] = []
-        self.script: list[Script] = []
+        self.script: list[Script] = list(script or [])
         self.default = default
         self.lock = threading.Lock()
         server = self
@@ -56,9 +57,9 @@ class RecordingServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, like the real endpoints
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def _any(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                req = Request("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                req = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 with server.lock:
                     server.requests.append(req)
                     step = server.script.pop(0) if server.script else server.default
@@ -76,6 +77,8 @@ class RecordingServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up waiting
 
+            do_POST = do_PUT = do_DELETE = do_GET = _any  # noqa: N815 (http.server's naming)
+
             def log_message(self, format, *args) -> None:  # noqa: A002
                 pass
 
@@ -87,9 +90,10 @@ class RecordingServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
-    def delivered(self) -> list[Request]:
-        """The requests answered with a 2xx."""
-        return [r for r in self.requests if 200 <= r.status < 300]
+    def delivered(self, method: str | None = None) -> list[Request]:
+        """The requests (of ``method``) answered with a 2xx."""
+        with self.lock:
+            return [r for r in self.requests if 200 <= r.status < 300 and method in (None, r.method)]
 
     def __enter__(self) -> "RecordingServer":
         self.thread.start()

@@ -9,7 +9,7 @@ import pytest
 from sflowpipe.settings import ControlPolicy
 from sinks.control.actions import ActionFailed, DryRunAction, HttpAction, make_action, render
 from sinks.control.state import event_fields
-from tests.sinks.control.controller import Controller
+from tests.sinks.http_server import RecordingServer, Reply
 
 
 def http_policy(url: str, max_retries: int = 3) -> ControlPolicy:
@@ -38,37 +38,37 @@ def test_render_quotes_url_values_not_the_body():
 
 
 def test_apply_and_release_requests():
-    with Controller() as ctl:
+    with RecordingServer() as ctl:
         a = make_action(http_policy(ctl.url), None, "dns")
         assert isinstance(a, HttpAction)
         a.apply(control())
         a.release(control())
-    assert [(c.method, c.path) for c in ctl.calls] == [("POST", "/block/192.0.2.10?port=53"),
+    assert [(c.method, c.path) for c in ctl.requests] == [("POST", "/block/192.0.2.10?port=53"),
                                                         ("DELETE", "/block/192.0.2.10")]
-    body = json.loads(ctl.calls[0].body)
+    body = json.loads(ctl.requests[0].body)
     assert body == {"address": "192.0.2.10", "key": "192.0.2.10,53", "policy": "dns", "value": 50000.0}
 
 
 def test_retries_with_backoff_then_succeeds():
     slept = []
-    with Controller(script=[503, 500, 429]) as ctl:
+    with RecordingServer(script=[Reply(503, b'{}'), Reply(500, b'{}'), Reply(429, b'{}')]) as ctl:
         a = HttpAction(http_policy(ctl.url), None, "dns", sleep=slept.append)
         a.apply(control())
-    assert [c.status for c in ctl.calls] == [503, 500, 429, 200]
+    assert [c.status for c in ctl.requests] == [503, 500, 429, 200]
     assert len(slept) == 3 and slept[0] < slept[2]  # doubling (with jitter 0.5-1.5: 0.005-0.015 then 0.02-0.06)
 
 
 def test_gives_up_after_the_budget_and_at_once_on_4xx():
-    with Controller(default=503) as ctl:
+    with RecordingServer(Reply(503, b'{}')) as ctl:
         a = HttpAction(http_policy(ctl.url, max_retries=2), None, "dns", sleep=lambda s: None)
         with pytest.raises(ActionFailed, match="after 2 retries"):
             a.apply(control())
-        assert len(ctl.calls) == 3
-    with Controller(default=403) as ctl:
+        assert len(ctl.requests) == 3
+    with RecordingServer(Reply(403, b'{}')) as ctl:
         a = HttpAction(http_policy(ctl.url), None, "dns", sleep=lambda s: None)
         with pytest.raises(ActionFailed, match="HTTP 403"):
             a.release(control())
-        assert len(ctl.calls) == 1
+        assert len(ctl.requests) == 1
 
 
 def test_connection_refused_is_retried():

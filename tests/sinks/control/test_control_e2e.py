@@ -21,7 +21,7 @@ from sflowpipe.broker import free_port
 from tests.ingest.ingest_harness import IngestProcess
 from tests.kafka_helpers import read_topic
 from tests.processors.processor_harness import ProcessorProcess
-from tests.sinks.control.controller import Controller
+from tests.sinks.http_server import RecordingServer
 from tests.procs import stop_gracefully
 
 pytestmark = pytest.mark.kafka
@@ -90,7 +90,7 @@ def send(sock, gen: Generator, port: int, seconds: float, rate: float = 200.0, u
 
 
 def test_udp_reflection_blocked_then_released(kafka_bootstrap, topic_prefix, tmp_path):
-    with Controller() as ctl:
+    with RecordingServer() as ctl:
         control = ControlProcess(kafka_bootstrap, topic_prefix, tmp_path, ctl.url)
         ingest = IngestProcess(kafka_bootstrap, topic_prefix, tmp_path, free_port())
         worker = ProcessorProcess(kafka_bootstrap, topic_prefix, tmp_path, DEFINITIONS, app_id=f"{topic_prefix}app")
@@ -102,12 +102,12 @@ def test_udp_reflection_blocked_then_released(kafka_bootstrap, topic_prefix, tmp
             gen = Generator(agents=2, flood_target=TARGET, seed=7)
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
                 send(sock, gen, ingest.port, 6)  # normal traffic: nothing to block
-                assert ctl.calls == [], ctl.calls
+                assert ctl.requests == [], ctl.requests
                 gen.flooding = True
                 send(sock, gen, ingest.port, 10)
                 gen.flooding = False
                 flood_end = time.time()
-                send(sock, gen, ingest.port, 40, until=lambda: ctl.ok("DELETE"))
+                send(sock, gen, ingest.port, 40, until=lambda: ctl.delivered("DELETE"))
                 released_at = time.time()
                 send(sock, gen, ingest.port, 3)  # normal again: nothing more
         finally:
@@ -115,8 +115,8 @@ def test_udp_reflection_blocked_then_released(kafka_bootstrap, topic_prefix, tmp
             worker.stop()
             ingest.stop()
     log = control.log.read_text(errors="replace")
-    assert [c.method for c in ctl.calls] == ["POST", "DELETE"], (ctl.calls, log[-3000:])
-    post, delete = ctl.calls
+    assert [c.method for c in ctl.requests] == ["POST", "DELETE"], (ctl.requests, log[-3000:])
+    post, delete = ctl.requests
     assert json.loads(post.body)["key"] == KEY and json.loads(post.body)["address"] == TARGET
     assert delete.path == f"/block/{TARGET}"
     assert released_at - flood_end < 30, log[-3000:]

@@ -12,7 +12,7 @@ import pytest
 from sflowpipe.settings import load_settings
 from sinks.control.service import ControlService, read_compacted
 from tests.kafka_helpers import read_topic
-from tests.sinks.control.controller import Controller
+from tests.sinks.http_server import RecordingServer, Reply
 
 pytestmark = pytest.mark.kafka
 
@@ -59,7 +59,7 @@ def stopped(svc: ControlService) -> None:
 
 def test_restart_neither_reapplies_nor_forgets(kafka_bootstrap, topic_prefix):
     clock = Clock()
-    with Controller() as ctl:
+    with RecordingServer() as ctl:
         settings = make_settings(kafka_bootstrap, topic_prefix, ctl.url)
         svc = started(settings, clock)
         svc.on_event(event(clock))
@@ -67,22 +67,22 @@ def test_restart_neither_reapplies_nor_forgets(kafka_bootstrap, topic_prefix):
         svc.on_event({**event(clock), "metric": "control_apply"})  # our own events are ignored
         svc.on_event({**event(clock), "thresholdID": "elephant"})  # no policy
         svc.on_event({**event(clock), "timestamp": int((clock() - 3600) * 1000)})  # a backlog: too old
-        assert [c.method for c in ctl.calls] == ["POST"]
-        assert json.loads(ctl.calls[0].body) == {"key": "192.0.2.10,53"}
+        assert [c.method for c in ctl.requests] == ["POST"]
+        assert json.loads(ctl.requests[0].body) == {"key": "192.0.2.10,53"}
         stopped(svc)
 
         clock.t += 1
         svc = started(settings, clock)  # restored from the compacted topic
         assert [c["key"] for c in svc.active()] == ["192.0.2.10,53"]
         svc.on_event(event(clock))
-        assert [c.method for c in ctl.calls] == ["POST"]  # not applied twice
+        assert [c.method for c in ctl.requests] == ["POST"]  # not applied twice
         svc.tick()  # no active flows: below from now on
         clock.t += 3
         svc.tick()  # held 4 s of the 5: stays
-        assert [c.method for c in ctl.calls] == ["POST"]
+        assert [c.method for c in ctl.requests] == ["POST"]
         clock.t += 1
         svc.tick()
-        assert [(c.method, c.path) for c in ctl.calls] == [("POST", "/block"), ("DELETE", "/block/192.0.2.10")]
+        assert [(c.method, c.path) for c in ctl.requests] == [("POST", "/block"), ("DELETE", "/block/192.0.2.10")]
         stopped(svc)
 
         svc = started(settings, clock)  # the tombstone: nothing to release any more
@@ -99,17 +99,17 @@ def test_restart_neither_reapplies_nor_forgets(kafka_bootstrap, topic_prefix):
 
 def test_failed_apply_goes_to_dead_letter(kafka_bootstrap, topic_prefix):
     clock = Clock()
-    with Controller(default=503) as ctl:
+    with RecordingServer(Reply(503, b'{}')) as ctl:
         settings = make_settings(kafka_bootstrap, topic_prefix, ctl.url, max_retries=2)
         svc = started(settings, clock)
         svc.on_event(event(clock, key="10.1.2.3,53"))  # allow-listed: refused, no request
-        assert ctl.calls == []
+        assert ctl.requests == []
         svc.on_event(event(clock))
-        assert [c.status for c in ctl.calls] == [503, 503, 503]
+        assert [c.status for c in ctl.requests] == [503, 503, 503]
         assert svc.active() == []  # not applied: a later event may try again
-        ctl.default = 200
+        ctl.default = Reply(200, b"{}")
         svc.on_event(event(clock))
-        assert svc.active() and ctl.calls[-1].status == 200
+        assert svc.active() and ctl.requests[-1].status == 200
         stopped(svc)
     dead = read_topic(kafka_bootstrap, topic_prefix + "deadletter", lambda ms: len(ms) >= 1, timeout=30)
     assert len(dead) == 1 and dead[0]["stage"] == "control:dns:apply"

@@ -225,13 +225,17 @@ def _unreach_port_text(proto: int, port: int) -> str:
 
 
 def _icmp_unreachable_key(which: str) -> Callable[[int], ColFn]:
-    """sFlow-RT's icmpunreachable{net,host,port}: for an ICMP destination-unreachable message
-    (ICMPv4 type 3; ICMPv6 type 1) of the matching code, what its quoted packet was sent to.
+    """sFlow-RT's icmpunreachable{net,host,protocol,port}: for an ICMP destination-unreachable
+    message of the matching type and code, what its quoted packet was sent to.
 
-    net: the quoted destination address of a network unreachable (v4 code 0, v6 code 0 no route);
-    host: of a host unreachable (v4 code 1, v6 code 3 address unreachable);
-    port: ``<protocol>_<port>`` of a port unreachable (v4 code 3, v6 code 4), e.g. ``udp_1434``."""
-    v4_code, v6_code = {"net": (0, 0), "host": (1, 3), "port": (3, 4)}[which]
+    net: the quoted destination address of a network unreachable (v4 3/0, v6 1/0 no route);
+    host: of a host unreachable (v4 3/1, v6 1/3 address unreachable);
+    protocol: the quoted IP protocol of a protocol unreachable (v4 3/2; v6 has none: parameter
+    problem 4/1, unrecognized next header, says the same), ``udp`` or the number, e.g. ``47``;
+    port: ``<protocol>_<port>`` of a port unreachable (v4 3/3, v6 1/4), e.g. ``udp_1434``."""
+    (v4_type, v4_code), (v6_type, v6_code) = {
+        "net": ((3, 0), (1, 0)), "host": ((3, 1), (1, 3)), "protocol": ((3, 2), (4, 1)), "port": ((3, 3), (1, 4)),
+    }[which]
 
     def build(level: int) -> ColFn:
         def col(ctx: EvalContext) -> list:
@@ -241,9 +245,11 @@ def _icmp_unreachable_key(which: str) -> Callable[[int], ColFn]:
             for (p, t, c), (qp, qd, qport) in zip(
                 zip(_field(ctx, level, "ip_protocol"), _field(ctx, level, "icmp_type"),
                     _field(ctx, level, "icmp_code")), quoted):
-                if (p == 1 and t == 3 and c == v4_code) or (p == 58 and t == 1 and c == v6_code):
+                if (p == 1 and t == v4_type and c == v4_code) or (p == 58 and t == v6_type and c == v6_code):
                     if which == "port":
                         out.append(_unreach_port_text(qp, qport) if qport is not None else None)
+                    elif which == "protocol":
+                        out.append((_PROTO_NAMES.get(qp) or str(qp)) if qp is not None else None)
                     else:
                         out.append(qd)
                 else:
@@ -296,6 +302,7 @@ _BASE_KEYS: dict[str, tuple[Callable[[int], ColFn], bool]] = {
     # ICMP destination unreachable: what the quoted (unreachable) packet was sent to
     "icmpunreachablenet": (_icmp_unreachable_key("net"), True),
     "icmpunreachablehost": (_icmp_unreachable_key("host"), True),
+    "icmpunreachableprotocol": (_icmp_unreachable_key("protocol"), True),
     "icmpunreachableport": (_icmp_unreachable_key("port"), True),
 }
 

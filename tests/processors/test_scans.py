@@ -1,4 +1,4 @@
-"""ICMP destination-unreachable keys (icmpunreachable{net,host,port}) and the scan detector, over
+"""ICMP destination-unreachable keys (icmpunreachable{net,host,protocol,port}) and the scan detector, over
 flow batches built through the real decode, batching and Avro path."""
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ def unreach4(code: int, scanner: str, target: str, proto: int = 17, dport: int =
     return _eth(0x0800, _ip4(1, _icmp(3, code, probe), router, scanner))
 
 
-def unreach6(code: int, scanner: str, target: str, dport: int = 22):
-    probe = _ip6(6, struct.pack(">HHII", 40000, dport, 1, 0), scanner, target)
-    return _eth(0x86DD, _ip6(58, _icmp(1, code, probe), "2001:db8::fe", scanner))
+def unreach6(code: int, scanner: str, target: str, dport: int = 22, icmp_type: int = 1, nh: int = 6):
+    probe = _ip6(nh, struct.pack(">HHII", 40000, dport, 1, 0), scanner, target)
+    return _eth(0x86DD, _ip6(58, _icmp(icmp_type, code, probe), "2001:db8::fe", scanner))
 
 
 def echo4(src: str, dst: str):
@@ -92,6 +92,18 @@ def test_unreachable_keys_over_a_batch():
     assert key("icmpunreachablenet", b) == [None, None, None, "10.9.0.1", None, None, None, None, "2001:db8:a::1"]
     assert key("icmptype", b)[:6] == ["3", "3", "3", "3", "3", "8"]
     assert key("ipdestination", b)[0] == "192.0.2.66"
+
+
+def test_protocol_unreachable_key():
+    b = flow_batch([
+        unreach4(2, "192.0.2.66", "10.0.0.9", proto=47),              # protocol unreachable: GRE
+        unreach4(2, "192.0.2.66", "10.0.0.9", proto=17),              # protocol unreachable: UDP
+        unreach4(3, "192.0.2.66", "10.0.0.9"),                        # port unreachable: not this key
+        unreach6(1, "2001:db8::66", "2001:db8:9::1", icmp_type=4, nh=17),  # v6 unrecognized next header
+        unreach6(0, "2001:db8::66", "2001:db8:9::1", icmp_type=4),    # v6 erroneous header field: not it
+    ])
+    assert key("icmpunreachableprotocol", b) == ["47", "udp", None, "udp", None]
+    assert key("icmpunreachableport", b) == [None, None, "udp_1434", None, None]
 
 
 def test_unreachable_keys_absent_columns_are_none():

@@ -115,8 +115,9 @@ def _col(batches: list[dict], name: str) -> list:
 
 
 def _opt(batches: list[dict], name: str, n: int) -> list:
-    """A column the batch may not have (plain, not enriched, flow samples): nulls."""
-    if all(name in b for b in batches):
+    """A column the batch may not have (plain, not enriched, flow samples; or an older schema
+    version's, read as an empty list): nulls."""
+    if all(b.get(name) for b in batches):
         return _col(batches, name)
     return list(chain.from_iterable(b.get(name) or [None] * len(b["receive_time_us"]) for b in batches))
 
@@ -186,6 +187,9 @@ def flow_table(batches: list[dict]) -> pa.Table:
         "tcp_flags": _uint(_col(batches, "tcp_flags"), pa.uint16()),
         "icmp_type": _uint(_col(batches, "icmp_type"), pa.uint8()),
         "icmp_code": _uint(_col(batches, "icmp_code"), pa.uint8()),
+        "icmp_quoted_protocol": _uint(_opt(batches, "icmp_quoted_protocol", n), pa.uint8()),
+        "icmp_quoted_dst_ip": _ip(_opt(batches, "icmp_quoted_dst_ip", n)),
+        "icmp_quoted_dst_port": _uint(_opt(batches, "icmp_quoted_dst_port", n), pa.uint16()),
         "vni": _uint(_col(batches, "vni")),
         "next_hop": _ip(_col(batches, "next_hop")),
         "src_mask_len": _uint(_col(batches, "src_mask_len"), pa.uint8()),

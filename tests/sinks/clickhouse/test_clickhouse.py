@@ -10,11 +10,22 @@ from types import SimpleNamespace
 import pytest
 
 from bench.clickhouse import enriched_batches, produce
+from ingest.batches import AgentBatches
+from ingest.sflow import decode_datagram, encode_datagram
+from ingest.sflow.flow_records import SampledHeader
+from ingest.sflow.model import Datagram, FlowSample
 from schemas.codec import AvroCodec
 from sflowpipe.settings import ClickHouseSettings, load_settings
 from sinks.clickhouse.migrate import applied_versions, migrate, migrations
 from sinks.clickhouse.sink import ClickHouseService, ClickHouseSink, connect
 from sinks.clickhouse.sql import execute, owner, run_sql
+from tests.icmp_frames import echo4, unreach4, unreach6
+
+SCANNERS_QUERY = """
+        SELECT dst_ip AS scanner, uniq(icmp_quoted_dst_ip, icmp_quoted_protocol, icmp_quoted_dst_port) AS targets
+        FROM flow_samples WHERE time > now() - INTERVAL 1 HOUR
+          AND ((protocol = 1 AND icmp_type = 3 AND icmp_code = 3) OR (protocol = 58 AND icmp_type = 1 AND icmp_code = 4))
+        GROUP BY scanner ORDER BY targets DESC LIMIT 10"""
 
 READY_QUERIES = {
     "top talkers, last 15 minutes": """
@@ -122,6 +133,58 @@ def test_a_processor_redelivery_is_written_once(client):
     sink.flush()
     assert sink.duplicates == 2
     assert client.command("SELECT count() FROM sflow.flow_samples") == sum(len(b["receive_time_us"]) for b in decoded)
+
+
+def _icmp_error_batch() -> dict:
+    """A flow_sample_batch (v2) of ICMP errors and one echo, through the real decode and batching."""
+    frames = [unreach4(3, "192.0.2.66", "10.0.0.9"), unreach4(2, "192.0.2.66", "10.0.0.8", proto=47),
+              unreach6(4, "2001:db8::66", "2001:db8:9::1"), echo4("10.0.0.1", "10.0.0.2")]
+    samples = tuple(FlowSample(False, i + 1, 0, 3, 100, 100 * (i + 1), 0, 0, 3, 0, 7,
+                               (SampledHeader.of(1, len(f) + 4, 4, f),)) for i, f in enumerate(frames))
+    b = AgentBatches(10_000, 1e9)
+    b.add(decode_datagram(encode_datagram(Datagram(5, "192.0.2.210", 0, 1, 1000, samples))), "192.0.2.210",
+          time.time_ns() // 1000)
+    (batch,) = [x for x in b.drain() if x.kind == "flow"]
+    return batch.datum
+
+
+@pytest.mark.parametrize("raw", [True, False], ids=["avro-in-clickhouse", "arrow"])
+def test_icmp_quoted_packet_columns_and_older_messages(client, raw):
+    """The quoted packet of an ICMP error lands in its three columns (migration 5); a message of
+    the older schema version, without them, still goes in, with zeros. Both are plain (not
+    enriched) batches: the view pads the enrichment columns they lack."""
+    ch = ClickHouseSettings(ttl_days=3650)  # the v1 example was recorded in 2025: TTL drops old rows on insert
+    migrate(client, ch)
+    codec = AvroCodec("flow_sample_batch")
+    v1_raw = (codec.schemas.by_stem["flow_sample_batch"][0].path.parent / "examples"
+              / "flow_sample_batch.v1.avro").read_bytes()
+    v1 = codec.decode(v1_raw)
+    v2 = _icmp_error_batch()
+    sink = ClickHouseSink(client, ch, "g")
+    for i, (datum, body) in enumerate([(v2, codec.encode(v2)), (v1, v1_raw)]):
+        sink.at("t", 0, i)
+        if raw:
+            sink.add("t", "", None, None, body)
+        else:
+            sink.add("t", "flow_sample_batch", None, datum, b"")
+    sink.flush()
+    rows = client.query("SELECT sequence_number, protocol, icmp_type, icmp_code, icmp_quoted_protocol, "
+                        "IPv6NumToString(icmp_quoted_dst_ip), icmp_quoted_dst_port FROM sflow.flow_samples "
+                        "WHERE agent = toIPv6('192.0.2.210') ORDER BY sequence_number").result_rows
+    assert [tuple(r) for r in rows] == [
+        (1, 1, 3, 3, 17, "::ffff:10.0.0.9", 1434),
+        (2, 1, 3, 2, 47, "::ffff:10.0.0.8", 0),
+        (3, 58, 1, 4, 6, "2001:db8:9::1", 22),
+        (4, 1, 8, 0, 0, "::", 0),
+    ]
+    # the README's scanner query (the time filter: v2 was received now)
+    scanners = client.query(SCANNERS_QUERY.replace("FROM flow_samples", "FROM sflow.flow_samples")).result_rows
+    assert sorted((str(ip), n) for ip, n in scanners) == [("2001:db8::66", 1), ("::ffff:c000:242", 1)]  # 192.0.2.66
+    n1 = len(v1["receive_time_us"])
+    assert client.command("SELECT count() FROM sflow.flow_samples") == 4 + n1
+    assert client.command("SELECT countIf(icmp_quoted_dst_ip = toIPv6('::') AND icmp_quoted_protocol = 0 "
+                          "AND icmp_quoted_dst_port = 0) FROM sflow.flow_samples "
+                          "WHERE agent != toIPv6('192.0.2.210')") == n1
 
 
 def test_recent_digests_window_is_bounded():

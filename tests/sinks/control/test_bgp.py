@@ -258,6 +258,27 @@ def test_flowspec_announce_and_withdraw(bird_factory):
         action.stop()
 
 
+def test_flowspec_discard(bird_factory):
+    """discard (the other FlowSpec action) is a traffic-rate of 0 bytes/s on the wire."""
+    bird, port = bird_factory(flowspec=True)
+    opts = _options(port, mode="flowspec", flowspec=FlowspecOptions(protocol="udp", source_port_key=1,
+                                                                      action="discard"))
+    action = BgpAction({"bgp": opts.model_dump()}, Settings())
+    action.start()
+    try:
+        control = {"key": "203.0.113.10,19", "fields": ["203.0.113.10", "19"], "address": "203.0.113.10"}
+        action.apply(control)
+        out = bird.wait_for(lambda o: "203.0.113.10/32" in o, "the FlowSpec discard rule",
+                            "show", "route", "table", "flowtab4", "all")
+        assert "flow4 { dst 203.0.113.10/32; proto 17; sport 19; }" in out, out
+        assert "(generic, 0x80060000, 0x0)" in out, out
+        action.release(control)
+        bird.wait_for(lambda o: _answered(o) and "203.0.113.10/32" not in o, "the FlowSpec withdrawal",
+                      "show", "route", "table", "flowtab4", "all")
+    finally:
+        action.stop()
+
+
 def test_start_fails_clearly_without_peer(tmp_path):
     port = _free_port()  # nobody listens there
     action = BgpAction({"bgp": _options(port, connect_timeout_s=3)}, Settings())

@@ -289,6 +289,8 @@ class ControlPolicy(BaseModel):
     allow: list[str] = Field(default_factory=list, description="CIDR prefixes never blocked")
     address_key: int = Field(0, ge=0, description="which part of the flow key (0-based) is the address to block")
     max_event_age_s: float = Field(60.0, gt=0, description="older threshold events are ignored (a backlog)")
+    apply_retry_s: float = Field(10.0, gt=0, description="a failed apply is tried again after this, while the "
+                                                        "flow stays over the threshold")
 
 
 class SinkSettings(BaseModel):

@@ -18,7 +18,9 @@ member of the group would see only some agents' partitions.
 Every apply, release, refusal and failure is published on the events topic (thresholdID the
 policy, metric ``control_apply``/``control_release``/``control_refused``/``control_failed``) and
 logged; the service ignores events whose metric starts with ``control_``. A failed action (after
-its retry budget) also goes to the dead-letter topic (stage ``control:POLICY:apply|release``).
+its retry budget) also goes to the dead-letter topic (stage ``control:POLICY:apply|release``); a
+failed apply is tried again every ``apply_retry_s`` while the flow stays over the threshold (not
+across a restart: a new event is needed then), a failed release every 30 s.
 """
 
 from __future__ import annotations
@@ -191,13 +193,16 @@ class ControlService:
             if age > self.policies[name].max_event_age_s:
                 log.debug("control %s: ignoring an event %.0fs old", name, age)
                 continue
-            d = self.state.on_event(name, event)
-            if d.verdict == "refuse":
-                self.counts["refused"] += 1
-                log.warning("control %s: refused for %s: %s", name, event.get("flowKey"), d.reason)
-                self.publish("control_refused", name, event)
-            elif d.verdict == "apply":
-                self.apply(d.control, event)
+            self.decide(name, event)
+
+    def decide(self, name: str, event: dict[str, Any]) -> None:
+        d = self.state.on_event(name, event)
+        if d.verdict == "refuse":
+            self.counts["refused"] += 1
+            log.warning("control %s: refused for %s: %s", name, event.get("flowKey"), d.reason)
+            self.publish("control_refused", name, event)
+        elif d.verdict == "apply":
+            self.apply(d.control, event)
 
     def values(self, flow: str) -> dict[str, float]:
         """The flow's current values by key: the latest top flows of every agent (stale ones
@@ -216,6 +221,8 @@ class ControlService:
         self.state.observe(value_of)
         for c in self.state.due():
             self.release(c)
+        for policy, event in self.state.apply_retries(value_of):
+            self.decide(policy, event)
 
     # ------------------------------------------------------------------ actions
 
@@ -223,6 +230,7 @@ class ControlService:
         try:
             self.actions[c.policy].apply(c.record())
         except Exception as e:  # the action's own errors, after its retry budget
+            self.state.apply_failed(c, event)
             self.failed(c, "apply", e, event)
             return
         self.state.applied(c)

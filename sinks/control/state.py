@@ -6,7 +6,10 @@ event means for a policy: apply (new control), refuse (allow-listed address, or 
 data source, so one flood raises several events for the same key). ``observe`` feeds it the
 flows' current values; ``due`` names the controls to release: held ``min_hold_s`` and below
 their threshold for ``release_below_s``. The caller performs the action and then records the
-outcome (``applied`` / ``released``), so a failed action changes nothing here.
+outcome (``applied`` / ``released``), so a failed action changes nothing here, except that a
+failed apply is remembered (``apply_failed``) and handed back by ``apply_retries`` every
+``apply_retry_s`` for as long as the flow stays over its threshold: an attack that goes on is
+not left unblocked because the controller was down when its one event came.
 
 Durable form: ``record()`` is the JSON value written to the compacted controls topic under
 ``key_of(policy, flow key)``; ``restore()`` takes the topic's latest values back after a restart.
@@ -102,6 +105,8 @@ class ControlState:
         self.policies = {name: PolicyState(name, p, [ipaddress.ip_network(c, strict=False) for c in p.allow])
                          for name, p in policies.items()}
         self.active: dict[tuple[str, str], Control] = {}
+        # failed applies to try again: (policy, key) -> (the triggering event, when to try)
+        self.pending: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
         self.started = clock()
 
     # ------------------------------------------------------------------ events
@@ -131,6 +136,27 @@ class ControlState:
         control.state = APPLIED
         control.below_since = None
         self.active[(control.policy, control.key)] = control
+        self.pending.pop((control.policy, control.key), None)
+
+    def apply_failed(self, control: Control, event: dict[str, Any]) -> None:
+        p = self.policies[control.policy].policy
+        self.pending[(control.policy, control.key)] = (event, self.clock() + p.apply_retry_s)
+
+    def apply_retries(self, value_of: Callable[[str, str], float]) -> list[tuple[str, dict[str, Any]]]:
+        """(policy, event) of the failed applies due again whose flow is still over its threshold;
+        those whose flow is gone are forgotten (nothing left to block)."""
+        now = self.clock()
+        out = []
+        for (policy, key), (event, at) in list(self.pending.items()):
+            if now < at:
+                continue
+            if policy not in self.policies or value_of(str(event.get("metric", "")), key) <= float(
+                    event.get("threshold", 0.0)):
+                del self.pending[(policy, key)]
+                continue
+            self.pending[(policy, key)] = (event, now + self.policies[policy].policy.apply_retry_s)
+            out.append((policy, event))
+        return out
 
     def released(self, control: Control) -> None:
         control.state = RELEASED

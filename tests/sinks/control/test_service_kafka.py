@@ -117,3 +117,43 @@ def test_failed_apply_goes_to_dead_letter(kafka_bootstrap, topic_prefix):
     evs = read_topic(kafka_bootstrap, topic_prefix + "events", lambda ms: len(ms) >= 3, timeout=30)
     assert [(e["metric"], e["flowKey"]) for e in evs] == [
         ("control_refused", "10.1.2.3,53"), ("control_failed", "192.0.2.10,53"), ("control_apply", "192.0.2.10,53")]
+
+
+def test_failed_apply_is_retried_while_the_flood_goes_on(kafka_bootstrap, topic_prefix):
+    """The controller is down when the flood's one event comes: the service tries again every
+    apply_retry_s while the measured flow stays over the threshold, and applies once it is back."""
+    clock = Clock()
+    with RecordingServer(Reply(503, b"{}")) as ctl:
+        settings = make_settings(kafka_bootstrap, topic_prefix, ctl.url, max_retries=0)
+        svc = started(settings, clock)
+
+        def flows(value: float) -> None:
+            svc.flows.update({"flow": "reflection", "agent": "192.0.2.200", "timestamp": int(clock() * 1000),
+                              "value": "bytes", "flows": [{"dataSource": "3", "key": "192.0.2.10,53",
+                                                           "value": value}]})
+
+        flows(5e4)
+        svc.on_event(event(clock))
+        assert [c.status for c in ctl.requests] == [503] and svc.active() == []
+        clock.t += 5
+        flows(5e4)
+        svc.tick()
+        assert len(ctl.requests) == 1  # apply_retry_s (10 s) not reached
+        clock.t += 5
+        flows(5e4)
+        svc.tick()
+        assert [c.status for c in ctl.requests] == [503, 503]  # tried again: still down
+        ctl.default = Reply(200, b"{}")
+        clock.t += 10
+        flows(5e4)
+        svc.tick()
+        assert [c.status for c in ctl.requests] == [503, 503, 200]
+        assert [c["key"] for c in svc.active()] == ["192.0.2.10,53"]
+        clock.t += 10
+        flows(5e4)
+        svc.tick()
+        assert len(ctl.requests) == 3  # applied: no more tries
+        stopped(svc)
+    evs = read_topic(kafka_bootstrap, topic_prefix + "events", lambda ms: len(ms) >= 3, timeout=30)
+    assert [e["metric"] for e in evs] == ["control_failed", "control_failed", "control_apply"]
+

@@ -116,6 +116,36 @@ def test_failed_release_is_retried_later():
     assert s.due() == [c]
 
 
+def test_failed_apply_is_retried_while_the_flow_stays_over():
+    clock = Clock()
+    s = ControlState({"dns": policy(apply_retry_s=10)}, clock)
+    ev = event()
+    d = s.on_event("dns", ev)
+    s.apply_failed(d.control, ev)
+    over = {("reflection", "192.0.2.10,53"): 20_000.0}
+    clock.t += 9
+    assert s.apply_retries(lambda f, k: over.get((f, k), 0.0)) == []  # not yet
+    clock.t += 1
+    assert s.apply_retries(lambda f, k: over.get((f, k), 0.0)) == [("dns", ev)]
+    assert s.apply_retries(lambda f, k: over.get((f, k), 0.0)) == []  # the next try is 10 s later
+    clock.t += 10
+    assert s.apply_retries(lambda f, k: over.get((f, k), 0.0)) == [("dns", ev)]
+    # it worked this time: nothing pending
+    s.applied(s.on_event("dns", ev).control)
+    clock.t += 10
+    assert s.apply_retries(lambda f, k: over.get((f, k), 0.0)) == [] and not s.pending
+
+
+def test_failed_apply_is_forgotten_once_the_flow_is_gone():
+    clock = Clock()
+    s = ControlState({"dns": policy(apply_retry_s=10)}, clock)
+    ev = event()
+    s.apply_failed(s.on_event("dns", ev).control, ev)
+    clock.t += 10
+    assert s.apply_retries(lambda f, k: 10_000.0) == []  # at the threshold, not over it: the flood is over
+    assert not s.pending
+
+
 def test_restart_from_compacted_records():
     clock = Clock()
     s = ControlState({"dns": policy()}, clock)

@@ -34,17 +34,15 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
-import os
 import re
-import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
 from processors.flows import data_source
 from processors.groups import AddressGroups
+from processors.lastgood import TIMEOUT_S, fetch, read_copy, save_copy
 from processors.thresholds import Event, _Ids
 from sflowpipe.settings import BlocklistDefinition
 
@@ -52,7 +50,6 @@ log = logging.getLogger(__name__)
 
 THRESHOLD_ID = "blocklist"
 RETRY_S = 300.0
-TIMEOUT_S = 30.0
 MAX_BYTES = 64 << 20  # a blocklist larger than this is not a blocklist
 _COMMENT = re.compile(r"[#;]")
 
@@ -166,7 +163,7 @@ class Blocklists:
         """Fetch list ``name`` once; True if its entries were replaced."""
         lst = self.lists[name]
         try:
-            payload = self._fetch(lst.d.source)
+            payload = fetch(lst.d.source, "text/plain", MAX_BYTES)
             prefixes, junk = parse_blocklist(payload)
             self._install(lst, prefixes)
         except Exception as exc:  # noqa: BLE001 - whatever went wrong, the previous list stays
@@ -175,22 +172,8 @@ class Blocklists:
             return False
         self._report_junk(lst, junk)
         self._installed(lst, "fetch", len(prefixes))
-        self._save_disk_copy(lst, payload)
+        save_copy(lst.cache_path, payload, f"blocklist {lst.name}")
         return True
-
-    @staticmethod
-    def _fetch(source: str) -> bytes:
-        if re.match(r"(?i)^https?://", source):
-            request = urllib.request.Request(source, headers={"User-Agent": "sflowpipe", "Accept": "text/plain"})
-            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-                payload = response.read(MAX_BYTES + 1)
-        else:
-            path = source[len("file://"):] if source.startswith("file://") else source
-            with open(path, "rb") as f:
-                payload = f.read(MAX_BYTES + 1)
-        if len(payload) > MAX_BYTES:
-            raise BlocklistError(f"larger than {MAX_BYTES} bytes")
-        return payload
 
     def _install(self, lst: _List, prefixes: list[str]) -> None:
         self.groups.set_groupset(lst.name, {lst.name: prefixes})
@@ -210,12 +193,8 @@ class Blocklists:
                         lst.name, len(junk), junk[0][0], junk[0][1])
 
     def _load_disk_copy(self, lst: _List) -> None:
-        try:
-            payload = lst.cache_path.read_bytes()
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            log.warning("blocklist %s: cannot read %s: %s", lst.name, lst.cache_path, exc)
+        payload = read_copy(lst.cache_path, f"blocklist {lst.name}")
+        if payload is None:
             return
         try:
             prefixes, _ = parse_blocklist(payload)
@@ -224,21 +203,6 @@ class Blocklists:
             log.warning("blocklist %s: ignoring %s: %s", lst.name, lst.cache_path, exc)
             return
         self._installed(lst, "disk", len(prefixes))
-
-    def _save_disk_copy(self, lst: _List, payload: bytes) -> None:
-        path = lst.cache_path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=path.name, dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(payload)
-                os.replace(tmp, path)
-            except BaseException:
-                os.unlink(tmp)
-                raise
-        except OSError as exc:
-            log.warning("blocklist %s: cannot save %s: %s", lst.name, path, exc)
 
     # ------------------------------------------------------------------ matching
 

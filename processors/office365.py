@@ -30,15 +30,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import os
-import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from processors.groups import AddressGroups
+from processors.lastgood import TIMEOUT_S, fetch, read_copy, save_copy
 from sflowpipe.settings import EnrichSettings
 
 log = logging.getLogger(__name__)
@@ -48,7 +46,7 @@ CACHE_FILE = "office365-endpoints.json"
 # a failed fetch is retried this often (or at the refresh interval, if shorter) rather than waiting
 # a whole refresh interval (a day by default) with possibly no ranges at all
 RETRY_S = 300.0
-TIMEOUT_S = 30.0
+MAX_BYTES = 16 << 20  # the service's answer is about 100 kB
 _AREA_ORDER = ("Exchange", "SharePoint", "Skype")
 
 
@@ -130,10 +128,7 @@ class Office365Ranges:
     def refresh(self) -> bool:
         """Fetch the service once; True if the ranges were replaced."""
         try:
-            request = urllib.request.Request(self._url, headers={"User-Agent": "sflowpipe",
-                                                                 "Accept": "application/json"})
-            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-                payload = response.read()
+            payload = fetch(self._url, "application/json", MAX_BYTES)
             groups = parse_endpoints(payload)
             self._groups.set_groupset(GROUPSET, groups)
         except Exception as exc:  # noqa: BLE001 - whatever went wrong, the previous ranges stay
@@ -142,7 +137,7 @@ class Office365Ranges:
                         self._url, exc)
             return False
         self._installed("service", groups)
-        self._save_disk_copy(payload)
+        save_copy(self._cache_path, payload, "Microsoft 365 ranges")
         return True
 
     def _run(self) -> None:
@@ -158,12 +153,8 @@ class Office365Ranges:
                  ", ".join(f"{area} {len(prefixes)}" for area, prefixes in sorted(groups.items())))
 
     def _load_disk_copy(self) -> None:
-        try:
-            payload = self._cache_path.read_bytes()
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            log.warning("Microsoft 365 ranges: cannot read %s: %s", self._cache_path, exc)
+        payload = read_copy(self._cache_path, "Microsoft 365 ranges")
+        if payload is None:
             return
         try:
             groups = parse_endpoints(payload)
@@ -172,18 +163,3 @@ class Office365Ranges:
             log.warning("Microsoft 365 ranges: ignoring %s: %s", self._cache_path, exc)
             return
         self._installed("disk", groups)
-
-    def _save_disk_copy(self, payload: bytes) -> None:
-        try:
-            self._cache_path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=CACHE_FILE, dir=self._cache_path.parent)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(payload)
-                os.replace(tmp, self._cache_path)
-            except BaseException:
-                os.unlink(tmp)
-                raise
-        except OSError as exc:
-            # the ranges in memory are good; only the next restart without the service loses them
-            log.warning("Microsoft 365 ranges: cannot save %s: %s", self._cache_path, exc)

@@ -26,6 +26,7 @@ demo: setup
 
 test: setup
 	bash scripts/system-deps.sh
+	$(VENV)/bin/ruff check --select F,E9 --ignore F811 .  # errors, unused names (F811: fixture imports)
 	$(PY) -m pytest -q
 
 bench: setup

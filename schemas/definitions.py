@@ -15,7 +15,7 @@ from ingest.sflow.counter_records import COUNTER_RECORDS
 from ingest.sflow.flow_records import FLOW_RECORDS, ExtendedRouter, ExtendedSwitch, SampledHeader
 from ingest.sflow.header import DecodedHeader
 from ingest.sflow.model import UnknownRecord
-from schemas.model_avro import NAMESPACE, avro_type, record_schema, union_of
+from schemas.model_avro import NAMESPACE, avro_type, union_of
 
 # The flow-sample columns taken from a sample's first sampled_header, extended_switch and
 # extended_router records (None where the sample has none); every other record of the sample

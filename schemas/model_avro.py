@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import msgspec.inspect as mi
 
 NAMESPACE = "sflowpipe"

@@ -14,7 +14,6 @@ from ingest.generate import Generator
 from ingest.sflow import decode_datagram
 from ingest.sflow.flow_records import SampledHeader
 from ingest.sflow.model import CounterSample, FlowSample
-from tests.conftest import capture_files
 
 pytestmark = pytest.mark.kafka
 CLI = [sys.executable, "-m", "sflowpipe.cli"]

@@ -11,7 +11,7 @@ from ingest.pcap import read_udp_payloads
 from ingest.replay import publish_kafka
 from tests.kafka_helpers import read_topic
 from tests.processors.processor_harness import ProcessorProcess
-from tests.processors.test_app_integration import brute_force_pairs, ingest_settings, latest_active
+from tests.processors.test_app_integration import brute_force_pairs, ingest_settings
 
 pytestmark = pytest.mark.kafka
 

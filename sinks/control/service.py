@@ -13,7 +13,7 @@ Durability: every control's state is written, acknowledged, to the compacted ``c
 (key ``policy|flowkey``, JSON value; a tombstone after release) before the consumed offsets are
 committed. On start the whole topic is read back first, so a restarted service neither applies a
 control twice nor forgets to release one. Run one instance: the state is global, a second
-member of the group would see only some agents' partitions.
+member of the group would see only some agents' partitions (both log an error when it happens).
 
 Every apply, release, refusal and failure is published on the events topic (thresholdID the
 policy, metric ``control_apply``/``control_release``/``control_refused``/``control_failed``) and
@@ -117,6 +117,8 @@ class ControlService:
         self.offsets: dict[tuple[str, int], int] = {}
         self.last_id = 0
         self.counts = {"apply": 0, "release": 0, "refused": 0, "failed": 0}
+        self.assigned = 0  # partitions of the last assignment
+        self.partial = False  # another instance shares the consumer group (see _assigned)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -141,10 +143,29 @@ class ControlService:
                  "max.partition.fetch.bytes": 8 << 20}
         cconf.update(k.consumer)
         self.consumer = Consumer(cconf)
-        self.consumer.subscribe([self.events_topic, self.flows_topic])
+        self.consumer.subscribe([self.events_topic, self.flows_topic], on_assign=self._assigned)
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """A second instance in the group would take some of the partitions: each would then see
+        only its agents' events and flows, release controls whose flow it cannot see and miss
+        others' events. Said loudly (and in ``partial``) rather than silently."""
+        try:
+            md = consumer.list_topics(timeout=5).topics
+            total = sum(len(md[t].partitions) for t in (self.events_topic, self.flows_topic) if t in md)
+        except KafkaException as e:
+            log.warning("control: cannot check the assignment: %s", e)
+            return
+        self.assigned = len(partitions)
+        self.partial = len(partitions) < total
+        if self.partial:
+            log.error("control: this instance has %d of the %d partitions of %s and %s: another member is in "
+                      "consumer group %s. Run one control instance: its state is global", len(partitions), total,
+                      self.events_topic, self.flows_topic, self.group)
+        else:
+            log.info("control: assigned all %d partitions", len(partitions))
 
     def run(self) -> None:
         """Consume until stop(); between polls compare the flows with the active controls."""

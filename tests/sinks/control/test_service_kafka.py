@@ -157,3 +157,32 @@ def test_failed_apply_is_retried_while_the_flood_goes_on(kafka_bootstrap, topic_
     evs = read_topic(kafka_bootstrap, topic_prefix + "events", lambda ms: len(ms) >= 3, timeout=30)
     assert [e["metric"] for e in evs] == ["control_failed", "control_failed", "control_apply"]
 
+
+
+def test_a_second_instance_in_the_group_is_reported(kafka_bootstrap, topic_prefix, caplog):
+    """Run one control instance: a second one in the same consumer group splits the partitions,
+    and both say so."""
+    import logging
+    import threading
+
+    clock = Clock()
+    with RecordingServer() as ctl:
+        settings = make_settings(kafka_bootstrap, topic_prefix, ctl.url)
+        first = started(settings, clock)
+        t1 = threading.Thread(target=first.run, daemon=True)
+        t1.start()
+        deadline = time.monotonic() + 30
+        while first.assigned == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert first.assigned == 4 and not first.partial  # events + flows, 2 partitions each
+        with caplog.at_level(logging.ERROR, logger="sinks.control.service"):
+            second = started(settings, clock)
+            t2 = threading.Thread(target=second.run, daemon=True)
+            t2.start()
+            while not (first.partial and second.partial) and time.monotonic() < deadline + 30:
+                time.sleep(0.2)
+            for svc, t in ((second, t2), (first, t1)):
+                svc.stop()
+                t.join(30)
+        assert first.partial and second.partial
+        assert "another member is in consumer group" in caplog.text

@@ -122,8 +122,10 @@ class ControlState:
         if (policy, key) in self.active:
             return Decision("active", self.active[(policy, key)])
         if ps.allowed(key):
+            self.pending.pop((policy, key), None)
             return Decision("refuse", reason="address in the allow list")
         if self.count(policy) >= ps.policy.max_controls:
+            self.pending.pop((policy, key), None)  # a refusal ends the retries of a failed apply
             return Decision("refuse", reason=f"max_controls ({ps.policy.max_controls}) reached")
         return Decision("apply", Control(policy, key, event_fields(policy, event), self.clock()))
 

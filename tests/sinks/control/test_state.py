@@ -146,6 +146,17 @@ def test_failed_apply_is_forgotten_once_the_flow_is_gone():
     assert not s.pending
 
 
+def test_a_refused_retry_ends_the_retries():
+    clock = Clock()
+    s = ControlState({"dns": policy(apply_retry_s=10, max_controls=1)}, clock)
+    ev = event()
+    s.apply_failed(s.on_event("dns", ev).control, ev)
+    apply(s, "dns", event(key="192.0.2.11,53"))  # another flood takes the one control allowed
+    clock.t += 10
+    assert s.apply_retries(lambda f, k: 50_000.0) == [("dns", ev)]
+    assert s.on_event("dns", ev).verdict == "refuse" and not s.pending
+
+
 def test_restart_from_compacted_records():
     clock = Clock()
     s = ControlState({"dns": policy()}, clock)

@@ -35,14 +35,13 @@ import hashlib
 import ipaddress
 import logging
 import re
-import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from processors.flows import data_source
 from processors.groups import AddressGroups
-from processors.lastgood import TIMEOUT_S, fetch, read_copy, save_copy
+from processors.lastgood import Refresher, fetch, read_copy, save_copy
 from processors.thresholds import Event, _Ids
 from sflowpipe.settings import BlocklistDefinition
 
@@ -126,8 +125,7 @@ class Blocklists:
         self._ids = _Ids()
         self._ds_cache: dict[tuple[int, int], str] = {}
         self._clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._refresher = Refresher("blocklists", self._refresh_due)
         self.events = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -135,27 +133,19 @@ class Blocklists:
     def start(self) -> None:
         for lst in self.lists.values():
             self._load_disk_copy(lst)
-        if not self.lists:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="blocklists", daemon=True)
-        self._thread.start()
+        if self.lists:
+            self._refresher.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=TIMEOUT_S + 1)
-            self._thread = None
+        self._refresher.stop()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            now = time.monotonic()
-            for lst in self.lists.values():
-                if lst.due <= now and not self._stop.is_set():
-                    ok = self.refresh(lst.name)
-                    lst.due = time.monotonic() + (lst.d.refresh_s if ok else min(RETRY_S, lst.d.refresh_s))
-            wait = min(lst.due for lst in self.lists.values()) - time.monotonic()
-            self._stop.wait(max(0.0, wait))
+    def _refresh_due(self) -> float:
+        """Fetch the lists that are due; the seconds until the next one is."""
+        for lst in self.lists.values():
+            if lst.due <= time.monotonic() and not self._refresher.stopping:
+                ok = self.refresh(lst.name)
+                lst.due = time.monotonic() + (lst.d.refresh_s if ok else min(RETRY_S, lst.d.refresh_s))
+        return min(lst.due for lst in self.lists.values()) - time.monotonic()
 
     # ------------------------------------------------------------------ loading
 

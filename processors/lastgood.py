@@ -1,5 +1,6 @@
-"""A list fetched from a URL or a file, and its last good copy kept on disk: what the address
-groups refreshed from outside (Microsoft 365 ranges, blocklists) share. A failed fetch, or a copy
+"""A list fetched from a URL or a file, its last good copy kept on disk, and the thread that
+refreshes it: what the address groups refreshed from outside (Microsoft 365 ranges, blocklists)
+share. A failed fetch, or a copy
 that does not parse, keeps what is in force; the copy on disk lets a restart without network
 start from the last good list."""
 
@@ -9,8 +10,10 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 log = logging.getLogger(__name__)
 
@@ -62,3 +65,34 @@ def save_copy(path: Path, payload: bytes, what: str) -> None:
             raise
     except OSError as exc:
         log.warning("%s: cannot save %s: %s", what, path, exc)
+
+
+class Refresher:
+    """A daemon thread calling ``step()`` until stopped; ``step`` refreshes what is due and
+    returns the seconds until it should be called again."""
+
+    def __init__(self, name: str, step: Callable[[], float]) -> None:
+        self.name = name
+        self._step = step
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            # a fetch in flight may hold the thread up to TIMEOUT_S; it is a daemon, so do not wait longer
+            self._thread.join(timeout=TIMEOUT_S + 1)
+            self._thread = None
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._stop.wait(max(0.0, self._step()))

@@ -30,13 +30,12 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from processors.groups import AddressGroups
-from processors.lastgood import TIMEOUT_S, fetch, read_copy, save_copy
+from processors.lastgood import Refresher, fetch, read_copy, save_copy
 from sflowpipe.settings import EnrichSettings
 
 log = logging.getLogger(__name__)
@@ -104,8 +103,7 @@ class Office365Ranges:
         self._refresh_s = settings.office365_refresh_s
         self._cache_path = Path(settings.cache_dir) / CACHE_FILE
         self._groups = groups
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._refresher = Refresher("office365-ranges", self._refresh_step)
         # for metrics and tests: where the ranges in force came from, and when
         self.source: str | None = None  # "service" or "disk"
         self.updated_at: float | None = None
@@ -114,16 +112,10 @@ class Office365Ranges:
 
     def start(self) -> None:
         self._load_disk_copy()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="office365-ranges", daemon=True)
-        self._thread.start()
+        self._refresher.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            # a fetch in flight may hold the thread up to TIMEOUT_S; it is a daemon, so do not wait longer
-            self._thread.join(timeout=TIMEOUT_S + 1)
-            self._thread = None
+        self._refresher.stop()
 
     def refresh(self) -> bool:
         """Fetch the service once; True if the ranges were replaced."""
@@ -140,10 +132,8 @@ class Office365Ranges:
         save_copy(self._cache_path, payload, "Microsoft 365 ranges")
         return True
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            ok = self.refresh()
-            self._stop.wait(self._refresh_s if ok else min(RETRY_S, self._refresh_s))
+    def _refresh_step(self) -> float:
+        return self._refresh_s if self.refresh() else min(RETRY_S, self._refresh_s)
 
     def _installed(self, source: str, groups: dict[str, list[str]]) -> None:
         self.source = source

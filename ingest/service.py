@@ -26,6 +26,7 @@ from ingest.spill import SpillQueue
 from ingest.udp import UdpReceiver, parse_hostport
 from sflowpipe.kafka import ensure_topics
 from sflowpipe.settings import Settings
+from sflowpipe.signals import on_stop_signals
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +150,7 @@ def run(settings: Settings, on_ready=None) -> int:
     ensure_topics(k, [k.topic(t.status)], config={"retention.ms": str(24 * 3600 * 1000)})
     mhost, mport = parse_hostport(settings.ingest.metrics_listen, 9343)
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    on_stop_signals(stop.set)
 
     if settings.ingest.workers == 1:
         ing = Ingester(settings)

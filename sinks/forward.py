@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 import socket
 import ssl
 import struct
@@ -23,6 +22,7 @@ import threading
 from typing import Any, BinaryIO, TextIO
 
 from sflowpipe.settings import Settings
+from sflowpipe.signals import on_stop_signals
 from sinks.base import SinkRunner
 
 log = logging.getLogger(__name__)
@@ -352,8 +352,7 @@ def add_arguments(parser) -> None:
 
 def _wait_for_signal(done: threading.Event | None = None) -> None:
     done = done or threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: done.set())
+    on_stop_signals(done.set)
     done.wait()
 
 

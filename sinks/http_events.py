@@ -26,10 +26,8 @@ import hashlib
 import http.client
 import logging
 import random
-import signal
 import ssl
 import sys
-import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -40,6 +38,7 @@ from confluent_kafka import Producer
 
 from schemas.codec import AvroCodec
 from sflowpipe.settings import HttpSinkSettings, KafkaSettings, Settings
+from sflowpipe.signals import on_stop_signals
 from sinks.base import SinkRunner
 
 log = logging.getLogger(__name__)
@@ -481,9 +480,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     except (KeyError, ValueError) as e:
         sys.stderr.write(f"sflowpipe http-events: {e.args[0] if isinstance(e, KeyError) else e}\n")
         return 2
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: runner.stop())
+    on_stop_signals(runner.stop)
     log.info("http:%s: %s endpoint %s, topics %s, consumer group %s", args.name, sink.cfg.type, sink.endpoint,
              ", ".join(runner.topics), runner.group)
     runner.start()

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-import signal
 import socket
 import threading
 import time
@@ -31,8 +30,9 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from processors.activeflows import ActiveFlows
-from processors.config import publish, ConfigWatcher, startup_definitions
+from processors.config import ConfigWatcher, publish, startup_definitions
 from sflowpipe.settings import FlowDefinition, Settings
+from sflowpipe.signals import on_stop_signals
 from sinks.base import SinkRunner
 
 log = logging.getLogger(__name__)
@@ -368,8 +368,7 @@ def run(settings: Settings, args) -> int:
         log.error("prometheus: %s", e)
         return 2
     done = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: done.set())
+    on_stop_signals(done.set)
     exporter.start()
     log.info("prometheus exporter on http://%s:%d/metrics", exporter.server.server_address[0], exporter.port)
     done.wait()

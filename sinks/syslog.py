@@ -15,7 +15,6 @@ import argparse
 import logging
 import os
 import select
-import signal
 import socket
 import ssl
 import time
@@ -25,6 +24,7 @@ from typing import Any
 
 from sflowpipe import __version__
 from sflowpipe.settings import Settings, SyslogSettings
+from sflowpipe.signals import on_stop_signals
 from sinks import siem
 from sinks.base import SinkRunner
 
@@ -364,8 +364,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     topics = [settings.kafka.topic(t) for t in cfg.topics]
     runner = SinkRunner(settings, sink, topics, cfg.consumer_group, batch_size=500, batch_seconds=1.0,
                         from_beginning=not getattr(args, "from_latest", False))
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: runner.stop())
+    on_stop_signals(runner.stop)
     where = cfg.file or f"{cfg.transport}://{cfg.address}"
     log.info("syslog: %s from %s to %s", cfg.format, ",".join(topics), where)
     runner.start()

@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import signal
 import threading
 import time
 from collections import deque
@@ -28,6 +27,7 @@ from confluent_kafka import Consumer
 
 from schemas.codec import CodecError, MessageDecoder, schema_set
 from sflowpipe.settings import ClickHouseSettings, Settings
+from sflowpipe.signals import on_stop_signals
 from sinks.base import SinkRunner
 
 from .migrate import migrate
@@ -498,8 +498,7 @@ def run(settings: Settings, args) -> int:
         print("applied:", migrate(client, ch) or "nothing (up to date)")
         return 0
     service = ClickHouseService(settings, ch, serve_sql=not getattr(args, "no_sql_server", False))
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: service.stop())
+    on_stop_signals(service.stop)
     service.start()
     log.info("clickhouse: writing %s to %s (database %s)", ", ".join(service.runner.topics), ch.dsn, ch.database)
     try:

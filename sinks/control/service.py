@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 import threading
 import time
@@ -39,6 +38,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from processors.activeflows import ActiveFlows
 from schemas.codec import AvroCodec, CodecError, MessageDecoder
 from sflowpipe.settings import Settings
+from sflowpipe.signals import on_stop_signals
 from sinks.control.actions import Action, make_action
 from sinks.control.state import APPLIED, RELEASED, Control, ControlState, key_of
 
@@ -347,9 +347,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     except (ValueError, ImportError) as e:
         sys.stderr.write(f"sflowpipe control: {e}\n")
         return 2
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: service.stop())
+    on_stop_signals(service.stop)
     service.start()
     log.info("control: policies %s; topics %s, %s; state on %s; consumer group %s",
              ", ".join(f"{n} ({p.threshold} -> {p.action.type})" for n, p in service.policies.items()),

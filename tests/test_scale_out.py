@@ -19,10 +19,10 @@ import pytest
 
 from ingest.generate import Generator
 from ingest.pcap import read_udp_payloads
-from ingest.sflow import DecodeError, decode_datagram
 from ingest.sflow.model import FlowSample
 from sflowpipe.broker import free_port
 from tests.procs import stop_gracefully
+from tests.sflow_data import decodable
 
 pytestmark = pytest.mark.kafka
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,11 +35,7 @@ def _key(agent: str, sub_agent: int, s) -> tuple:
 
 def expected_flow_samples(payloads: list[bytes]) -> Counter:
     want: Counter = Counter()
-    for p in payloads:
-        try:
-            dg = decode_datagram(p)
-        except DecodeError:
-            continue
+    for dg in decodable(payloads):
         for s in dg.samples:
             if type(s) is FlowSample:
                 want[_key(dg.agent_address, dg.sub_agent_id, s)] += 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -14,6 +13,7 @@ from ingest.generate import Generator
 from ingest.sflow import decode_datagram
 from ingest.sflow.flow_records import SampledHeader
 from ingest.sflow.model import CounterSample, FlowSample
+from tests.sflow_data import generated
 
 pytestmark = pytest.mark.kafka
 CLI = [sys.executable, "-m", "sflowpipe.cli"]
@@ -49,14 +49,7 @@ def test_replay_to_kafka_then_tail(env, tmp_path, captures_dir):
 
 
 def test_generate_sends_flows_elephants_and_counters():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
-        rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-        rx.bind(("127.0.0.1", 0))
-        rx.settimeout(10)
-        port = rx.getsockname()[1]
-        subprocess.run([*CLI, "generate", "--to", f"127.0.0.1:{port}", "--count", "200", "--rate", "1000",
-                        "--counter-interval", "0.05"], check=True, timeout=60)
-        dgs = [decode_datagram(rx.recvfrom(65535)[0]) for _ in range(200)]
+    dgs = [decode_datagram(p) for p in generated(200, "--rate", "1000", "--counter-interval", "0.05")]
     flows = [s for d in dgs for s in d.samples if type(s) is FlowSample]
     counters = [s for d in dgs for s in d.samples if type(s) is CounterSample]
     assert flows and counters

@@ -12,13 +12,13 @@ import pytest
 from ingest.generate import Generator
 from ingest.pcap import UdpDatagram, read_udp_payloads
 from ingest.replay import publish_kafka
-from ingest.sflow import DecodeError, decode_datagram
 from ingest.sflow.flow_records import SampledHeader
 from ingest.sflow.model import FlowSample
 from processors.config import publish
 from sflowpipe.settings import load_settings
 from tests.kafka_helpers import read_topic
 from tests.processors.processor_harness import ProcessorProcess
+from tests.sflow_data import decodable
 
 pytestmark = pytest.mark.kafka
 
@@ -32,11 +32,7 @@ def ingest_settings(bootstrap, prefix, tmp_path):
 def brute_force_pairs(payloads) -> dict[tuple[str, str], dict[str, float]]:
     """(agent, data source) -> {"src,dst": bytes scaled by the sampling rate} for IPv4 samples."""
     out: dict = defaultdict(lambda: defaultdict(float))
-    for p in payloads:
-        try:
-            dg = decode_datagram(p)
-        except DecodeError:
-            continue
+    for dg in decodable(payloads):
         for s in dg.samples:
             if type(s) is not FlowSample:
                 continue

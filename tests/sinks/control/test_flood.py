@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 
 from ingest.generate import Generator
 from ingest.sflow import decode_datagram
 from ingest.sflow.flow_records import SampledHeader
 from ingest.sflow.model import FlowSample
+from tests.sflow_data import generated
 
-CLI = [sys.executable, "-m", "sflowpipe.cli"]
 
 
 def flow_headers(payloads):
@@ -45,15 +42,8 @@ def test_flood_switches_on_and_off_and_leaves_the_normal_mix_alone():
 
 
 def test_generate_flood_flags():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
-        rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-        rx.bind(("127.0.0.1", 0))
-        rx.settimeout(10)
-        port = rx.getsockname()[1]
-        subprocess.run([*CLI, "generate", "--to", f"127.0.0.1:{port}", "--count", "600", "--rate", "400",
-                        "--flood-target", "192.0.2.99", "--flood-after", "0.5", "--flood-duration", "0.5"],
-                       check=True, timeout=60)
-        payloads = [rx.recvfrom(65535)[0] for _ in range(600)]
+    payloads = generated(600, "--rate", "400", "--flood-target", "192.0.2.99", "--flood-after", "0.5",
+                         "--flood-duration", "0.5")
     marks = [any(is_flood(d, "192.0.2.99") for _, d in flow_headers([p])) for p in payloads]
     # ~200 normal datagrams, ~200 with the flood, ~200 normal again
     assert not any(marks[:150]) and sum(marks[230:370]) > 100 and not any(marks[450:])

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-
 from ingest.generate import Generator
 from ingest.sflow import decode_datagram
 from ingest.sflow.flow_records import SampledHeader
 from ingest.sflow.model import FlowSample
 from tests.sflow_data import generated
-
 
 
 def flow_headers(payloads):

@@ -46,6 +46,12 @@ def _error(status: int, message: str) -> web.Response:
     return web.Response(text=message + "\n", status=status, content_type="text/plain")
 
 
+def _refusal(kind: str, name: str, e: DefinitionError) -> web.Response:
+    """400 with a JSON body naming the fault: error, kind, name and, where known, field, token, position."""
+    log.info("refused %s %s: %s", kind, name, e)
+    return _json({**e.detail, "kind": kind, "name": name}, status=400)
+
+
 def _int(request: web.Request, name: str, default: int) -> int:
     try:
         return int(request.query.get(name, default))
@@ -165,11 +171,14 @@ class Api:
             name = request.match_info["name"]
             try:
                 body = json.loads(await request.text())  # scripts often send no Content-Type
+            except ValueError as e:
+                return _refusal(kind, name, DefinitionError(f"{kind} {name}: body is not JSON: {e}"))
+            try:
                 typed = parse(kind, name, body)
-            except (ValueError, DefinitionError) as e:
-                return _error(400, f"{kind} {name}: {e}")
+            except DefinitionError as e:
+                return _refusal(kind, name, e)
             if typed is None:
-                return _error(400, f"{kind} {name}: empty definition (use DELETE)")
+                return _refusal(kind, name, DefinitionError(f"{kind} {name}: empty definition (use DELETE)"))
             await asyncio.get_running_loop().run_in_executor(None, self.publisher, kind, name, body)
             self.state.define(kind, name, typed)
             return web.Response(status=204)

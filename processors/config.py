@@ -10,6 +10,7 @@ topic (no consumer group), so the topic's partition count does not matter.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import threading
@@ -21,6 +22,7 @@ import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from pydantic import ValidationError
 
+from processors.flowspec import FlowSpecError, parse_definition
 from sflowpipe.settings import FlowDefinition, ForwardingDefinition, Settings, ThresholdDefinition
 
 log = logging.getLogger(__name__)
@@ -30,36 +32,67 @@ Listener = Callable[[str, str, Any], None]  # (kind, name, definition or None)
 
 
 class DefinitionError(ValueError):
-    """A definition that cannot be used; the message names the bad key or token."""
+    """A definition that cannot be used; the message names the bad key or token.
+
+    ``detail`` is the JSON body of the refusal: ``error`` and, where known, the ``field``, the
+    offending ``token`` and its ``position`` in that field."""
+
+    def __init__(self, message: str, detail: dict | None = None) -> None:
+        super().__init__(message)
+        self.detail = {"error": message, **(detail or {})}
 
 
 def parse(kind: str, name: str, body: Any) -> Any:
-    """Validate one definition; returns the typed definition (or None to delete)."""
+    """Validate one definition with the code the workers run (a flow is compiled: keys, filter,
+    value); returns the typed definition (or None to delete). Every path that accepts a
+    definition (REST, CLI, YAML file, config topic) calls this, so nothing uncomputable is stored."""
     if body is None:
         return None
     try:
         if kind == "flow":
-            return FlowDefinition.model_validate(body)
+            typed = FlowDefinition.model_validate(body)
+            try:
+                parse_definition(name, typed.model_dump(by_alias=True))
+            except FlowSpecError as e:
+                detail = e.detail()
+                detail.pop("error")
+                raise DefinitionError(f"flow {name}: {e}".replace(f"flow {name}: flow {name!r}: ", f"flow {name}: "),
+                                      detail) from None
+            return typed
         if kind == "threshold":
             return ThresholdDefinition.model_validate(body)
         if kind == "group":
-            if not isinstance(body, dict) or not all(isinstance(v, list) for v in body.values()):
-                raise DefinitionError(f"group {name}: expected {{group name: [CIDR, ...]}}")
-            return {str(k): [str(c) for c in v] for k, v in body.items()}
+            return _parse_groups(name, body)
         if kind == "forwarding":
             return ForwardingDefinition.model_validate(body)
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(x) for x in first["loc"]) or "definition"
-        raise DefinitionError(f"{kind} {name}: {where}: {first['msg']}") from None
+        raise DefinitionError(f"{kind} {name}: {where}: {first['msg']}", {"field": where}) from None
     raise DefinitionError(f"unknown definition kind {kind!r} (expected flow, threshold, group or forwarding)")
+
+
+def _parse_groups(name: str, body: Any) -> dict[str, list[str]]:
+    """A group set: {group name: [CIDR, ...]}, every CIDR checked."""
+    if not isinstance(body, dict) or not all(isinstance(v, list) for v in body.values()):
+        raise DefinitionError(f"group {name}: expected {{group name: [CIDR, ...]}}")
+    out: dict[str, list[str]] = {}
+    for group, cidrs in body.items():
+        for c in cidrs:
+            try:
+                ipaddress.ip_network(str(c).strip(), strict=False)
+            except ValueError:
+                raise DefinitionError(f"group {name}: {group}: {c!r} is not an address or CIDR",
+                                      {"field": str(group), "token": str(c)}) from None
+        out[str(group)] = [str(c).strip() for c in cidrs]
+    return out
 
 
 def startup_definitions(settings: Settings) -> list[tuple[str, str, Any]]:
     """Definitions from settings and the YAML file (the file wins over settings)."""
     out: list[tuple[str, str, Any]] = []
     for name, fd in settings.processors.flows.items():
-        out.append(("flow", name, fd))
+        out.append(("flow", name, parse("flow", name, fd.model_dump(by_alias=True))))
     for name, td in settings.processors.thresholds.items():
         out.append(("threshold", name, td))
     for name, g in settings.enrich.groups.items():

@@ -138,16 +138,26 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
 def _definitions(args: argparse.Namespace, settings: Settings) -> int:
     import yaml
 
-    from processors.config import publish
+    from processors.config import DefinitionError, parse, publish
 
     if args.action == "apply":
         data = yaml.safe_load(open(args.file)) or {}
-        n = 0
-        for section, kind in (("flows", "flow"), ("thresholds", "threshold"), ("groups", "group")):
-            for name, body in (data.get(section) or {}).items():
-                publish(settings, kind, name, body)
-                n += 1
-        print(f"published {n} definitions to {settings.kafka.topic(settings.topics.config)}")
+        todo = [(kind, name, body) for section, kind in (("flows", "flow"), ("thresholds", "threshold"),
+                                                          ("groups", "group"))
+                for name, body in (data.get(section) or {}).items()]
+        faults = []
+        for kind, name, body in todo:  # all or nothing: check every definition before publishing one
+            try:
+                parse(kind, name, body)
+            except DefinitionError as e:
+                faults.append(f"{args.file}: {e}" + (f" (at {e.detail['position']} of {e.detail['field']})"
+                                                     if "position" in e.detail else ""))
+        if faults:
+            print("\n".join(faults) + "\nnothing published", file=sys.stderr)
+            return 2
+        for kind, name, body in todo:
+            publish(settings, kind, name, body)
+        print(f"published {len(todo)} definitions to {settings.kafka.topic(settings.topics.config)}")
     else:
         publish(settings, args.kind, args.name, None)
         print(f"deleted {args.kind} {args.name}")

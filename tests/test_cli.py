@@ -68,3 +68,16 @@ def test_decode_live_udp_json_and_typed():
 def test_decode_from_stdin_and_bad_capture(tmp_path):
     res = run("decode", "-j", "-r", "-", input="not a capture")
     assert res.returncode == 2 and "not a pcap" in res.stderr
+
+
+def test_definitions_apply_refuses_a_bad_file_and_publishes_nothing(tmp_path):
+    """The CLI path runs the same compiler as the REST API: one line per fault, exit 2, and nothing
+    published (the unreachable broker is never contacted: it would time out, not exit at once)."""
+    f = tmp_path / "defs.yaml"
+    f.write_text("flows:\n  good: {keys: ipsource}\n  bad: {keys: 'ipsource,dnsqnamex'}\n"
+                 "  worse: {keys: ipsource, filter: 'ipprotocol=6&&'}\n")
+    started = time.monotonic()
+    res = run("definitions", "apply", str(f), env={**os.environ, "SFLOWPIPE_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+    assert res.returncode == 2 and time.monotonic() - started < 30
+    assert "flow bad: key: unknown flow key 'dnsqnamex'" in res.stderr and "(at 9 of keys)" in res.stderr
+    assert "flow worse: filter: unexpected token '&' at 13" in res.stderr and "nothing published" in res.stderr

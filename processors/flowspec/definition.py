@@ -72,7 +72,7 @@ def parse_definition(name: str, d: dict) -> FlowDef:
         raise FlowSpecError(f"flow {name!r}: definition must be an object")
     unknown = set(d) - _DEF_ATTRS
     if unknown:
-        raise FlowSpecError(f"flow {name!r}: unknown attribute {sorted(unknown)[0]!r}")
+        raise FlowSpecError(f"flow {name!r}: unknown attribute {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
     if d.get("dropped"):
         raise FlowSpecError(f"flow {name!r}: 'dropped' (discarded packet flows) is not supported")
     keys_spec = d.get("keys")
@@ -84,11 +84,21 @@ def parse_definition(name: str, d: dict) -> FlowDef:
         raise FlowSpecError(f"flow {name!r}: keys must be a string or a list of strings")
     if not keys or any(not k for k in keys):
         raise FlowSpecError(f"flow {name!r}: empty flow key in keys {keys_spec!r}")
-    for k in keys:
-        compile_key(k)
+    offset = 0
+    for i, k in enumerate(keys):
+        try:
+            compile_key(k)
+        except FlowSpecError as e:  # point at the key in what the user wrote
+            if isinstance(keys_spec, str):
+                at = keys_spec.find(k, offset)
+                raise e.located("keys", max(at, 0), k) from None
+            raise e.located(f"keys[{i}]", 0, k) from None
+        if isinstance(keys_spec, str):
+            offset = keys_spec.find(k, offset) + len(k)
     value = d.get("value", "bytes")
     if value not in VALUES:
-        raise FlowSpecError(f"flow {name!r}: unknown flow value {value!r} (want one of {', '.join(VALUES)})")
+        raise FlowSpecError(f"flow {name!r}: unknown flow value {value!r} (want one of {', '.join(VALUES)})",
+                            field="value", token=str(value), position=0)
     flt = d.get("filter")
     if flt is not None:
         if not isinstance(flt, str):
@@ -96,7 +106,10 @@ def parse_definition(name: str, d: dict) -> FlowDef:
         if flt.strip() == "":
             flt = None
         else:
-            compile_filter(flt)
+            try:
+                compile_filter(flt)
+            except FlowSpecError as e:
+                raise e.located("filter") from None
     t = min(600.0, max(0.2, _number(name, "t", d.get("t"), 2.0)))
     n = int(min(20, max(5, _number(name, "n", d.get("n"), 5))))
     fs = d.get("fs", ",")

@@ -47,7 +47,7 @@ def _lex_filter(expr: str) -> list[tuple]:
             i += 1
             continue
         if ch in "=!~":
-            raise FlowSpecError(f"filter: unexpected token {ch!r} at {i}")
+            raise FlowSpecError(f"filter: unexpected token {ch!r} at {i}", field="filter", position=i)
         # key text: up to an operator character, brackets nest
         start = i
         depth = 0
@@ -62,32 +62,35 @@ def _lex_filter(expr: str) -> list[tuple]:
             i += 1
         key_text = expr[start:i].strip()
         if depth > 0:
-            raise FlowSpecError(f"filter: unbalanced '[' in {key_text!r} at {start}")
+            raise FlowSpecError(f"filter: unbalanced '[' in {key_text!r} at {start}", field="filter", position=start)
         if i >= n or expr[i] in "&|()":
             tok = expr[i] if i < n else "end of filter"
             raise FlowSpecError(
-                f"filter: expected a comparison operator after {key_text!r} at {i}, got {tok!r}"
-            )
+                f"filter: expected a comparison operator after {key_text!r} at {i}, got {tok!r}",
+                field="filter", position=i)
         if expr.startswith("!=", i) or expr.startswith("!~", i):
             op = expr[i : i + 2]
         elif expr[i] in "=~":
             op = expr[i]
         else:
-            raise FlowSpecError(f"filter: unexpected token {expr[i]!r} at {i}")
+            raise FlowSpecError(f"filter: unexpected token {expr[i]!r} at {i}", field="filter", position=i)
         i += len(op)
         vstart = i
         while i < n and expr[i] not in "&|)":
             i += 1
         values = expr[vstart:i].strip()
         if not values:
-            raise FlowSpecError(f"filter: missing value after {key_text}{op} at {vstart}")
+            raise FlowSpecError(f"filter: missing value after {key_text}{op} at {vstart}", field="filter", position=vstart)
         toks.append(("cmp", start, key_text, op, values))
     return toks
 
 
 def _compile_cmp(tok: tuple) -> Callable[[EvalContext], list]:
     _, pos, key_text, op, values_text = tok
-    key = compile_key(key_text, "filter")
+    try:
+        key = compile_key(key_text, "filter")
+    except FlowSpecError as e:  # a key inside a comparison: its place in the whole filter
+        raise e.located("filter", pos, key_text) from None
     values = [v.strip() for v in values_text.split(",")]
     if op in ("=", "!="):
         vs = frozenset(values)
@@ -103,7 +106,8 @@ def _compile_cmp(tok: tuple) -> Callable[[EvalContext], list]:
         try:
             pats.append(re.compile(v))
         except (re.error, RecursionError, OverflowError, ValueError) as e:
-            raise FlowSpecError(f"filter: bad pattern {v!r} at {pos}: {e}") from None
+            raise FlowSpecError(f"filter: bad pattern {v!r} at {pos}: {e}", field="filter", token=v,
+                               position=pos) from None
     try:
         combined = re.compile("|".join(f"(?:{p.pattern})" for p in pats)) if len(pats) > 1 else pats[0]
         fm = combined.fullmatch
@@ -166,10 +170,10 @@ class _FilterParser:
 
     def _unexpected(self, tok) -> FlowSpecError:
         if tok is None:
-            return FlowSpecError(f"filter: unexpected end of filter at {len(self.expr)}")
+            return FlowSpecError(f"filter: unexpected end of filter at {len(self.expr)}", field="filter", position=len(self.expr))
         if tok[0] == "cmp":
-            return FlowSpecError(f"filter: unexpected comparison {tok[2]}{tok[3]}{tok[4]!s} at {tok[1]}")
-        return FlowSpecError(f"filter: unexpected token {tok[0]!r} at {tok[1]}")
+            return FlowSpecError(f"filter: unexpected comparison {tok[2]}{tok[3]}{tok[4]!s} at {tok[1]}", field="filter", position=tok[1])
+        return FlowSpecError(f"filter: unexpected token {tok[0]!r} at {tok[1]}", field="filter", position=tok[1])
 
     def parse(self) -> Callable:
         if not self.toks:
@@ -200,13 +204,13 @@ class _FilterParser:
         if t[0] == "(":
             self.depth += 1
             if self.depth > _MAX_DEPTH:
-                raise FlowSpecError(f"filter: parentheses nested too deeply at {t[1]}")
+                raise FlowSpecError(f"filter: parentheses nested too deeply at {t[1]}", field="filter", position=t[1])
             self.i += 1
             fn = self._or()
             c = self._peek()
             if c is None or c[0] != ")":
                 if c is None:
-                    raise FlowSpecError(f"filter: missing ')' for '(' at {t[1]}")
+                    raise FlowSpecError(f"filter: missing ')' for '(' at {t[1]}", field="filter", position=t[1])
                 raise self._unexpected(c)
             self.i += 1
             self.depth -= 1

@@ -63,7 +63,7 @@ def _compile_key(text: str, what: str, depth: int) -> _Key:
     toks = _split_args(text, what)
     node, pos = _parse_key(toks, 0, what, depth, text)
     if pos != len(toks):
-        raise FlowSpecError(f"{what}: unexpected argument {toks[pos][0]!r} in {text!r}")
+        raise FlowSpecError(f"{what}: unexpected argument {toks[pos][0]!r} in {text!r}", token=toks[pos][0])
     return node
 
 
@@ -80,11 +80,11 @@ def _parse_key(toks: list, pos: int, what: str, depth: int, text: str) -> tuple[
         return fn(toks, pos + 1, what, depth + 1, text)
     m = _KEY_RE.match(tok)
     if m is None or m.group(1) not in _BASE_KEYS:
-        raise FlowSpecError(f"{what}: unknown flow key {tok!r}")
+        raise FlowSpecError(f"{what}: unknown flow key {tok!r}", token=tok)
     build, nestable = _BASE_KEYS[m.group(1)]
     level = int(m.group(2)) if m.group(2) else 0
     if level and not nestable:
-        raise FlowSpecError(f"{what}: unknown flow key {tok!r} ({m.group(1)} has no tunnel level)")
+        raise FlowSpecError(f"{what}: unknown flow key {tok!r} ({m.group(1)} has no tunnel level)", token=tok)
     return _Key(tok, build(level)), pos + 1
 
 
@@ -100,7 +100,7 @@ def _arg(toks: list, pos: int, what: str, fname: str, text: str, argname: str) -
 def _int_arg(toks: list, pos: int, what: str, fname: str, text: str, argname: str, lo: int, hi: int) -> int:
     tok = _arg(toks, pos, what, fname, text, argname)
     if not tok.isdigit() or not tok.isascii() or not lo <= int(tok) <= hi:
-        raise FlowSpecError(f"{what}: function '{fname}': bad {argname} {tok!r} (want {lo}..{hi})")
+        raise FlowSpecError(f"{what}: function '{fname}': bad {argname} {tok!r} (want {lo}..{hi})", token=tok)
     return int(tok)
 
 

@@ -227,3 +227,37 @@ async def test_openapi_document_lists_every_route_and_ui_is_served():
         assert r.status == 200 and "sflowpipe" in await r.text()
     finally:
         await client.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("body, field, token, position", [
+    ({"keys": "ipsource,nosuchkey"}, "keys", "nosuchkey", 9),
+    ({"keys": "memcachekey"}, "keys", "memcachekey", 0),
+    ({"keys": "ipsource", "filter": "ipprotocol=6&&"}, "filter", None, 13),
+    ({"keys": "ipsource", "filter": "ipprotocol=6&nosuch=1"}, "filter", "nosuch", 13),
+    ({"keys": "ipsource", "value": "packets"}, "value", "packets", 0),
+])
+async def test_uncomputable_flow_is_refused_where_it_is_made(body, field, token, position):
+    """The workers' compiler runs at the PUT: a flow they cannot compute is refused with a JSON body
+    naming the fault and its place, and is never published, stored or listed."""
+    client, state, rec = await _client(_settings())
+    try:
+        r = await client.put("/flow/bad/json", json=body)
+        assert r.status == 400
+        got = await r.json()
+        assert got["field"] == field and got["position"] == position and got["kind"] == "flow"
+        assert got.get("token") == token and "flow bad" in got["error"]
+        assert rec.calls == [] and "bad" not in await (await client.get("/flow/json")).json()
+        assert (await client.get("/flow/bad/json")).status == 404
+    finally:
+        await client.close()
+
+
+@pytest.mark.asyncio
+async def test_group_with_a_bad_cidr_is_refused():
+    client, _, rec = await _client(_settings())
+    try:
+        r = await client.put("/group/site/json", json={"lan": ["10.0.0.0/8", "10.0.0.300/24"]})
+        assert r.status == 400 and (await r.json())["token"] == "10.0.0.300/24" and rec.calls == []
+    finally:
+        await client.close()

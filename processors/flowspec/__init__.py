@@ -32,18 +32,24 @@ or without them when the arity is fixed, ``country:or:ipsource:ip6source``):
 ``prefix:<key>:<sep>:<n>``, ``suffix:<key>:<sep>:<n>``
     the first / last ``n`` ``sep``-separated tokens (``prefix:[x]:/:2`` of ``/metrics/json`` is ``/metrics``).
 
+``oui:<mac key>[:name]``
+    the MAC's OUI (``000C29``), or with ``:name`` the vendor registered for it (netaddr's offline IEEE table).
+``link:<ifindex key>``
+    the name of the imported topology's link with an end at (agent, ifIndex), e.g. ``link:inputifindex``.
+
 Filters: comparisons ``<key> = | != | ~ | !~ <v1>,<v2>,...`` (``~`` full-matches against any of the
 patterns), combined with ``&`` (binds tighter), ``|`` and parentheses. A comparison on a key the sample
 lacks is false whatever the operator (sFlow-RT only matches flows that have the keys; wrap the key in
-``null:`` to compare a default instead).
+``null:`` to compare a default instead), except against the value ``null``, as sFlow-RT's apps write
+it: ``link:inputifindex=null`` holds where the sample lacks the key, ``ip_offset!=null`` where it has it.
 """
 
 from processors.flowspec.context import EvalContext
-from processors.flowspec.definition import VALUES, CompiledFlow, FlowDef, compile_flow, parse_definition
+from processors.flowspec.definition import AGG_MODES, VALUES, CompiledFlow, FlowDef, compile_flow, parse_definition
 from processors.flowspec.errors import FlowSpecError
 from processors.flowspec.filters import Filter, compile_filter
-from processors.flowspec.functions import FUNCTION_NAMES, compile_key
-from processors.flowspec.keys import KEY_NAMES
+from processors.flowspec.functions import FUNCTION_NAMES, base_keys_of, compile_key
+from processors.flowspec.keys import DROP_KEYS, KEY_NAMES, NOT_FROM_SFLOW
 
 __all__ = [
     "FlowSpecError",
@@ -58,4 +64,8 @@ __all__ = [
     "KEY_NAMES",
     "FUNCTION_NAMES",
     "VALUES",
+    "AGG_MODES",
+    "DROP_KEYS",
+    "NOT_FROM_SFLOW",
+    "base_keys_of",
 ]

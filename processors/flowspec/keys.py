@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+from ingest.sflow.discard_reasons import DISCARD_REASONS
 from processors.flows import data_source
 from processors.flowspec.context import _CACHE_LIMIT, ColFn, EvalContext, _field
 
@@ -314,10 +315,89 @@ def _vni_level(level: int) -> ColFn:  # vni of the packet at ``level`` (any widt
     return col
 
 
-_BASE_KEYS["vni"] = (_vni_level, True)  # VXLAN VNI / NVGRE VSID of the tunnel at that level
+def _tunnel_id_key(proto: int) -> Callable[[int], ColFn]:
+    """vxlanvni (the decoder sets ``vni`` on a UDP packet for VXLAN, port 4789) and grevsid (on a
+    GRE packet for NVGRE, transparent Ethernet bridging): the tunnel identifier, told apart by the
+    carrying packet's IP protocol."""
+
+    def build(level: int) -> ColFn:
+        def col(ctx: EvalContext) -> list:
+            return [(_S[x] if 0 <= x < 65536 else _istr(x)) if x is not None and p == proto else None
+                    for x, p in zip(_field(ctx, level, "vni"), _field(ctx, level, "ip_protocol"))]
+
+        return col
+
+    return build
+
+
+def _direction_key(level: int) -> ColFn:
+    """sFlow-RT's direction: ``ingress`` when the sample's data source is the packet's input
+    interface, ``egress`` when it is its output interface (a switch sampling on egress), else none
+    (a VLAN or entity data source, or an interface that is neither)."""
+
+    def col(ctx: EvalContext) -> list:
+        out = []
+        for t, i, fi, x, fo, y in zip(_field(ctx, 0, "source_id_type"), _field(ctx, 0, "source_id_index"),
+                                      _field(ctx, 0, "input_format"), _field(ctx, 0, "input"),
+                                      _field(ctx, 0, "output_format"), _field(ctx, 0, "output")):
+            if t != 0 or i is None:
+                out.append(None)
+            elif fi == 0 and x == i:
+                out.append("ingress")
+            elif fo == 0 and y == i:
+                out.append("egress")
+            else:
+                out.append(None)
+        return out
+
+    return col
+
+
+def _offset_key(field: str) -> Callable[[int], ColFn]:
+    def build(level: int) -> ColFn:
+        def col(ctx: EvalContext) -> list:
+            S = _S
+            return [S[x] if x is not None and 0 <= x < 65536 else None for x in _field(ctx, level, field)]
+
+        return col
+
+    return build
+
+
+def _reason_key(level: int) -> ColFn:
+    """Drop reason of a discarded-packet notification (dropped: true flows): its name from the sFlow
+    drop-notification spec (``ttl_exceeded``, ``acl``...), the code where the spec names none."""
+    names = DISCARD_REASONS
+
+    def col(ctx: EvalContext) -> list:
+        return [(names.get(r) or _istr(r)) if r is not None else None for r in _field(ctx, 0, "reason")]
+
+    return col
+
+
+_BASE_KEYS["vni"] = (_vni_level, True)  # VXLAN VNI / NVGRE VSID of the tunnel at that level (sflowpipe's alias)
+_BASE_KEYS["vxlanvni"] = (_tunnel_id_key(17), True)
+_BASE_KEYS["grevsid"] = (_tunnel_id_key(47), True)
+_BASE_KEYS["direction"] = (_direction_key, False)
+_BASE_KEYS["ip_offset"] = (_offset_key("ip_offset"), True)
+_BASE_KEYS["reason"] = (_reason_key, False)
 KEY_NAMES = frozenset(_BASE_KEYS)
 
-_KEY_RE = re.compile(r"([a-z0-9]+)(?:\.([0-9]))?\Z")
+# Keys read from columns the workers do not decode by default (past the hot prefix of a
+# flow-sample message): a flow using one at the outer level makes the worker decode whole messages.
+COLD_KEYS = frozenset({"ip_offset"})
+
+# Keys that only mean something on discarded-packet notifications (dropped: true flows).
+DROP_KEYS = frozenset({"reason"})
+
+# sFlow-RT keys and functions whose values come from outside sFlow (refused with the reason, not as
+# unknown): sflowpipe computes flows from sFlow records only.
+NOT_FROM_SFLOW: dict[str, str] = {
+    "map": "sFlow-RT's map: looks values up in tables a script loads with setMap() (JavaScript API); "
+           "sflowpipe has no such tables: use group: with a group set",
+}
+
+_KEY_RE = re.compile(r"([a-z0-9_]+)(?:\.([0-9]))?\Z")
 
 
 class _Key:

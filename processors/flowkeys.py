@@ -1,0 +1,59 @@
+"""Which flow keys had values, and when last: what sFlow-RT's /flowkeys/json lists.
+
+Every worker publishes, each report interval, one JSON message to the status topic:
+``{"kind": "flowkeys", "worker": ID, "time": EPOCH_MS, "keys": {KEY: EPOCH_MS_LAST_SEEN}}``; the
+API merges the workers' messages and answers sFlow-RT's shape (key -> ms since last seen).
+
+Kept cheap: at most one batch per ``every`` seconds is examined (the base keys' columns on it,
+computed through the batch's EvalContext, so columns the flows already built are reused), and
+inner-packet keys (``ipsource.1``...) only when the batch has tunnelled packets.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from processors.flowspec.context import EvalContext
+from processors.flowspec.functions import compile_key
+from processors.flowspec.keys import _BASE_KEYS, DROP_KEYS
+
+_OUTER = tuple((name, compile_key(name)) for name in sorted(_BASE_KEYS))
+_INNER = tuple((f"{name}.1", compile_key(f"{name}.1")) for name, (_, nestable) in sorted(_BASE_KEYS.items())
+               if nestable)
+
+
+class FlowKeysSeen:
+    """Owns the last time each flow key had a value on a sampled batch of this worker."""
+
+    def __init__(self, clock: Callable[[], float] = time.time, every: float = 1.0, forget_after: float = 3600.0):
+        self.clock = clock
+        self.every = every
+        self.forget_after = forget_after
+        self.last: dict[str, float] = {}
+        self._next = {False: 0.0, True: 0.0}  # packet samples / discards: the next time a batch is examined
+
+    def observe(self, ctx: EvalContext, now: float, dropped: bool = False) -> None:
+        if now < self._next[dropped] or not ctx.n:
+            return
+        self._next[dropped] = now + self.every
+        last = self.last
+        for name, key in _OUTER:
+            if not dropped and name in DROP_KEYS:
+                continue
+            if any(v is not None for v in key.col(ctx)):
+                last[name] = now
+        inner = ctx.batch.get("inner")
+        if inner and any(d is not None for d in inner):
+            for name, key in _INNER:
+                if any(v is not None for v in key.col(ctx)):
+                    last[name] = now
+
+    def message(self, worker: str, now: float | None = None) -> dict:
+        """The status-topic message (keys last seen within ``forget_after``)."""
+        now = self.clock() if now is None else now
+        stale = [k for k, t in self.last.items() if now - t > self.forget_after]
+        for k in stale:
+            del self.last[k]
+        return {"kind": "flowkeys", "worker": worker, "time": int(now * 1000),
+                "keys": {k: int(t * 1000) for k, t in sorted(self.last.items())}}

@@ -9,6 +9,7 @@ import time
 from collections import defaultdict
 
 import pytest
+from confluent_kafka import Producer
 
 from ingest.generate import Generator
 from ingest.pcap import UdpDatagram, read_udp_payloads
@@ -16,7 +17,7 @@ from ingest.replay import publish_kafka
 from ingest.sflow.encode import encode_datagram
 from ingest.sflow.flow_records import SampledHeader
 from ingest.sflow.model import Datagram, FlowSample
-from processors.config import publish
+from processors.config import DefinitionError, publish
 from sflowpipe.settings import load_settings
 from tests.kafka_helpers import read_topic
 from tests.processors.discard_data import discard_datagram, tcp_frame
@@ -142,7 +143,12 @@ def test_live_definition_from_config_topic(kafka_bootstrap, topic_prefix, tmp_pa
     settings = ingest_settings(kafka_bootstrap, topic_prefix, tmp_path)
     try:
         publish(settings, "flow", "bydst", {"keys": "ipdestination", "value": "frames"})
-        publish(settings, "flow", "broken", {"keys": "ipsrc"})  # rejected, named in the log
+        with pytest.raises(DefinitionError, match="ipsrc"):  # refused where it is made
+            publish(settings, "flow", "broken", {"keys": "ipsrc"})
+        # written past publish() (another tool, an older version): the worker rejects it, named in the log
+        p = Producer({"bootstrap.servers": kafka_bootstrap})
+        p.produce(topic_prefix + "config", json.dumps({"keys": "ipsrc"}).encode(), b"flow:broken")
+        assert p.flush(10) == 0
         time.sleep(2)
         publish_kafka(generated(3, 20, time.time()), settings, speed=1)
         msgs = read_topic(kafka_bootstrap, topic_prefix + "flows", lambda m: any(x["flow"] == "bydst" for x in m),

@@ -113,11 +113,18 @@ def startup_definitions(settings: Settings) -> list[tuple[str, str, Any]]:
     path = settings.processors.definitions_file
     if path:
         data = yaml.safe_load(Path(path).read_text()) or {}
-        for section, kind in (("flows", "flow"), ("thresholds", "threshold"), ("groups", "group")):
-            for name, body in (data.get(section) or {}).items():
-                out.append((kind, name, parse(kind, name, body)))
-        if data.get("topology"):
-            out.append(("topology", TOPOLOGY_NAME, parse("topology", TOPOLOGY_NAME, data["topology"])))
+        out += [(kind, name, parse(kind, name, body)) for kind, name, body in file_definitions(data)]
+    return out
+
+
+def file_definitions(data: dict) -> list[tuple[str, str, Any]]:
+    """(kind, name, body) of a definitions file: sections flows, thresholds, groups and topology (one
+    sFlow-RT /topology/json body), unparsed."""
+    out = [(kind, name, body) for section, kind in (("flows", "flow"), ("thresholds", "threshold"),
+                                                    ("groups", "group"))
+           for name, body in (data.get(section) or {}).items()]
+    if data.get("topology"):
+        out.append(("topology", TOPOLOGY_NAME, data["topology"]))
     return out
 
 

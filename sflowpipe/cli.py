@@ -138,13 +138,11 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
 def _definitions(args: argparse.Namespace, settings: Settings) -> int:
     import yaml
 
-    from processors.config import DefinitionError, parse, publish
+    from processors.config import DefinitionError, file_definitions, parse, publish
 
     if args.action == "apply":
         data = yaml.safe_load(open(args.file)) or {}
-        todo = [(kind, name, body) for section, kind in (("flows", "flow"), ("thresholds", "threshold"),
-                                                          ("groups", "group"))
-                for name, body in (data.get(section) or {}).items()]
+        todo = file_definitions(data)
         faults = []
         for kind, name, body in todo:  # all or nothing: check every definition before publishing one
             try:
@@ -289,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     da.add_argument("file", metavar="FILE.yaml")
     _kafka_option(da)
     dd = dsub.add_parser("delete", help="delete one definition")
-    dd.add_argument("kind", choices=["flow", "threshold", "group"])
+    dd.add_argument("kind", choices=["flow", "threshold", "group", "topology"])
     dd.add_argument("name")
     _kafka_option(dd)
     p.set_defaults(func=_definitions)

@@ -49,7 +49,7 @@ from processors.flowspec.definition import AGG_MODES, VALUES, CompiledFlow, Flow
 from processors.flowspec.errors import FlowSpecError
 from processors.flowspec.filters import Filter, compile_filter
 from processors.flowspec.functions import FUNCTION_NAMES, base_keys_of, compile_key
-from processors.flowspec.keys import DROP_KEYS, KEY_NAMES, NOT_FROM_SFLOW
+from processors.flowspec.keys import DROP_KEYS, KEY_NAMES, NOT_FROM_SFLOW, not_from_sflow
 
 __all__ = [
     "FlowSpecError",
@@ -68,4 +68,5 @@ __all__ = [
     "DROP_KEYS",
     "NOT_FROM_SFLOW",
     "base_keys_of",
+    "not_from_sflow",
 ]

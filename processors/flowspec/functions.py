@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from processors.flowspec.context import _CACHE_LIMIT, ColFn, EvalContext
 from processors.flowspec.errors import FlowSpecError
-from processors.flowspec.keys import _BASE_KEYS, _KEY_RE, NOT_FROM_SFLOW, _Key
+from processors.flowspec.keys import _BASE_KEYS, _KEY_RE, _Key, not_from_sflow
 from processors.flowspec.oui import oui_of, vendor
 
 
@@ -97,13 +97,11 @@ def _parse_key(toks: list, pos: int, what: str, depth: int, text: str) -> tuple[
     fn = _FUNCTIONS.get(tok)
     if fn is not None:
         return fn(toks, pos + 1, what, depth + 1, text)
-    if tok in NOT_FROM_SFLOW:
-        raise FlowSpecError(f"{what}: {tok!r} needs data sFlow does not carry: {NOT_FROM_SFLOW[tok]}", token=tok)
     m = _KEY_RE.match(tok)
-    if m is not None and m.group(1) in NOT_FROM_SFLOW:
-        raise FlowSpecError(f"{what}: {tok!r} needs data sFlow does not carry: {NOT_FROM_SFLOW[m.group(1)]}",
-                            token=tok)
     if m is None or m.group(1) not in _BASE_KEYS:
+        why = not_from_sflow(m.group(1) if m is not None else tok)
+        if why is not None:
+            raise FlowSpecError(f"{what}: {tok!r} needs data sFlow does not carry: {why}", token=tok)
         raise FlowSpecError(f"{what}: unknown flow key {tok!r}", token=tok)
     build, nestable = _BASE_KEYS[m.group(1)]
     level = int(m.group(2)) if m.group(2) else 0

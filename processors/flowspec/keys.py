@@ -396,6 +396,21 @@ NOT_FROM_SFLOW: dict[str, str] = {
     "map": "sFlow-RT's map: looks values up in tables a script loads with setMap() (JavaScript API); "
            "sflowpipe has no such tables: use group: with a group set",
 }
+# ... and key families, by name prefix: sFlow-RT's bgp* keys (bgpsourceas, bgpdestinationas,
+# bgpdestinationpeeras, bgpdestinationaspath...) come from the routes it learns over its own BGP
+# sessions (bgpAddNeighbor / bgpAddSource in InMon's apps), matched to each sampled address.
+NOT_FROM_SFLOW_PREFIXES: dict[str, str] = {
+    "bgp": "sFlow-RT's bgp* keys come from routes it learns over its own BGP sessions; sflowpipe keeps no "
+           "BGP table: use asn: (offline AS data) on an address key",
+}
+
+
+def not_from_sflow(name: str) -> str | None:
+    """Why ``name`` (a key or function name) cannot be computed from sFlow, or None."""
+    why = NOT_FROM_SFLOW.get(name)
+    if why is None:
+        why = next((w for p, w in NOT_FROM_SFLOW_PREFIXES.items() if name.startswith(p)), None)
+    return why
 
 _KEY_RE = re.compile(r"([a-z0-9_]+)(?:\.([0-9]))?\Z")
 

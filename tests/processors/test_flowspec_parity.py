@@ -189,8 +189,14 @@ def test_config_parse_refuses_new_fields_and_keys_with_field_token_position(body
         assert e.value.detail.get(k) == v, e.value.detail
 
 
-def test_keys_sflow_does_not_carry_are_refused_as_such_not_as_unknown():
+@pytest.mark.parametrize("key, source", [
+    ("map:macsource:ixp_member", "setMap"),  # InMon's IXP app
+    ("bgpdestinationaspath", "BGP sessions"),  # InMon's active route manager
+    ("bgpsourceas", "BGP sessions"),
+    ("country:bgpnexthop", "BGP sessions"),
+])
+def test_keys_sflow_does_not_carry_are_refused_as_such_not_as_unknown(key, source):
     with pytest.raises(FlowSpecError) as e:
-        compile_key("map:macsource:ixp_member")
-    assert "needs data sFlow does not carry" in str(e.value) and "setMap" in str(e.value)
-    assert "unknown flow key" not in str(e.value)
+        compile_key(key)
+    assert "needs data sFlow does not carry" in str(e.value) and source in str(e.value)
+    assert "unknown flow key" not in str(e.value) and e.value.token

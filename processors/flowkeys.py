@@ -4,9 +4,10 @@ Every worker publishes, each report interval, one JSON message to the status top
 ``{"kind": "flowkeys", "worker": ID, "time": EPOCH_MS, "keys": {KEY: EPOCH_MS_LAST_SEEN}}``; the
 API merges the workers' messages and answers sFlow-RT's shape (key -> ms since last seen).
 
-Kept cheap: at most one batch per ``every`` seconds is examined (the base keys' columns on it,
-computed through the batch's EvalContext, so columns the flows already built are reused), and
-inner-packet keys (``ipsource.1``...) only when the batch has tunnelled packets.
+Kept cheap: at most one batch per ``every`` seconds is examined, and of it at most ``rows``
+samples spread over the batch (about 1 ms a second per worker); inner-packet keys (``ipsource.1``...)
+only when those samples have tunnelled packets. A key seen on a sliver of the traffic is found
+within a few intervals.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ _INNER = tuple((f"{name}.1", compile_key(f"{name}.1")) for name, (_, nestable) i
 class FlowKeysSeen:
     """Owns the last time each flow key had a value on a sampled batch of this worker."""
 
-    def __init__(self, clock: Callable[[], float] = time.time, every: float = 1.0, forget_after: float = 3600.0):
+    def __init__(self, clock: Callable[[], float] = time.time, every: float = 1.0, forget_after: float = 3600.0,
+                 rows: int = 64):
         self.clock = clock
         self.every = every
+        self.rows = rows
         self.forget_after = forget_after
         self.last: dict[str, float] = {}
         self._next = {False: 0.0, True: 0.0}  # packet samples / discards: the next time a batch is examined
@@ -37,6 +40,9 @@ class FlowKeysSeen:
         if now < self._next[dropped] or not ctx.n:
             return
         self._next[dropped] = now + self.every
+        if ctx.n > self.rows:  # a spread of the samples, in a context of its own
+            step = ctx.n // self.rows
+            ctx = EvalContext({k: v[::step] if isinstance(v, list) else v for k, v in ctx.batch.items()})
         last = self.last
         for name, key in _OUTER:
             if not dropped and name in DROP_KEYS:

@@ -54,12 +54,13 @@ def _ip_key(field: str, version: int) -> Callable[[int], ColFn]:
     return build
 
 
-def _ip_int_key(field: str, version: int, conv: Callable[[int], int] | None = None) -> Callable[[int], ColFn]:
+def _ip_int_key(field: str, version: int, conv: Callable[[int], int] | None = None,
+                table: tuple = _S) -> Callable[[int], ColFn]:
     def build(level: int) -> ColFn:
         if conv is None:
 
             def col(ctx: EvalContext) -> list:
-                S = _S
+                S = table
                 return [
                     S[x] if v == version and x is not None else None
                     for x, v in zip(_field(ctx, level, field), _field(ctx, level, "ip_version"))
@@ -68,7 +69,7 @@ def _ip_int_key(field: str, version: int, conv: Callable[[int], int] | None = No
         else:
 
             def col(ctx: EvalContext) -> list:
-                S = _S
+                S = table
                 return [
                     S[conv(x)] if v == version and x is not None else None
                     for x, v in zip(_field(ctx, level, field), _field(ctx, level, "ip_version"))
@@ -375,6 +376,31 @@ def _reason_key(level: int) -> ColFn:
     return col
 
 
+def _dscp_names() -> tuple:
+    """DSCP code point names (RFC 2474 class selectors, RFC 2597 AF, RFC 3246 EF, RFC 5865 VA,
+    RFC 8622 LE), lower case as iptables / tc write them; a code point without a name is its number."""
+    names = {0: "cs0", 1: "le", 44: "va", 46: "ef"}
+    names.update({8 * c: f"cs{c}" for c in range(1, 8)})
+    names.update({8 * c + 2 * d: f"af{c}{d}" for c in range(1, 5) for d in range(1, 4)})
+    return tuple(names.get(i, str(i)) for i in range(64))
+
+
+_DSCP = _dscp_names()
+
+
+def _is_broadcast(level: int) -> ColFn:
+    """isbroadcast (InMon's apps filter isbroadcast=true): the destination MAC is ff:ff:ff:ff:ff:ff."""
+
+    def col(ctx: EvalContext) -> list:
+        return [None if m is None else ("true" if m.lower() in ("ff:ff:ff:ff:ff:ff", "ffffffffffff") else "false")
+                for m in _field(ctx, level, "dst_mac")]
+
+    return col
+
+
+_BASE_KEYS["ipdscpname"] = (_ip_int_key("tos", 4, lambda x: x >> 2, _DSCP), True)
+_BASE_KEYS["ip6dscpname"] = (_ip_int_key("tos", 6, lambda x: x >> 2, _DSCP), True)
+_BASE_KEYS["isbroadcast"] = (_is_broadcast, True)
 _BASE_KEYS["vni"] = (_vni_level, True)  # VXLAN VNI / NVGRE VSID of the tunnel at that level (sflowpipe's alias)
 _BASE_KEYS["vxlanvni"] = (_tunnel_id_key(17), True)
 _BASE_KEYS["grevsid"] = (_tunnel_id_key(47), True)

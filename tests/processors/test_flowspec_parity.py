@@ -45,6 +45,18 @@ def test_vxlanvni_and_grevsid_tell_the_tunnel_apart_and_vni_stays_an_alias():
     assert mask("vxlanvni=5000", b) == [True, False, False, False]
 
 
+# ---------------------------------------------------------------- InMon's fabric-view keys
+
+
+def test_dscp_names_and_isbroadcast():
+    b = batch(tcp4(tos=0xB8), tcp4(tos=0x00), tcp4(tos=0x28 << 0), tcp4(tos=0x0C), tcp4(tos=0x04),
+              dict(tcp4(), ip_version=6, src_ip="2001:db8::1", tos=0x88), udp4(dst_mac="ff:ff:ff:ff:ff:ff"))
+    assert col("ipdscpname", b) == ["ef", "cs0", "af11", "3", "le", None, "cs0"]
+    assert col("ip6dscpname", b) == [None] * 5 + ["af41", None]
+    assert col("isbroadcast", b) == ["false"] * 6 + ["true"]
+    assert mask("isbroadcast=true", b) == [False] * 6 + [True]
+
+
 # ---------------------------------------------------------------- direction
 
 

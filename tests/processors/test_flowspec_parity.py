@@ -212,3 +212,19 @@ def test_keys_sflow_does_not_carry_are_refused_as_such_not_as_unknown(key, sourc
         compile_key(key)
     assert "needs data sFlow does not carry" in str(e.value) and source in str(e.value)
     assert "unknown flow key" not in str(e.value) and e.value.token
+
+
+def test_readme_flow_keys_table_lists_every_key_and_function():
+    """The README's "Flow keys" tables name every base key and key function the compiler knows."""
+    from pathlib import Path
+
+    from processors.flowspec import FUNCTION_NAMES, KEY_NAMES
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text[text.index("### Flow keys"):text.index("### Outputs")]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    named = {tok.strip("`") for r in rows for tok in r.split("|")[1].replace(",", " ").split() if tok.startswith("`")}
+    missing = {k for k in KEY_NAMES if k not in named}
+    assert not missing, missing
+    functions = {n.split(":")[0] for n in named if ":" in n}
+    assert set(FUNCTION_NAMES) <= functions, set(FUNCTION_NAMES) - functions

@@ -42,6 +42,10 @@ class Topology:
         """The body, as GET /topology/json serves it."""
         return {"nodes": self.nodes, "links": self.links}
 
+    def model_dump(self, **_: Any) -> dict:
+        """As the typed definitions (pydantic models) dump themselves: the API serves every kind alike."""
+        return self.as_json()
+
     def link(self, agent: str | None, ifindex: str | None) -> str | None:
         """Name of the link with an end at (agent, ifIndex text), or None (edge or unknown port)."""
         return self._ends.get((agent, ifindex))

@@ -140,6 +140,7 @@ def test_topology_refusals_name_the_fault(body, fragment):
 def test_topology_parse_keeps_the_body_and_has_one_name():
     t = parse("topology", "topology", TOPO)
     assert t.as_json() == TOPO and t.resolved_ends == 2
+    assert t.model_dump(by_alias=True, exclude_none=True) == TOPO  # as the API dumps typed definitions
     with pytest.raises(DefinitionError, match="named 'topology'"):
         parse("topology", "lab", TOPO)
 

@@ -143,6 +143,13 @@ def test_live_definition_from_config_topic(kafka_bootstrap, topic_prefix, tmp_pa
     settings = ingest_settings(kafka_bootstrap, topic_prefix, tmp_path)
     try:
         publish(settings, "flow", "bydst", {"keys": "ipdestination", "value": "frames"})
+        # the topology as the API's PUT /topology/json publishes it: every port of the agent is a link end
+        publish(settings, "topology", "topology", {
+            "nodes": {"leaf": {"agent": "192.0.2.200", "ports": {f"p{i}": {"ifindex": str(i)} for i in range(1, 5)}},
+                      "spine": {"agent": "192.0.2.250", "ports": {f"s{i}": {"ifindex": str(i)} for i in range(1, 5)}}},
+            "links": {f"l{i}": {"node1": "leaf", "port1": f"p{i}", "node2": "spine", "port2": f"s{i}"}
+                      for i in range(1, 5)}})
+        publish(settings, "flow", "bylink", {"keys": "link:inputifindex", "value": "frames"})
         with pytest.raises(DefinitionError, match="ipsrc"):  # refused where it is made
             publish(settings, "flow", "broken", {"keys": "ipsrc"})
         # written past publish() (another tool, an older version): the worker rejects it, named in the log
@@ -151,11 +158,13 @@ def test_live_definition_from_config_topic(kafka_bootstrap, topic_prefix, tmp_pa
         assert p.flush(10) == 0
         time.sleep(2)
         publish_kafka(generated(3, 20, time.time()), settings, speed=1)
-        msgs = read_topic(kafka_bootstrap, topic_prefix + "flows", lambda m: any(x["flow"] == "bydst" for x in m),
-                          timeout=30)
+        msgs = read_topic(kafka_bootstrap, topic_prefix + "flows",
+                          lambda m: {"bydst", "bylink"} <= {x["flow"] for x in m}, timeout=30)
     finally:
         worker.stop()
     assert any(m["flow"] == "bydst" and m["value"] == "frames" for m in msgs)
+    links = {e["key"] for m in msgs if m["flow"] == "bylink" for e in m["flows"]}
+    assert links and links <= {"l1", "l2", "l3", "l4"}, links
     assert "ipsrc" in worker.log.read_text()
 
 

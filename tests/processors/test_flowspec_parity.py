@@ -229,3 +229,22 @@ def test_readme_flow_keys_table_lists_every_key_and_function():
     assert not missing, missing
     functions = {n.split(":")[0] for n in named if ":" in n}
     assert set(FUNCTION_NAMES) <= functions, set(FUNCTION_NAMES) - functions
+
+
+def test_readme_processors_example_definitions_parse():
+    """The definitions example in the README's Processors section is accepted as written."""
+    from pathlib import Path
+
+    import yaml
+
+    from processors.config import file_definitions
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text[text.index("## Processors"):]
+    block = section[section.index("```yaml") + len("```yaml"):]
+    data = yaml.safe_load(block[:block.index("```")])
+    todo = file_definitions(data)
+    assert {k for k, _, _ in todo} == {"flow", "threshold", "group", "topology"}
+    typed = {(k, n): parse(k, n, b) for k, n, b in todo}
+    assert typed[("flow", "drops")].dropped
+    assert typed[("topology", "topology")].link("192.0.2.1", "1") == "leaf1-spine1"

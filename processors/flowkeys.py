@@ -19,9 +19,19 @@ from processors.flowspec.context import EvalContext
 from processors.flowspec.functions import compile_key
 from processors.flowspec.keys import _BASE_KEYS, DROP_KEYS
 
-_OUTER = tuple((name, compile_key(name)) for name in sorted(_BASE_KEYS))
-_INNER = tuple((f"{name}.1", compile_key(f"{name}.1")) for name, (_, nestable) in sorted(_BASE_KEYS.items())
-               if nestable)
+_COMPILED: dict[int, tuple[tuple, tuple]] = {}
+
+
+def _keys() -> tuple[tuple, tuple]:
+    """(outer, inner) compiled base keys; rebuilt if the key table grew (keys of other modules)."""
+    got = _COMPILED.get(len(_BASE_KEYS))
+    if got is None:
+        outer = tuple((name, compile_key(name)) for name in sorted(_BASE_KEYS))
+        inner = tuple((f"{name}.1", compile_key(f"{name}.1")) for name, (_, nestable) in sorted(_BASE_KEYS.items())
+                      if nestable)
+        _COMPILED.clear()
+        got = _COMPILED[len(_BASE_KEYS)] = (outer, inner)
+    return got
 
 
 class FlowKeysSeen:
@@ -44,14 +54,15 @@ class FlowKeysSeen:
             step = ctx.n // self.rows
             ctx = EvalContext({k: v[::step] if isinstance(v, list) else v for k, v in ctx.batch.items()})
         last = self.last
-        for name, key in _OUTER:
+        outer, inner_keys = _keys()
+        for name, key in outer:
             if not dropped and name in DROP_KEYS:
                 continue
             if any(v is not None for v in key.col(ctx)):
                 last[name] = now
         inner = ctx.batch.get("inner")
         if inner and any(d is not None for d in inner):
-            for name, key in _INNER:
+            for name, key in inner_keys:
                 if any(v is not None for v in key.col(ctx)):
                     last[name] = now
 

@@ -18,7 +18,7 @@ from processors.flowlog import FlowLog, idle_timeout
 from processors.flowkeys import FlowKeysSeen
 from processors.flowspec import EvalContext, compile_flow, compile_key, parse_definition
 from processors.discards import discard_columns
-from processors.topology import Topology, parse_topology
+from processors.topology import LearnedTopology, Topology, parse_topology
 from processors.thresholds import Event, Thresholds
 from sflowpipe.settings import FlowDefinition, ThresholdDefinition
 
@@ -102,7 +102,7 @@ class Engine:
         ds = [cache.get(k) or cache.setdefault(k, data_source(*k))
               for k in zip(batch["source_id_type"], batch["source_id_index"])]
         enrich = self.enricher
-        ctx = EvalContext(batch, enrich, self.topology)  # keys shared by several flows are computed once
+        ctx = EvalContext(batch, enrich, self._topology())  # keys shared by several flows are computed once
         self._evaluate(now, agent, ds, batch, ctx, dropped=False)
         self.keys_seen.observe(ctx, now)
         self.samples += len(ds)
@@ -138,9 +138,16 @@ class Engine:
         cache = self._ds_cache
         ds = [cache.get(k) or cache.setdefault(k, data_source(*k))
               for k in zip(cols["source_id_type"], cols["source_id_index"])]
-        ctx = EvalContext(cols, self.enricher, self.topology)
+        ctx = EvalContext(cols, self.enricher, self._topology())
         self._evaluate(now, cols["agent_address"], ds, cols, ctx, dropped=True)
         self.keys_seen.observe(ctx, now, dropped=True)
+
+    def _topology(self):
+        """What link: keys look up for one batch: the topology, with ends placed by reported names."""
+        t = self.topology
+        if t is None or not t.named_ends:
+            return t
+        return LearnedTopology(t, self.counters.text)
 
     @property
     def needs_full_decode(self) -> bool:

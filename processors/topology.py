@@ -1,10 +1,12 @@
 """The imported network topology (sFlow-RT's /topology/json body) and what flows ask of it.
 
 sFlow-RT's shape: ``{"nodes": {NODE: {"agent": ADDRESS, "ports": {PORT: {"ifindex": "N"}}}},
-"links": {LINK: {"node1": NODE, "port1": PORT, "node2": NODE, "port2": PORT}}}``. sFlow-RT can
-also place a node by LLDP / ifName learned from counters; sflowpipe resolves a link end only
-where the node names its ``agent`` and the port its ``ifindex`` (ends without them are kept and
-served back, but no sample maps to them).
+"links": {LINK: {"node1": NODE, "port1": PORT, "node2": NODE, "port2": PORT}}}``; ``nodes`` is
+optional. A link end is placed at (agent, ifIndex) from the node's ``agent`` and the port's
+``ifindex`` where given; otherwise, as sFlow-RT does, from what the agent itself reports in its
+counter samples: its host name (host_descr, 0:2000) is the node, a data source's port name
+(port_name, 0:1005) the port (:class:`LearnedTopology`). sFlow-RT can also ask SNMP; sflowpipe
+does not.
 
 ``link:inputifindex`` / ``link:outputifindex`` give the name of the link whose end is that
 (agent, ifIndex): the packet came in on (left by) an inter-switch link. A port that is no link's
@@ -14,7 +16,7 @@ end (an edge port) gives no value, so the filter ``link:inputifindex=null`` keep
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from processors.flowspec.errors import FlowSpecError
 
@@ -36,7 +38,8 @@ class Topology:
 
     nodes: dict
     links: dict
-    _ends: dict = field(default_factory=dict, compare=False, repr=False)
+    _ends: dict = field(default_factory=dict, compare=False, repr=False)  # (agent, ifindex) -> link
+    _named: dict = field(default_factory=dict, compare=False, repr=False)  # (node, port) -> link, unplaced ends
 
     def as_json(self) -> dict:
         """The body, as GET /topology/json serves it."""
@@ -53,6 +56,38 @@ class Topology:
     @property
     def resolved_ends(self) -> int:
         return len(self._ends)
+
+    @property
+    def named_ends(self) -> bool:
+        """Some link ends wait for an agent to report its host and port names."""
+        return bool(self._named)
+
+
+class LearnedTopology:
+    """The topology as one worker sees it: ends the body places, then ends placed by the host name
+    and port names an agent reports in its counter samples (``text_of(agent)``: {data source:
+    {"host_name"|"ifname": value}}, processors.counters.CounterMetrics.text)."""
+
+    __slots__ = ("topology", "text_of", "_names")
+
+    def __init__(self, topology: Topology, text_of: Callable[[str], dict]) -> None:
+        self.topology = topology
+        self.text_of = text_of
+        self._names: dict = {}  # agent -> (host name, {ifindex: ifname}), for this view's life (a batch)
+
+    def link(self, agent: str | None, ifindex: str | None) -> str | None:
+        t = self.topology
+        found = t._ends.get((agent, ifindex))
+        if found is not None or not t._named or agent is None:
+            return found
+        names = self._names.get(agent)
+        if names is None:
+            text = self.text_of(agent)
+            host = next((v["host_name"] for v in text.values() if v.get("host_name")), None)
+            names = self._names[agent] = (host, {ds: v["ifname"] for ds, v in text.items() if v.get("ifname")})
+        host, ports = names
+        port = ports.get(ifindex)
+        return t._named.get((host, port)) if host is not None and port is not None else None
 
 
 def parse_topology(body: Any) -> Topology:
@@ -91,6 +126,7 @@ def parse_topology(body: Any) -> Topology:
                                     field=f"nodes.{nname}.ports.{pname}.ifindex", token=str(ifx))
             ports[(nname, pname)] = (agent, _ifindex_text(ifx))
     ends: dict[tuple[str, str], str] = {}
+    named: dict[tuple[str, str], str] = {}
     for lname, link in links.items():
         if not isinstance(link, dict):
             raise FlowSpecError(f"topology: link {lname!r} must be an object", field=f"links.{lname}", token=lname)
@@ -102,4 +138,6 @@ def parse_topology(body: Any) -> Topology:
             agent, ifx = ports.get((link[n], link[p]), (None, None))
             if agent is not None and ifx is not None:
                 ends[(agent, ifx)] = lname
-    return Topology(nodes=nodes, links=links, _ends=ends)
+            else:
+                named[(link[n], link[p])] = lname
+    return Topology(nodes=nodes, links=links, _ends=ends, _named=named)

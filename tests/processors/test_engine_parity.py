@@ -125,3 +125,26 @@ def test_full_decode_only_while_a_flow_reads_a_cold_column():
     assert e.needs_full_decode
     e.apply("flow", "off", None)
     assert not e.needs_full_decode
+
+
+def test_links_without_nodes_are_placed_by_the_names_agents_report():
+    """sFlow-RT's topology may list links only: an end is placed by the agent's host_descr host
+    name (the node) and a data source's port_name (the port), from its counter samples."""
+    from tests.processors.test_counters import sample as counter_sample
+
+    e = engine(("bylink", {"keys": "link:inputifindex,link:outputifindex", "value": "frames", "t": 10}),
+               topology={"links": {"link1": {"node1": "leaf1", "port1": "swp1", "node2": "spine1", "port2": "swp1"},
+                                   "link2": {"node1": "leaf1", "port1": "swp2", "node2": "spine2",
+                                             "port2": "swp1"}}})
+    b = batch(tcp4(source_id_index=3, input=3, output=4))
+    e.on_flow_batch(b, NOW)
+    assert tops(e) == {}  # names not reported yet: no end is placed
+    e.on_counter_batch({"agent_address": A, "exporter_address": A, "samples": [
+        counter_sample([("sflowpipe.HostDescr", {"hostname": "leaf1"})], 1_000, 1, ds_type=2, ds_index=1),
+        counter_sample([("sflowpipe.PortName", {"name": "swp1"})], 1_000, 2, ds_type=0, ds_index=3),
+        counter_sample([("sflowpipe.PortName", {"name": "swp2"})], 1_000, 3, ds_type=0, ds_index=4)]})
+    e.on_flow_batch(b, NOW)
+    assert tops(e) == {("bylink", A, "3", "link1,link2"): pytest.approx(10)}
+    other = batch(tcp4(source_id_index=3, input=3, output=4), agent="192.0.2.99")  # names of another agent
+    e.on_flow_batch(other, NOW)
+    assert not any(k[1] == "192.0.2.99" for k in tops(e))

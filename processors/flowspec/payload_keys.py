@@ -28,7 +28,7 @@ from ingest.sflow.flow_records import (
     MemcacheOperation,
 )
 from ingest.sflow.payload import dns_offset, parse_arp, parse_dns, parse_icmp_echo, transport_offset
-from processors.flowspec.context import ColFn, EvalContext, _field, needing
+from processors.flowspec.context import ColFn, EvalContext, _field, _inner, needing
 
 _HEADER = frozenset(("header",))
 _IP_PAYLOAD = frozenset(("header", "ip_offset"))
@@ -287,18 +287,21 @@ PAYLOAD_KEYS: dict[str, tuple[Callable[[int], ColFn], bool]] = {
 # ---------------------------------------------------------------- the ``requests`` value
 
 _TRANSACTIONS = (HttpRequest, HttpRequestV1, MemcacheOperation, AppOperation)
+_MAX_TUNNELS = 3  # the decoder follows tunnels within tunnels this deep (ingest/sflow/header.py)
 
 
 def _v_requests(ctx: EvalContext) -> list:
     """sFlow-RT's ``requests``: transactions per sample scaled by the sampling rate. A sample counts
     when it carries an application transaction record (HTTP, memcache, app_operation) or its header
-    holds a DNS message or an ARP packet; other samples have no value (they do not count)."""
+    holds an ARP packet or a DNS message (also inside a tunnel); other samples have no value (they do
+    not count)."""
     rates = _field(ctx, 0, "sampling_rate")
-    app = _record_col(ctx, *_TRANSACTIONS)
-    dns = _dns_col(ctx, 0)
-    arp = _arp_col(ctx)
-    return [r if a is not None or d is not None or p is not None else None
-            for r, a, d, p in zip(rates, app, dns, arp)]
+    counted = [a is not None or p is not None for a, p in zip(_record_col(ctx, *_TRANSACTIONS), _arp_col(ctx))]
+    level = 0
+    while level <= _MAX_TUNNELS and (level == 0 or any(x is not None for x in _inner(ctx, level))):
+        counted = [c or d is not None for c, d in zip(counted, _dns_col(ctx, level))]  # DNS in a tunnel counts too
+        level += 1
+    return [r if c else None for r, c in zip(rates, counted)]
 
 
 v_requests = needing(_IP_PAYLOAD | _RECORDS, _v_requests)

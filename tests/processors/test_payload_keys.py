@@ -181,3 +181,27 @@ def test_every_payload_key_is_in_the_key_table():
     assert set(PAYLOAD_KEYS) <= KEY_NAMES
     assert {"arpipsender", "dnsqname", "dnsqr", "dnsqtypename", "icmpseqno", "memcachekey", "httpurl",
             "application"} <= KEY_NAMES
+
+
+def test_dns_over_ipv6_and_inside_a_vxlan_tunnel():
+    import socket
+    import struct
+
+    from tests.payload_frames import dns_message, eth, ip4
+
+    msg = dns_message(3, "v6.example.com", 28)
+    udp6 = struct.pack(">HHHH", 40000, 53, 8 + len(msg), 0) + msg
+    hop = bytes([17, 0]) + b"\0" * 6  # a hop-by-hop options header before UDP
+    ip6 = struct.pack(">IHBB16s16s", 6 << 28, len(hop) + len(udp6), 0, 64,
+                      socket.inet_pton(socket.AF_INET6, "2001:db8::9"),
+                      socket.inet_pton(socket.AF_INET6, "2001:db8::53")) + hop + udp6
+    inner = eth(0x0800, ip4(17, struct.pack(">HHHH", 40000, 53, 8 + len(msg), 0) + dns_message(4, "in.example"),
+                            "172.16.0.9", "172.16.0.53"))
+    vxlan = eth(0x0800, ip4(17, struct.pack(">HHHH", 45000, 4789, 16 + len(inner), 0)
+                            + struct.pack(">BxxxI", 8, 5001 << 8) + inner, "10.0.0.1", "10.0.0.2"))
+    b = flow_batch([header_sample(eth(0x86DD, ip6), 1), header_sample(vxlan, 2)])
+    assert key("dnsqname", b) == ["v6.example.com.", None]
+    assert key("dnsqname.1", b) == [None, "in.example."]
+    assert key("dnsid.1", b) == [None, "4"] and key("ip6source", b)[0] == "2001:db8::9"
+    got = flow({"keys": "or:dnsqname:dnsqname.1", "value": "requests"}, b)
+    assert [(k, v) for _, k, v in got] == [("v6.example.com.", 100), ("in.example.", 100)]

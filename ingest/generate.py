@@ -7,7 +7,8 @@ the sampling rate), plus interface counters every ``counter_interval`` seconds.
 Optionally a DNS-amplification flood (``flood_target``, switched with ``flooding``): UDP from
 source port 53 of many reflectors to one address, full-size frames, ``flood_share`` of the flow
 samples, so a threshold on ``ipdestination,udpsourceport`` frames fires on it while the normal
-mix (whose DNS flows go *to* port 53) never does.
+mix (whose DNS flows go *to* port 53) never does. The DNS packets carry DNS messages (queries for
+a few names, ANY answers in the flood) so that the DNS flow keys have something to show.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ingest.udp import parse_hostport
 
 
 def ipv4_packet(src: str, dst: str, proto: int, sport: int, dport: int, length: int, flags: int = 0x18,
-                ttl: int = 64) -> bytes:
+                ttl: int = 64, payload: bytes = b"") -> bytes:
     """An Ethernet/IPv4/TCP-or-UDP header as a switch would sample it (first 128 bytes at most)."""
     eth = bytes.fromhex("020000000002020000000001") + b"\x08\x00"
     if proto == 6:
@@ -35,8 +36,23 @@ def ipv4_packet(src: str, dst: str, proto: int, sport: int, dport: int, length: 
         l4 = struct.pack(">HHHH", sport, dport, max(8, length - 20), 0)
     ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, length, 0, 0x4000, ttl, proto, 0,
                      socket.inet_aton(src), socket.inet_aton(dst))
-    pkt = eth + ip + l4
+    pkt = eth + ip + l4 + payload[: max(0, length - 20 - len(l4))]
     return (pkt + bytes(max(0, min(128, length + 14) - len(pkt))))[:128]
+
+
+DNS_NAMES = ("www.example.com", "api.example.net", "cdn.example.org", "mail.example.com", "ntp.example.net")
+
+
+def dns_payload(f: Flow) -> bytes:
+    """What a UDP flow to port 53 carries: a query for one of DNS_NAMES (picked by the source port, so
+    the random sequence is untouched); from port 53 (the flood): an answer to an ANY query."""
+    if f.proto != 17 or 53 not in (f.sport, f.dport):
+        return b""
+    query = f.dport == 53
+    name = DNS_NAMES[f.sport % len(DNS_NAMES)] if query else "example.com"
+    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+    return struct.pack(">HHHHHH", (f.sport if query else f.dport) & 0xFFFF, 0x0100 if query else 0x8180, 1,
+                       0 if query else 20, 0, 0) + qname + struct.pack(">HH", 1 if query else 255, 1)
 
 
 @dataclass
@@ -120,7 +136,7 @@ class Generator:
         inp = 1 + hash((f.src, agent)) % self.interfaces
         out = 1 + hash((f.dst, agent)) % self.interfaces
         self.octets[(agent, inp)] += f.size * self.sampling_rate
-        header = ipv4_packet(f.src, f.dst, f.proto, f.sport, f.dport, f.size - 14)
+        header = ipv4_packet(f.src, f.dst, f.proto, f.sport, f.dport, f.size - 14, payload=dns_payload(f))
         return FlowSample(False, self.sample_seq[agent] & 0xFFFFFFFF, 0, inp, self.sampling_rate,
                           self.pool[agent] & 0xFFFFFFFF, 0, 0, inp, 0, out, (
                               SampledHeader.of(1, f.size + 4, 4, header),

@@ -2,8 +2,8 @@
 
 A discard_sample_batch message carries rows (one per notification, with typed records); flow
 keys and filters read columns shaped like a flow_sample_batch. ``discard_columns`` builds those
-columns from each notification's first sampled_header (its decoded packet) and extended_switch
-record, plus the notification's ``reason`` code (the ``reason`` key).
+columns from each notification's first sampled_header (its decoded packet and raw bytes) and
+extended_switch record, its records, plus the notification's ``reason`` code (the ``reason`` key).
 
 A notification reports one dropped packet; it is not sampled, so its ``sampling_rate`` column is 1
 (``frames`` counts notifications, ``bytes`` their frame lengths).
@@ -38,7 +38,9 @@ def discard_columns(batch: dict) -> dict:
     for name in _ENVELOPE:
         cols[name] = [s.get(name) for s in samples]
     headers = [_record(s.get("records"), _HEADER) for s in samples]
-    cols["frame_length"] = [h.get("frame_length") if h is not None else None for h in headers]
+    for name in ("header_protocol", "frame_length", "stripped", "header"):  # header: payload keys read it
+        cols[name] = [h.get(name) if h is not None else None for h in headers]
+    cols["records"] = [s.get("records") or [] for s in samples]  # application records (payload keys)
     decoded = [h.get("decoded") if h is not None else None for h in headers]
     for name in DECODED_COLUMNS:
         cols[name] = [d.get(name) if d is not None else None for d in decoded]

@@ -62,6 +62,8 @@ class Engine:
         self._ds_cache: dict[tuple[int, int], str] = {}
         self.topology: Topology | None = None  # sFlow-RT's /topology/json (link: keys, aggMode edge)
         self.keys_seen = FlowKeysSeen(clock)  # which flow keys had values (/flowkeys/json)
+        # cold flow-batch columns some flow reads (payload keys, requests): the app then decodes whole batches
+        self.cold_columns: frozenset[str] = frozenset()
 
     # ---------------------------------------------------------------- definitions (live)
 
@@ -70,12 +72,14 @@ class Engine:
         if kind == "flow":
             if definition is None:
                 self._end_flow_log(self.flows.pop(name, None))
+                self._update_cold_columns()
                 return
             old = self.flows.get(name)
             if old is not None and old.definition == definition:
                 return
             self._end_flow_log(old)
             self.flows[name] = _Flow(name, definition)
+            self._update_cold_columns()
             log.info("flow %s: keys=%s value=%s filter=%s", name, definition.keys, definition.value,
                      definition.filter)
         elif kind == "threshold":
@@ -91,6 +95,9 @@ class Engine:
                              else parse_topology(definition))
         elif kind != "forwarding":  # forwarding targets are the forward sink's
             raise ValueError(f"unknown definition kind {kind!r}")
+
+    def _update_cold_columns(self) -> None:
+        self.cold_columns = frozenset().union(*(f.compiled.needs for f in self.flows.values() if not f.dropped))
 
     # ---------------------------------------------------------------- input
 
@@ -148,11 +155,6 @@ class Engine:
         if t is None or not t.named_ends:
             return t
         return LearnedTopology(t, self.counters.text)
-
-    @property
-    def needs_full_decode(self) -> bool:
-        """A flow reads a flow-sample column past the hot prefix (e.g. ip_offset): decode whole messages."""
-        return any(f.compiled.full_decode for f in self.flows.values())
 
     @property
     def wants_discards(self) -> bool:

@@ -166,6 +166,28 @@ def test_top_flows_agents_and_counters_are_live(up):
     assert "openapi" in requests.get(rt + "/api-docs", timeout=10).json()
 
 
+def test_top_flows_dns_shortcuts_see_the_demo_queries(up):
+    """InMon's top-flows "Requested domains" and "Request types" shortcuts, as it defines them (PUT a
+    flow keyed by dnsqname / dnsqtypename valued in requests, then poll its active flows)."""
+    from ingest.generate import DNS_NAMES
+
+    rt = up["url"]
+    for name, keys in (("tf_domains", "dnsqname"), ("tf_types", "dnsqtypename")):
+        body = {"keys": keys, "value": "requests", "filter": None, "t": 2, "n": 10, "fs": "_SEP_"}
+        r = requests.put(rt + f"/flow/{name}/json", data=json.dumps(body), timeout=10)
+        assert r.status_code in (200, 204), r.text
+
+    def seen(name):
+        rows = requests.get(rt + f"/activeflows/ALL/{name}/json?maxFlows=20&minValue=0.01", timeout=10).json()
+        return {row["key"] for row in rows} or None
+
+    domains = _wait(lambda: seen("tf_domains"), 60)
+    assert domains and domains <= {n + "." for n in DNS_NAMES}, domains
+    assert _wait(lambda: seen("tf_types"), 60) == {"A"}  # the demo's queries (no flood unless switched on)
+    for name in ("tf_domains", "tf_types"):
+        assert requests.delete(rt + f"/flow/{name}/json", timeout=10).status_code in (200, 204)
+
+
 def test_clickhouse_fills_from_the_pipeline(up):
     def count():
         res = subprocess.run([sys.executable, "-m", "sflowpipe.cli", "sql",

@@ -1,7 +1,7 @@
 """sFlow-RT's flow definition language (keys, key functions, filters), compiled column-wise.
 
 A flow definition (sFlow-RT "Defining Flows") names ``keys`` (flow keys or key functions, joined with
-``fs`` into the flow key string), a ``value`` (bytes, frames, bps, fps), an optional ``filter`` and the
+``fs`` into the flow key string), a ``value`` (bytes, frames, bps, fps, requests), an optional ``filter`` and the
 smoothing / top-N parameters ``t`` and ``n``.
 
 Everything here is compiled once into closures that work on whole columns of a decoded
@@ -48,7 +48,7 @@ from processors.flowspec.context import EvalContext
 from processors.flowspec.definition import AGG_MODES, VALUES, CompiledFlow, FlowDef, compile_flow, parse_definition
 from processors.flowspec.errors import FlowSpecError
 from processors.flowspec.filters import Filter, compile_filter
-from processors.flowspec.functions import FUNCTION_NAMES, base_keys_of, compile_key
+from processors.flowspec.functions import FUNCTION_NAMES, compile_key
 from processors.flowspec.keys import DROP_KEYS, KEY_NAMES, NOT_FROM_SFLOW, not_from_sflow
 
 __all__ = [
@@ -67,6 +67,5 @@ __all__ = [
     "AGG_MODES",
     "DROP_KEYS",
     "NOT_FROM_SFLOW",
-    "base_keys_of",
     "not_from_sflow",
 ]

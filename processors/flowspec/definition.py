@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
 
-from processors.flowspec.context import EvalContext, _field
+from processors.flowspec.context import EvalContext, _field, collecting_needs, note_needs
 from processors.flowspec.errors import FlowSpecError
 from processors.flowspec.filters import compile_filter
-from processors.flowspec.functions import base_keys_of, compile_key
-from processors.flowspec.keys import COLD_KEYS, DROP_KEYS
+from processors.flowspec.functions import compile_key
+from processors.flowspec.keys import DROP_KEYS
+from processors.flowspec.payload_keys import v_requests
 
-VALUES = ("bytes", "frames", "bps", "fps")
+VALUES = ("bytes", "frames", "bps", "fps", "requests")
 
 
 # sFlow-RT's aggMode of a flow (InMon's apps write 'edge' and 'AGENT'; compared case-insensitively):
@@ -35,8 +36,6 @@ class FlowDef:
     fs: str = ","
     agg_mode: str | None = None  # one of AGG_MODES
     dropped: bool = False  # over discarded-packet notifications instead of packet samples
-    # (base key name, tunnel level) the keys and filter read: derived, not part of the definition
-    base_keys: frozenset = field(default=frozenset(), compare=False)
 
 
 def _split_keys(spec: str) -> list[str]:
@@ -110,22 +109,23 @@ def parse_definition(name: str, d: dict) -> FlowDef:
     if any(not k for k in keys):
         raise FlowSpecError(f"flow {name!r}: empty flow key in keys {keys_spec!r}")
     offset = 0
-    used: set = set()
-    for i, k in enumerate(keys):
-        try:
-            used |= base_keys_of(lambda: compile_key(k))[1]
-        except FlowSpecError as e:  # point at the key in what the user wrote
+    with collecting_needs() as key_needs:  # the columns the keys read (DROP_KEYS': discard notifications only)
+        for i, k in enumerate(keys):
+            try:
+                compile_key(k)
+            except FlowSpecError as e:  # point at the key in what the user wrote
+                if isinstance(keys_spec, str):
+                    at = keys_spec.find(k, offset)
+                    raise e.located("keys", max(at, 0), k) from None
+                raise e.located(f"keys[{i}]", 0, k) from None
             if isinstance(keys_spec, str):
-                at = keys_spec.find(k, offset)
-                raise e.located("keys", max(at, 0), k) from None
-            raise e.located(f"keys[{i}]", 0, k) from None
-        if isinstance(keys_spec, str):
-            offset = keys_spec.find(k, offset) + len(k)
+                offset = keys_spec.find(k, offset) + len(k)
     value = d.get("value", "bytes")
     if value not in VALUES:
         raise FlowSpecError(f"flow {name!r}: unknown flow value {value!r} (want one of {', '.join(VALUES)})",
                             field="value", token=str(value), position=0)
     flt = d.get("filter")
+    filter_needs: set = set()
     if flt is not None:
         if not isinstance(flt, str):
             raise FlowSpecError(f"flow {name!r}: filter must be a string")
@@ -133,39 +133,41 @@ def parse_definition(name: str, d: dict) -> FlowDef:
             flt = None
         else:
             try:
-                used |= base_keys_of(lambda: compile_filter(flt))[1]
+                with collecting_needs() as filter_needs:
+                    compile_filter(flt)
             except FlowSpecError as e:
                 raise e.located("filter") from None
-    drop_only = sorted({k for k, _ in used} & DROP_KEYS)
-    if drop_only and not dropped:
-        tok = drop_only[0]
-        where, text = ("keys", ",".join(keys) if not isinstance(keys_spec, str) else keys_spec)
-        if tok not in text:
-            where, text = "filter", flt or ""
-        raise FlowSpecError(f"flow {name!r}: {tok!r} is a key of discarded-packet notifications: set dropped: true",
-                            field=where, token=tok, position=max(text.find(tok), 0))
+    for where, needs, text in (("keys", key_needs, ",".join(keys) if not isinstance(keys_spec, str) else keys_spec),
+                               ("filter", filter_needs, flt or "")):
+        drop_only = sorted(needs & DROP_KEYS)
+        if drop_only and not dropped:
+            tok = drop_only[0]
+            raise FlowSpecError(f"flow {name!r}: {tok!r} is a key of discarded-packet notifications: set dropped: true",
+                                field=where, token=tok, position=max(text.find(tok), 0))
     t = min(600.0, max(0.2, _number(name, "t", d.get("t"), 2.0)))
     n = int(min(20, max(5, _number(name, "n", d.get("n"), 5))))
     fs = d.get("fs", ",")
     if not isinstance(fs, str):
         raise FlowSpecError(f"flow {name!r}: fs must be a string")
     return FlowDef(name=name, keys=tuple(keys), value=value, filter=flt, t=t, n=n, fs=fs, agg_mode=agg_mode,
-                   dropped=dropped, base_keys=frozenset(used))
+                   dropped=dropped)
 
 
 class CompiledFlow:
     """A flow definition compiled for column-wise evaluation over flow sample batches."""
 
-    __slots__ = ("fd", "keys", "filter", "_value", "_fs", "full_decode")
+    __slots__ = ("fd", "keys", "filter", "_value", "_fs", "needs")
 
     def __init__(self, fd: FlowDef) -> None:
         self.fd = fd
-        self.keys = tuple(compile_key(k) for k in fd.keys)
-        self.filter = compile_filter(fd.filter) if fd.filter else None
+        with collecting_needs() as needs:
+            self.keys = tuple(compile_key(k) for k in fd.keys)
+            self.filter = compile_filter(fd.filter) if fd.filter else None
+            self._value = _VALUE_FNS[fd.value]
+            note_needs(self._value)
+        # the cold batch columns (beyond schemas.definitions.HOT_DECODED) its keys, filter and value read
+        self.needs: frozenset[str] = frozenset(needs)
         self._fs = fd.fs
-        self._value = _VALUE_FNS[fd.value]
-        # reads an outer-packet column past the hot prefix the workers decode by default
-        self.full_decode = any(k in COLD_KEYS and level == 0 for k, level in fd.base_keys)
 
     def evaluate(self, batch: dict, enrich: Any = None, ctx: EvalContext | None = None) -> list[tuple[int, str, float]]:
         """``(sample index, flow key, contribution)`` for each sample that passes the filter and has every key.
@@ -223,7 +225,7 @@ def _v_bps(ctx: EvalContext) -> list:
     ]
 
 
-_VALUE_FNS = {"bytes": _v_bytes, "frames": _v_frames, "bps": _v_bps, "fps": _v_frames}
+_VALUE_FNS = {"bytes": _v_bytes, "frames": _v_frames, "bps": _v_bps, "fps": _v_frames, "requests": v_requests}
 
 
 def compile_flow(fd: FlowDef) -> CompiledFlow:

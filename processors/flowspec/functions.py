@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import threading
 from typing import Any, Callable
 
 from processors.flowspec.context import _CACHE_LIMIT, ColFn, EvalContext
@@ -51,27 +50,11 @@ def _split_args(text: str, what: str) -> list[tuple[str, bool]]:
 _MAX_DEPTH = 32
 
 
-_USED = threading.local()  # base keys named while compiling (see base_keys_of)
-
-
 def compile_key(text: str, what: str = "key") -> _Key:
     """Compile a flow key or key function expression."""
     if not isinstance(text, str):
         raise FlowSpecError(f"{what}: flow key must be a string, not {type(text).__name__}")
     return _compile_key(text.strip(), what, 0)
-
-
-def base_keys_of(compile: Callable[[], Any]) -> tuple[Any, set[tuple[str, int]]]:
-    """Run ``compile()`` (compile_key / compile_filter) and return its result and the base keys it
-    named, as (name, tunnel level): how a definition learns which columns it reads."""
-    outer = getattr(_USED, "keys", None)
-    _USED.keys = used = set()
-    try:
-        return compile(), used
-    finally:
-        _USED.keys = outer
-        if outer is not None:
-            outer |= used
 
 
 def _compile_key(text: str, what: str, depth: int) -> _Key:
@@ -107,9 +90,6 @@ def _parse_key(toks: list, pos: int, what: str, depth: int, text: str) -> tuple[
     level = int(m.group(2)) if m.group(2) else 0
     if level and not nestable:
         raise FlowSpecError(f"{what}: unknown flow key {tok!r} ({m.group(1)} has no tunnel level)", token=tok)
-    used = getattr(_USED, "keys", None)
-    if used is not None:
-        used.add((m.group(1), level))
     return _Key(tok, build(level)), pos + 1
 
 

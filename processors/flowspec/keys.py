@@ -7,7 +7,8 @@ from typing import Callable
 
 from ingest.sflow.discard_reasons import DISCARD_REASONS
 from processors.flows import data_source
-from processors.flowspec.context import _CACHE_LIMIT, ColFn, EvalContext, _field
+from processors.flowspec.payload_keys import PAYLOAD_KEYS
+from processors.flowspec.context import _CACHE_LIMIT, ColFn, EvalContext, _field, needing, note_needs
 
 _S = tuple(str(i) for i in range(65536))  # int -> decimal text, for the 16-bit fields
 _TCPFLAGS = tuple(format(i, "09b") for i in range(512))
@@ -316,15 +317,25 @@ def _vni_level(level: int) -> ColFn:  # vni of the packet at ``level`` (any widt
     return col
 
 
-def _tunnel_id_key(proto: int) -> Callable[[int], ColFn]:
-    """vxlanvni (the decoder sets ``vni`` on a UDP packet for VXLAN, port 4789) and grevsid (on a
-    GRE packet for NVGRE, transparent Ethernet bridging): the tunnel identifier, told apart by the
-    carrying packet's IP protocol."""
+def _tunnel_id_key(proto: int, port: int | None = None) -> Callable[[int], ColFn]:
+    """vxlanvni / genevevni (the decoder sets ``vni`` on a UDP packet to port 4789 / 6081) and grevsid
+    (on a GRE packet carrying Ethernet, NVGRE): the tunnel identifier, told apart by the carrying
+    packet's IP protocol and UDP destination port."""
 
     def build(level: int) -> ColFn:
-        def col(ctx: EvalContext) -> list:
-            return [(_S[x] if 0 <= x < 65536 else _istr(x)) if x is not None and p == proto else None
-                    for x, p in zip(_field(ctx, level, "vni"), _field(ctx, level, "ip_protocol"))]
+        if port is None:
+
+            def col(ctx: EvalContext) -> list:
+                return [(_S[x] if 0 <= x < 65536 else _istr(x)) if x is not None and p == proto else None
+                        for x, p in zip(_field(ctx, level, "vni"), _field(ctx, level, "ip_protocol"))]
+
+        else:
+
+            def col(ctx: EvalContext) -> list:
+                return [(_S[x] if 0 <= x < 65536 else _istr(x)) if x is not None and p == proto and d == port
+                        else None
+                        for x, p, d in zip(_field(ctx, level, "vni"), _field(ctx, level, "ip_protocol"),
+                                           _field(ctx, level, "dst_port"))]
 
         return col
 
@@ -355,14 +366,21 @@ def _direction_key(level: int) -> ColFn:
 
 
 def _offset_key(field: str) -> Callable[[int], ColFn]:
+    """An offset into the sampled header (ip_offset): of the outer packet a cold column (past the
+    hot prefix the workers decode), of a tunnelled one part of the hot ``inner`` column."""
+
     def build(level: int) -> ColFn:
         def col(ctx: EvalContext) -> list:
             S = _S
             return [S[x] if x is not None and 0 <= x < 65536 else None for x in _field(ctx, level, field)]
 
-        return col
+        return needing(frozenset((field,)), col) if level == 0 else col
 
     return build
+
+
+# Keys (and the columns they read) that only discarded-packet notifications have (dropped: true flows).
+DROP_KEYS = frozenset({"reason"})
 
 
 def _reason_key(level: int) -> ColFn:
@@ -373,7 +391,7 @@ def _reason_key(level: int) -> ColFn:
     def col(ctx: EvalContext) -> list:
         return [(names.get(r) or _istr(r)) if r is not None else None for r in _field(ctx, 0, "reason")]
 
-    return col
+    return needing(DROP_KEYS, col)  # a column of discard notifications only: parse_definition checks it
 
 
 def _dscp_names() -> tuple:
@@ -401,20 +419,15 @@ def _is_broadcast(level: int) -> ColFn:
 _BASE_KEYS["ipdscpname"] = (_ip_int_key("tos", 4, lambda x: x >> 2, _DSCP), True)
 _BASE_KEYS["ip6dscpname"] = (_ip_int_key("tos", 6, lambda x: x >> 2, _DSCP), True)
 _BASE_KEYS["isbroadcast"] = (_is_broadcast, True)
-_BASE_KEYS["vni"] = (_vni_level, True)  # VXLAN VNI / NVGRE VSID of the tunnel at that level (sflowpipe's alias)
-_BASE_KEYS["vxlanvni"] = (_tunnel_id_key(17), True)
+_BASE_KEYS["vni"] = (_vni_level, True)  # VXLAN / Geneve VNI, NVGRE VSID of the tunnel at that level (alias)
+_BASE_KEYS["vxlanvni"] = (_tunnel_id_key(17, 4789), True)
+_BASE_KEYS["genevevni"] = (_tunnel_id_key(17, 6081), True)
 _BASE_KEYS["grevsid"] = (_tunnel_id_key(47), True)
 _BASE_KEYS["direction"] = (_direction_key, False)
 _BASE_KEYS["ip_offset"] = (_offset_key("ip_offset"), True)
 _BASE_KEYS["reason"] = (_reason_key, False)
+_BASE_KEYS.update(PAYLOAD_KEYS)  # ARP, DNS, ICMP echo, application records (processors/flowspec/payload_keys.py)
 KEY_NAMES = frozenset(_BASE_KEYS)
-
-# Keys read from columns the workers do not decode by default (past the hot prefix of a
-# flow-sample message): a flow using one at the outer level makes the worker decode whole messages.
-COLD_KEYS = frozenset({"ip_offset"})
-
-# Keys that only mean something on discarded-packet notifications (dropped: true flows).
-DROP_KEYS = frozenset({"reason"})
 
 # sFlow-RT keys and functions whose values come from outside sFlow (refused with the reason, not as
 # unknown): sflowpipe computes flows from sFlow records only.
@@ -449,6 +462,7 @@ class _Key:
     def __init__(self, canon: str, raw: ColFn) -> None:
         self.canon = canon
         self._raw = raw
+        note_needs(raw)  # a key over cold columns makes the flow being compiled need them
         ck = ("#k", canon)
 
         def col(ctx: EvalContext) -> list:

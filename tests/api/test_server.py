@@ -232,7 +232,7 @@ async def test_openapi_document_lists_every_route_and_ui_is_served():
 @pytest.mark.asyncio
 @pytest.mark.parametrize("body, field, token, position", [
     ({"keys": "ipsource,nosuchkey"}, "keys", "nosuchkey", 9),
-    ({"keys": "memcachekey"}, "keys", "memcachekey", 0),
+    ({"keys": "memcachekey.1"}, "keys", "memcachekey.1", 0),  # application records have no tunnel level
     ({"keys": "ipsource", "filter": "ipprotocol=6&&"}, "filter", None, 13),
     ({"keys": "ipsource", "filter": "ipprotocol=6&nosuch=1"}, "filter", "nosuch", 13),
     ({"keys": "ipsource", "value": "packets"}, "value", "packets", 0),

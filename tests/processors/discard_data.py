@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
-import struct
-
 from ingest.batches import AgentBatches
 from ingest.sflow.encode import encode_datagram
 from ingest.sflow.flow_records import SampledHeader
 from ingest.sflow.model import Datagram, DiscardSample
-
-
-def tcp_frame(src: str, dst: str, sport: int = 40000, dport: int = 443, src_mac: bytes = b"\x00\x0c\x29\xa1\xb2\xc3",
-              length: int = 40) -> bytes:
-    """Ethernet + IPv4 + TCP (SYN) headers."""
-    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, length, 1, 0x4000, 64, 6, 0, ipaddress.IPv4Address(src).packed,
-                     ipaddress.IPv4Address(dst).packed)
-    tcp = struct.pack(">HHIIBBHHH", sport, dport, 1, 0, 0x50, 0x02, 65535, 0, 0)
-    return b"\x02\x00\x00\x00\x00\x02" + src_mac + b"\x08\x00" + ip + tcp
+from tests.payload_frames import tcp_frame  # noqa: F401  (re-exported: the frames the tests drop)
 
 
 def discard_datagram(agent: str, drops: list[tuple[int, int, bytes]], seq: int = 1, uptime: int = 1000) -> Datagram:

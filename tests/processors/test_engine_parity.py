@@ -118,13 +118,23 @@ def test_flowkeys_lists_keys_with_values_and_examines_one_batch_per_interval():
     assert "ipsource" not in e.keys_seen.message("w1", NOW + 3604)["keys"]  # forgotten after an hour
 
 
-def test_full_decode_only_while_a_flow_reads_a_cold_column():
+def test_cold_columns_while_a_packet_flow_reads_ip_offset_never_for_dropped_flows():
     e = engine(("pkts", {"keys": "ipsource"}))
-    assert not e.needs_full_decode
+    assert not e.cold_columns
     e.apply("flow", "off", parse("flow", "off", {"keys": "ip_offset"}))
-    assert e.needs_full_decode
+    assert e.cold_columns == {"ip_offset"}
     e.apply("flow", "off", None)
-    assert not e.needs_full_decode
+    e.apply("flow", "drops", parse("flow", "drops", {"keys": "reason,ip_offset,dnsqname", "dropped": True}))
+    assert not e.cold_columns  # discard batches are decoded whole anyway
+
+
+def test_payload_keys_on_dropped_packets():
+    """A dropped: true flow reads the dropped packet's payload too (here: its DNS query)."""
+    from tests.payload_frames import dns_frame
+
+    e = engine(("dropdns", {"keys": "reason,dnsqname", "value": "frames", "dropped": True, "t": 10}))
+    e.on_discard_batch(decoded(discard_batch(discard_datagram(A, [(3, 258, dns_frame("10.0.0.9", "10.0.0.53", 7, "example.com"))]))), NOW)
+    assert tops(e) == {("dropdns", A, "3", "acl,example.com."): pytest.approx(0.1)}
 
 
 def test_links_without_nodes_are_placed_by_the_names_agents_report():

@@ -36,13 +36,14 @@ def nvgre(**kw):
 # ---------------------------------------------------------------- tunnel identifiers
 
 
-def test_vxlanvni_and_grevsid_tell_the_tunnel_apart_and_vni_stays_an_alias():
-    b = batch(vxlan(), nvgre(), tcp4(), vxlan(vni=16777215))
-    assert col("vxlanvni", b) == ["5000", None, None, "16777215"]
-    assert col("grevsid", b) == [None, "77", None, None]
-    assert col("vni", b) == ["5000", "77", None, "16777215"]
-    assert col("vxlanvni.1", b) == [None] * 4  # the inner packets carry no tunnel
-    assert mask("vxlanvni=5000", b) == [True, False, False, False]
+def test_vxlanvni_genevevni_and_grevsid_tell_the_tunnel_apart_and_vni_stays_an_alias():
+    b = batch(vxlan(), nvgre(), tcp4(), vxlan(vni=16777215), vxlan(dst_port=6081, vni=42))
+    assert col("vxlanvni", b) == ["5000", None, None, "16777215", None]
+    assert col("genevevni", b) == [None, None, None, None, "42"]
+    assert col("grevsid", b) == [None, "77", None, None, None]
+    assert col("vni", b) == ["5000", "77", None, "16777215", "42"]
+    assert col("vxlanvni.1", b) == [None] * 5  # the inner packets carry no tunnel
+    assert mask("vxlanvni=5000", b) == [True, False, False, False, False]
 
 
 # ---------------------------------------------------------------- InMon's fabric-view keys
@@ -73,16 +74,16 @@ def test_direction_is_where_the_data_source_sits_on_the_packets_path():
 # ---------------------------------------------------------------- ip_offset
 
 
-def test_ip_offset_outer_and_inner_and_it_asks_for_full_decoding():
+def test_ip_offset_outer_and_inner_and_the_outer_one_is_a_cold_column():
     b = batch(vxlan(inner=dict(INNER, ip_offset=64)), tcp4(), udp4())
     b["ip_offset"] = [14, 18, None]
     assert col("ip_offset", b) == ["14", "18", None]
     assert col("ip_offset.1", b) == ["64", None, None]
     assert mask("ip_offset!=null", b) == [True, True, False]
-    assert compile_flow(parse_definition("f", {"keys": "ipsource,ip_offset"})).full_decode
-    assert compile_flow(parse_definition("f", {"keys": "ipsource", "filter": "ip_offset=18"})).full_decode
-    assert not compile_flow(parse_definition("f", {"keys": "ip_offset.1"})).full_decode  # inner is hot
-    assert not compile_flow(parse_definition("f", {"keys": "ipsource"})).full_decode
+    assert compile_flow(parse_definition("f", {"keys": "ipsource,ip_offset"})).needs == {"ip_offset"}
+    assert compile_flow(parse_definition("f", {"keys": "ipsource", "filter": "ip_offset=18"})).needs == {"ip_offset"}
+    assert not compile_flow(parse_definition("f", {"keys": "ip_offset.1"})).needs  # inner is hot
+    assert not compile_flow(parse_definition("f", {"keys": "ipsource"})).needs
 
 
 # ---------------------------------------------------------------- oui:

@@ -1,8 +1,10 @@
 """sFlow-RT's flow definition language (keys, key functions, filters), compiled column-wise.
 
 A flow definition (sFlow-RT "Defining Flows") names ``keys`` (flow keys or key functions, joined with
-``fs`` into the flow key string), a ``value`` (bytes, frames, bps, fps, requests), an optional ``filter`` and the
-smoothing / top-N parameters ``t`` and ``n``.
+``fs`` into the flow key string; none: one flow, key ``""``), a ``value`` (bytes, frames, bps, fps,
+requests), an optional ``filter``, the smoothing / top-N parameters ``t`` and ``n``, and sFlow-RT's
+``aggMode`` (edge, agent: applied by processors/engine.py) and ``dropped`` (computed over discarded-packet
+notifications, processors/discards.py).
 
 Everything here is compiled once into closures that work on whole columns of a decoded
 ``flow_sample_batch`` datum (a dict of per-sample lists): a key extractor returns the list of the key's

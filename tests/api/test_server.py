@@ -94,9 +94,10 @@ async def test_metric_dump_metrics_and_prometheus_paths():
         assert [(d["dataSource"], d["metricValue"]) for d in dump] == [("1", 100.0), ("2", 300.0)]
         assert set(dump[0]) >= {"agent", "dataSource", "metricName", "metricValue", "lastUpdate"}
         names = await (await client.get("/metrics/json")).json()
-        assert set(names) == {"ifinoctets", "ifinutilization"}
+        assert set(names) == {"ifinoctets", "ifinutilization", "pair"}  # flow metrics are metrics too
         per_agent = await (await client.get("/metric/10.0.0.1/json")).json()
-        assert per_agent == {"1.ifinoctets": 100.0, "1.ifinutilization": 1.5, "2.ifinoctets": 300.0}
+        assert per_agent == {"1.ifinoctets": 100.0, "1.ifinutilization": 1.5, "2.ifinoctets": 300.0,
+                             "1.pair": 3000.0, "2.pair": 10.0}
         text = await (await client.get("/prometheus/metrics/10.0.0.1/ifinoctets/txt")).text()
         assert 'ifinoctets{agent="10.0.0.1",datasource="2"} 300' in text and "10.0.0.2" not in text
         assert (await client.get("/metric/ALL/median:ifinoctets/json")).status == 400

@@ -263,6 +263,14 @@ def test_web_ui_pages_show_live_data_in_a_real_browser(up, tmp_path):
         defined = requests.get(up["url"] + "/flow/json", timeout=10).json()
         assert any(d["keys"] == "ipsource,ipdestination,tcpdestinationport" for d in defined.values())
         driver.save_screenshot(str(shots / "flows.png"))
+        # a flow the workers cannot compute: refused, its message next to the keys typed
+        keys = driver.find_element(By.ID, "keys")
+        keys.clear()
+        keys.send_keys("ipsource,nosuchkey")
+        driver.find_element(By.CSS_SELECTOR, "#browse button").click()
+        wait.until(lambda d: "nosuchkey" in d.find_element(By.ID, "keys-error").text)
+        assert driver.find_element(By.ID, "keys").get_attribute("aria-invalid") == "true"
+        assert driver.find_element(By.ID, "keys-error").text.splitlines()[-1] == " " * 9 + "^"
 
         # events: the long-poll fills the table with elephant events
         driver.get(up["url"] + "/ui/events.html")

@@ -270,7 +270,8 @@ def test_web_ui_pages_show_live_data_in_a_real_browser(up, tmp_path):
         driver.find_element(By.CSS_SELECTOR, "#browse button").click()
         wait.until(lambda d: "nosuchkey" in d.find_element(By.ID, "keys-error").text)
         assert driver.find_element(By.ID, "keys").get_attribute("aria-invalid") == "true"
-        assert driver.find_element(By.ID, "keys-error").text.splitlines()[-1] == " " * 9 + "^"
+        shown = driver.find_element(By.ID, "keys-error").text.splitlines()
+        assert "ipsource,nosuchkey" in shown and shown[-1].strip() == "^"
 
         # events: the long-poll fills the table with elephant events
         driver.get(up["url"] + "/ui/events.html")

@@ -75,6 +75,7 @@ class ApiState:
         self.flow_log_index: dict[int, int] = {}  # flowID -> its read sequence number
         self.flow_log_seq = 0
         self.flows_logged = 0
+        self.seen_flow_logs: dict[tuple, None] = {}  # record contents, oldest first
         self.flowkeys: dict[str, dict] = {}  # worker -> its last flowkeys status message
         self.status: dict[str, list[dict]] = {}  # ingester -> its last two status messages
         self.lag: dict[str, int | None] = {}
@@ -126,8 +127,14 @@ class ApiState:
     def _add_flow_log(self, r: dict, partition: int, offset: int | None) -> None:
         with self.lock:
             ident = flow_id(partition, offset if offset is not None else self.flow_log_seq)
-            if ident in self.flow_log_index:  # the same record read again (a partition re-assigned)
+            content = (r["flow"], r["agent"], r["dataSource"], r["flowKeys"], r["start"], r["end"], r["reason"])
+            # the same message read again (a partition re-assigned), or the same record published
+            # again by a worker that took over (at-least-once): shown once, with its first id
+            if ident in self.flow_log_index or content in self.seen_flow_logs:
                 return
+            if len(self.seen_flow_logs) > 4 * self.settings.max_events:
+                self.seen_flow_logs = dict.fromkeys(list(self.seen_flow_logs)[-2 * self.settings.max_events:])
+            self.seen_flow_logs[content] = None
             definition = self.definitions["flow"].get(r["flow"])
             self.flow_log_seq += 1
             self.flows_logged += 1

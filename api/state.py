@@ -358,12 +358,15 @@ class ApiState:
                 last = c.get("lastSeen", 0) + age
                 a["lastSeen"] = last if a["lastSeen"] is None else min(a["lastSeen"], last)
                 a["firstSeen"] = max(a["firstSeen"], c.get("firstSeen", 0) + age)
+                for k in ("sFlowFlowDatasources", "sFlowCounterDatasources"):  # one agent: counted by one ingester
+                    a[k] = max(a.get(k, 0), c.get(k, 0))
                 if "uptime" in c:
                     a["uptime"] = c["uptime"]
                 a["ingesters"].append(st["ingester"])
         for r in self.metric_values(None):
             a = out.setdefault(r["agent"], dict.fromkeys(AGENT_COUNTERS, 0) | {
-                "sFlowDatagramSource": [], "lastSeen": r["lastUpdate"], "firstSeen": r["lastUpdate"], "ingesters": []})
+                "sFlowDatagramSource": [], "lastSeen": r["lastUpdate"], "firstSeen": r["lastUpdate"], "ingesters": [],
+                "sFlowFlowDatasources": 0, "sFlowCounterDatasources": 0})
             a.setdefault("dataSources", set()).add(r["dataSource"])
         for a in out.values():
             a["dataSources"] = sorted(a.get("dataSources", ()), key=_ds_order)

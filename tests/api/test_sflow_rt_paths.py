@@ -180,6 +180,7 @@ def _ingester_status(now: int) -> dict:
                                     "sFlowDatagramsLost": 3, "sFlowFlowSamples": 1800, "sFlowCounterSamples": 40,
                                     "sFlowFlowDuplicateSamples": 1, "sFlowFlowOutOfOrderSamples": 2,
                                     "sFlowDatagramSource": ["192.0.2.1"], "firstSeen": 60000, "lastSeen": 20,
+                                    "sFlowFlowDatasources": 2, "sFlowCounterDatasources": 3,
                                     "uptime": 123456}}}
 
 
@@ -207,6 +208,7 @@ async def test_analyzer_json_prometheus_text_license_and_agents():
         assert agent["sFlowFlowDuplicateSamples"] == 1 and agent["sFlowFlowOutOfOrderSamples"] == 2
         assert agent["sFlowDatagramsDuplicates"] == 0 and agent["sFlowDatagramsLost"] == 3
         assert agent["sFlowDatagramSource"] == ["192.0.2.1"] and agent["uptime"] == 123456
+        assert agent["sFlowFlowDatasources"] == 2 and agent["sFlowCounterDatasources"] == 3
         assert 20 <= agent["lastSeen"] < 5000 and agent["firstSeen"] >= 60000
     finally:
         await client.close()

@@ -125,11 +125,14 @@ class ApiState:
             self.events.append(event)
 
     def _add_flow_log(self, r: dict, partition: int, offset: int | None) -> None:
+        if offset is None:
+            raise ValueError("a logged flow's id is its topic position: offset required")
         with self.lock:
-            ident = flow_id(partition, offset if offset is not None else self.flow_log_seq)
+            ident = flow_id(partition, offset)
             content = (r["flow"], r["agent"], r["dataSource"], r["flowKeys"], r["start"], r["end"], r["reason"])
             # the same message read again (a partition re-assigned), or the same record published
-            # again by a worker that took over (at-least-once): shown once, with its first id
+            # again by a worker that took over (at-least-once): shown once, with its first id (the
+            # workers key records by agent, so both copies are in one partition, in one order for all)
             if ident in self.flow_log_index or content in self.seen_flow_logs:
                 return
             if len(self.seen_flow_logs) > 4 * self.settings.max_events:

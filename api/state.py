@@ -4,13 +4,9 @@ metrics, events, logged flows, flow keys, ingester status and consumer lag.
 ``ApiState`` is written by one reader thread (api/reader.py) and read by the HTTP handlers; one
 lock guards it. Top flows, counter metrics and interface names live in the Prometheus
 exporter's ``ExporterState`` (the same merge and rendering as ``sflowpipe prometheus``).
-Events are renumbered in the order this API reads them, so ``/events/json?eventID=N`` long-polls
-see every event exactly once, whichever worker raised it.
-
-Logged flows get ids every API instance agrees on: ``flowID = offset * PARTITION_SLOTS +
-partition`` of the record on the flow-logs topic (see ``flow_id``). A long-poll ``flowID=N``
-answers the records this instance read after record N (so nothing is skipped when partitions
-are at different offsets), or, for an id it has not read, those with a larger id.
+Events and logged flows keep ids every API instance agrees on (their topic position, see
+api/topiclog.py), so ``/events/json?eventID=N`` and ``/flows/json?flowID=N`` long-polls see every
+record exactly once, whichever worker raised it and whichever API instance answers.
 """
 
 from __future__ import annotations
@@ -19,25 +15,17 @@ import os
 import socket
 import threading
 import time
-from collections import deque
 from typing import Any
 
 from api.aggregate import parse_sort, split_spec, summarize
+from api.topiclog import TopicLog
 from sflowpipe import __version__
 from sflowpipe.settings import ApiSettings
 from ingest.agents import COUNTERS as AGENT_COUNTERS
 from sinks.prometheus import ExporterState
 
-PARTITION_SLOTS = 1024  # flow-logs topic partitions an id can tell apart (see flow_id)
 FLOWKEYS_ACTIVE_MS = 300_000  # a flow key unseen this long is no longer listed by /flowkeys/json
 TEXT_METRICS = {"ifname": "ifname", "host_name": "host"}  # string metrics /dump and /table can show
-
-
-def flow_id(partition: int, offset: int) -> int:
-    """A logged flow's id, the same in every API instance: its place on the flow-logs topic."""
-    if not 0 <= partition < PARTITION_SLOTS:
-        raise ValueError(f"flow-logs partition {partition} >= {PARTITION_SLOTS}: flowIDs would collide")
-    return offset * PARTITION_SLOTS + partition
 
 
 def log_value(definition: Any, record: dict) -> float:
@@ -68,14 +56,8 @@ class ApiState:
         self.exporter = ExporterState(stale_seconds=max(settings.stale_s, 60.0))
         self.definitions: dict[str, dict[str, Any]] = {"flow": {}, "threshold": {}, "group": {}, "forwarding": {},
                                                        "topology": {}}
-        self.events: deque[dict] = deque(maxlen=settings.max_events)
-        self.next_event_id = 1
-        self.seen_events: set[tuple] = set()  # (processor eventID, thresholdID, agent, dataSource, flowKey)
-        self.flow_logs: deque[dict] = deque(maxlen=settings.max_events)  # in the order read
-        self.flow_log_index: dict[int, int] = {}  # flowID -> its read sequence number
-        self.flow_log_seq = 0
-        self.flows_logged = 0
-        self.seen_flow_logs: dict[tuple, None] = {}  # record contents, oldest first
+        self.events = TopicLog("eventID", settings.max_events)
+        self.flow_logs = TopicLog("flowID", settings.max_events)
         self.flowkeys: dict[str, dict] = {}  # worker -> its last flowkeys status message
         self.status: dict[str, list[dict]] = {}  # ingester -> its last two status messages
         self.lag: dict[str, int | None] = {}
@@ -95,12 +77,18 @@ class ApiState:
         self.exporter.define(kind, name, definition)
 
     def add(self, stem: str, datum: dict, partition: int = 0, offset: int | None = None) -> None:
-        """One decoded message; ``partition``/``offset``: where it was on its topic (flow logs' ids)."""
-        if stem == "event":
-            self._add_event(datum)
-            return
-        if stem == "flow_log":
-            self._add_flow_log(datum, partition, offset)
+        """One decoded message; ``partition``/``offset``: where it was on its topic (the ids of
+        events and logged flows)."""
+        if stem in ("event", "flow_log"):
+            if offset is None:
+                raise ValueError(f"{stem}: its id is its topic position: offset required")
+            with self.lock:
+                if stem == "event":
+                    content = (datum["eventID"], datum["thresholdID"], datum["agent"], datum["dataSource"],
+                               datum.get("flowKey"))
+                    self.events.add({**datum, "processorEventID": datum["eventID"]}, partition, offset, content)
+                else:
+                    self._add_flow_log(datum, partition, offset)
             return
         self.exporter.add(stem, datum)
         if stem == "metrics":
@@ -109,45 +97,13 @@ class ApiState:
                 for m in datum["metrics"]:
                     self.metric_seen[m["name"]] = max(now, self.metric_seen.get(m["name"], 0.0))
 
-    def _add_event(self, e: dict) -> None:
-        ident = (e["eventID"], e["thresholdID"], e["agent"], e["dataSource"], e.get("flowKey"))
-        with self.lock:
-            if ident in self.seen_events:  # a redelivered event (at-least-once) is shown once
-                return
-            if len(self.seen_events) > 4 * self.settings.max_events:
-                self.seen_events = {(x["processorEventID"], x["thresholdID"], x["agent"], x["dataSource"],
-                                     x.get("flowKey")) for x in self.events}
-            self.seen_events.add(ident)
-            event = dict(e)
-            event["processorEventID"] = e["eventID"]
-            event["eventID"] = self.next_event_id
-            self.next_event_id += 1
-            self.events.append(event)
-
-    def _add_flow_log(self, r: dict, partition: int, offset: int | None) -> None:
-        if offset is None:
-            raise ValueError("a logged flow's id is its topic position: offset required")
-        with self.lock:
-            ident = flow_id(partition, offset)
-            content = (r["flow"], r["agent"], r["dataSource"], r["flowKeys"], r["start"], r["end"], r["reason"])
-            # the same message read again (a partition re-assigned), or the same record published
-            # again by a worker that took over (at-least-once): shown once, with its first id (the
-            # workers key records by agent, so both copies are in one partition, in one order for all)
-            if ident in self.flow_log_index or content in self.seen_flow_logs:
-                return
-            if len(self.seen_flow_logs) > 4 * self.settings.max_events:
-                self.seen_flow_logs = dict.fromkeys(list(self.seen_flow_logs)[-2 * self.settings.max_events:])
-            self.seen_flow_logs[content] = None
-            definition = self.definitions["flow"].get(r["flow"])
-            self.flow_log_seq += 1
-            self.flows_logged += 1
-            record = {"flowID": ident, "name": r["flow"], "agent": r["agent"], "dataSource": r["dataSource"],
-                      "flowKeys": r["flowKeys"], "value": log_value(definition, r), "start": r["start"],
-                      "end": r["end"], "seq": self.flow_log_seq}
-            if len(self.flow_logs) == self.flow_logs.maxlen:
-                self.flow_log_index.pop(self.flow_logs[0]["flowID"], None)
-            self.flow_logs.append(record)
-            self.flow_log_index[ident] = self.flow_log_seq
+    def _add_flow_log(self, r: dict, partition: int, offset: int) -> None:
+        """sFlow-RT's logged flow record; value in the definition's unit (caller holds the lock)."""
+        content = (r["flow"], r["agent"], r["dataSource"], r["flowKeys"], r["start"], r["end"], r["reason"])
+        record = {"name": r["flow"], "agent": r["agent"], "dataSource": r["dataSource"], "flowKeys": r["flowKeys"],
+                  "value": log_value(self.definitions["flow"].get(r["flow"]), r), "start": r["start"],
+                  "end": r["end"]}
+        self.flow_logs.add(record, partition, offset, content)
 
     def status_message(self, message: dict) -> None:
         """A status-topic message: ``kind`` says whose (ingester when absent, or flowkeys)."""
@@ -183,33 +139,15 @@ class ApiState:
             return _dump(kind, self.definitions[kind].get(name))
 
     def events_after(self, event_id: int, max_events: int, threshold_id: str | None) -> list[dict]:
-        """Events newer than ``event_id``, newest first (sFlow-RT's order)."""
+        """Events after ``event_id``, newest first (sFlow-RT's order)."""
         with self.lock:
-            out = []
-            for e in reversed(self.events):
-                if e["eventID"] <= event_id:
-                    break
-                if threshold_id is None or e["thresholdID"] == threshold_id:
-                    out.append(e)
-                    if len(out) >= max_events:
-                        break
-            return out
+            return self.events.after(event_id, max_events,
+                                     lambda e: threshold_id is None or e["thresholdID"] == threshold_id)
 
     def flows_after(self, after: int, max_flows: int, name: str | None) -> list[dict]:
-        """Logged flows after flowID ``after``, newest first (sFlow-RT's /flows/json): those read
-        after it when this instance read it, else those with a larger id."""
+        """Logged flows after flowID ``after``, newest first (sFlow-RT's /flows/json)."""
         with self.lock:
-            seq = self.flow_log_index.get(after)
-            out = []
-            for r in reversed(self.flow_logs):
-                if seq is not None and r["seq"] <= seq:
-                    break
-                if (seq is None and r["flowID"] <= after) or (name is not None and r["name"] != name):
-                    continue
-                out.append({k: v for k, v in r.items() if k != "seq"})
-                if len(out) >= max_flows:
-                    break
-            return out
+            return self.flow_logs.after(after, max_flows, lambda r: name is None or r["name"] == name)
 
     def flow_keys(self) -> dict[str, int]:
         """sFlow-RT's /flowkeys/json: every flow key the workers saw lately, ms since last seen
@@ -223,9 +161,9 @@ class ApiState:
                         seen[key] = last
         return {k: max(0, now_ms - t) for k, t in sorted(seen.items()) if now_ms - t <= FLOWKEYS_ACTIVE_MS}
 
-    def last_event_id(self) -> int:
+    def events_read(self) -> int:
         with self.lock:
-            return self.next_event_id - 1
+            return self.events.read
 
     def active_flows(self, agents: list[str] | None, name: str, max_flows: int, min_value: float,
                      agg_mode: str) -> list[dict]:
@@ -386,7 +324,7 @@ class ApiState:
         for st in self._live_statuses():
             agents.update(st.get("agents", {}))
         with self.lock:
-            events, flows = self.next_event_id - 1, self.flows_logged
+            events, flows = self.events.read, self.flow_logs.read
         return {"version": __version__, "uptime": int((time.time() - self.started) * 1000),
                 "sFlowAgents": len(agents), "sFlowDatagramsReceived": total["datagrams"],
                 "sFlowBytesReceived": total["bytes"], "sFlowFlowSamples": samples["flow"],
@@ -436,7 +374,7 @@ class ApiState:
         totals["samples_per_s"] = round(totals["samples_per_s"], 1)
         return {"time": int(now_ms), "uptime_s": int(time.time() - self.started), "ingesters": ingesters,
                 "totals": totals, "agents": len(self.agents()), "sinks": lag,
-                "events": self.last_event_id(),
+                "events": self.events_read(),
                 "flows": sorted(self.get_definitions("flow")), "thresholds": sorted(self.get_definitions("threshold"))}
 
 

@@ -11,7 +11,8 @@ import pytest
 from confluent_kafka import Producer
 
 from api.reader import TopicReader
-from api.state import ApiState, flow_id
+from api.state import ApiState
+from api.topiclog import position_id as flow_id
 from schemas.codec import AvroCodec
 from sflowpipe.kafka import ensure_topics
 from sflowpipe.settings import Settings

@@ -143,23 +143,28 @@ async def test_events_newest_first_filtered_and_long_polled():
             return {"eventID": pid, "thresholdID": tid, "agent": "10.0.0.1", "dataSource": "1", "metric": "pair",
                     "value": 2e6, "threshold": 1.25e6, "flowKey": key, "timestamp": int(time.time() * 1000)}
 
-        state.add("event", event(900, "elephant", "a,b"))
-        state.add("event", event(900, "elephant", "a,b"))  # redelivered: shown once
-        state.add("event", event(5, "other", "c,d"))  # another worker's smaller id: still newer here
+        # ids are topic positions (offset * 1024 + partition), the same in every API instance
+        state.add("event", event(900, "elephant", "a,b"), 0, 5)
+        state.add("event", event(900, "elephant", "a,b"), 0, 6)  # redelivered: shown once, with its first id
+        state.add("event", event(5, "other", "c,d"), 1, 2)  # another worker's partition
         all_events = await (await client.get("/events/json?eventID=-1&maxEvents=10")).json()
-        assert [(e["eventID"], e["thresholdID"]) for e in all_events] == [(2, "other"), (1, "elephant")]
+        assert [(e["eventID"], e["thresholdID"]) for e in all_events] == [(2049, "other"), (5120, "elephant")]
+        assert all_events[1]["processorEventID"] == 900
         only = await (await client.get("/events/json?thresholdID=elephant")).json()
         assert [e["flowKey"] for e in only] == ["a,b"]
+        # after the newest one read here: nothing, though an older id (2049) came after it
+        assert await (await client.get("/events/json?eventID=2049")).json() == []
+        assert [e["eventID"] for e in await (await client.get("/events/json?eventID=5120")).json()] == [2049]
         t0 = time.monotonic()
-        poll = asyncio.create_task(client.get("/events/json?eventID=2&timeout=10"))
+        poll = asyncio.create_task(client.get("/events/json?eventID=2049&timeout=10"))
         await asyncio.sleep(0.5)
         assert not poll.done()
-        state.add("event", event(901, "elephant", "e,f"))
+        state.add("event", event(901, "elephant", "e,f"), 0, 7)
         got = await (await poll).json()
-        assert [e["flowKey"] for e in got] == ["e,f"] and got[0]["eventID"] == 3
+        assert [e["flowKey"] for e in got] == ["e,f"] and got[0]["eventID"] == 7 * 1024
         assert time.monotonic() - t0 < 5
         t0 = time.monotonic()
-        assert await (await client.get("/events/json?eventID=3&timeout=0.5")).json() == []
+        assert await (await client.get("/events/json?eventID=7168&timeout=0.5")).json() == []
         assert time.monotonic() - t0 >= 0.45
     finally:
         await client.close()

@@ -12,7 +12,8 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.state import ApiState, flow_id
+from api.state import ApiState
+from api.topiclog import position_id as flow_id
 from tests.api.test_server import _client, _feed, _settings
 
 

@@ -99,8 +99,10 @@ class Generator:
         self.flows = make_flows(self.rng, n_elephants=elephants)
         self.weights = [f.weight for f in self.flows]
         self.seq = {a: 0 for a in self.agents}
-        self.sample_seq = {a: 0 for a in self.agents}
-        self.pool = {a: 0 for a in self.agents}
+        # sFlow v5 numbers samples and counts the sample pool per data source (per sampler/poller)
+        self.flow_seq: dict[tuple[str, int], int] = {}
+        self.counter_seq: dict[tuple[str, int], int] = {}
+        self.pool: dict[tuple[str, int], int] = {}
         self.octets = {(a, i): 0 for a in self.agents for i in range(1, interfaces + 1)}
         self.last_counters = {a: float("-inf") for a in self.agents}
         self.start: float | None = None
@@ -131,14 +133,14 @@ class Generator:
         return encode_datagram(Datagram(5, agent, 0, self.seq[agent], uptime, tuple(samples)))
 
     def _flow_sample(self, agent: str, f: Flow) -> FlowSample:
-        self.sample_seq[agent] += 1
-        self.pool[agent] += self.sampling_rate
         inp = 1 + hash((f.src, agent)) % self.interfaces
+        seq = self.flow_seq[(agent, inp)] = self.flow_seq.get((agent, inp), 0) + 1
+        pool = self.pool[(agent, inp)] = self.pool.get((agent, inp), 0) + self.sampling_rate
         out = 1 + hash((f.dst, agent)) % self.interfaces
         self.octets[(agent, inp)] += f.size * self.sampling_rate
         header = ipv4_packet(f.src, f.dst, f.proto, f.sport, f.dport, f.size - 14, payload=dns_payload(f))
-        return FlowSample(False, self.sample_seq[agent] & 0xFFFFFFFF, 0, inp, self.sampling_rate,
-                          self.pool[agent] & 0xFFFFFFFF, 0, 0, inp, 0, out, (
+        return FlowSample(False, seq & 0xFFFFFFFF, 0, inp, self.sampling_rate,
+                          pool & 0xFFFFFFFF, 0, 0, inp, 0, out, (
                               SampledHeader.of(1, f.size + 4, 4, header),
                               ExtendedSwitch(10, 0, 10, 0),
                           ))
@@ -147,8 +149,8 @@ class Generator:
         out = []
         for i in range(1, self.interfaces + 1):
             octets = self.octets[(agent, i)] & 0xFFFFFFFFFFFFFFFF
-            self.sample_seq[agent] += 1
-            out.append(CounterSample(False, self.sample_seq[agent], 0, i, (
+            seq = self.counter_seq[(agent, i)] = self.counter_seq.get((agent, i), 0) + 1
+            out.append(CounterSample(False, seq & 0xFFFFFFFF, 0, i, (
                 IfCounters(i, 6, 10_000_000_000, 1, 3, octets, octets // 800, 0, 0, 0, 0, 0,
                            octets // 2, octets // 1600, 0, 0, 0, 0, 0),
                 EthernetCounters(*([0] * 13)),

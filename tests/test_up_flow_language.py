@@ -48,3 +48,36 @@ def test_inmon_app_definitions_compute_on_the_demo(up):  # noqa: F811
     finally:
         for name in defs:
             requests.delete(rt + f"/flow/{name}/json", timeout=10)
+
+
+def test_topology_link_flows_and_flowkeys_on_the_demo(up):  # noqa: F811
+    """PUT /topology/json (the demo's two agents joined port for port), a link:inputifindex flow
+    over it, and /flowkeys/json listing the keys the workers saw (with ms since)."""
+    rt = up["url"]
+    topo = {"nodes": {f"sw{a}": {"agent": f"192.0.2.{200 + a}", "ports": {f"p{i}": {"ifindex": str(i)}
+                                                                            for i in range(1, 9)}}
+                      for a in (0, 1)},
+            "links": {f"l{i}": {"node1": "sw0", "port1": f"p{i}", "node2": "sw1", "port2": f"p{i}"}
+                      for i in range(1, 9)}}
+    assert requests.put(rt + "/topology/json", data=json.dumps(topo), timeout=10).status_code in (200, 204)
+    r = requests.put(rt + "/flow/bylink/json", data=json.dumps({"keys": "link:inputifindex", "value": "bps"}),
+                     timeout=10)
+    assert r.status_code in (200, 204), r.text
+    try:
+        links = _wait(lambda: {row["key"] for row in _rows(rt, "bylink") or ()}, 60)
+        assert links and links <= {f"l{i}" for i in range(1, 9)}, links
+        assert requests.get(rt + "/topology/json", timeout=10).json() == topo
+        keys = _wait(lambda: requests.get(rt + "/flowkeys/json", timeout=10).json() or None, 30)
+        assert {"agent", "ipsource", "macsource", "direction", "inputifindex", "tcpdestinationport",
+                "udpdestinationport"} <= set(keys), sorted(keys)
+        assert all(isinstance(ms, int) and 0 <= ms < 60_000 for ms in keys.values())
+        assert "reason" not in keys and "vxlanvni" not in keys  # the demo sends no drops, no tunnels
+        # payload keys read columns the workers decode only while a flow uses them: then they are listed
+        assert "dnsqname" not in keys
+        r = requests.put(rt + "/flow/domains/json", data=json.dumps({"keys": "dnsqname", "value": "requests"}),
+                         timeout=10)
+        assert r.status_code in (200, 204), r.text
+        assert _wait(lambda: "dnsqname" in requests.get(rt + "/flowkeys/json", timeout=10).json(), 30)
+    finally:
+        for name in ("bylink", "domains"):
+            requests.delete(rt + f"/flow/{name}/json", timeout=10)

@@ -99,11 +99,33 @@ def _process(args: argparse.Namespace, settings: Settings) -> int:
     if args.definitions:
         settings = settings.model_copy(update={"processors": settings.processors.model_copy(
             update={"definitions_file": args.definitions})})
+    fault = _definitions_fault(settings)
+    if fault:
+        print(f"sflowpipe process: {fault}", file=sys.stderr)
+        return 2
     workers = settings.processors.workers
     if workers > 1 and args.worker_index == 0 and not args.single:
         return _process_workers(args, workers)
     _sys.argv = [_sys.argv[0], "worker"]  # Faust's Worker parses the command line
     return processors_app.run(settings, args.worker_index)
+
+
+def _definitions_fault(settings: Settings) -> str | None:
+    """Why the start-up definitions (settings, the definitions file) cannot be used, or None:
+    checked with the workers' compiler before anything connects, so a bad file is one line at once."""
+    import yaml
+
+    from processors.config import DefinitionError, startup_definitions
+
+    try:
+        startup_definitions(settings)
+    except DefinitionError as e:
+        where = settings.processors.definitions_file or "settings"
+        at = f" (at {e.detail['position']} of {e.detail['field']})" if "position" in e.detail else ""
+        return f"{where}: {e}{at}"
+    except (OSError, yaml.YAMLError) as e:
+        return f"definitions file: {e}"
+    return None
 
 
 def _process_workers(args: argparse.Namespace, workers: int) -> int:
@@ -380,6 +402,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.command in ("api", "prometheus"):  # they serve the start-up definitions too
+        fault = _definitions_fault(settings)
+        if fault:
+            print(f"sflowpipe {args.command}: {fault}", file=sys.stderr)
+            return 2
     return args.func(args, settings)
 
 

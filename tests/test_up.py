@@ -148,7 +148,8 @@ def test_elephant_flow_script_sees_its_event(up):
 
 def test_top_flows_agents_and_counters_are_live(up):
     rt = up["url"]
-    top = _wait(lambda: _top_elephants(rt), 60)
+    # the steady state: the elephants on top, past the smoothing ramp from 0 after a start
+    top = _wait(lambda: (t := _top_elephants(rt)) and all(row["value"] > 1_250_000 for row in t) and t, 60)
     assert top and {row["key"].split(",")[0] for row in top} == ELEPHANT_SOURCES, top
     assert all(row["value"] > 1_250_000 for row in top)
     agents = requests.get(rt + "/agents/json", timeout=10).json()
@@ -353,7 +354,9 @@ def test_web_ui_pages_show_live_data_in_a_real_browser(up, tmp_path):
         wait.until(lambda d: rows("#traffic .uplot canvas"))
         assert "bit/s" in driver.find_element(By.ID, "interfaces").text
         driver.save_screenshot(str(shots / "counters.png"))
-        logs = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+        # the browser logs the refused PUT above as a failed resource load: expected, nothing else is
+        logs = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"
+                and not ("/flow/browse_" in e.get("message", "") and "status of 400" in e.get("message", ""))]
         assert not logs, logs
     finally:
         driver.quit()

@@ -35,7 +35,8 @@ class TopicReader:
         self.state = state
         k, t = settings.kafka, settings.topics
         self.status_topic = k.topic(t.status)
-        self.topics = [k.topic(n) for n in (t.flows, t.metrics, t.events, t.counter_samples)] + [self.status_topic]
+        self.topics = [k.topic(n) for n in (t.flows, t.metrics, t.events, t.counter_samples, t.flow_logs)] + \
+            [self.status_topic]
         self.decoder = MessageDecoder(k.schema_registry_url)
         self.watcher = ConfigWatcher(settings, state.define)
         self.stopping = threading.Event()
@@ -87,7 +88,7 @@ class TopicReader:
                         if m.error().code() != KafkaError._PARTITION_EOF:
                             log.debug("api reader: %s", m.error())
                         continue
-                    self._handle(m.topic(), m.value())
+                    self._handle(m.topic(), m.value(), m.partition(), m.offset())
         finally:
             consumer.close()
 
@@ -114,19 +115,19 @@ class TopicReader:
         self.assigned.update((tp.topic, tp.partition) for tp in new)
         log.info("api reader: following %d more partitions", len(new))
 
-    def _handle(self, topic: str, value: bytes | None) -> None:
+    def _handle(self, topic: str, value: bytes | None, partition: int = 0, offset: int | None = None) -> None:
         if not value:
             return
         try:
-            if topic == self.status_topic:
-                self.state.add_status(json.loads(value))
+            if topic == self.status_topic:  # JSON with a "kind": ingester (the default) or flowkeys
+                self.state.status_message(json.loads(value))
                 return
             stem, datum = self.decoder.decode(value)
         except (CodecError, ValueError, KeyError) as e:
             self.errors += 1
             log.warning("api reader: skipping undecodable message on %s: %s", topic, e)
             return
-        self.state.add(stem, datum)
+        self.state.add(stem, datum, partition, offset)
 
     # ---------------------------------------------------------------- consumer lag
 

@@ -13,13 +13,17 @@ import base64
 import hmac
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 from urllib.parse import unquote
 
 from aiohttp import web
 
+from api import analyzer
+from api.aggregate import AGGREGATIONS
 from api.state import ApiState
+from processors import config
 from processors.config import DefinitionError, parse, publish
 from sflowpipe import __version__
 from sflowpipe.settings import Settings
@@ -28,7 +32,14 @@ from sinks.prometheus import BadRequest
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
-KINDS = {"flow": "flow", "threshold": "threshold", "group": "group", "forwarding": "forwarding"}
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+EXPORT_JS = "/app/prometheus/scripts/export.js"  # sFlow-RT's prometheus app, served here too
+EXPORT_FLOW_PARAMS = [
+    ("metric", "Prometheus metric name (required)"), ("key", "flow keys, repeated or comma separated"),
+    ("value", "flow value (bytes, frames...)"), ("filter", "flow filter"),
+    ("label", "label names replacing key names, by position"), ("scale", "multiply values (default 1)"),
+    ("minValue", "smallest value (default 0.1)"), ("maxFlows", "flows returned (default 20)"),
+    ("aggMode", "max or sum over agents and data sources"), ("flow", "name a flow definition directly")]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -73,6 +84,8 @@ class Api:
         self.settings = settings
         self.state = state
         self.publisher = publisher or (lambda kind, name, body: publish(settings, kind, name, body))
+        if state.exporter.publish_definition is None:  # export.js scrapes define the flows they name
+            state.exporter.publish_definition = lambda name, body: self.publisher("flow", name, body)
         self.routes: list[tuple[str, str, Handler, str, list[tuple[str, str]]]] = [
             # method, path, handler, summary, query parameters (name, description)
             ("GET", "/version", self.version, "Software version", []),
@@ -91,7 +104,14 @@ class Api:
             ("GET", "/events/json", self.events, "Events newest first; long-polls when none is newer",
              [("eventID", "return events after this id"), ("maxEvents", "at most this many (default 100)"),
               ("timeout", "seconds to wait for an event (default 0)"), ("thresholdID", "only this threshold")]),
+            ("GET", "/flows/json", self.flows, "Logged flows (log: true definitions) newest first; long-polls "
+             "when none is newer", [("flowID", "return flows after this id"), ("name", "only this flow definition"),
+                                    ("maxFlows", "at most this many (default 100)"),
+                                    ("timeout", "seconds to wait for a flow (default 0)")]),
+            ("GET", "/flowkeys/json", self.flowkeys, "Flow keys seen lately and ms since last seen", []),
             ("GET", "/group/json", self.list_kind("group"), "All address group sets", []),
+            ("PUT", "/group/json", self.put_groups, "Replace every address group set: {set: {group: [CIDR...]}}",
+             []),
             ("GET", "/group/{name}/json", self.get_kind("group"), "An address group set", []),
             ("PUT", "/group/{name}/json", self.put_kind("group"), "Set address groups: {group: [CIDR, ...]}", []),
             ("DELETE", "/group/{name}/json", self.delete_kind("group"), "Delete a group set", []),
@@ -100,13 +120,28 @@ class Api:
             ("PUT", "/forwarding/{name}/json", self.put_kind("forwarding"),
              "Forward raw sFlow to {address, port} (sflowpipe forward --from-config)", []),
             ("DELETE", "/forwarding/{name}/json", self.delete_kind("forwarding"), "Stop forwarding", []),
-            ("GET", "/agents/json", self.agents, "Agents sending sFlow", [("agent", "only these agents")]),
+            ("GET", "/topology/json", self.get_topology, "The network topology", []),
+            ("PUT", "/topology/json", self.put_topology, "Set the network topology: {nodes, links}", []),
+            ("GET", "/agents/json", self.agents, "Agents sending sFlow, with sFlow-RT's session counters",
+             [("agent", "only these agents (repeat)")]),
+            ("GET", "/analyzer/json", self.analyzer, "Pipeline health in sFlow-RT's analyzer fields", []),
+            ("GET", "/prometheus/analyzer/txt", self.prometheus_analyzer, "Pipeline health in Prometheus format", []),
+            ("GET", "/license/json", self.license, "License type and status (sFlow-RT's shape)", []),
             ("GET", "/metrics/json", self.metric_names, "Active metric names and ms since last seen", []),
             ("GET", "/metric/{agent}/json", self.agent_metrics, "All metrics of an agent", []),
-            ("GET", "/metric/{agent}/{metric}/json", self.metric, "Metrics aggregated (max:, min:, sum:, avg:, any:)",
+            ("GET", "/metric/{agent}/{metric}/json", self.metric,
+             "Counter and flow metrics (flow: topKeys; DATASOURCE.NAME selects one data source), summarized over "
+             "agents (';' list or ALL) and data sources by a prefix: " + ", ".join(a + ":" for a in AGGREGATIONS), []),
+            ("GET", "/dump/{agent}/{metric}/json", self.dump, "Every data source's value of metrics (ALL: every one)",
              []),
-            ("GET", "/dump/{agent}/{metric}/json", self.dump, "Every data source's value of metrics", []),
+            ("GET", "/table/{agent}/{metric}/json", self.table,
+             "Metrics tabulated per agent and data source; sort:NAME:-N sorts by NAME (largest first) and keeps N",
+             []),
             ("GET", "/prometheus/metrics/{agent}/{metric}/txt", self.prometheus, "Metrics in Prometheus format", []),
+            ("GET", EXPORT_JS + "/flows/{agent}/txt", self.export_flows,
+             "Top flows in Prometheus format (sFlow-RT's prometheus app)", EXPORT_FLOW_PARAMS),
+            ("GET", EXPORT_JS + "/dump/{agent}/{metric}/txt", self.prometheus,
+             "Metrics in Prometheus format (sFlow-RT's prometheus app)", []),
             ("GET", "/sflowpipe/status/json", self.status, "Pipeline status: ingesters, rates, drops, sink lag", []),
             ("GET", "/api-docs", self.openapi, "This OpenAPI document", []),
             ("GET", "/openapi.json", self.openapi, "This OpenAPI document", []),
@@ -169,20 +204,54 @@ class Api:
     def put_kind(self, kind: str) -> Handler:
         async def handler(request: web.Request) -> web.Response:
             name = request.match_info["name"]
-            try:
-                body = json.loads(await request.text())  # scripts often send no Content-Type
-            except ValueError as e:
-                return _refusal(kind, name, DefinitionError(f"{kind} {name}: body is not JSON: {e}"))
-            try:
-                typed = parse(kind, name, body)
-            except DefinitionError as e:
-                return _refusal(kind, name, e)
-            if typed is None:
-                return _refusal(kind, name, DefinitionError(f"{kind} {name}: empty definition (use DELETE)"))
-            await asyncio.get_running_loop().run_in_executor(None, self.publisher, kind, name, body)
-            self.state.define(kind, name, typed)
-            return web.Response(status=204)
+            return await self._define(kind, name, await request.text())
         return handler
+
+    async def _define(self, kind: str, name: str, text: str) -> web.Response:
+        """Check a definition with the workers' code, then publish it and apply it here."""
+        try:
+            body = json.loads(text)  # scripts often send no Content-Type
+        except ValueError as e:
+            return _refusal(kind, name, DefinitionError(f"{kind} {name}: body is not JSON: {e}"))
+        try:
+            typed = _parse(kind, name, body)
+        except DefinitionError as e:
+            return _refusal(kind, name, e)
+        if typed is None:
+            return _refusal(kind, name, DefinitionError(f"{kind} {name}: empty definition (use DELETE)"))
+        await asyncio.get_running_loop().run_in_executor(None, self.publisher, kind, name, body)
+        self.state.define(kind, name, typed)
+        return web.Response(status=204)
+
+    async def put_groups(self, request: web.Request) -> web.Response:
+        """sFlow-RT's PUT /group/json: the body is every group set; sets not in it are deleted."""
+        try:
+            sets = json.loads(await request.text())
+        except ValueError as e:
+            return _refusal("group", "", DefinitionError(f"group: body is not JSON: {e}"))
+        if not isinstance(sets, dict):
+            return _refusal("group", "", DefinitionError("group: expected {set name: {group: [CIDR, ...]}}"))
+        typed = {}
+        for name, body in sets.items():  # every set checked before any is published
+            try:
+                typed[name] = parse("group", name, body)
+            except DefinitionError as e:
+                return _refusal("group", name, e)
+        loop = asyncio.get_running_loop()
+        for name in set(self.state.get_definitions("group")) - set(sets):
+            await loop.run_in_executor(None, self.publisher, "group", name, None)
+            self.state.define("group", name, None)
+        for name, body in sets.items():
+            await loop.run_in_executor(None, self.publisher, "group", name, body)
+            self.state.define("group", name, typed[name])
+        return web.Response(status=204)
+
+    async def get_topology(self, request: web.Request) -> web.Response:
+        return _json(self.state.get_definition("topology", "topology") or {})
+
+    async def put_topology(self, request: web.Request) -> web.Response:
+        """Published as definition kind ``topology`` named ``topology`` (``link:`` keys use it)."""
+        return await self._define("topology", "topology", await request.text())
 
     def delete_kind(self, kind: str) -> Handler:
         async def handler(request: web.Request) -> web.Response:
@@ -208,15 +277,28 @@ class Api:
     async def events(self, request: web.Request) -> web.Response:
         after = _int(request, "eventID", -1)
         max_events = max(1, _int(request, "maxEvents", 100))
-        timeout = min(max(0.0, _float(request, "timeout", 0.0)), 600.0)
         threshold = request.query.get("thresholdID")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            found = self.state.events_after(after, max_events, threshold)
-            if found or loop.time() >= deadline:
-                return _json(found)
-            await asyncio.sleep(min(0.1, max(0.0, deadline - loop.time())))
+        return _json(await _long_poll(lambda: self.state.events_after(after, max_events, threshold),
+                                      _float(request, "timeout", 0.0)))
+
+    async def flows(self, request: web.Request) -> web.Response:
+        after = _int(request, "flowID", -1)
+        max_flows = max(1, _int(request, "maxFlows", 100))
+        name = request.query.get("name")
+        return _json(await _long_poll(lambda: self.state.flows_after(after, max_flows, name),
+                                      _float(request, "timeout", 0.0)))
+
+    async def flowkeys(self, request: web.Request) -> web.Response:
+        return _json(self.state.flow_keys())
+
+    async def analyzer(self, request: web.Request) -> web.Response:
+        return _json(self.state.analyzer())
+
+    async def prometheus_analyzer(self, request: web.Request) -> web.Response:
+        return web.Response(text=analyzer.render(self.state.analyzer()), headers={"Content-Type": PROMETHEUS_TEXT})
+
+    async def license(self, request: web.Request) -> web.Response:
+        return _json(self.state.license())
 
     async def agents(self, request: web.Request) -> web.Response:
         agents = self.state.agents()
@@ -238,14 +320,27 @@ class Api:
 
     async def dump(self, request: web.Request) -> web.Response:
         spec = unquote(request.match_info["metric"])
-        names = None if spec in ("ALL", "") else [s for s in spec.split(",") if s]
-        return _json(self.state.metric_values(_agents(request.match_info["agent"]), names))
+        names = None if spec in ("ALL", "") else [s for s in re.split(r"[,;]", spec) if s]
+        return _json(self.state.metric_values(_agents(request.match_info["agent"]), names, text=True))
+
+    async def table(self, request: web.Request) -> web.Response:
+        specs = [s for s in unquote(request.match_info["metric"]).split(",") if s]
+        return _json(self.state.table(_agents(request.match_info["agent"]), specs))
 
     async def prometheus(self, request: web.Request) -> web.Response:
         spec = unquote(request.match_info["metric"])
         names = None if spec in ("ALL", "") else spec.split(",")
         text = self.state.exporter.render_metrics(_agents(request.match_info["agent"]), names)
-        return web.Response(text=text, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+        return web.Response(text=text, headers={"Content-Type": PROMETHEUS_TEXT})
+
+    async def export_flows(self, request: web.Request) -> web.Response:
+        """The exporter's own rendering (sinks/prometheus.py); a scrape naming keys no definition has
+        defines that flow on the config topic, as sFlow-RT's app does (hence the executor)."""
+        query = {k: request.query.getall(k) for k in request.query}
+        agents = _agents(request.match_info["agent"])
+        text = await asyncio.get_running_loop().run_in_executor(
+            None, self.state.exporter.render_flows, agents, query)
+        return web.Response(text=text, headers={"Content-Type": PROMETHEUS_TEXT})
 
     async def status(self, request: web.Request) -> web.Response:
         return _json(self.state.pipeline_status())
@@ -283,6 +378,28 @@ class Api:
                                                      "basic": {"type": "http", "scheme": "basic"}}}
             doc["security"] = [{"bearer": []}, {"basic": []}]
         return doc
+
+
+async def _long_poll(fetch: Callable[[], list], timeout: float) -> list:
+    """``fetch()`` until it finds something or ``timeout`` seconds (at most 600) have passed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + min(max(0.0, timeout), 600.0)
+    while True:
+        found = fetch()
+        if found or loop.time() >= deadline:
+            return found
+        await asyncio.sleep(min(0.1, max(0.0, deadline - loop.time())))
+
+
+def _parse(kind: str, name: str, body: Any) -> Any:
+    """``processors.config.parse``; a topology is checked for its shape here until that parser
+    knows kind ``topology`` (the flow language's slice adds it, with the checks ``link:`` needs)."""
+    if kind == "topology" and "topology" not in config.KINDS:
+        if not isinstance(body, dict) or any(not isinstance(body.get(k, {}), dict) for k in ("nodes", "links")):
+            raise DefinitionError("topology: expected {nodes: {name: {...}}, links: {name: {node1, port1, ...}}}",
+                                  {"field": "topology"})
+        return body
+    return parse(kind, name, body)
 
 
 async def _to_ui(request: web.Request) -> web.Response:

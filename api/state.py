@@ -1,24 +1,41 @@
 """What the REST API serves, kept current from the topics: definitions, top flows, counter
-metrics, events, ingester status and consumer lag.
+metrics, events, logged flows, flow keys, ingester status and consumer lag.
 
 ``ApiState`` is written by one reader thread (api/reader.py) and read by the HTTP handlers; one
 lock guards it. Top flows, counter metrics and interface names live in the Prometheus
 exporter's ``ExporterState`` (the same merge and rendering as ``sflowpipe prometheus``).
-Events are renumbered in the order this API reads them, so ``/events/json?eventID=N`` long-polls
-see every event exactly once, whichever worker raised it.
+Events and logged flows keep ids every API instance agrees on (their topic position, see
+api/topiclog.py), so ``/events/json?eventID=N`` and ``/flows/json?flowID=N`` long-polls see every
+record exactly once, whichever worker raised it and whichever API instance answers.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
-from collections import deque
 from typing import Any
 
+from api.aggregate import parse_sort, split_spec, summarize
+from api.topiclog import TopicLog
+from sflowpipe import __version__
 from sflowpipe.settings import ApiSettings
+from ingest.agents import COUNTERS as AGENT_COUNTERS
 from sinks.prometheus import ExporterState
 
-AGGREGATIONS = ("max", "min", "sum", "avg", "any")
+FLOWKEYS_ACTIVE_MS = 300_000  # a flow key unseen this long is no longer listed by /flowkeys/json
+TEXT_METRICS = {"ifname": "ifname", "host_name": "host"}  # string metrics /dump and /table can show
+
+
+def log_value(definition: Any, record: dict) -> float:
+    """A logged flow's value in its definition's unit (frames or bytes over the flow; bps: bits)."""
+    if record.get("value") is not None:
+        return record["value"]
+    unit = getattr(definition, "value", "bytes")
+    if unit in ("frames", "fps"):
+        return record["frames"]
+    return record["bytes"] * 8 if unit == "bps" else record["bytes"]
 
 
 def _dump(kind: str, d: Any) -> Any:
@@ -37,10 +54,11 @@ class ApiState:
         self.settings = settings
         self.lock = threading.Lock()
         self.exporter = ExporterState(stale_seconds=max(settings.stale_s, 60.0))
-        self.definitions: dict[str, dict[str, Any]] = {"flow": {}, "threshold": {}, "group": {}, "forwarding": {}}
-        self.events: deque[dict] = deque(maxlen=settings.max_events)
-        self.next_event_id = 1
-        self.seen_events: set[tuple] = set()  # (processor eventID, thresholdID, agent, dataSource, flowKey)
+        self.definitions: dict[str, dict[str, Any]] = {"flow": {}, "threshold": {}, "group": {}, "forwarding": {},
+                                                       "topology": {}}
+        self.events = TopicLog("eventID", settings.max_events)
+        self.flow_logs = TopicLog("flowID", settings.max_events)
+        self.flowkeys: dict[str, dict] = {}  # worker -> its last flowkeys status message
         self.status: dict[str, list[dict]] = {}  # ingester -> its last two status messages
         self.lag: dict[str, int | None] = {}
         self.metric_seen: dict[str, float] = {}  # metric name -> last time (s)
@@ -58,9 +76,19 @@ class ApiState:
                 self.definitions[kind][name] = definition
         self.exporter.define(kind, name, definition)
 
-    def add(self, stem: str, datum: dict) -> None:
-        if stem == "event":
-            self._add_event(datum)
+    def add(self, stem: str, datum: dict, partition: int = 0, offset: int | None = None) -> None:
+        """One decoded message; ``partition``/``offset``: where it was on its topic (the ids of
+        events and logged flows)."""
+        if stem in ("event", "flow_log"):
+            if offset is None:
+                raise ValueError(f"{stem}: its id is its topic position: offset required")
+            with self.lock:
+                if stem == "event":
+                    content = (datum["eventID"], datum["thresholdID"], datum["agent"], datum["dataSource"],
+                               datum.get("flowKey"))
+                    self.events.add({**datum, "processorEventID": datum["eventID"]}, partition, offset, content)
+                else:
+                    self._add_flow_log(datum, partition, offset)
             return
         self.exporter.add(stem, datum)
         if stem == "metrics":
@@ -69,20 +97,24 @@ class ApiState:
                 for m in datum["metrics"]:
                     self.metric_seen[m["name"]] = max(now, self.metric_seen.get(m["name"], 0.0))
 
-    def _add_event(self, e: dict) -> None:
-        ident = (e["eventID"], e["thresholdID"], e["agent"], e["dataSource"], e.get("flowKey"))
-        with self.lock:
-            if ident in self.seen_events:  # a redelivered event (at-least-once) is shown once
-                return
-            if len(self.seen_events) > 4 * self.settings.max_events:
-                self.seen_events = {(x["processorEventID"], x["thresholdID"], x["agent"], x["dataSource"],
-                                     x.get("flowKey")) for x in self.events}
-            self.seen_events.add(ident)
-            event = dict(e)
-            event["processorEventID"] = e["eventID"]
-            event["eventID"] = self.next_event_id
-            self.next_event_id += 1
-            self.events.append(event)
+    def _add_flow_log(self, r: dict, partition: int, offset: int) -> None:
+        """sFlow-RT's logged flow record; value in the definition's unit (caller holds the lock)."""
+        content = (r["flow"], r["agent"], r["dataSource"], r["flowKeys"], r["start"], r["end"], r["reason"])
+        record = {"name": r["flow"], "agent": r["agent"], "dataSource": r["dataSource"], "flowKeys": r["flowKeys"],
+                  "value": log_value(self.definitions["flow"].get(r["flow"]), r), "start": r["start"],
+                  "end": r["end"]}
+        self.flow_logs.add(record, partition, offset, content)
+
+    def status_message(self, message: dict) -> None:
+        """A status-topic message: ``kind`` says whose (ingester when absent, or flowkeys)."""
+        kind = message.get("kind", "ingester")
+        if kind == "ingester":
+            self.add_status(message)
+        elif kind == "flowkeys":
+            with self.lock:
+                old = self.flowkeys.get(message["worker"])
+                if old is None or message["time"] >= old["time"]:
+                    self.flowkeys[message["worker"]] = message
 
     def add_status(self, status: dict) -> None:
         with self.lock:
@@ -107,21 +139,31 @@ class ApiState:
             return _dump(kind, self.definitions[kind].get(name))
 
     def events_after(self, event_id: int, max_events: int, threshold_id: str | None) -> list[dict]:
-        """Events newer than ``event_id``, newest first (sFlow-RT's order)."""
+        """Events after ``event_id``, newest first (sFlow-RT's order)."""
         with self.lock:
-            out = []
-            for e in reversed(self.events):
-                if e["eventID"] <= event_id:
-                    break
-                if threshold_id is None or e["thresholdID"] == threshold_id:
-                    out.append(e)
-                    if len(out) >= max_events:
-                        break
-            return out
+            return self.events.after(event_id, max_events,
+                                     lambda e: threshold_id is None or e["thresholdID"] == threshold_id)
 
-    def last_event_id(self) -> int:
+    def flows_after(self, after: int, max_flows: int, name: str | None) -> list[dict]:
+        """Logged flows after flowID ``after``, newest first (sFlow-RT's /flows/json)."""
         with self.lock:
-            return self.next_event_id - 1
+            return self.flow_logs.after(after, max_flows, lambda r: name is None or r["name"] == name)
+
+    def flow_keys(self) -> dict[str, int]:
+        """sFlow-RT's /flowkeys/json: every flow key the workers saw lately, ms since last seen
+        (workers merged by the latest sighting)."""
+        now_ms = int(time.time() * 1000)
+        seen: dict[str, int] = {}
+        with self.lock:
+            for m in self.flowkeys.values():
+                for key, last in m.get("keys", {}).items():
+                    if last > seen.get(key, 0):
+                        seen[key] = last
+        return {k: max(0, now_ms - t) for k, t in sorted(seen.items()) if now_ms - t <= FLOWKEYS_ACTIVE_MS}
+
+    def events_read(self) -> int:
+        with self.lock:
+            return self.events.read
 
     def active_flows(self, agents: list[str] | None, name: str, max_flows: int, min_value: float,
                      agg_mode: str) -> list[dict]:
@@ -130,8 +172,14 @@ class ApiState:
         with ex.lock:
             return ex.flows.merged(name, agents, agg_mode, max_flows, min_value, since_ms)
 
-    def metric_values(self, agents: list[str] | None, names: list[str] | None = None) -> list[dict]:
-        """[{agent, dataSource, metricName, metricValue, lastUpdate(ms ago)}] of fresh metrics."""
+    def metric_values(self, agents: list[str] | None, names: list[str] | None = None,
+                      text: bool = False) -> list[dict]:
+        """[{agent, dataSource, metricName, metricValue, lastUpdate(ms ago)}] of fresh metrics: counter
+        metrics and flow metrics (a flow's value at a data source is its largest flow's, with
+        ``topKeys``). A name may be ``DATASOURCE.NAME`` (sFlow-RT's ``2.ifinoctets``, ``3.tcp``);
+        ``text`` adds the string metrics ``ifname`` and ``host_name`` when they are named."""
+        wanted = None if names is None else [self._split_ds(n) for n in names]
+        plain = None if wanted is None else {n for _, n in wanted}
         ex = self.exporter
         now = time.time()
         cutoff = now - max(self.settings.stale_s, 60.0)
@@ -139,67 +187,161 @@ class ApiState:
             rows = [{"agent": a, "dataSource": ds, "metricName": n, "metricValue": v,
                      "lastUpdate": int((now - ts) * 1000)}
                     for (a, ds, n), (v, ts) in ex.metrics.items()
-                    if ts >= cutoff and (agents is None or a in agents) and (names is None or n in names)]
+                    if ts >= cutoff and (agents is None or a in agents) and (plain is None or n in plain)]
             for r in rows:
                 ifname = ex.names.get((r["agent"], r["dataSource"], "ifname"))
                 if ifname:
                     r["ifName"] = ifname[0]
+            rows += self._flow_rows(agents, plain, now)
+            if text and plain:
+                rows += [{"agent": a, "dataSource": ds, "metricName": n, "metricValue": v,
+                          "lastUpdate": int((now - ts) * 1000)}
+                         for n, label in TEXT_METRICS.items() if n in plain
+                         for (a, ds, lab), (v, ts) in ex.names.items()
+                         if lab == label and (agents is None or a in agents)]
+        if wanted is not None:
+            rows = [r for r in rows if (r["dataSource"], r["metricName"]) in wanted or
+                    (None, r["metricName"]) in wanted]
         rows.sort(key=lambda r: (r["agent"], _ds_order(r["dataSource"]), r["metricName"]))
         return rows
 
+    def _flow_rows(self, agents: list[str] | None, names: set[str] | None, now: float) -> list[dict]:
+        """Flow metrics from the workers' latest top flows (caller holds the exporter lock)."""
+        since_ms = int((now - self.settings.stale_s) * 1000)
+        rows = []
+        for (flow, agent), m in self.exporter.flows.latest.items():
+            if (names is not None and flow not in names) or (agents is not None and agent not in agents) \
+                    or m["timestamp"] < since_ms:
+                continue
+            age = max(0, int(now * 1000) - m["timestamp"])
+            by_ds: dict[str, list[dict]] = {}
+            for e in m["flows"]:
+                by_ds.setdefault(e["dataSource"], []).append({"key": e["key"], "value": e["value"], "lastUpdate": age})
+            for ds, keys in by_ds.items():
+                keys.sort(key=lambda k: -k["value"])
+                rows.append({"agent": agent, "dataSource": ds, "metricName": flow, "metricValue": keys[0]["value"],
+                             "lastUpdate": age, "topKeys": keys})
+        return rows
+
+    def _split_ds(self, name: str) -> tuple[str | None, str]:
+        """``"2.1.load_one"`` -> ``("2.1", "load_one")``; a known metric or flow name stays whole."""
+        ds, dot, base = name.rpartition(".")
+        if not dot or not ds or name in self.definitions["flow"] or name in self.metric_seen:
+            return None, name
+        return ds, base
+
     def metric(self, agents: list[str] | None, specs: list[str]) -> list[dict]:
-        """sFlow-RT's /metric/{agent}/{metric}/json: each metric aggregated over agents and data
-        sources (max: by default; min:, sum:, avg:, any:)."""
-        out = []
+        """sFlow-RT's /metric/{agent}/{metric}/json: each metric summarized over agents and data
+        sources (api/aggregate.py: max by default, min sum avg var sdev med q1 q2 q3 iqr any)."""
+        parsed = [split_spec(spec) for spec in specs]  # every prefix checked before any work
+        return [summarize(spec, agg, self.metric_values(agents, [name]))
+                for spec, (agg, name) in zip(specs, parsed)]
+
+    def table(self, agents: list[str] | None, specs: list[str]) -> list[list[dict]]:
+        """sFlow-RT's /table/{agent}/{metric}/json: one row per (agent, data source) that has every
+        metric, one cell per metric; ``sort:NAME:N`` orders by NAME (N < 0: largest first) and keeps |N|."""
+        sort_by, limit, columns = None, None, []
         for spec in specs:
-            agg, _, name = spec.rpartition(":")
-            agg = agg or "max"
-            if agg not in AGGREGATIONS:
-                raise ValueError(f"{spec}: aggregation must be one of {', '.join(AGGREGATIONS)}")
-            rows = self.metric_values(agents, [name])
-            result: dict[str, Any] = {"metricName": spec, "metricN": len(rows)}
-            if rows:
-                values = [r["metricValue"] for r in rows]
-                pick = max(rows, key=lambda r: r["metricValue"]) if agg != "min" else \
-                    min(rows, key=lambda r: r["metricValue"])
-                value = {"max": max(values), "min": min(values), "sum": sum(values),
-                         "avg": sum(values) / len(values), "any": values[0]}[agg]
-                result.update(agent=pick["agent"], dataSource=pick["dataSource"], metricValue=value,
-                              lastUpdate=pick["lastUpdate"],
-                              lastUpdateMax=max(r["lastUpdate"] for r in rows),
-                              lastUpdateMin=min(r["lastUpdate"] for r in rows))
-            out.append(result)
-        return out
+            if spec.startswith("sort:"):
+                sort_by, limit = parse_sort(spec)
+                columns.append(sort_by)
+            else:
+                columns.append(spec)
+        cells: dict[tuple[str, str], dict[str, dict]] = {}
+        for r in self.metric_values(agents, columns, text=True):
+            cell = {k: r[k] for k in ("agent", "dataSource", "metricName", "metricValue", "lastUpdate")}
+            cells.setdefault((r["agent"], r["dataSource"]), {})[r["metricName"]] = cell
+        names = [self._split_ds(c)[1] for c in columns]
+        rows = [[by_name[n] for n in names] for by_name in cells.values() if all(n in by_name for n in names)]
+        if sort_by is not None:
+            i = columns.index(sort_by)
+            rows.sort(key=lambda row: row[i]["metricValue"], reverse=limit is not None and limit < 0)
+            if limit is not None:
+                rows = rows[:abs(limit)]
+        return rows
 
     def metric_names(self) -> dict[str, int]:
+        """sFlow-RT's /metrics/json: counter and flow metric names, ms since last seen."""
         now = time.time()
         with self.lock:
-            return {n: int((now - ts) * 1000) for n, ts in sorted(self.metric_seen.items())
-                    if now - ts < max(self.settings.stale_s, 60.0)}
+            out = {n: int((now - ts) * 1000) for n, ts in self.metric_seen.items()
+                   if now - ts < max(self.settings.stale_s, 60.0)}
+        with self.exporter.lock:
+            for (flow, _), m in self.exporter.flows.latest.items():
+                age = max(0, int(now * 1000) - m["timestamp"])
+                if age < self.settings.stale_s * 1000:
+                    out[flow] = min(age, out.get(flow, age))
+        return dict(sorted(out.items()))
+
+    def _live_statuses(self, max_age_ms: float | None = 60_000) -> list[dict]:
+        now_ms = time.time() * 1000
+        with self.lock:
+            last = [h[-1] for h in self.status.values()]
+        return [st for st in last if max_age_ms is None or now_ms - st["time"] <= max_age_ms]
 
     def agents(self) -> dict[str, dict]:
-        """sFlow-RT's /agents/json, from the ingesters' status and the counter metrics."""
+        """sFlow-RT's /agents/json: each agent's session counters summed over the ingesters that
+        receive it (ingest/agents.py), its data sources from the counter metrics."""
         now_ms = time.time() * 1000
         out: dict[str, dict] = {}
-        with self.lock:
-            statuses = [h[-1] for h in self.status.values()]
-        for st in statuses:
-            if now_ms - st["time"] > 60_000:
-                continue
+        for st in self._live_statuses():
+            age = int(now_ms - st["time"])
             for agent, c in st.get("agents", {}).items():
-                a = out.setdefault(agent, {"sFlowDatagramsReceived": 0, "sFlowDatagramsLost": 0,
-                                           "lastSeen": int(now_ms - st["time"]), "ingesters": []})
-                a["sFlowDatagramsReceived"] += c.get("datagrams", 0)
-                a["sFlowDatagramsLost"] += c.get("lost", 0)
-                a["lastSeen"] = min(a["lastSeen"], int(now_ms - st["time"]))
+                a = out.setdefault(agent, dict.fromkeys(AGENT_COUNTERS, 0) | {
+                    "sFlowDatagramSource": [], "lastSeen": None, "firstSeen": 0, "ingesters": []})
+                for k in AGENT_COUNTERS:
+                    a[k] += c.get(k, 0)
+                # ingesters older than the per-agent counters sent datagrams and lost only
+                if "sFlowDatagramsReceived" not in c:
+                    a["sFlowDatagramsReceived"] += c.get("datagrams", 0)
+                    a["sFlowDatagramsLost"] += c.get("lost", 0)
+                a["sFlowDatagramSource"] = sorted(set(a["sFlowDatagramSource"]) | set(c.get("sFlowDatagramSource", ())))
+                last = c.get("lastSeen", 0) + age
+                a["lastSeen"] = last if a["lastSeen"] is None else min(a["lastSeen"], last)
+                a["firstSeen"] = max(a["firstSeen"], c.get("firstSeen", 0) + age)
+                for k in ("sFlowFlowDatasources", "sFlowCounterDatasources"):  # one agent: counted by one ingester
+                    a[k] = max(a.get(k, 0), c.get(k, 0))
+                if "uptime" in c:
+                    a["uptime"] = c["uptime"]
                 a["ingesters"].append(st["ingester"])
         for r in self.metric_values(None):
-            a = out.setdefault(r["agent"], {"sFlowDatagramsReceived": 0, "sFlowDatagramsLost": 0,
-                                            "lastSeen": r["lastUpdate"], "ingesters": []})
+            a = out.setdefault(r["agent"], dict.fromkeys(AGENT_COUNTERS, 0) | {
+                "sFlowDatagramSource": [], "lastSeen": r["lastUpdate"], "firstSeen": r["lastUpdate"], "ingesters": [],
+                "sFlowFlowDatasources": 0, "sFlowCounterDatasources": 0})
             a.setdefault("dataSources", set()).add(r["dataSource"])
         for a in out.values():
             a["dataSources"] = sorted(a.get("dataSources", ()), key=_ds_order)
         return dict(sorted(out.items()))
+
+    def analyzer(self) -> dict[str, Any]:
+        """sFlow-RT's /analyzer/json in the pipeline's terms: what every ingester received and
+        dropped (summed over their last status), events raised and flows logged."""
+        statuses = self._live_statuses(None)
+        total = {k: sum(st.get(k, 0) for st in statuses) for k in
+                 ("datagrams", "bytes", "malformed", "unsupported_version", "kernel_drops", "kafka_dropped")}
+        samples = {k: sum(st.get("samples", {}).get(k, 0) for st in statuses) for k in ("flow", "counters", "discards")}
+        agents = set()
+        for st in self._live_statuses():
+            agents.update(st.get("agents", {}))
+        with self.lock:
+            events, flows = self.events.read, self.flow_logs.read
+        return {"version": __version__, "uptime": int((time.time() - self.started) * 1000),
+                "sFlowAgents": len(agents), "sFlowDatagramsReceived": total["datagrams"],
+                "sFlowBytesReceived": total["bytes"], "sFlowFlowSamples": samples["flow"],
+                "sFlowCounterSamples": samples["counters"], "sFlowDiscardSamples": samples["discards"],
+                "sFlowDatagramsDiscarded": total["kernel_drops"] + total["kafka_dropped"],
+                "sFlowParseErrors": total["malformed"] - total["unsupported_version"],
+                "sFlowUnsupportedVersion": total["unsupported_version"],
+                "eventsGenerated": events, "flowsGenerated": flows,
+                "ingesters": len(self._live_statuses()), "availableProcessors": os.cpu_count() or 1}
+
+    def license(self) -> dict[str, Any]:
+        """sFlow-RT's /license/json shape; sflowpipe has no license key, rate limit or expiry."""
+        a = self.analyzer()
+        return {"analyzer": {"host": socket.gethostname(), "version": __version__,
+                             "sFlowDatagramsReceived": a["sFlowDatagramsReceived"]},
+                "license": {"product": "sflowpipe", "license": "Apache-2.0", "account": "", "host": "",
+                            "host_ok": True, "max_bps": 0, "max_bps_ok": True, "expires": 0, "expires_ok": True}}
 
     def pipeline_status(self) -> dict:
         """The status page: per ingester rates and losses, totals, consumer lag per sink."""
@@ -232,7 +374,7 @@ class ApiState:
         totals["samples_per_s"] = round(totals["samples_per_s"], 1)
         return {"time": int(now_ms), "uptime_s": int(time.time() - self.started), "ingesters": ingesters,
                 "totals": totals, "agents": len(self.agents()), "sinks": lag,
-                "events": self.last_event_id(),
+                "events": self.events_read(),
                 "flows": sorted(self.get_definitions("flow")), "thresholds": sorted(self.get_definitions("threshold"))}
 
 

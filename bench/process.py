@@ -85,7 +85,7 @@ def profile(payloads: list[bytes]) -> None:
     for p in payloads:
         out += batches.add(decode_datagram(p), "127.0.0.1", 1_700_000_000_000_000)
     flow = [b.datum for b in out + batches.drain() if b.kind == "flow"]
-    from processors.app import EnrichedEncoder
+    from processors.app import EnrichedEncoder, decode_flow_batch
     from schemas.definitions import hot_field_count
 
     codec = AvroCodec("flow_sample_batch")
@@ -102,7 +102,7 @@ def profile(payloads: list[bytes]) -> None:
     def work():
         hot = hot_field_count()
         for m in messages:
-            b = codec.decode_prefix(m, hot)
+            b = decode_flow_batch(codec, m, hot, engine)
             enriched.encode(m, engine.on_flow_batch(b))
         engine.report()
 

@@ -7,7 +7,8 @@ the sampling rate), plus interface counters every ``counter_interval`` seconds.
 Optionally a DNS-amplification flood (``flood_target``, switched with ``flooding``): UDP from
 source port 53 of many reflectors to one address, full-size frames, ``flood_share`` of the flow
 samples, so a threshold on ``ipdestination,udpsourceport`` frames fires on it while the normal
-mix (whose DNS flows go *to* port 53) never does.
+mix (whose DNS flows go *to* port 53) never does. The DNS packets carry DNS messages (queries for
+a few names, ANY answers in the flood) so that the DNS flow keys have something to show.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ingest.udp import parse_hostport
 
 
 def ipv4_packet(src: str, dst: str, proto: int, sport: int, dport: int, length: int, flags: int = 0x18,
-                ttl: int = 64) -> bytes:
+                ttl: int = 64, payload: bytes = b"") -> bytes:
     """An Ethernet/IPv4/TCP-or-UDP header as a switch would sample it (first 128 bytes at most)."""
     eth = bytes.fromhex("020000000002020000000001") + b"\x08\x00"
     if proto == 6:
@@ -35,8 +36,23 @@ def ipv4_packet(src: str, dst: str, proto: int, sport: int, dport: int, length: 
         l4 = struct.pack(">HHHH", sport, dport, max(8, length - 20), 0)
     ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, length, 0, 0x4000, ttl, proto, 0,
                      socket.inet_aton(src), socket.inet_aton(dst))
-    pkt = eth + ip + l4
+    pkt = eth + ip + l4 + payload[: max(0, length - 20 - len(l4))]
     return (pkt + bytes(max(0, min(128, length + 14) - len(pkt))))[:128]
+
+
+DNS_NAMES = ("www.example.com", "api.example.net", "cdn.example.org", "mail.example.com", "ntp.example.net")
+
+
+def dns_payload(f: Flow) -> bytes:
+    """What a UDP flow to port 53 carries: a query for one of DNS_NAMES (picked by the source port, so
+    the random sequence is untouched); from port 53 (the flood): an answer to an ANY query."""
+    if f.proto != 17 or 53 not in (f.sport, f.dport):
+        return b""
+    query = f.dport == 53
+    name = DNS_NAMES[f.sport % len(DNS_NAMES)] if query else "example.com"
+    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+    return struct.pack(">HHHHHH", (f.sport if query else f.dport) & 0xFFFF, 0x0100 if query else 0x8180, 1,
+                       0 if query else 20, 0, 0) + qname + struct.pack(">HH", 1 if query else 255, 1)
 
 
 @dataclass
@@ -83,8 +99,10 @@ class Generator:
         self.flows = make_flows(self.rng, n_elephants=elephants)
         self.weights = [f.weight for f in self.flows]
         self.seq = {a: 0 for a in self.agents}
-        self.sample_seq = {a: 0 for a in self.agents}
-        self.pool = {a: 0 for a in self.agents}
+        # sFlow v5 numbers samples and counts the sample pool per data source (per sampler/poller)
+        self.flow_seq: dict[tuple[str, int], int] = {}
+        self.counter_seq: dict[tuple[str, int], int] = {}
+        self.pool: dict[tuple[str, int], int] = {}
         self.octets = {(a, i): 0 for a in self.agents for i in range(1, interfaces + 1)}
         self.last_counters = {a: float("-inf") for a in self.agents}
         self.start: float | None = None
@@ -115,14 +133,14 @@ class Generator:
         return encode_datagram(Datagram(5, agent, 0, self.seq[agent], uptime, tuple(samples)))
 
     def _flow_sample(self, agent: str, f: Flow) -> FlowSample:
-        self.sample_seq[agent] += 1
-        self.pool[agent] += self.sampling_rate
         inp = 1 + hash((f.src, agent)) % self.interfaces
+        seq = self.flow_seq[(agent, inp)] = self.flow_seq.get((agent, inp), 0) + 1
+        pool = self.pool[(agent, inp)] = self.pool.get((agent, inp), 0) + self.sampling_rate
         out = 1 + hash((f.dst, agent)) % self.interfaces
         self.octets[(agent, inp)] += f.size * self.sampling_rate
-        header = ipv4_packet(f.src, f.dst, f.proto, f.sport, f.dport, f.size - 14)
-        return FlowSample(False, self.sample_seq[agent] & 0xFFFFFFFF, 0, inp, self.sampling_rate,
-                          self.pool[agent] & 0xFFFFFFFF, 0, 0, inp, 0, out, (
+        header = ipv4_packet(f.src, f.dst, f.proto, f.sport, f.dport, f.size - 14, payload=dns_payload(f))
+        return FlowSample(False, seq & 0xFFFFFFFF, 0, inp, self.sampling_rate,
+                          pool & 0xFFFFFFFF, 0, 0, inp, 0, out, (
                               SampledHeader.of(1, f.size + 4, 4, header),
                               ExtendedSwitch(10, 0, 10, 0),
                           ))
@@ -131,8 +149,8 @@ class Generator:
         out = []
         for i in range(1, self.interfaces + 1):
             octets = self.octets[(agent, i)] & 0xFFFFFFFFFFFFFFFF
-            self.sample_seq[agent] += 1
-            out.append(CounterSample(False, self.sample_seq[agent], 0, i, (
+            seq = self.counter_seq[(agent, i)] = self.counter_seq.get((agent, i), 0) + 1
+            out.append(CounterSample(False, seq & 0xFFFFFFFF, 0, i, (
                 IfCounters(i, 6, 10_000_000_000, 1, 3, octets, octets // 800, 0, 0, 0, 0, 0,
                            octets // 2, octets // 1600, 0, 0, 0, 0, 0),
                 EthernetCounters(*([0] * 13)),

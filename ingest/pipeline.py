@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from ingest.agents import AgentCounters
 from ingest.batches import COUNTERS, DISCARDS, FLOW, AgentBatches, Batch
 from ingest.metrics import LATENCY_BUCKETS, Metrics
 from ingest.publisher import Publisher
@@ -36,6 +37,7 @@ def malformed_reason(err: DecodeError) -> str:
 
 def describe_metrics(m: Metrics) -> None:
     m.describe("sflowpipe_ingest_datagrams_received_total", "counter", "UDP datagrams received")
+    m.describe("sflowpipe_ingest_bytes_received_total", "counter", "UDP payload bytes received")
     m.describe("sflowpipe_ingest_datagrams_malformed_total", "counter",
                "datagrams that failed to decode (sent to the dead-letter topic), by reason")
     m.describe("sflowpipe_ingest_samples_total", "counter", "decoded samples batched for Kafka, by kind")
@@ -74,6 +76,7 @@ class IngestPipeline:
         self.sample_topics = {FLOW: k.topic(t.flow_samples), COUNTERS: k.topic(t.counter_samples),
                               DISCARDS: k.topic(t.discard_samples)}
         self.last_sequence: dict[tuple[str, int], int] = {}
+        self.agents = AgentCounters(MAX_TRACKED_AGENTS)  # sFlow-RT's /agents/json counters
         self._raw = self.codecs["raw_datagram"]
         describe_metrics(metrics)
 
@@ -83,6 +86,7 @@ class IngestPipeline:
     def handle(self, data: bytes, exporter: str, port: int, receive_time_us: int) -> None:
         m = self.metrics
         m.inc("sflowpipe_ingest_datagrams_received_total")
+        m.inc("sflowpipe_ingest_bytes_received_total", len(data))
         key = exporter.encode()
         self.publisher.publish(self.raw_topic, key, self._raw.encode(
             {"receive_time_us": receive_time_us, "exporter_address": exporter, "exporter_port": port, "data": data}))
@@ -109,6 +113,7 @@ class IngestPipeline:
             m.inc("sflowpipe_ingest_agent_sequence_lost_total", dg.sequence_number - last - 1, agent_label)
         if last is not None or len(self.last_sequence) < MAX_TRACKED_AGENTS:
             self.last_sequence[seq_key] = dg.sequence_number
+        self.agents.add(dg, exporter, len(data))
         for batch in self.batches.add(dg, exporter, receive_time_us):
             self._publish(batch)
 

@@ -103,10 +103,16 @@ class Ingester:
                 agent = dict(labels).get("agent", "")
                 field = "datagrams" if name.endswith("datagrams_total") else "lost"
                 agents.setdefault(agent, {})[field] = int(v)
+        for agent, counters in self.pipeline.agents.snapshot().items():
+            agents.setdefault(agent, {}).update(counters)
         samples = {dict(labels).get("kind", ""): int(v) for (name, labels), v in list(m.values.items())
                    if name == "sflowpipe_ingest_samples_total"}
-        return {"ingester": self.ident, "listen": self.settings.ingest.listen, "time": int(time.time() * 1000),
+        return {"kind": "ingester", "ingester": self.ident, "listen": self.settings.ingest.listen,
+                "time": int(time.time() * 1000),
                 "datagrams": int(m.total("sflowpipe_ingest_datagrams_received_total")),
+                "bytes": int(m.total("sflowpipe_ingest_bytes_received_total")),
+                "unsupported_version": int(m.get("sflowpipe_ingest_datagrams_malformed_total",
+                                                 (("reason", "unsupported_version"),))),
                 "malformed": int(m.total("sflowpipe_ingest_datagrams_malformed_total")),
                 "samples": samples,
                 "kernel_drops": int(m.total("sflowpipe_ingest_kernel_drops")),

@@ -51,6 +51,8 @@ class Engine:
         self.samples = 0
         self.pending_flow_logs: list[dict] = []  # of redefined / deleted log: true flows
         self._ds_cache: dict[tuple[int, int], str] = {}
+        # cold flow-batch columns some flow reads (payload keys, requests): the app then decodes whole batches
+        self.cold_columns: frozenset[str] = frozenset()
 
     # ---------------------------------------------------------------- definitions (live)
 
@@ -59,12 +61,14 @@ class Engine:
         if kind == "flow":
             if definition is None:
                 self._end_flow_log(self.flows.pop(name, None))
+                self._update_cold_columns()
                 return
             old = self.flows.get(name)
             if old is not None and old.definition == definition:
                 return
             self._end_flow_log(old)
             self.flows[name] = _Flow(name, definition)
+            self._update_cold_columns()
             log.info("flow %s: keys=%s value=%s filter=%s", name, definition.keys, definition.value,
                      definition.filter)
         elif kind == "threshold":
@@ -77,6 +81,9 @@ class Engine:
                 self.enricher.groups.set_groupset(name, definition)
         elif kind != "forwarding":  # forwarding targets are the forward sink's
             raise ValueError(f"unknown definition kind {kind!r}")
+
+    def _update_cold_columns(self) -> None:
+        self.cold_columns = frozenset().union(*(f.compiled.needs for f in self.flows.values()))
 
     # ---------------------------------------------------------------- input
 

@@ -80,7 +80,7 @@ class FlowDefinition(BaseModel):
     model_config = {"extra": "forbid", "populate_by_name": True}
 
     keys: str = Field(description="comma-separated flow keys and key functions, e.g. ipsource,ipdestination")
-    value: str = Field("bytes", description="bytes, frames, bps or fps")
+    value: str = Field("bytes", description="bytes, frames, bps, fps or requests")
     filter: str | None = Field(None, description="e.g. ipprotocol=6,17&country:ipsource!=US")
     t: float = Field(2.0, description="smoothing time constant, seconds (clamped 0.2-600)")
     n: int = Field(5, description="largest flows kept per data source (clamped 5-20)")

@@ -119,6 +119,72 @@ def test_top_flows_agents_and_counters_are_live(up):
     assert "openapi" in requests.get(rt + "/api-docs", timeout=10).json()
 
 
+def test_top_flows_dns_shortcuts_see_the_demo_queries(up):
+    """InMon's top-flows "Requested domains" and "Request types" shortcuts, as it defines them (PUT a
+    flow keyed by dnsqname / dnsqtypename valued in requests, then poll its active flows)."""
+    from ingest.generate import DNS_NAMES
+
+    rt = up["url"]
+    for name, keys in (("tf_domains", "dnsqname"), ("tf_types", "dnsqtypename")):
+        body = {"keys": keys, "value": "requests", "filter": None, "t": 2, "n": 10, "fs": "_SEP_"}
+        r = requests.put(rt + f"/flow/{name}/json", data=json.dumps(body), timeout=10)
+        assert r.status_code in (200, 204), r.text
+
+    def seen(name):
+        rows = requests.get(rt + f"/activeflows/ALL/{name}/json?maxFlows=20&minValue=0.01", timeout=10).json()
+        return {row["key"] for row in rows} or None
+
+    domains = _wait(lambda: seen("tf_domains"), 60)
+    assert domains and domains <= {n + "." for n in DNS_NAMES}, domains
+    assert _wait(lambda: seen("tf_types"), 60) == {"A"}  # the demo's queries (no flood unless switched on)
+    for name in ("tf_domains", "tf_types"):
+        assert requests.delete(rt + f"/flow/{name}/json", timeout=10).status_code in (200, 204)
+
+
+def test_sflow_rt_clients_read_flow_metrics_agent_counters_and_analyzer(up):
+    """What published sFlow-RT clients read: a DDoS script's event -> /metric/{agent}/{ds}.{flow}/json
+    -> topKeys[0].key; sflow-test's per-agent counters; the Prometheus example's analyzer scrape;
+    the prometheus.php /table client."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    rt = up["url"]
+
+    def top():
+        [m] = requests.get(rt + "/metric/ALL/pair/json", timeout=10).json()
+        keys = m.get("topKeys") or []
+        return m if keys and keys[0]["key"].split(",")[0] in ELEPHANT_SOURCES else None
+    m = _wait(top, 60)
+    assert m, "no elephant on top of /metric/ALL/pair/json"
+    [one] = requests.get(f"{rt}/metric/{m['agent']}/{m['dataSource']}.pair/json", timeout=10).json()
+    assert one["metricN"] == 1 and one["dataSource"] == m["dataSource"]
+    assert one["topKeys"][0]["value"] == one["metricValue"] > 0
+    assert one["topKeys"][0]["key"].split(",")[0] in ELEPHANT_SOURCES
+    assert [k["value"] for k in one["topKeys"]] == sorted((k["value"] for k in one["topKeys"]), reverse=True)
+    def counted():  # the ingester's status arrives every 2 s
+        agents = requests.get(rt + "/agents/json", timeout=10).json()
+        return agents if all(a["sFlowCounterSamples"] > 0 for a in agents.values()) else None
+    agents = _wait(counted, 30)
+    assert agents and set(agents) == {"192.0.2.200", "192.0.2.201"}
+    for a in agents.values():
+        assert a["sFlowDatagramsReceived"] > 0 and a["sFlowFlowSamples"] > 0 and a["sFlowCounterSamples"] > 0
+        assert a["sFlowDatagramsDuplicates"] == 0 and a["sFlowFlowDuplicateSamples"] == 0
+        assert a["sFlowFlowDatasources"] > 0 and a["sFlowCounterDatasources"] == 8
+    analyzer = requests.get(rt + "/analyzer/json", timeout=10).json()
+    assert analyzer["sFlowAgents"] == 2 and analyzer["sFlowDatagramsReceived"] > 0
+    assert analyzer["sFlowFlowSamples"] > 0 and analyzer["sFlowParseErrors"] == 0
+    text = requests.get(rt + "/prometheus/analyzer/txt", timeout=10).text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["sflow_analyzer_datagrams_received"].samples[0].value > 0
+    # interface rates need two counter samples each
+    def table():
+        rows = requests.get(rt + "/table/ALL/sort:ifinoctets:-3/json", timeout=10).json()
+        return rows if len(rows) == 3 else None
+    rows = _wait(table, 60)
+    assert rows, "no interface rates in /table"
+    values = [row[0]["metricValue"] for row in rows]
+    assert values == sorted(values, reverse=True)
+
+
 def test_clickhouse_fills_from_the_pipeline(up):
     def count():
         rows = sql_rows(up["data"], "SELECT count(), uniqExact(agent) FROM flow_samples")
@@ -213,6 +279,15 @@ def test_web_ui_pages_show_live_data_in_a_real_browser(up, tmp_path):
         defined = requests.get(up["url"] + "/flow/json", timeout=10).json()
         assert any(d["keys"] == "ipsource,ipdestination,tcpdestinationport" for d in defined.values())
         driver.save_screenshot(str(shots / "flows.png"))
+        # a flow the workers cannot compute: refused, its message next to the keys typed
+        keys = driver.find_element(By.ID, "keys")
+        keys.clear()
+        keys.send_keys("ipsource,nosuchkey")
+        driver.find_element(By.CSS_SELECTOR, "#browse button").click()
+        wait.until(lambda d: "nosuchkey" in d.find_element(By.ID, "keys-error").text)
+        assert driver.find_element(By.ID, "keys").get_attribute("aria-invalid") == "true"
+        shown = driver.find_element(By.ID, "keys-error").text.splitlines()
+        assert "ipsource,nosuchkey" in shown and shown[-1].strip() == "^"
 
         # events: the long-poll fills the table with elephant events
         driver.get(up["url"] + "/ui/events.html")

@@ -9,7 +9,39 @@ const sp = {
   async put(path, body) {
     const r = await fetch(path, { method: "PUT", body: JSON.stringify(body),
                                   headers: { "Content-Type": "application/json" } });
-    if (!r.ok) throw new Error(await r.text());
+    if (!r.ok) {
+      const text = await r.text();
+      let detail = null;
+      try { detail = JSON.parse(text); } catch (e) { /* a plain-text refusal */ }
+      const err = new Error(detail && detail.error ? detail.error : text);
+      err.detail = detail;  // a refused definition: {error, kind, name, field, token, position}
+      throw err;
+    }
+  },
+  // Show a refused definition's message next to the input it names (detail.field: the key of
+  // `inputs`; the message goes to the element with id `${input.id}-error`), with the offending
+  // token selected in the input and a caret under its position. False: no such input.
+  fieldError(detail, inputs) {
+    for (const input of Object.values(inputs)) {
+      input.removeAttribute("aria-invalid");
+      const out = document.getElementById(`${input.id}-error`);
+      if (out) out.textContent = "";
+    }
+    const input = detail && inputs[detail.field];
+    const out = input && document.getElementById(`${input.id}-error`);
+    if (!out) return false;
+    input.setAttribute("aria-invalid", "true");
+    let text = detail.error;
+    if (Number.isInteger(detail.position)) {
+      const pos = detail.position;
+      text += `\n${input.value}\n${" ".repeat(pos)}^`;
+      input.focus();
+      if (input.setSelectionRange) {
+        input.setSelectionRange(pos, Math.min(pos + (detail.token ? detail.token.length : 1), input.value.length));
+      }
+    }
+    out.textContent = text;
+    return true;
   },
   fmt(v, unit) {
     if (v === null || v === undefined || Number.isNaN(v)) return "–";
@@ -59,3 +91,4 @@ const sp = {
   every(ms, fn) { const tick = async () => { try { await fn(); } catch (e) { sp.error(e); } }; tick(); return setInterval(tick, ms); },
   error(e) { const el = document.getElementById("error"); if (el) el.textContent = e ? String(e.message || e) : ""; },
 };
+if (typeof module !== "undefined") module.exports = sp;  // for tests under node

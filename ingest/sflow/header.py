@@ -1,6 +1,6 @@
 """Parse of a sampled packet header (flow record 0:1): Ethernet, 802.1Q/QinQ, 802.2 LLC/SNAP,
 IEEE 802.11 data frames, IPv4, IPv6 (with extension headers), TCP/UDP/ICMP, and the inner
-packet of VXLAN, GRE (incl. transparent Ethernet bridging / NVGRE) and IP-in-IP tunnels.
+packet of VXLAN, Geneve, GRE (incl. transparent Ethernet bridging / NVGRE) and IP-in-IP tunnels.
 
 ``decode_header`` follows sflowtool's decodeLinkLayer / decode80211MAC / decodeIPV4 /
 decodeIPV6 / decodeIPLayer4 step by step, including where they give up, so every field
@@ -60,8 +60,8 @@ class DecodedHeader(msgspec.Struct, frozen=True, gc=False):
     icmp_type: int | None = None  # ICMP (1) and ICMPv6 (58)
     icmp_code: int | None = None
     # ---- tunnels (not printed by sflowtool)
-    vni: int | None = None  # VXLAN VNI, or NVGRE VSID (GRE key >> 8 over 0x6558)
-    inner: DecodedHeader | None = None  # the encapsulated packet (VXLAN, GRE, IP-in-IP)
+    vni: int | None = None  # VXLAN or Geneve VNI, or NVGRE VSID (GRE key >> 8 over 0x6558)
+    inner: DecodedHeader | None = None  # the encapsulated packet (VXLAN, Geneve, GRE, IP-in-IP)
     # ---- (last: a header without them is built with fewer arguments, which is measurably faster)
     # ---- the packet quoted in an ICMP error (ICMPv4 types 3, 11, 12; ICMPv6 types 1-4; not printed by sflowtool)
     icmp_quoted_protocol: int | None = None  # its IP protocol (IPv6: next header after extension headers)
@@ -277,6 +277,11 @@ def _decode(b, proto: int, pos: int, end: int, depth: int) -> DecodedHeader | No
                 if dport == 4789 and left >= 16 and b[p + 8] & 0x08 and depth < _MAX_DEPTH:
                     vni = _U32.unpack_from(b, p + 12)[0] >> 8
                     inner = _decode(b, 1, p + 16, end, depth + 1)
+                # Geneve (RFC 8926) version 0: 8-byte header, options, then the packet of its protocol type
+                elif dport == 6081 and left >= 16 and b[p + 8] >> 6 == 0 and depth < _MAX_DEPTH:
+                    vni = _U32.unpack_from(b, p + 12)[0] >> 8
+                    inner = _inner(b, _U16.unpack_from(b, p + 10)[0], p + 16 + (b[p + 8] & 0x3F) * 4, end,
+                                   depth + 1)
         elif ip_proto == 1 or ip_proto == 58:
             if left >= 8:
                 icmp_type = b[p]

@@ -1,7 +1,7 @@
 """sFlow-RT's flow definition language (keys, key functions, filters), compiled column-wise.
 
 A flow definition (sFlow-RT "Defining Flows") names ``keys`` (flow keys or key functions, joined with
-``fs`` into the flow key string), a ``value`` (bytes, frames, bps, fps), an optional ``filter`` and the
+``fs`` into the flow key string), a ``value`` (bytes, frames, bps, fps, requests), an optional ``filter`` and the
 smoothing / top-N parameters ``t`` and ``n``.
 
 Everything here is compiled once into closures that work on whole columns of a decoded

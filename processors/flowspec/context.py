@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Callable, Iterator
 
 _CACHE_LIMIT = 1 << 16  # distinct values kept in a formatting / matching cache before it is cleared
 
@@ -22,6 +24,43 @@ class EvalContext:
 
 Column = list  # list[str | None] for keys, list[bool] for filters
 ColFn = Callable[[EvalContext], Column]
+
+# ---------------------------------------------------------------- cold columns
+# The processors decode only the hot prefix of a flow batch (schemas/definitions.py HOT_DECODED);
+# a column function that reads cold columns (the raw ``header``, ``records``, ``ip_offset``...)
+# says so with a ``needs`` attribute (see ``needing``). Compiling a flow inside ``collecting_needs``
+# gathers what its keys, filter and value need, so the app decodes whole batches only while some
+# definition needs them.
+_NEEDS: ContextVar[set | None] = ContextVar("flowspec_needs", default=None)
+
+
+def needing(columns: frozenset[str], fn: ColFn) -> ColFn:
+    """``fn``, marked as reading these cold columns of the batch."""
+    fn.needs = columns  # type: ignore[attr-defined]
+    return fn
+
+
+def note_needs(fn: Any) -> None:
+    """Record the cold columns ``fn`` reads (if marked) in the compile being collected."""
+    needs = getattr(fn, "needs", None)
+    if needs:
+        s = _NEEDS.get()
+        if s is not None:
+            s.update(needs)
+
+
+@contextmanager
+def collecting_needs() -> Iterator[set]:
+    """The set of cold columns the keys, filters and values compiled inside the block read."""
+    s: set = set()
+    token = _NEEDS.set(s)
+    try:
+        yield s
+    finally:
+        _NEEDS.reset(token)
+        outer = _NEEDS.get()
+        if outer is not None:
+            outer.update(s)
 
 
 def _field(ctx: EvalContext, level: int, name: str) -> list:

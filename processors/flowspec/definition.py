@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
 
-from processors.flowspec.context import EvalContext, _field
+from processors.flowspec.context import EvalContext, _field, collecting_needs, note_needs
 from processors.flowspec.errors import FlowSpecError
 from processors.flowspec.filters import compile_filter
 from processors.flowspec.functions import compile_key
+from processors.flowspec.payload_keys import v_requests
 
-VALUES = ("bytes", "frames", "bps", "fps")
+VALUES = ("bytes", "frames", "bps", "fps", "requests")
 
 
 @dataclass(frozen=True)
@@ -121,14 +122,18 @@ def parse_definition(name: str, d: dict) -> FlowDef:
 class CompiledFlow:
     """A flow definition compiled for column-wise evaluation over flow sample batches."""
 
-    __slots__ = ("fd", "keys", "filter", "_value", "_fs")
+    __slots__ = ("fd", "keys", "filter", "_value", "_fs", "needs")
 
     def __init__(self, fd: FlowDef) -> None:
         self.fd = fd
-        self.keys = tuple(compile_key(k) for k in fd.keys)
-        self.filter = compile_filter(fd.filter) if fd.filter else None
+        with collecting_needs() as needs:
+            self.keys = tuple(compile_key(k) for k in fd.keys)
+            self.filter = compile_filter(fd.filter) if fd.filter else None
+            self._value = _VALUE_FNS[fd.value]
+            note_needs(self._value)
+        # the cold batch columns (beyond schemas.definitions.HOT_DECODED) its keys, filter and value read
+        self.needs: frozenset[str] = frozenset(needs)
         self._fs = fd.fs
-        self._value = _VALUE_FNS[fd.value]
 
     def evaluate(self, batch: dict, enrich: Any = None, ctx: EvalContext | None = None) -> list[tuple[int, str, float]]:
         """``(sample index, flow key, contribution)`` for each sample that passes the filter and has every key.
@@ -182,7 +187,7 @@ def _v_bps(ctx: EvalContext) -> list:
     ]
 
 
-_VALUE_FNS = {"bytes": _v_bytes, "frames": _v_frames, "bps": _v_bps, "fps": _v_frames}
+_VALUE_FNS = {"bytes": _v_bytes, "frames": _v_frames, "bps": _v_bps, "fps": _v_frames, "requests": v_requests}
 
 
 def compile_flow(fd: FlowDef) -> CompiledFlow:

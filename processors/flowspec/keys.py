@@ -6,7 +6,8 @@ import re
 from typing import Callable
 
 from processors.flows import data_source
-from processors.flowspec.context import _CACHE_LIMIT, ColFn, EvalContext, _field
+from processors.flowspec.payload_keys import PAYLOAD_KEYS
+from processors.flowspec.context import _CACHE_LIMIT, ColFn, EvalContext, _field, note_needs
 
 _S = tuple(str(i) for i in range(65536))  # int -> decimal text, for the 16-bit fields
 _TCPFLAGS = tuple(format(i, "09b") for i in range(512))
@@ -315,6 +316,7 @@ def _vni_level(level: int) -> ColFn:  # vni of the packet at ``level`` (any widt
 
 
 _BASE_KEYS["vni"] = (_vni_level, True)  # VXLAN VNI / NVGRE VSID of the tunnel at that level
+_BASE_KEYS.update(PAYLOAD_KEYS)  # ARP, DNS, ICMP echo, application records (processors/flowspec/payload_keys.py)
 KEY_NAMES = frozenset(_BASE_KEYS)
 
 _KEY_RE = re.compile(r"([a-z0-9]+)(?:\.([0-9]))?\Z")
@@ -328,6 +330,7 @@ class _Key:
     def __init__(self, canon: str, raw: ColFn) -> None:
         self.canon = canon
         self._raw = raw
+        note_needs(raw)  # a key over cold columns makes the flow being compiled need them
         ck = ("#k", canon)
 
         def col(ctx: EvalContext) -> list:

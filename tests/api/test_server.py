@@ -94,9 +94,10 @@ async def test_metric_dump_metrics_and_prometheus_paths():
         assert [(d["dataSource"], d["metricValue"]) for d in dump] == [("1", 100.0), ("2", 300.0)]
         assert set(dump[0]) >= {"agent", "dataSource", "metricName", "metricValue", "lastUpdate"}
         names = await (await client.get("/metrics/json")).json()
-        assert set(names) == {"ifinoctets", "ifinutilization"}
+        assert set(names) == {"ifinoctets", "ifinutilization", "pair"}  # flow metrics are metrics too
         per_agent = await (await client.get("/metric/10.0.0.1/json")).json()
-        assert per_agent == {"1.ifinoctets": 100.0, "1.ifinutilization": 1.5, "2.ifinoctets": 300.0}
+        assert per_agent == {"1.ifinoctets": 100.0, "1.ifinutilization": 1.5, "2.ifinoctets": 300.0,
+                             "1.pair": 3000.0, "2.pair": 10.0}
         text = await (await client.get("/prometheus/metrics/10.0.0.1/ifinoctets/txt")).text()
         assert 'ifinoctets{agent="10.0.0.1",datasource="2"} 300' in text and "10.0.0.2" not in text
         assert (await client.get("/metric/ALL/median:ifinoctets/json")).status == 400
@@ -142,23 +143,28 @@ async def test_events_newest_first_filtered_and_long_polled():
             return {"eventID": pid, "thresholdID": tid, "agent": "10.0.0.1", "dataSource": "1", "metric": "pair",
                     "value": 2e6, "threshold": 1.25e6, "flowKey": key, "timestamp": int(time.time() * 1000)}
 
-        state.add("event", event(900, "elephant", "a,b"))
-        state.add("event", event(900, "elephant", "a,b"))  # redelivered: shown once
-        state.add("event", event(5, "other", "c,d"))  # another worker's smaller id: still newer here
+        # ids are topic positions (offset * 1024 + partition), the same in every API instance
+        state.add("event", event(900, "elephant", "a,b"), 0, 5)
+        state.add("event", event(900, "elephant", "a,b"), 0, 6)  # redelivered: shown once, with its first id
+        state.add("event", event(5, "other", "c,d"), 1, 2)  # another worker's partition
         all_events = await (await client.get("/events/json?eventID=-1&maxEvents=10")).json()
-        assert [(e["eventID"], e["thresholdID"]) for e in all_events] == [(2, "other"), (1, "elephant")]
+        assert [(e["eventID"], e["thresholdID"]) for e in all_events] == [(2049, "other"), (5120, "elephant")]
+        assert all_events[1]["processorEventID"] == 900
         only = await (await client.get("/events/json?thresholdID=elephant")).json()
         assert [e["flowKey"] for e in only] == ["a,b"]
+        # after the newest one read here: nothing, though an older id (2049) came after it
+        assert await (await client.get("/events/json?eventID=2049")).json() == []
+        assert [e["eventID"] for e in await (await client.get("/events/json?eventID=5120")).json()] == [2049]
         t0 = time.monotonic()
-        poll = asyncio.create_task(client.get("/events/json?eventID=2&timeout=10"))
+        poll = asyncio.create_task(client.get("/events/json?eventID=2049&timeout=10"))
         await asyncio.sleep(0.5)
         assert not poll.done()
-        state.add("event", event(901, "elephant", "e,f"))
+        state.add("event", event(901, "elephant", "e,f"), 0, 7)
         got = await (await poll).json()
-        assert [e["flowKey"] for e in got] == ["e,f"] and got[0]["eventID"] == 3
+        assert [e["flowKey"] for e in got] == ["e,f"] and got[0]["eventID"] == 7 * 1024
         assert time.monotonic() - t0 < 5
         t0 = time.monotonic()
-        assert await (await client.get("/events/json?eventID=3&timeout=0.5")).json() == []
+        assert await (await client.get("/events/json?eventID=7168&timeout=0.5")).json() == []
         assert time.monotonic() - t0 >= 0.45
     finally:
         await client.close()
@@ -232,7 +238,7 @@ async def test_openapi_document_lists_every_route_and_ui_is_served():
 @pytest.mark.asyncio
 @pytest.mark.parametrize("body, field, token, position", [
     ({"keys": "ipsource,nosuchkey"}, "keys", "nosuchkey", 9),
-    ({"keys": "memcachekey"}, "keys", "memcachekey", 0),
+    ({"keys": "memcachekey.1"}, "keys", "memcachekey.1", 0),  # application records have no tunnel level
     ({"keys": "ipsource", "filter": "ipprotocol=6&&"}, "filter", None, 13),
     ({"keys": "ipsource", "filter": "ipprotocol=6&nosuch=1"}, "filter", "nosuch", 13),
     ({"keys": "ipsource", "value": "packets"}, "value", "packets", 0),

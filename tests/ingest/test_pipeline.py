@@ -54,3 +54,44 @@ def test_sequence_gaps_and_bounded_agents(monkeypatch):
         p.handle(encode_datagram(Datagram(5, f"10.0.0.{i}", 0, 1, 1, ())), "10.0.0.1", 1, 1)
     assert len(p.last_sequence) == 3
     assert m.get("sflowpipe_ingest_agent_datagrams_total", (("agent", "other"),)) == 4
+
+
+def _dg(seq: int, flow_seqs=(), counter_seqs=(), drops: int = 0, agent: str = "10.0.0.1") -> bytes:
+    from ingest.sflow.model import CounterSample, FlowSample
+    samples = tuple(FlowSample(False, s, 0, 3, 100, 100 * s, drops, 0, 3, 0, 4, ()) for s in flow_seqs)
+    samples += tuple(CounterSample(False, s, 0, 3, ()) for s in counter_seqs)
+    return encode_datagram(Datagram(5, agent, 0, seq, 5000, samples))
+
+
+def test_sflow_rt_agent_counters_from_sequence_numbers():
+    """/agents/json's counters: datagrams and samples received, and what their sequence numbers say
+    (duplicate, out of order, lost) per agent, datagram stream and data source."""
+    p, _, _ = make()
+    sent = [_dg(1, flow_seqs=[1], counter_seqs=[1]),
+            _dg(2, flow_seqs=[2], drops=5),
+            _dg(2, flow_seqs=[2], drops=5),      # the same datagram again
+            _dg(5, flow_seqs=[6], drops=9),      # datagrams 3, 4 and flow samples 3..5 lost
+            _dg(4, flow_seqs=[4], counter_seqs=[2]),  # late
+            _dg(6, counter_seqs=[4])]           # counter sample 3 lost
+    for data in sent:
+        p.handle(data, "192.0.2.7", 6343, 1)
+    c = p.agents.snapshot()["10.0.0.1"]
+    assert c["sFlowDatagramsReceived"] == 6 and c["sFlowBytesReceived"] == sum(len(d) for d in sent)
+    assert c["sFlowDatagramsDuplicates"] == 1 and c["sFlowDatagramsOutOfOrder"] == 1
+    assert c["sFlowDatagramsLost"] == 2
+    assert c["sFlowFlowSamples"] == 5 and c["sFlowFlowDuplicateSamples"] == 1
+    assert c["sFlowFlowLostSamples"] == 3 and c["sFlowFlowOutOfOrderSamples"] == 1
+    assert c["sFlowFlowDrops"] == 9  # the running drops total went 0 -> 5 -> 9
+    assert c["sFlowCounterSamples"] == 3 and c["sFlowCounterLostSamples"] == 1
+    assert c["sFlowCounterDuplicateSamples"] == 0 and c["sFlowCounterOutOfOrderSamples"] == 0
+    assert c["sFlowFlowDatasources"] == 1 and c["sFlowCounterDatasources"] == 1
+    assert c["sFlowDatagramSource"] == ["192.0.2.7"] and c["uptime"] == 5000
+    assert 0 <= c["lastSeen"] <= c["firstSeen"] < 5000
+
+
+def test_agent_counters_are_bounded(monkeypatch):
+    monkeypatch.setattr(pipeline, "MAX_TRACKED_AGENTS", 2)
+    p, _, _ = make()
+    for i in range(5):
+        p.handle(_dg(1, agent=f"10.0.0.{i}"), "10.0.0.1", 1, 1)
+    assert sorted(p.agents.snapshot()) == ["10.0.0.0", "10.0.0.1"]

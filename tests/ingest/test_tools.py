@@ -94,3 +94,25 @@ def test_replay_loops_keep_the_recorded_pace():
         got = [rx.recv(100) for _ in range(9)]
     assert 2.1 <= elapsed < 4.0, elapsed  # 3 loops of 1 s: the last one's datagrams at 2.0-2.2 s
     assert got == [b"x0", b"x1", b"x2"] * 3
+
+
+def test_generator_numbers_samples_per_data_source():
+    """sFlow v5: sequence numbers and the sample pool run per data source, so a collector counting
+    lost samples (sFlow-RT's sFlowFlowLostSamples, the API's /agents/json) sees none in the demo."""
+    gen = Generator(agents=2, interfaces=4, samples_per_datagram=5, counter_interval=0.5)
+    last: dict[tuple, tuple[int, int]] = {}
+    flows = counters = 0
+    for i in range(400):
+        d = decode_datagram(gen.datagram(now=1000.0 + i * 0.01))
+        for s in d.samples:
+            kind = type(s).__name__
+            key = (d.agent_address, kind, s.source_id_type, s.source_id_index)
+            pool = getattr(s, "sample_pool", 0)
+            if key in last:
+                assert s.sequence_number == last[key][0] + 1, key
+                if kind == "FlowSample":
+                    assert pool == last[key][1] + s.sampling_rate
+            last[key] = (s.sequence_number, pool)
+            flows += kind == "FlowSample"
+            counters += kind == "CounterSample"
+    assert flows == 2000 and counters > 0

@@ -290,6 +290,32 @@ def test_vxlan_without_i_flag_or_port_is_not_decoded():
     assert decode_header(1, eth(0x0800) + ip4(17, udp(1, 4790, vx))).inner is None
 
 
+def test_geneve_inner_after_options():
+    inner = eth(0x0800, dst=bytes.fromhex("020000000001"), src=bytes.fromhex("020000000002")) \
+        + ip4(6, tcp(22, 40000), src="172.16.0.1", dst="172.16.0.2")
+    opts = struct.pack(">HBB", 0x0102, 0x80, 1) + b"\0" * 4  # one 8-byte option (2 words)
+    gen = struct.pack(">BBHI", 2, 0, 0x6558, 7001 << 8) + opts + inner
+    h = eth(0x0800) + ip4(17, udp(45833, 6081, gen))
+    d = decode_header(1, h)
+    assert (d.src_port, d.dst_port, d.vni) == (45833, 6081, 7001)
+    i = d.inner
+    assert i.dst_mac == "02:00:00:00:00:01" and (i.src_ip, i.dst_port) == ("172.16.0.1", 40000)
+    assert i.ip_offset == 14 + 20 + 8 + 8 + 8 + 14
+    assert tool(rec(1, h)) == tool(rec(1, eth(0x0800) + ip4(17, udp(45833, 6081, b"\0" * len(gen)))))  # UDP only
+    ip_inner = struct.pack(">BBHI", 0, 0, 0x0800, 9 << 8) + ip4(1, icmp(8, 0), src="198.51.100.7")
+    d = decode_header(11, ip4(17, udp(1, 6081, ip_inner)))
+    assert d.vni == 9 and d.inner.src_ip == "198.51.100.7" and d.inner.icmp_type == 8
+
+
+def test_geneve_other_version_or_cut_options_not_decoded():
+    gen = struct.pack(">BBHI", 0x40, 0, 0x6558, 1 << 8) + eth(0x0800) + ip4(6, tcp())  # version 1
+    d = decode_header(1, eth(0x0800) + ip4(17, udp(1, 6081, gen)))
+    assert d.inner is None and d.vni is None
+    gen = struct.pack(">BBHI", 0x3F, 0, 0x6558, 1 << 8) + b"\0" * 8  # 252 bytes of options announced
+    d = decode_header(1, eth(0x0800) + ip4(17, udp(1, 6081, gen)))
+    assert d.inner is None and d.vni == 1
+
+
 def test_gre_transparent_ethernet_bridging_with_key():
     inner = eth(0x86DD) + ip6(17, udp(1, 2))
     gre = struct.pack(">HHI", 0x2000, 0x6558, (777 << 8) | 5) + inner
@@ -340,6 +366,8 @@ SAMPLES = {
                                                                    + bytes([17, 0]) + b"\0" * 6 + udp())),
     "vxlan": (1, eth(0x0800) + ip4(17, udp(1, 4789, struct.pack(">BxxxI", 8, 1 << 8) + eth(0x0800)
                                           + ip4(6, tcp())))),
+    "geneve": (1, eth(0x0800) + ip4(17, udp(1, 6081, struct.pack(">BBHI", 1, 0, 0x6558, 1 << 8) + b"\0" * 4
+                                           + eth(0x0800) + ip4(6, tcp())))),
     "gre": (1, eth(0x0800) + ip4(47, struct.pack(">HHI", 0x2000, 0x6558, 1) + eth(0x0800) + ip4(17, udp()))),
     "snap": (1, eth(60) + b"\xaa\xaa\x03\x00\x00\x00\x08\x00" + ip4(1, icmp())),
     "ip4": (11, ip4(6, tcp())),

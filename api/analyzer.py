@@ -1,0 +1,35 @@
+"""sFlow-RT's ``/prometheus/analyzer/txt``: the pipeline's own health (``ApiState.analyzer``) in the
+Prometheus text format, named the way sFlow-RT's analyzer series are (``sflow_analyzer_*``) and
+following Prometheus conventions: counters end in ``_total``, units are base units in the name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# analyzer field, Prometheus name, type, help, scale
+SERIES: tuple[tuple[str, str, str, str, float], ...] = (
+    ("sFlowAgents", "sflow_analyzer_agents", "gauge", "sFlow agents heard from in the last minute", 1),
+    ("ingesters", "sflow_analyzer_ingesters", "gauge", "ingesters that reported in the last minute", 1),
+    ("uptime", "sflow_analyzer_uptime_seconds", "gauge", "seconds since this API instance started", 1e-3),
+    ("sFlowDatagramsReceived", "sflow_analyzer_datagrams_received_total", "counter", "sFlow datagrams received", 1),
+    ("sFlowBytesReceived", "sflow_analyzer_received_bytes_total", "counter", "sFlow datagram bytes received", 1),
+    ("sFlowFlowSamples", "sflow_analyzer_flow_samples_total", "counter", "flow samples decoded", 1),
+    ("sFlowCounterSamples", "sflow_analyzer_counter_samples_total", "counter", "counter samples decoded", 1),
+    ("sFlowDiscardSamples", "sflow_analyzer_discard_samples_total", "counter", "drop notifications decoded", 1),
+    ("sFlowDatagramsDiscarded", "sflow_analyzer_datagrams_discarded_total", "counter",
+     "datagrams dropped by the kernel or not delivered to Kafka", 1),
+    ("sFlowParseErrors", "sflow_analyzer_parse_errors_total", "counter", "datagrams that failed to decode", 1),
+    ("sFlowUnsupportedVersion", "sflow_analyzer_unsupported_version_total", "counter",
+     "datagrams of an sFlow version other than 5", 1),
+    ("eventsGenerated", "sflow_analyzer_events_generated_total", "counter", "threshold events read", 1),
+    ("flowsGenerated", "sflow_analyzer_flows_generated_total", "counter", "logged flows read", 1),
+)
+
+
+def render(analyzer: dict[str, Any]) -> str:
+    out = []
+    for field, name, kind, text, scale in SERIES:
+        value = analyzer.get(field, 0)
+        number = repr(value * scale) if scale != 1 else str(int(value))
+        out.append(f"# HELP {name} {text}\n# TYPE {name} {kind}\n{name} {number}\n")
+    return "".join(out)

@@ -1,0 +1,70 @@
+"""The API's topic reader against the real broker: logged flows from the flow-logs topic get the
+same flowIDs in two API instances (their place on the topic), and status messages are dispatched
+on their kind (ingester status, the workers' flow keys)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from confluent_kafka import Producer
+
+from api.reader import TopicReader
+from api.state import ApiState
+from api.topiclog import position_id as flow_id
+from schemas.codec import AvroCodec
+from sflowpipe.kafka import ensure_topics
+from sflowpipe.settings import Settings
+
+pytestmark = pytest.mark.kafka
+
+
+def _until(predicate, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def test_two_readers_give_logged_flows_the_same_ids_and_dispatch_status_kinds(kafka_bootstrap, topic_prefix):
+    settings = Settings(kafka={"bootstrap_servers": kafka_bootstrap, "topic_prefix": topic_prefix, "partitions": 3})
+    k, t = settings.kafka, settings.topics
+    ensure_topics(k, [k.topic(t.flow_logs)])
+    codec = AvroCodec("flow_log")
+    p = Producer({"bootstrap.servers": kafka_bootstrap})
+    now = int(time.time() * 1000)
+    agents = [f"10.0.0.{i}" for i in range(1, 7)]  # keyed by agent: spread over the partitions
+    for i, agent in enumerate(agents):
+        p.produce(k.topic(t.flow_logs), key=agent.encode(), value=codec.encode(
+            {"flow": "pair", "flowKeys": f"10.1.0.{i},192.0.2.1", "keys": [f"10.1.0.{i}", "192.0.2.1"],
+             "agent": agent, "dataSource": "3", "bytes": 1000 * (i + 1), "frames": i + 1, "start": now - 5000,
+             "end": now - 1000, "reason": "end", "timestamp": now}))
+    p.produce(k.topic(t.status), key=b"w1", value=json.dumps(
+        {"kind": "flowkeys", "worker": "w1", "time": now, "keys": {"ipsource": now - 500}}).encode())
+    p.produce(k.topic(t.status), key=b"h:1:0", value=json.dumps(
+        {"ingester": "h:1:0", "time": now, "datagrams": 7, "samples": {"flow": 3}, "agents": {}}).encode())
+    p.flush(30)
+
+    readers = []
+    try:
+        for _ in range(2):
+            state = ApiState(settings.api)
+            reader = TopicReader(settings, state)
+            reader.start()
+            readers.append((reader, state))
+        got = [_until(lambda s=s: (f := s.flows_after(-1, 100, None)) and len(f) == 6 and f) for _, s in readers]
+        ids = [{f["flowID"]: f["flowKeys"] for f in flows} for flows in got]
+        assert ids[0] == ids[1] and len(ids[0]) == 6
+        assert {i % 1024 for i in ids[0]} <= {0, 1, 2} and len({i % 1024 for i in ids[0]}) > 1  # partitions
+        assert all(flow_id(i % 1024, i // 1024) == i for i in ids[0])
+        assert {f["value"] for f in got[0]} == {1000 * (i + 1) for i in range(6)}  # bytes: pair's value
+        for _, s in readers:
+            assert "ipsource" in _until(s.flow_keys)
+            assert _until(lambda s=s: s.analyzer()["sFlowDatagramsReceived"] == 7)
+    finally:
+        for reader, _ in readers:
+            reader.stop()

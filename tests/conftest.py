@@ -59,10 +59,3 @@ def topic_prefix(request):
 
     return f"t{time.monotonic_ns() % 10**9}-{re.sub(r'[^a-zA-Z0-9]', '', request.node.name)[:30]}."
 
-
-@pytest.fixture(scope="module")
-def up(tmp_path_factory):
-    """One `sflowpipe up --demo` per test module (start-up takes 30-60 s): tests/up_helpers.py."""
-    from tests.up_helpers import run_up_demo
-
-    yield from run_up_demo(tmp_path_factory.mktemp("up"))

@@ -21,6 +21,7 @@ import requests
 
 from sflowpipe.broker import free_port
 from tests.up_helpers import ELEPHANT_SOURCES, free_udp_port, read_banner, sql_rows
+from tests.up_helpers import up  # noqa: F401  (the module-scoped `sflowpipe up --demo` fixture)
 from tests.up_helpers import wait_for as _wait
 
 pytestmark = pytest.mark.kafka

@@ -1,5 +1,6 @@
 """Helpers for the tests that run a whole `sflowpipe up` (tests/test_up.py, tests/test_clients.py):
-start one and wait until it says it is up, poll until a condition holds, query its ClickHouse."""
+the module-scoped ``up`` fixture (import it: ``from tests.up_helpers import up``), start one and
+wait until it says it is up, poll until a condition holds, query its ClickHouse."""
 
 from __future__ import annotations
 
@@ -54,6 +55,13 @@ def run_up_demo(data: Path) -> Iterator[dict]:
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=120)
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory):
+    """One `sflowpipe up --demo` per test module that imports this fixture (start-up takes
+    30-60 s on a small machine: keep the tests that need one in few modules)."""
+    yield from run_up_demo(tmp_path_factory.mktemp("up"))
 
 
 def wait_for(fn: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:

@@ -525,4 +525,5 @@ def test_flow_values_top_keys_and_logged_flows_match_clickhouse(up):
             # the records' times are the processor's clock at a batch, the samples' their arrival
             true_total = _truth(data, start - GT_LAG / 2, end - GT_LAG / 2 + 0.001).get(k, 0.0)
             compare(f"logged flows {k} B over {end - start:.0f} s", sum(f["value"] for f in recs), true_total)
+    print("\n".join(report))  # the margins, shown by pytest -rP
     assert not failures, "\n".join(failures + ["all comparisons:"] + report)

@@ -276,8 +276,10 @@ def test_sflow_test_app(up):
     for name, spec in defs.items():
         r = _put(rt + "/flow/" + name + "/json", spec)
         assert r.status_code in (200, 204), f"{name}: {r.status_code} {r.text}"
-    agent = sorted(AGENTS)[0]
-    info = requests.get(rt + "/agents/json", params={"agent": agent}, timeout=10).json()[agent]
+    agent = sorted(AGENTS)[0]  # the agent the user picks from its list (agents())
+    info = wait_for(lambda: requests.get(rt + "/agents/json", params={"agent": agent}, timeout=10).json().get(agent),
+                    60, 1.0)
+    assert info, f"{agent} not in /agents/json"
     for counter in ("sFlowDatagramsReceived", "sFlowFlowSamples", "sFlowDatagramsDuplicates",
                     "sFlowDatagramsOutOfOrder", "sFlowCounterDuplicateSamples", "sFlowCounterOutOfOrderSamples",
                     "sFlowFlowDuplicateSamples", "sFlowFlowOutOfOrderSamples", "firstSeen"):

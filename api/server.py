@@ -23,7 +23,6 @@ from aiohttp import web
 from api import analyzer
 from api.aggregate import AGGREGATIONS
 from api.state import ApiState
-from processors import config
 from processors.config import DefinitionError, parse, publish
 from sflowpipe import __version__
 from sflowpipe.settings import Settings
@@ -214,7 +213,7 @@ class Api:
         except ValueError as e:
             return _refusal(kind, name, DefinitionError(f"{kind} {name}: body is not JSON: {e}"))
         try:
-            typed = _parse(kind, name, body)
+            typed = parse(kind, name, body)
         except DefinitionError as e:
             return _refusal(kind, name, e)
         if typed is None:
@@ -389,17 +388,6 @@ async def _long_poll(fetch: Callable[[], list], timeout: float) -> list:
         if found or loop.time() >= deadline:
             return found
         await asyncio.sleep(min(0.1, max(0.0, deadline - loop.time())))
-
-
-def _parse(kind: str, name: str, body: Any) -> Any:
-    """``processors.config.parse``; a topology is checked for its shape here until that parser
-    knows kind ``topology`` (the flow language's slice adds it, with the checks ``link:`` needs)."""
-    if kind == "topology" and "topology" not in config.KINDS:
-        if not isinstance(body, dict) or any(not isinstance(body.get(k, {}), dict) for k in ("nodes", "links")):
-            raise DefinitionError("topology: expected {nodes: {name: {...}}, links: {name: {node1, port1, ...}}}",
-                                  {"field": "topology"})
-        return body
-    return parse(kind, name, body)
 
 
 async def _to_ui(request: web.Request) -> web.Response:

@@ -14,8 +14,10 @@ last checkpoint are replayed by the consumer, so an in-flight window can count t
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import queue
+import socket
 import threading
 import time
 from pathlib import Path
@@ -182,11 +184,14 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
     metrics_topic = app.topic(k.topic(t.metrics), **raw)
     events_topic = app.topic(k.topic(t.events), **raw)
     flow_logs_topic = app.topic(k.topic(t.flow_logs), **raw)  # log: true flows (processors/flowlog.py)
+    discard_topic = app.topic(k.topic(t.discard_samples), **raw)  # dropped: true flows
+    status_topic = app.topic(k.topic(t.status), **raw)  # flowkeys (processors/flowkeys.py)
+    worker_id = f"{socket.gethostname()}:{p.app_id}:{worker}"
     flow_log_codec = AvroCodec("flow_log")
     # keys are agent addresses (raw bytes), values JSON (the app's default serializers)
     checkpoints = app.Table("agent-state", default=None)
 
-    codecs = {name: AvroCodec(name) for name in ("flow_sample_batch", "counter_sample_batch",
+    codecs = {name: AvroCodec(name) for name in ("flow_sample_batch", "counter_sample_batch", "discard_sample_batch",
                                                  "enriched_flow_sample_batch", "active_flows", "metrics", "event")}
     hot_fields = hot_field_count()  # the columns flows and filters read; the rest is not parsed
     enriched = EnrichedEncoder(codecs["flow_sample_batch"], codecs["enriched_flow_sample_batch"])
@@ -264,9 +269,24 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
             engine.on_counter_batch(batch)
             maybe_checkpoint(agent, time.time())
 
+    @app.agent(discard_topic, name="discard-samples")
+    async def discard_batches(stream):
+        async for event in stream.events():
+            apply_changes()
+            if not engine.wants_discards:  # no dropped: true flow: not even decoded
+                continue
+            try:
+                batch = codecs["discard_sample_batch"].decode(event.value)
+            except CodecError as e:
+                log.error("discard-samples: skipping undecodable message: %s", e)
+                continue
+            adopt(batch["agent_address"], event.message.partition)
+            engine.on_discard_batch(batch, time.time())
+
     @app.timer(interval=p.report_interval_s)
     async def report():
         apply_changes()
+        await status_topic.send(key=worker_id.encode(), value=json.dumps(engine.keys_seen.message(worker_id)).encode())
         for r in engine.flow_logs():
             await flow_logs_topic.send(key=r["agent"].encode(), value=flow_log_codec.encode(r))
         active, metrics, events = engine.report()
@@ -287,7 +307,8 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
     async def on_revoked(sender, revoked=None, **kwargs):
         next_offset.clear()
         parts = {tp.partition for tp in (revoked or ()) if tp.topic in (flow_topic.get_topic_name(),
-                                                                       counter_topic.get_topic_name())}
+                                                                       counter_topic.get_topic_name(),
+                                                                       discard_topic.get_topic_name())}
         for agent, part in list(owner.items()):
             if part in parts:
                 engine.forget(agent)
@@ -317,8 +338,9 @@ def run(settings: Settings, worker: int = 0) -> int:
     from sflowpipe.kafka import ensure_topics
 
     k, t = settings.kafka, settings.topics
-    ensure_topics(k, [k.topic(n) for n in (t.flow_samples, t.counter_samples, t.enriched_flow_samples, t.flows,
-                                           t.metrics, t.events, t.flow_logs)])
+    ensure_topics(k, [k.topic(n) for n in (t.flow_samples, t.counter_samples, t.discard_samples,
+                                           t.enriched_flow_samples, t.flows, t.metrics, t.events, t.flow_logs)])
+    ensure_topics(k, [k.topic(t.status)], config={"retention.ms": str(24 * 3600 * 1000)})  # as the ingesters
     ensure_topics(k, [k.topic(t.config)], config={"cleanup.policy": "compact"})
     app = make_app(settings, worker)
     worker_obj = faust.Worker(app, loglevel=settings.log_level, quiet=True)

@@ -1,8 +1,8 @@
 """Flow, threshold and group definitions: from the settings/YAML file at start-up, then live
 from the compacted config topic, so every worker sees every definition.
 
-Config topic messages: key ``flow:NAME``, ``threshold:NAME``, ``group:NAME`` or
-``forwarding:NAME`` (UTF-8), value the
+Config topic messages: key ``flow:NAME``, ``threshold:NAME``, ``group:NAME``,
+``forwarding:NAME`` or ``topology:topology`` (sFlow-RT's /topology/json body; one) (UTF-8), value the
 definition as JSON (the same shape as in the YAML file), or empty/null to delete it. The
 topic is compacted: the latest value per key is the definition. Every worker reads the whole
 topic (no consumer group), so the topic's partition count does not matter.
@@ -23,11 +23,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer
 from pydantic import ValidationError
 
 from processors.flowspec import FlowSpecError, parse_definition
+from processors.topology import parse_topology
 from sflowpipe.settings import FlowDefinition, ForwardingDefinition, Settings, ThresholdDefinition
 
 log = logging.getLogger(__name__)
 
-KINDS = ("flow", "threshold", "group", "forwarding")
+KINDS = ("flow", "threshold", "group", "forwarding", "topology")
+TOPOLOGY_NAME = "topology"  # the one topology definition
 Listener = Callable[[str, str, Any], None]  # (kind, name, definition or None)
 
 
@@ -65,11 +67,22 @@ def parse(kind: str, name: str, body: Any) -> Any:
             return _parse_groups(name, body)
         if kind == "forwarding":
             return ForwardingDefinition.model_validate(body)
+        if kind == "topology":
+            if name != TOPOLOGY_NAME:
+                raise DefinitionError(f"topology {name}: the topology definition is named {TOPOLOGY_NAME!r}",
+                                      {"field": "name", "token": name})
+            try:
+                return parse_topology(body)
+            except FlowSpecError as e:
+                detail = e.detail()
+                detail.pop("error")
+                raise DefinitionError(str(e), detail) from None
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(x) for x in first["loc"]) or "definition"
         raise DefinitionError(f"{kind} {name}: {where}: {first['msg']}", {"field": where}) from None
-    raise DefinitionError(f"unknown definition kind {kind!r} (expected flow, threshold, group or forwarding)")
+    raise DefinitionError(f"unknown definition kind {kind!r} (expected flow, threshold, group, forwarding or "
+                          f"topology)")
 
 
 def _parse_groups(name: str, body: Any) -> dict[str, list[str]]:
@@ -100,9 +113,18 @@ def startup_definitions(settings: Settings) -> list[tuple[str, str, Any]]:
     path = settings.processors.definitions_file
     if path:
         data = yaml.safe_load(Path(path).read_text()) or {}
-        for section, kind in (("flows", "flow"), ("thresholds", "threshold"), ("groups", "group")):
-            for name, body in (data.get(section) or {}).items():
-                out.append((kind, name, parse(kind, name, body)))
+        out += [(kind, name, parse(kind, name, body)) for kind, name, body in file_definitions(data)]
+    return out
+
+
+def file_definitions(data: dict) -> list[tuple[str, str, Any]]:
+    """(kind, name, body) of a definitions file: sections flows, thresholds, groups and topology (one
+    sFlow-RT /topology/json body), unparsed."""
+    out = [(kind, name, body) for section, kind in (("flows", "flow"), ("thresholds", "threshold"),
+                                                    ("groups", "group"))
+           for name, body in (data.get(section) or {}).items()]
+    if data.get("topology"):
+        out.append(("topology", TOPOLOGY_NAME, data["topology"]))
     return out
 
 

@@ -15,21 +15,30 @@ from typing import Any
 from processors.counters import CounterMetrics
 from processors.flows import FlowTable, data_source
 from processors.flowlog import FlowLog, idle_timeout
-from processors.flowspec import EvalContext, compile_flow, parse_definition
+from processors.flowkeys import FlowKeysSeen
+from processors.flowspec import EvalContext, compile_flow, compile_key, parse_definition
+from processors.discards import discard_columns
+from processors.topology import LearnedTopology, Topology, parse_topology
 from processors.thresholds import Event, Thresholds
 from sflowpipe.settings import FlowDefinition, ThresholdDefinition
 
 log = logging.getLogger(__name__)
 
 
+_EDGE_KEYS = (compile_key("direction"), compile_key("link:inputifindex"))
+_AGENT_DS = "0"  # aggMode agent: sFlow's ifIndex 0, "all ports of the device as one data source"
+
+
 class _Flow:
-    __slots__ = ("name", "definition", "compiled", "table", "log")
+    __slots__ = ("name", "definition", "compiled", "table", "log", "dropped", "agg_mode")
 
     def __init__(self, name: str, definition: FlowDefinition) -> None:
         self.name = name
         self.definition = definition
         fd = parse_definition(name, definition.model_dump(by_alias=True))
         self.compiled = compile_flow(fd)
+        self.dropped = fd.dropped
+        self.agg_mode = fd.agg_mode
         self.table = FlowTable(fd.t, fd.n)
         self.log = (FlowLog(name, fd.fs, idle_timeout(fd.t), definition.active_timeout, definition.flow_start)
                     if definition.log else None)  # sFlow-RT log: true (flow-logs topic)
@@ -51,6 +60,8 @@ class Engine:
         self.samples = 0
         self.pending_flow_logs: list[dict] = []  # of redefined / deleted log: true flows
         self._ds_cache: dict[tuple[int, int], str] = {}
+        self.topology: Topology | None = None  # sFlow-RT's /topology/json (link: keys, aggMode edge)
+        self.keys_seen = FlowKeysSeen(clock)  # which flow keys had values (/flowkeys/json)
         # cold flow-batch columns some flow reads (payload keys, requests): the app then decodes whole batches
         self.cold_columns: frozenset[str] = frozenset()
 
@@ -79,11 +90,14 @@ class Engine:
                 self.enricher.groups.remove_groupset(name)
             else:
                 self.enricher.groups.set_groupset(name, definition)
+        elif kind == "topology":
+            self.topology = (definition if isinstance(definition, Topology) or definition is None
+                             else parse_topology(definition))
         elif kind != "forwarding":  # forwarding targets are the forward sink's
             raise ValueError(f"unknown definition kind {kind!r}")
 
     def _update_cold_columns(self) -> None:
-        self.cold_columns = frozenset().union(*(f.compiled.needs for f in self.flows.values()))
+        self.cold_columns = frozenset().union(*(f.compiled.needs for f in self.flows.values() if not f.dropped))
 
     # ---------------------------------------------------------------- input
 
@@ -95,18 +109,56 @@ class Engine:
         ds = [cache.get(k) or cache.setdefault(k, data_source(*k))
               for k in zip(batch["source_id_type"], batch["source_id_index"])]
         enrich = self.enricher
-        ctx = EvalContext(batch, enrich)  # keys shared by several flows are computed once
-        for f in self.flows.values():
-            evaluated = f.compiled.evaluate(batch, enrich, ctx)
-            f.table.add_batch(now, agent, ds, evaluated)
-            if f.log is not None and evaluated:
-                self._log_batch(f, now, agent, ds, batch, ctx, evaluated)
+        ctx = EvalContext(batch, enrich, self._topology())  # keys shared by several flows are computed once
+        self._evaluate(now, agent, ds, batch, ctx, dropped=False)
+        self.keys_seen.observe(ctx, now)
         self.samples += len(ds)
         if self.blocklists is not None:
             self.pending_events += self.blocklists.match_batch(batch, now)
         if self.scans is not None:
             self.pending_events += self.scans.match_batch(batch, now)
         return enrich.enrich_batch(batch)
+
+    def _evaluate(self, now: float, agent: str, ds: list, batch: dict, ctx: EvalContext, dropped: bool) -> None:
+        edge_ok = None
+        for f in self.flows.values():
+            if f.dropped is not dropped:
+                continue
+            evaluated = f.compiled.evaluate(batch, ctx.enrich, ctx)
+            fds = ds
+            if f.agg_mode == "edge" and evaluated:
+                if edge_ok is None:  # ingress samples on ports that are no topology link's end
+                    edge_ok = [d == "ingress" and lk is None for d, lk in zip(*(k.col(ctx) for k in _EDGE_KEYS))]
+                evaluated = [e for e in evaluated if edge_ok[e[0]]]
+            elif f.agg_mode == "agent":
+                fds = [_AGENT_DS] * len(ds)
+            f.table.add_batch(now, agent, fds, evaluated)
+            if f.log is not None and evaluated:
+                self._log_batch(f, now, agent, fds, batch, ctx, evaluated)
+
+    def on_discard_batch(self, batch: dict, now: float | None = None) -> None:
+        """Account a decoded discard-sample batch for the flows with ``dropped: true``."""
+        if not any(f.dropped for f in self.flows.values()):
+            return
+        now = self.clock() if now is None else now
+        cols = discard_columns(batch)
+        cache = self._ds_cache
+        ds = [cache.get(k) or cache.setdefault(k, data_source(*k))
+              for k in zip(cols["source_id_type"], cols["source_id_index"])]
+        ctx = EvalContext(cols, self.enricher, self._topology())
+        self._evaluate(now, cols["agent_address"], ds, cols, ctx, dropped=True)
+        self.keys_seen.observe(ctx, now, dropped=True)
+
+    def _topology(self):
+        """What link: keys look up for one batch: the topology, with ends placed by reported names."""
+        t = self.topology
+        if t is None or not t.named_ends:
+            return t
+        return LearnedTopology(t, self.counters.text)
+
+    @property
+    def wants_discards(self) -> bool:
+        return any(f.dropped for f in self.flows.values())
 
     def on_counter_batch(self, batch: dict) -> list:
         metrics = self.counters.update(batch)

@@ -99,11 +99,33 @@ def _process(args: argparse.Namespace, settings: Settings) -> int:
     if args.definitions:
         settings = settings.model_copy(update={"processors": settings.processors.model_copy(
             update={"definitions_file": args.definitions})})
+    fault = _definitions_fault(settings)
+    if fault:
+        print(f"sflowpipe process: {fault}", file=sys.stderr)
+        return 2
     workers = settings.processors.workers
     if workers > 1 and args.worker_index == 0 and not args.single:
         return _process_workers(args, workers)
     _sys.argv = [_sys.argv[0], "worker"]  # Faust's Worker parses the command line
     return processors_app.run(settings, args.worker_index)
+
+
+def _definitions_fault(settings: Settings) -> str | None:
+    """Why the start-up definitions (settings, the definitions file) cannot be used, or None:
+    checked with the workers' compiler before anything connects, so a bad file is one line at once."""
+    import yaml
+
+    from processors.config import DefinitionError, startup_definitions
+
+    try:
+        startup_definitions(settings)
+    except DefinitionError as e:
+        where = settings.processors.definitions_file or "settings"
+        at = f" (at {e.detail['position']} of {e.detail['field']})" if "position" in e.detail else ""
+        return f"{where}: {e}{at}"
+    except (OSError, yaml.YAMLError) as e:
+        return f"definitions file: {e}"
+    return None
 
 
 def _process_workers(args: argparse.Namespace, workers: int) -> int:
@@ -138,13 +160,11 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
 def _definitions(args: argparse.Namespace, settings: Settings) -> int:
     import yaml
 
-    from processors.config import DefinitionError, parse, publish
+    from processors.config import DefinitionError, file_definitions, parse, publish
 
     if args.action == "apply":
         data = yaml.safe_load(open(args.file)) or {}
-        todo = [(kind, name, body) for section, kind in (("flows", "flow"), ("thresholds", "threshold"),
-                                                          ("groups", "group"))
-                for name, body in (data.get(section) or {}).items()]
+        todo = file_definitions(data)
         faults = []
         for kind, name, body in todo:  # all or nothing: check every definition before publishing one
             try:
@@ -289,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     da.add_argument("file", metavar="FILE.yaml")
     _kafka_option(da)
     dd = dsub.add_parser("delete", help="delete one definition")
-    dd.add_argument("kind", choices=["flow", "threshold", "group"])
+    dd.add_argument("kind", choices=["flow", "threshold", "group", "topology"])
     dd.add_argument("name")
     _kafka_option(dd)
     p.set_defaults(func=_definitions)
@@ -382,6 +402,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.command in ("api", "prometheus"):  # they serve the start-up definitions too
+        fault = _definitions_fault(settings)
+        if fault:
+            print(f"sflowpipe {args.command}: {fault}", file=sys.stderr)
+            return 2
     return args.func(args, settings)
 
 

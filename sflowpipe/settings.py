@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -79,7 +79,8 @@ class FlowDefinition(BaseModel):
 
     model_config = {"extra": "forbid", "populate_by_name": True}
 
-    keys: str = Field(description="comma-separated flow keys and key functions, e.g. ipsource,ipdestination")
+    keys: str = Field("", description="comma-separated flow keys and key functions, e.g. ipsource,ipdestination; "
+                                      "empty: one flow, the total (key \"\")")
     value: str = Field("bytes", description="bytes, frames, bps, fps or requests")
     filter: str | None = Field(None, description="e.g. ipprotocol=6,17&country:ipsource!=US")
     t: float = Field(2.0, description="smoothing time constant, seconds (clamped 0.2-600)")
@@ -89,6 +90,15 @@ class FlowDefinition(BaseModel):
     flow_start: bool = Field(False, alias="flowStart", description="log: a record when a flow starts, not when it ends")
     active_timeout: float = Field(60.0, alias="activeTimeout", gt=0,
                                   description="log: seconds before a still active flow is flushed (a new interval)")
+    agg_mode: str | None = Field(None, alias="aggMode",
+                                 description="edge (count a packet once, where it enters the network) or agent "
+                                             "(pool the agent's data sources)")
+    dropped: bool = Field(False, description="computed over discarded-packet notifications, not packet samples")
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _no_keys(cls, v):  # "keys": null is a flow without keys, as an absent "keys" is
+        return "" if v is None else v
 
 
 class ThresholdDefinition(BaseModel):

@@ -10,8 +10,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from schemas.codec import decode_any
 
 
-def read_topic(bootstrap: str, topic: str, until, timeout: float = 60.0, idle: float = 3.0) -> list:
-    """Decoded messages of a topic from the beginning, until ``until(messages)`` or timeout/idle."""
+def read_topic(bootstrap: str, topic: str, until, timeout: float = 60.0, idle: float = 3.0, decode=None) -> list:
+    """Decoded messages of a topic from the beginning, until ``until(messages)`` or timeout/idle
+    (``decode(value)``: for topics that are not Avro, e.g. ``json.loads`` for the status topic)."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{os.getpid()}-{time.monotonic_ns()}",
                   "enable.auto.commit": False,
                   # an empty partition read from its beginning must not jump to "latest" on Tansu
@@ -26,7 +27,7 @@ def read_topic(bootstrap: str, topic: str, until, timeout: float = 60.0, idle: f
             msgs = c.consume(1000, 0.5)
             for m in msgs:
                 if m.error() is None:
-                    out.append(decode_any(m.value())[1])
+                    out.append(decode_any(m.value())[1] if decode is None else decode(m.value()))
                     last = time.monotonic()
             if until(out):
                 break

@@ -81,3 +81,35 @@ def test_definitions_apply_refuses_a_bad_file_and_publishes_nothing(tmp_path):
     assert res.returncode == 2 and time.monotonic() - started < 30
     assert "flow bad: key: unknown flow key 'dnsqnamex'" in res.stderr and "(at 9 of keys)" in res.stderr
     assert "flow worse: filter: unexpected token '&' at 13" in res.stderr and "nothing published" in res.stderr
+
+
+def test_definitions_apply_checks_new_fields_and_the_topology(tmp_path):
+    """sFlow-RT's dropped / aggMode / keyless flows pass; a bad topology and a key sFlow does not
+    carry are refused with their fault named, and nothing is published."""
+    f = tmp_path / "defs.yaml"
+    f.write_text("flows:\n  drops: {keys: reason, value: frames, dropped: true}\n"
+                 "  total: {value: bytes, aggMode: edge}\n"
+                 "  members: {keys: 'map:macsource:ixp_member'}\n"
+                 "topology:\n  links: {l1: {node1: a, port1: p}}\n")
+    res = run("definitions", "apply", str(f), env={**os.environ, "SFLOWPIPE_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+    assert res.returncode == 2, res.stderr
+    assert "flow members: key: 'map' needs data sFlow does not carry" in res.stderr
+    assert "topology: link 'l1': node2 must be a non-empty string" in res.stderr
+    assert "drops" not in res.stderr and "total" not in res.stderr and "nothing published" in res.stderr
+
+
+def test_a_worker_refuses_a_bad_definitions_file_at_once(tmp_path):
+    """The YAML path: `process --definitions` (and the API, the exporter) check the file with the
+    workers' compiler before connecting: one line naming the fault and its place, exit 2, no traceback."""
+    f = tmp_path / "defs.yaml"
+    f.write_text("flows:\n  bad: {keys: 'ipsource,nosuchkey'}\n")
+    env = {**os.environ, "SFLOWPIPE_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1",
+           "SFLOWPIPE_PROCESSORS__DEFINITIONS_FILE": str(f)}
+    for cmd in (("process", "--definitions", str(f)), ("api",), ("prometheus",)):
+        started = time.monotonic()
+        res = run(*cmd, env=env)
+        assert res.returncode == 2 and time.monotonic() - started < 20, (cmd, res.stderr[-500:])
+        assert "flow bad: key: unknown flow key 'nosuchkey' (at 9 of keys)" in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr
+    res = run("process", "--definitions", str(tmp_path / "missing.yaml"), env=env)
+    assert res.returncode == 2 and "missing.yaml" in res.stderr and "Traceback" not in res.stderr

@@ -1,8 +1,10 @@
 """sFlow-RT's flow definition language (keys, key functions, filters), compiled column-wise.
 
 A flow definition (sFlow-RT "Defining Flows") names ``keys`` (flow keys or key functions, joined with
-``fs`` into the flow key string), a ``value`` (bytes, frames, bps, fps, requests), an optional ``filter`` and the
-smoothing / top-N parameters ``t`` and ``n``.
+``fs`` into the flow key string; none: one flow, key ``""``), a ``value`` (bytes, frames, bps, fps,
+requests), an optional ``filter``, the smoothing / top-N parameters ``t`` and ``n``, and sFlow-RT's
+``aggMode`` (edge, agent: applied by processors/engine.py) and ``dropped`` (computed over discarded-packet
+notifications, processors/discards.py).
 
 Everything here is compiled once into closures that work on whole columns of a decoded
 ``flow_sample_batch`` datum (a dict of per-sample lists): a key extractor returns the list of the key's
@@ -32,18 +34,24 @@ or without them when the arity is fixed, ``country:or:ipsource:ip6source``):
 ``prefix:<key>:<sep>:<n>``, ``suffix:<key>:<sep>:<n>``
     the first / last ``n`` ``sep``-separated tokens (``prefix:[x]:/:2`` of ``/metrics/json`` is ``/metrics``).
 
+``oui:<mac key>[:name]``
+    the MAC's OUI (``000C29``), or with ``:name`` the vendor registered for it (netaddr's offline IEEE table).
+``link:<ifindex key>``
+    the name of the imported topology's link with an end at (agent, ifIndex), e.g. ``link:inputifindex``.
+
 Filters: comparisons ``<key> = | != | ~ | !~ <v1>,<v2>,...`` (``~`` full-matches against any of the
 patterns), combined with ``&`` (binds tighter), ``|`` and parentheses. A comparison on a key the sample
 lacks is false whatever the operator (sFlow-RT only matches flows that have the keys; wrap the key in
-``null:`` to compare a default instead).
+``null:`` to compare a default instead), except against the value ``null``, as sFlow-RT's apps write
+it: ``link:inputifindex=null`` holds where the sample lacks the key, ``ip_offset!=null`` where it has it.
 """
 
 from processors.flowspec.context import EvalContext
-from processors.flowspec.definition import VALUES, CompiledFlow, FlowDef, compile_flow, parse_definition
+from processors.flowspec.definition import AGG_MODES, VALUES, CompiledFlow, FlowDef, compile_flow, parse_definition
 from processors.flowspec.errors import FlowSpecError
 from processors.flowspec.filters import Filter, compile_filter
 from processors.flowspec.functions import FUNCTION_NAMES, compile_key
-from processors.flowspec.keys import KEY_NAMES
+from processors.flowspec.keys import DROP_KEYS, KEY_NAMES, NOT_FROM_SFLOW, not_from_sflow
 
 __all__ = [
     "FlowSpecError",
@@ -58,4 +66,8 @@ __all__ = [
     "KEY_NAMES",
     "FUNCTION_NAMES",
     "VALUES",
+    "AGG_MODES",
+    "DROP_KEYS",
+    "NOT_FROM_SFLOW",
+    "not_from_sflow",
 ]

@@ -12,11 +12,12 @@ _CACHE_LIMIT = 1 << 16  # distinct values kept in a formatting / matching cache 
 class EvalContext:
     """One batch being evaluated: the columns computed so far, by canonical key text."""
 
-    __slots__ = ("batch", "enrich", "n", "cache")
+    __slots__ = ("batch", "enrich", "topology", "n", "cache")
 
-    def __init__(self, batch: dict, enrich: Any = None) -> None:
+    def __init__(self, batch: dict, enrich: Any = None, topology: Any = None) -> None:
         self.batch = batch
         self.enrich = enrich
+        self.topology = topology  # processors.topology.Topology (link: keys) or None
         rt = batch.get("sampling_rate")
         self.n = len(rt) if rt is not None else len(batch.get("frame_length") or ())
         self.cache: dict = {}

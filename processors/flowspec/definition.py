@@ -11,20 +11,31 @@ from processors.flowspec.context import EvalContext, _field, collecting_needs, n
 from processors.flowspec.errors import FlowSpecError
 from processors.flowspec.filters import compile_filter
 from processors.flowspec.functions import compile_key
+from processors.flowspec.keys import DROP_KEYS
 from processors.flowspec.payload_keys import v_requests
 
 VALUES = ("bytes", "frames", "bps", "fps", "requests")
 
 
+# sFlow-RT's aggMode of a flow (InMon's apps write 'edge' and 'AGENT'; compared case-insensitively):
+# edge  counts a packet once, where it enters the network: samples taken on ingress
+#       (direction=ingress) on a port that is no topology link's end (link:inputifindex=null);
+# agent pools the agent's data sources into one, data source "0" (sFlow's "all ports" index), for
+#       keys such as outputifindex that ingress sampling on any port sees.
+AGG_MODES = ("edge", "agent")
+
+
 @dataclass(frozen=True)
 class FlowDef:
     name: str
-    keys: tuple[str, ...]
+    keys: tuple[str, ...]  # empty: the flow has one key, "" (sFlow-RT's flow without keys: a total)
     value: str = "bytes"
     filter: str | None = None
     t: float = 2.0
     n: int = 5
     fs: str = ","
+    agg_mode: str | None = None  # one of AGG_MODES
+    dropped: bool = False  # over discarded-packet notifications instead of packet samples
 
 
 def _split_keys(spec: str) -> list[str]:
@@ -58,7 +69,7 @@ def _number(name: str, attr: str, v: Any, default: float) -> float:
 
 
 _DEF_ATTRS = {"keys", "value", "filter", "t", "n", "fs", "name", "values", "log", "flowStart",
-              "activeTimeout", "dropped", "ipfixCollectors"}
+              "activeTimeout", "dropped", "ipfixCollectors", "aggMode"}
 
 
 def parse_definition(name: str, d: dict) -> FlowDef:
@@ -74,33 +85,47 @@ def parse_definition(name: str, d: dict) -> FlowDef:
     unknown = set(d) - _DEF_ATTRS
     if unknown:
         raise FlowSpecError(f"flow {name!r}: unknown attribute {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
-    if d.get("dropped"):
-        raise FlowSpecError(f"flow {name!r}: 'dropped' (discarded packet flows) is not supported")
+    dropped = d.get("dropped", False)
+    if dropped is None:
+        dropped = False
+    if not isinstance(dropped, bool):
+        raise FlowSpecError(f"flow {name!r}: dropped must be true or false, not {dropped!r}", field="dropped",
+                            token=str(dropped), position=0)
+    agg_mode = d.get("aggMode")
+    if agg_mode is not None:
+        if not isinstance(agg_mode, str) or agg_mode.lower() not in AGG_MODES:
+            raise FlowSpecError(f"flow {name!r}: unknown aggMode {agg_mode!r} (want one of {', '.join(AGG_MODES)})",
+                                field="aggMode", token=str(agg_mode), position=0)
+        agg_mode = agg_mode.lower()
     keys_spec = d.get("keys")
-    if isinstance(keys_spec, str):
+    if keys_spec is None or (isinstance(keys_spec, str) and not keys_spec.strip()) or keys_spec == []:
+        keys = []  # sFlow-RT allows a flow without keys: one flow, the total of what the filter keeps
+    elif isinstance(keys_spec, str):
         keys = _split_keys(keys_spec)
     elif isinstance(keys_spec, (list, tuple)) and all(isinstance(k, str) for k in keys_spec):
         keys = [k.strip() for k in keys_spec]
     else:
         raise FlowSpecError(f"flow {name!r}: keys must be a string or a list of strings")
-    if not keys or any(not k for k in keys):
+    if any(not k for k in keys):
         raise FlowSpecError(f"flow {name!r}: empty flow key in keys {keys_spec!r}")
     offset = 0
-    for i, k in enumerate(keys):
-        try:
-            compile_key(k)
-        except FlowSpecError as e:  # point at the key in what the user wrote
+    with collecting_needs() as key_needs:  # the columns the keys read (DROP_KEYS': discard notifications only)
+        for i, k in enumerate(keys):
+            try:
+                compile_key(k)
+            except FlowSpecError as e:  # point at the key in what the user wrote
+                if isinstance(keys_spec, str):
+                    at = keys_spec.find(k, offset)
+                    raise e.located("keys", max(at, 0), k) from None
+                raise e.located(f"keys[{i}]", 0, k) from None
             if isinstance(keys_spec, str):
-                at = keys_spec.find(k, offset)
-                raise e.located("keys", max(at, 0), k) from None
-            raise e.located(f"keys[{i}]", 0, k) from None
-        if isinstance(keys_spec, str):
-            offset = keys_spec.find(k, offset) + len(k)
+                offset = keys_spec.find(k, offset) + len(k)
     value = d.get("value", "bytes")
     if value not in VALUES:
         raise FlowSpecError(f"flow {name!r}: unknown flow value {value!r} (want one of {', '.join(VALUES)})",
                             field="value", token=str(value), position=0)
     flt = d.get("filter")
+    filter_needs: set = set()
     if flt is not None:
         if not isinstance(flt, str):
             raise FlowSpecError(f"flow {name!r}: filter must be a string")
@@ -108,15 +133,24 @@ def parse_definition(name: str, d: dict) -> FlowDef:
             flt = None
         else:
             try:
-                compile_filter(flt)
+                with collecting_needs() as filter_needs:
+                    compile_filter(flt)
             except FlowSpecError as e:
                 raise e.located("filter") from None
+    for where, needs, text in (("keys", key_needs, ",".join(keys) if not isinstance(keys_spec, str) else keys_spec),
+                               ("filter", filter_needs, flt or "")):
+        drop_only = sorted(needs & DROP_KEYS)
+        if drop_only and not dropped:
+            tok = drop_only[0]
+            raise FlowSpecError(f"flow {name!r}: {tok!r} is a key of discarded-packet notifications: set dropped: true",
+                                field=where, token=tok, position=max(text.find(tok), 0))
     t = min(600.0, max(0.2, _number(name, "t", d.get("t"), 2.0)))
     n = int(min(20, max(5, _number(name, "n", d.get("n"), 5))))
     fs = d.get("fs", ",")
     if not isinstance(fs, str):
         raise FlowSpecError(f"flow {name!r}: fs must be a string")
-    return FlowDef(name=name, keys=tuple(keys), value=value, filter=flt, t=t, n=n, fs=fs)
+    return FlowDef(name=name, keys=tuple(keys), value=value, filter=flt, t=t, n=n, fs=fs, agg_mode=agg_mode,
+                   dropped=dropped)
 
 
 class CompiledFlow:
@@ -151,6 +185,10 @@ class CompiledFlow:
             m = None
         vals = self._value(ctx)
         keys = self.keys
+        if not keys:  # a flow without keys: every sample that passes the filter counts for key ""
+            if m is None:
+                return [(i, "", v) for i, v in enumerate(vals) if v is not None]
+            return [(i, "", v) for i, (v, ok) in enumerate(zip(vals, m)) if ok and v is not None]
         if len(keys) == 1:
             kc = keys[0].col(ctx)
             if m is None:

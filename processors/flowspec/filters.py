@@ -94,6 +94,11 @@ def _compile_cmp(tok: tuple) -> Callable[[EvalContext], list]:
     values = [v.strip() for v in values_text.split(",")]
     if op in ("=", "!="):
         vs = frozenset(values)
+        if "null" in vs:  # sFlow-RT: key=null holds where the sample lacks the key, key!=null where it has it
+            vs = vs - {"null"}
+            if op == "=":
+                return lambda ctx: [v is None or v in vs for v in key.col(ctx)]
+            return lambda ctx: [v is not None and v not in vs for v in key.col(ctx)]
         if op == "=":
             if len(vs) == 1:
                 (x,) = vs

@@ -1,4 +1,4 @@
-"""Key functions (country, asn, group, null, or, mask, prefix, suffix) and compile_key, the key parser."""
+"""Key functions (country, asn, group, null, or, mask, prefix, suffix, oui, link) and compile_key, the key parser."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Any, Callable
 
 from processors.flowspec.context import _CACHE_LIMIT, ColFn, EvalContext
 from processors.flowspec.errors import FlowSpecError
-from processors.flowspec.keys import _BASE_KEYS, _KEY_RE, _Key
+from processors.flowspec.keys import _BASE_KEYS, _KEY_RE, _Key, not_from_sflow
+from processors.flowspec.oui import oui_of, vendor
+
 
 def _split_args(text: str, what: str) -> list[tuple[str, bool]]:
     """Split on ':' outside square brackets; a ``[...]`` argument comes back (inner text, True)."""
@@ -80,6 +82,9 @@ def _parse_key(toks: list, pos: int, what: str, depth: int, text: str) -> tuple[
         return fn(toks, pos + 1, what, depth + 1, text)
     m = _KEY_RE.match(tok)
     if m is None or m.group(1) not in _BASE_KEYS:
+        why = not_from_sflow(m.group(1) if m is not None else tok)
+        if why is not None:
+            raise FlowSpecError(f"{what}: {tok!r} needs data sFlow does not carry: {why}", token=tok)
         raise FlowSpecError(f"{what}: unknown flow key {tok!r}", token=tok)
     build, nestable = _BASE_KEYS[m.group(1)]
     level = int(m.group(2)) if m.group(2) else 0
@@ -252,7 +257,45 @@ def _f_prefix_suffix(fname: str):
     return f
 
 
+def _f_oui(toks, pos, what, depth, text):
+    """oui:<mac key> is the MAC's OUI (6 hex digits); oui:<mac key>:name the vendor registered for it."""
+    key, pos = _parse_key(toks, pos, what, depth, text)
+    attr = None
+    if pos < len(toks) and toks[pos][0] == "name" and not toks[pos][1]:
+        attr, pos = "name", pos + 1
+    if attr is None:
+        return _Key(f"oui:[{key.canon}]", _lookup_col(key, lambda ctx, v: oui_of(v))), pos
+
+    def name(ctx: EvalContext, v: str):
+        o = oui_of(v)
+        return vendor(o) if o is not None else None
+
+    return _Key(f"oui:[{key.canon}]:name", _lookup_col(key, name)), pos
+
+
+def _f_link(toks, pos, what, depth, text):
+    """link:<ifindex key> (link:inputifindex, link:outputifindex): the name of the topology link with
+    an end at (agent, that ifIndex); none for an edge port or without a topology."""
+    key, pos = _parse_key(toks, pos, what, depth, text)
+
+    def col(ctx: EvalContext) -> list:
+        topo = ctx.topology
+        src = key.col(ctx)
+        if topo is None:
+            return [None] * len(src)
+        agent = ctx.batch.get("agent_address")
+        memo: dict = {None: None}
+        for v in set(src):
+            if v not in memo:
+                memo[v] = topo.link(agent, v)
+        return [memo[v] for v in src]
+
+    return _Key(f"link:[{key.canon}]", col), pos
+
+
 _FUNCTIONS: dict[str, Callable] = {
+    "oui": _f_oui,
+    "link": _f_link,
     "country": _f_country,
     "asn": _f_asn,
     "group": _f_group,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+from ingest.sflow.discard_reasons import DISCARD_REASONS
 from processors.flows import data_source
 from processors.flowspec.payload_keys import PAYLOAD_KEYS
-from processors.flowspec.context import _CACHE_LIMIT, ColFn, EvalContext, _field, note_needs
+from processors.flowspec.context import _CACHE_LIMIT, ColFn, EvalContext, _field, needing, note_needs
 
 _S = tuple(str(i) for i in range(65536))  # int -> decimal text, for the 16-bit fields
 _TCPFLAGS = tuple(format(i, "09b") for i in range(512))
@@ -54,12 +55,13 @@ def _ip_key(field: str, version: int) -> Callable[[int], ColFn]:
     return build
 
 
-def _ip_int_key(field: str, version: int, conv: Callable[[int], int] | None = None) -> Callable[[int], ColFn]:
+def _ip_int_key(field: str, version: int, conv: Callable[[int], int] | None = None,
+                table: tuple = _S) -> Callable[[int], ColFn]:
     def build(level: int) -> ColFn:
         if conv is None:
 
             def col(ctx: EvalContext) -> list:
-                S = _S
+                S = table
                 return [
                     S[x] if v == version and x is not None else None
                     for x, v in zip(_field(ctx, level, field), _field(ctx, level, "ip_version"))
@@ -68,7 +70,7 @@ def _ip_int_key(field: str, version: int, conv: Callable[[int], int] | None = No
         else:
 
             def col(ctx: EvalContext) -> list:
-                S = _S
+                S = table
                 return [
                     S[conv(x)] if v == version and x is not None else None
                     for x, v in zip(_field(ctx, level, field), _field(ctx, level, "ip_version"))
@@ -315,11 +317,141 @@ def _vni_level(level: int) -> ColFn:  # vni of the packet at ``level`` (any widt
     return col
 
 
-_BASE_KEYS["vni"] = (_vni_level, True)  # VXLAN VNI / NVGRE VSID of the tunnel at that level
+def _tunnel_id_key(proto: int, port: int | None = None) -> Callable[[int], ColFn]:
+    """vxlanvni / genevevni (the decoder sets ``vni`` on a UDP packet to port 4789 / 6081) and grevsid
+    (on a GRE packet carrying Ethernet, NVGRE): the tunnel identifier, told apart by the carrying
+    packet's IP protocol and UDP destination port."""
+
+    def build(level: int) -> ColFn:
+        if port is None:
+
+            def col(ctx: EvalContext) -> list:
+                return [(_S[x] if 0 <= x < 65536 else _istr(x)) if x is not None and p == proto else None
+                        for x, p in zip(_field(ctx, level, "vni"), _field(ctx, level, "ip_protocol"))]
+
+        else:
+
+            def col(ctx: EvalContext) -> list:
+                return [(_S[x] if 0 <= x < 65536 else _istr(x)) if x is not None and p == proto and d == port
+                        else None
+                        for x, p, d in zip(_field(ctx, level, "vni"), _field(ctx, level, "ip_protocol"),
+                                           _field(ctx, level, "dst_port"))]
+
+        return col
+
+    return build
+
+
+def _direction_key(level: int) -> ColFn:
+    """sFlow-RT's direction: ``ingress`` when the sample's data source is the packet's input
+    interface, ``egress`` when it is its output interface (a switch sampling on egress), else none
+    (a VLAN or entity data source, or an interface that is neither)."""
+
+    def col(ctx: EvalContext) -> list:
+        out = []
+        for t, i, fi, x, fo, y in zip(_field(ctx, 0, "source_id_type"), _field(ctx, 0, "source_id_index"),
+                                      _field(ctx, 0, "input_format"), _field(ctx, 0, "input"),
+                                      _field(ctx, 0, "output_format"), _field(ctx, 0, "output")):
+            if t != 0 or i is None:
+                out.append(None)
+            elif fi == 0 and x == i:
+                out.append("ingress")
+            elif fo == 0 and y == i:
+                out.append("egress")
+            else:
+                out.append(None)
+        return out
+
+    return col
+
+
+def _offset_key(field: str) -> Callable[[int], ColFn]:
+    """An offset into the sampled header (ip_offset): of the outer packet a cold column (past the
+    hot prefix the workers decode), of a tunnelled one part of the hot ``inner`` column."""
+
+    def build(level: int) -> ColFn:
+        def col(ctx: EvalContext) -> list:
+            S = _S
+            return [S[x] if x is not None and 0 <= x < 65536 else None for x in _field(ctx, level, field)]
+
+        return needing(frozenset((field,)), col) if level == 0 else col
+
+    return build
+
+
+# Keys (and the columns they read) that only discarded-packet notifications have (dropped: true flows).
+DROP_KEYS = frozenset({"reason"})
+
+
+def _reason_key(level: int) -> ColFn:
+    """Drop reason of a discarded-packet notification (dropped: true flows): its name from the sFlow
+    drop-notification spec (``ttl_exceeded``, ``acl``...), the code where the spec names none."""
+    names = DISCARD_REASONS
+
+    def col(ctx: EvalContext) -> list:
+        return [(names.get(r) or _istr(r)) if r is not None else None for r in _field(ctx, 0, "reason")]
+
+    return needing(DROP_KEYS, col)  # a column of discard notifications only: parse_definition checks it
+
+
+def _dscp_names() -> tuple:
+    """DSCP code point names (RFC 2474 class selectors, RFC 2597 AF, RFC 3246 EF, RFC 5865 VA,
+    RFC 8622 LE), lower case as iptables / tc write them; a code point without a name is its number."""
+    names = {0: "cs0", 1: "le", 44: "va", 46: "ef"}
+    names.update({8 * c: f"cs{c}" for c in range(1, 8)})
+    names.update({8 * c + 2 * d: f"af{c}{d}" for c in range(1, 5) for d in range(1, 4)})
+    return tuple(names.get(i, str(i)) for i in range(64))
+
+
+_DSCP = _dscp_names()
+
+
+def _is_broadcast(level: int) -> ColFn:
+    """isbroadcast (InMon's apps filter isbroadcast=true): the destination MAC is ff:ff:ff:ff:ff:ff."""
+
+    def col(ctx: EvalContext) -> list:
+        return [None if m is None else ("true" if m.lower() in ("ff:ff:ff:ff:ff:ff", "ffffffffffff") else "false")
+                for m in _field(ctx, level, "dst_mac")]
+
+    return col
+
+
+_BASE_KEYS["ipdscpname"] = (_ip_int_key("tos", 4, lambda x: x >> 2, _DSCP), True)
+_BASE_KEYS["ip6dscpname"] = (_ip_int_key("tos", 6, lambda x: x >> 2, _DSCP), True)
+_BASE_KEYS["isbroadcast"] = (_is_broadcast, True)
+_BASE_KEYS["vni"] = (_vni_level, True)  # VXLAN / Geneve VNI, NVGRE VSID of the tunnel at that level (alias)
+_BASE_KEYS["vxlanvni"] = (_tunnel_id_key(17, 4789), True)
+_BASE_KEYS["genevevni"] = (_tunnel_id_key(17, 6081), True)
+_BASE_KEYS["grevsid"] = (_tunnel_id_key(47), True)
+_BASE_KEYS["direction"] = (_direction_key, False)
+_BASE_KEYS["ip_offset"] = (_offset_key("ip_offset"), True)
+_BASE_KEYS["reason"] = (_reason_key, False)
 _BASE_KEYS.update(PAYLOAD_KEYS)  # ARP, DNS, ICMP echo, application records (processors/flowspec/payload_keys.py)
 KEY_NAMES = frozenset(_BASE_KEYS)
 
-_KEY_RE = re.compile(r"([a-z0-9]+)(?:\.([0-9]))?\Z")
+# sFlow-RT keys and functions whose values come from outside sFlow (refused with the reason, not as
+# unknown): sflowpipe computes flows from sFlow records only.
+NOT_FROM_SFLOW: dict[str, str] = {
+    "map": "sFlow-RT's map: looks values up in tables a script loads with setMap() (JavaScript API); "
+           "sflowpipe has no such tables: use group: with a group set",
+}
+# ... and key families, by name prefix: sFlow-RT's bgp* keys (bgpsourceas, bgpdestinationas,
+# bgpdestinationpeeras, bgpdestinationaspath...) come from the routes it learns over its own BGP
+# sessions (bgpAddNeighbor / bgpAddSource in InMon's apps), matched to each sampled address.
+NOT_FROM_SFLOW_PREFIXES: dict[str, str] = {
+    "bgp": "sFlow-RT's bgp* keys come from routes it learns over its own BGP sessions; sflowpipe keeps no "
+           "BGP table: use asn: (offline AS data) on an address key",
+}
+
+
+def not_from_sflow(name: str) -> str | None:
+    """Why ``name`` (a key or function name) cannot be computed from sFlow, or None."""
+    why = NOT_FROM_SFLOW.get(name)
+    if why is None:
+        why = next((w for p, w in NOT_FROM_SFLOW_PREFIXES.items() if name.startswith(p)), None)
+    return why
+
+_KEY_RE = re.compile(r"([a-z0-9_]+)(?:\.([0-9]))?\Z")
 
 
 class _Key:

@@ -3,20 +3,25 @@ events (one per flow, re-armed after the timeout), counter metrics, enrichment, 
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections import defaultdict
 
 import pytest
+from confluent_kafka import Producer
 
 from ingest.generate import Generator
 from ingest.pcap import UdpDatagram, read_udp_payloads
 from ingest.replay import publish_kafka
+from ingest.sflow.encode import encode_datagram
 from ingest.sflow.flow_records import SampledHeader
-from ingest.sflow.model import FlowSample
-from processors.config import publish
+from ingest.sflow.model import Datagram, FlowSample
+from processors.config import DefinitionError, publish
 from sflowpipe.settings import load_settings
 from tests.kafka_helpers import read_topic
+from tests.processors.discard_data import discard_datagram, tcp_frame
+from tests.processors.test_flowspec_parity import TOPO
 from tests.processors.processor_harness import ProcessorProcess
 from tests.sflow_data import decodable
 
@@ -138,14 +143,28 @@ def test_live_definition_from_config_topic(kafka_bootstrap, topic_prefix, tmp_pa
     settings = ingest_settings(kafka_bootstrap, topic_prefix, tmp_path)
     try:
         publish(settings, "flow", "bydst", {"keys": "ipdestination", "value": "frames"})
-        publish(settings, "flow", "broken", {"keys": "ipsrc"})  # rejected, named in the log
+        # the topology as the API's PUT /topology/json publishes it: every port of the agent is a link end
+        publish(settings, "topology", "topology", {
+            "nodes": {"leaf": {"agent": "192.0.2.200", "ports": {f"p{i}": {"ifindex": str(i)} for i in range(1, 5)}},
+                      "spine": {"agent": "192.0.2.250", "ports": {f"s{i}": {"ifindex": str(i)} for i in range(1, 5)}}},
+            "links": {f"l{i}": {"node1": "leaf", "port1": f"p{i}", "node2": "spine", "port2": f"s{i}"}
+                      for i in range(1, 5)}})
+        publish(settings, "flow", "bylink", {"keys": "link:inputifindex", "value": "frames"})
+        with pytest.raises(DefinitionError, match="ipsrc"):  # refused where it is made
+            publish(settings, "flow", "broken", {"keys": "ipsrc"})
+        # written past publish() (another tool, an older version): the worker rejects it, named in the log
+        p = Producer({"bootstrap.servers": kafka_bootstrap})
+        p.produce(topic_prefix + "config", json.dumps({"keys": "ipsrc"}).encode(), b"flow:broken")
+        assert p.flush(10) == 0
         time.sleep(2)
         publish_kafka(generated(3, 20, time.time()), settings, speed=1)
-        msgs = read_topic(kafka_bootstrap, topic_prefix + "flows", lambda m: any(x["flow"] == "bydst" for x in m),
-                          timeout=30)
+        msgs = read_topic(kafka_bootstrap, topic_prefix + "flows",
+                          lambda m: {"bydst", "bylink"} <= {x["flow"] for x in m}, timeout=30)
     finally:
         worker.stop()
     assert any(m["flow"] == "bydst" and m["value"] == "frames" for m in msgs)
+    links = {e["key"] for m in msgs if m["flow"] == "bylink" for e in m["flows"]}
+    assert links and links <= {"l1", "l2", "l3", "l4"}, links
     assert "ipsrc" in worker.log.read_text()
 
 
@@ -170,3 +189,62 @@ def test_blocklist_events_from_the_worker(kafka_bootstrap, topic_prefix, tmp_pat
     # the elephant 10.1.0.10 -> 192.0.2.10 is the only listed pair: one event per agent sending it
     assert {e["flowKey"] for e in events} == {"10.1.0.10,192.0.2.10"}
     assert len(events) == len({e["agent"] for e in events})
+
+
+def _parity_datagrams(agent: str, seconds: float, rate: float, start: float) -> list[UdpDatagram]:
+    """Per datagram: two packet samples (one in on swp1, an inter-switch link; one on swp2, an edge
+    port) and two discard notifications (reason acl, ttl_exceeded) of agent ``agent``."""
+    out = []
+    for i in range(int(seconds * rate)):
+        ts = start + i / rate
+        samples = (
+            FlowSample(False, 2 * i, 0, 3, 100, 100 * i, 0, 0, 3, 0, 4, (
+                SampledHeader.of(1, 1000, 4, tcp_frame("10.3.0.1", "10.9.0.1")),)),
+            FlowSample(False, 2 * i + 1, 0, 4, 100, 100 * i, 0, 0, 4, 0, 3, (
+                SampledHeader.of(1, 1000, 4, tcp_frame("10.4.0.1", "10.9.0.1")),)),
+        ) + discard_datagram(agent, [(3, 258, tcp_frame("10.3.0.1", "10.9.0.1")),
+                                     (4, 257, tcp_frame("10.4.0.1", "10.9.0.1"))], seq=2 * i).samples
+        dg = Datagram(5, agent, 0, i + 1, int((ts - start) * 1000) + 1000, samples)
+        out.append(UdpDatagram(int(ts), int((ts % 1) * 1e6), agent, 6343, "", 0, encode_datagram(dg)))
+    return out
+
+
+def test_dropped_and_link_flows_end_to_end(kafka_bootstrap, topic_prefix, tmp_path):
+    """A dropped: true flow (discard notifications by reason) and a link: flow over a topology from
+    the definitions file, through the Faust worker on the broker; flowkeys reach the status topic."""
+    agent = "192.0.2.200"
+    defs = {"flows": {"drops": {"keys": "reason", "value": "frames", "dropped": True, "t": 600},
+                      "bylink": {"keys": "link:inputifindex,ipsource", "value": "frames", "t": 600},
+                      "edge": {"keys": "ipsource", "value": "frames", "t": 600, "aggMode": "edge"}},
+            "topology": TOPO}
+    worker = ProcessorProcess(kafka_bootstrap, topic_prefix, tmp_path, defs, app_id=f"{topic_prefix}app")
+    worker.start()
+    settings = ingest_settings(kafka_bootstrap, topic_prefix, tmp_path)
+    try:
+        t0 = time.time()
+        publish_kafka(_parity_datagrams(agent, 2, 10, t0), settings, speed=0)
+
+        def complete(msgs):
+            last = latest_active([m for m in msgs if m["timestamp"] / 1000 > t0 + 2], "drops")
+            return agent in last and all(any(m["flow"] == f for m in msgs) for f in ("bylink", "edge"))
+
+        msgs = read_topic(kafka_bootstrap, topic_prefix + "flows", complete, timeout=60)
+        status = read_topic(kafka_bootstrap, topic_prefix + "status",
+                            lambda m: any(x.get("kind") == "flowkeys" and "reason" in x["keys"] for x in m),
+                            timeout=30, decode=json.loads)
+    finally:
+        assert worker.stop() == 0, worker.log.read_text()[-3000:]
+    flows = {(m["flow"], e["dataSource"], e["key"]): (e["value"], m["timestamp"]) for m in msgs
+             for e in m["flows"]}
+    # 20 notifications of each reason, t = 600: value = 20 / 600 decayed to the report time
+    for ds, reason in (("3", "acl"), ("4", "ttl_exceeded")):
+        value, ts = flows[("drops", ds, reason)]
+        assert value == pytest.approx(20 / 600 * math.exp(-(ts / 1000 - t0) / 600), rel=0.05)
+    # swp1 (ifIndex 3) is the leaf1-spine1 link's end; swp2 (4) is no link's: no link: value, no flow
+    assert flows[("bylink", "3", "leaf1-spine1,10.3.0.1")][0] > 0
+    assert not any(k[0] == "bylink" and k[1] == "4" for k in flows)
+    # edge: only what came in on the edge port
+    assert {k[2] for k in flows if k[0] == "edge"} == {"10.4.0.1"}
+    fk = [x for x in status if x.get("kind") == "flowkeys" and "reason" in x["keys"]][-1]
+    assert {"ipsource", "tcpdestinationport", "direction", "reason", "agent"} <= set(fk["keys"])
+    assert fk["worker"] and fk["time"] >= fk["keys"]["ipsource"]

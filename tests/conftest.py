@@ -58,4 +58,3 @@ def topic_prefix(request):
     import time
 
     return f"t{time.monotonic_ns() % 10**9}-{re.sub(r'[^a-zA-Z0-9]', '', request.node.name)[:30]}."
-

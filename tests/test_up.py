@@ -20,57 +20,11 @@ import pytest
 import requests
 
 from sflowpipe.broker import free_port
+from tests.up_helpers import ELEPHANT_SOURCES, free_udp_port, read_banner, sql_rows
+from tests.up_helpers import up  # noqa: F401  (the module-scoped `sflowpipe up --demo` fixture)
+from tests.up_helpers import wait_for as _wait
 
 pytestmark = pytest.mark.kafka
-ELEPHANT_SOURCES = {"10.1.0.10", "10.1.1.10", "10.1.2.10"}  # sflowpipe generate's elephant flows
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _read_banner(proc: subprocess.Popen, timeout: float = 180) -> str:
-    """What `sflowpipe up` prints until it says it is up (or exits)."""
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        lines.append(line)
-        if "Ctrl-C stops everything" in line or (not line and proc.poll() is not None):
-            break
-    return "".join(lines)
-
-
-@pytest.fixture(scope="module")
-def up(tmp_path_factory):
-    data = tmp_path_factory.mktemp("up")
-    sflow_port, http_port = _free_udp_port(), free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "sflowpipe.cli", "up", "--demo", "--sflow-port", str(sflow_port),
-                             "--http-port", str(http_port), "--data-dir", str(data)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    banner = _read_banner(proc)
-    if "sflowpipe is up" not in banner:
-        proc.kill()
-        pytest.fail("sflowpipe up did not come up:\n" + banner)
-    info = {"proc": proc, "banner": banner, "data": data, "url": f"http://127.0.0.1:{http_port}",
-            "sflow_port": sflow_port, "stopped": False}
-    yield info
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=120)
-
-
-def _wait(fn, timeout: float, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    return last
 
 
 def _top_elephants(url: str) -> list | None:
@@ -235,14 +189,11 @@ def test_sflow_rt_clients_read_flow_metrics_agent_counters_and_analyzer(up):
 
 def test_clickhouse_fills_from_the_pipeline(up):
     def count():
-        res = subprocess.run([sys.executable, "-m", "sflowpipe.cli", "sql",
-                              "SELECT count(), uniqExact(agent) FROM flow_samples",
-                              "--data-dir", str(up["data"] / "clickhouse"), "--format", "csv"],
-                             capture_output=True, text=True, timeout=60)
-        if res.returncode != 0:
+        rows = sql_rows(up["data"], "SELECT count(), uniqExact(agent) FROM flow_samples")
+        if not rows:
             return None
-        n, agents = res.stdout.strip().splitlines()[-1].split(",")
-        return (int(n), int(agents)) if int(n) > 0 and int(agents) == 2 else None
+        n, agents = (int(x) for x in rows[-1])
+        return (n, agents) if n > 0 and agents == 2 else None
 
     got = _wait(count, 60, 1.0)
     assert got and got[0] > 0 and got[1] == 2
@@ -387,12 +338,12 @@ def test_a_second_instance_side_by_side_replaying_a_capture(up, tmp_path):
     gen = Generator(agents=1, sampling_rate=100, seed=7)
     capture = tmp_path / "one-agent.pcap"
     _write_pcap(capture, [gen.datagram(now=i * 0.01) for i in range(300)])
-    sflow_port, http_port = _free_udp_port(), free_port()
+    sflow_port, http_port = free_udp_port(), free_port()
     proc = subprocess.Popen([sys.executable, "-m", "sflowpipe.cli", "up", "--replay", str(capture), "--sflow-port",
                              str(sflow_port), "--http-port", str(http_port), "--data-dir", str(tmp_path / "second")],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        banner = _read_banner(proc)
+        banner = read_banner(proc)
         assert "sflowpipe is up" in banner, banner
         url = f"http://127.0.0.1:{http_port}"
         agents = _wait(lambda: requests.get(url + "/agents/json", timeout=10).json(), 60)

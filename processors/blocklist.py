@@ -161,8 +161,8 @@ class Blocklists:
             log.warning("blocklist %s from %s not updated (keeping the previous list): %s", name, lst.d.source, exc)
             return False
         self._report_junk(lst, junk)
+        save_copy(lst.cache_path, payload, f"blocklist {lst.name}")  # before counting the update as done
         self._installed(lst, "fetch", len(prefixes))
-        save_copy(lst.cache_path, payload, f"blocklist {lst.name}")
         return True
 
     def _install(self, lst: _List, prefixes: list[str]) -> None:

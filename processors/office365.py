@@ -128,8 +128,8 @@ class Office365Ranges:
             log.warning("Microsoft 365 endpoints from %s not updated (keeping the previous ranges): %s",
                         self._url, exc)
             return False
+        save_copy(self._cache_path, payload, "Microsoft 365 ranges")  # before counting the update as done
         self._installed("service", groups)
-        save_copy(self._cache_path, payload, "Microsoft 365 ranges")
         return True
 
     def _refresh_step(self) -> float:

@@ -16,18 +16,11 @@ from api.topiclog import position_id as flow_id
 from schemas.codec import AvroCodec
 from sflowpipe.kafka import ensure_topics
 from sflowpipe.settings import Settings
+from tests.waiting import until
 
 pytestmark = pytest.mark.kafka
 
 
-def _until(predicate, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out")
 
 
 def test_two_readers_give_logged_flows_the_same_ids_and_dispatch_status_kinds(kafka_bootstrap, topic_prefix):
@@ -56,15 +49,15 @@ def test_two_readers_give_logged_flows_the_same_ids_and_dispatch_status_kinds(ka
             reader = TopicReader(settings, state)
             reader.start()
             readers.append((reader, state))
-        got = [_until(lambda s=s: (f := s.flows_after(-1, 100, None)) and len(f) == 6 and f) for _, s in readers]
+        got = [until(lambda s=s: (f := s.flows_after(-1, 100, None)) and len(f) == 6 and f) for _, s in readers]
         ids = [{f["flowID"]: f["flowKeys"] for f in flows} for flows in got]
         assert ids[0] == ids[1] and len(ids[0]) == 6
         assert {i % 1024 for i in ids[0]} <= {0, 1, 2} and len({i % 1024 for i in ids[0]}) > 1  # partitions
         assert all(flow_id(i % 1024, i // 1024) == i for i in ids[0])
         assert {f["value"] for f in got[0]} == {1000 * (i + 1) for i in range(6)}  # bytes: pair's value
         for _, s in readers:
-            assert "ipsource" in _until(s.flow_keys)
-            assert _until(lambda s=s: s.analyzer()["sFlowDatagramsReceived"] == 7)
+            assert "ipsource" in until(s.flow_keys)
+            assert until(lambda s=s: s.analyzer()["sFlowDatagramsReceived"] == 7)
     finally:
         for reader, _ in readers:
             reader.stop()

@@ -10,7 +10,7 @@ import pytest
 from processors.blocklist import Blocklists, BlocklistError, parse_blocklist
 from processors.engine import Engine
 from sflowpipe.settings import BlocklistDefinition, ProcessorSettings
-from tests.processors.test_office365 import wait_for
+from tests.waiting import until
 from tests.sinks.http_server import RecordingServer, Reply
 
 LIST = b"""# Example DROP list
@@ -165,7 +165,7 @@ def test_restart_from_the_disk_copy_with_the_server_down(tmp_path):
     try:
         assert restarted.lists["drop"].source == "disk"  # loaded synchronously by start()
         assert len(restarted.match_batch(batch(sample("10.1.1.9", "198.51.100.20")), NOW)) == 1
-        wait_for(lambda: restarted.lists["drop"].failures >= 1)
+        until(lambda: restarted.lists["drop"].failures >= 1)
         assert restarted.lists["drop"].source == "disk"
         assert len(restarted.match_batch(batch(sample("10.1.1.8", "2001:db8:bad::1")), NOW)) == 1
     finally:
@@ -178,14 +178,14 @@ def test_file_source_refreshed_and_bad_file_ignored(tmp_path):
     bl = Blocklists({"f": {"source": str(path), "refresh_s": 0.05, "rate_limit_s": 0}}, str(tmp_path / "cache"))
     bl.start()
     try:
-        wait_for(lambda: bl.lists["f"].updates >= 1)
+        until(lambda: bl.lists["f"].updates >= 1)
         assert len(bl.match_batch(batch(sample("192.0.2.5", "10.0.0.1")), NOW)) == 1
         path.write_text("198.51.100.0/24\n")
-        wait_for(lambda: bl.match_batch(batch(sample("198.51.100.5", "10.0.0.1")), NOW) != [])
+        until(lambda: bl.match_batch(batch(sample("198.51.100.5", "10.0.0.1")), NOW) != [])
         assert bl.match_batch(batch(sample("192.0.2.5", "10.0.0.1")), NOW) == []
         failures = bl.lists["f"].failures
         path.write_text("garbage\nmore garbage\n")
-        wait_for(lambda: bl.lists["f"].failures > failures)
+        until(lambda: bl.lists["f"].failures > failures)
         assert len(bl.match_batch(batch(sample("198.51.100.5", "10.0.0.1")), NOW)) == 1  # previous list
     finally:
         bl.stop()
@@ -205,7 +205,7 @@ def test_no_source_and_no_disk_copy_is_not_fatal(tmp_path):
     bl = lists_for("http://127.0.0.1:9/none", tmp_path)
     bl.start()
     try:
-        wait_for(lambda: bl.lists["drop"].failures >= 1)
+        until(lambda: bl.lists["drop"].failures >= 1)
         assert bl.match_batch(batch(sample("10.1.1.9", "198.51.100.20")), NOW) == []
     finally:
         started = time.monotonic()

@@ -13,6 +13,7 @@ import pytest
 from processors.groups import AddressGroups
 from processors.office365 import CACHE_FILE, GROUPSET, EndpointsError, Office365Ranges, parse_endpoints
 from sflowpipe.settings import EnrichSettings
+from tests.waiting import until
 
 # The shape of https://endpoints.office.com/endpoints/worldwide (a few real endpoint sets, trimmed).
 ENDPOINTS = [
@@ -84,13 +85,6 @@ def settings_for(url, tmp_path, refresh_s=3600.0) -> EnrichSettings:
     return EnrichSettings(office365_url=url, office365_refresh_s=refresh_s, cache_dir=str(tmp_path / "cache"))
 
 
-def wait_for(condition, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition not met in time")
 
 
 def test_parse_one_group_per_service_area_workloads_before_common():
@@ -115,7 +109,7 @@ def test_first_fetch(service, tmp_path):
     ranges = Office365Ranges(settings_for(service.url, tmp_path), groups)
     ranges.start()
     try:
-        wait_for(lambda: ranges.updates == 1)
+        until(lambda: ranges.updates == 1)
         assert ranges.source == "service"
         assert groups.group(GROUPSET, "52.96.10.20") == "Exchange"
         assert groups.group(GROUPSET, "40.97.1.1") == "Exchange"  # in Common too
@@ -135,11 +129,11 @@ def test_refresh_picks_up_a_change(service, tmp_path):
     ranges = Office365Ranges(settings_for(service.url, tmp_path, refresh_s=0.1), groups)
     ranges.start()
     try:
-        wait_for(lambda: groups.group(GROUPSET, "52.113.1.1") == "Skype")
+        until(lambda: groups.group(GROUPSET, "52.113.1.1") == "Skype")
         changed = copy.deepcopy(ENDPOINTS)
         changed[3]["ips"] = ["198.51.100.0/24"]  # Teams moved
         service.body = json.dumps(changed).encode()
-        wait_for(lambda: groups.group(GROUPSET, "198.51.100.7") == "Skype")
+        until(lambda: groups.group(GROUPSET, "198.51.100.7") == "Skype")
         assert groups.group(GROUPSET, "52.113.1.1") is None
         assert service.requests >= 2
     finally:
@@ -175,7 +169,7 @@ def test_service_down_uses_the_disk_copy_after_restart(service, tmp_path):
     try:
         assert restarted.source == "disk"  # loaded synchronously by start()
         assert restarted_groups.group(GROUPSET, "52.96.10.20") == "Exchange"
-        wait_for(lambda: restarted.failures >= 1)
+        until(lambda: restarted.failures >= 1)
         assert restarted_groups.group(GROUPSET, "52.96.10.20") == "Exchange"
         assert restarted.source == "disk"
     finally:
@@ -187,7 +181,7 @@ def test_no_service_and_no_disk_copy_is_not_fatal(tmp_path):
     ranges = Office365Ranges(settings_for("http://127.0.0.1:9/none", tmp_path), groups)
     ranges.start()
     try:
-        wait_for(lambda: ranges.failures >= 1)
+        until(lambda: ranges.failures >= 1)
         assert groups.group(GROUPSET, "52.96.10.20") is None
     finally:
         ranges.stop()
@@ -205,7 +199,7 @@ def test_corrupt_disk_copy_is_ignored(tmp_path):
 def test_stop_is_prompt(service, tmp_path):
     ranges = Office365Ranges(settings_for(service.url, tmp_path, refresh_s=3600), AddressGroups())
     ranges.start()
-    wait_for(lambda: ranges.updates == 1)
+    until(lambda: ranges.updates == 1)
     started = time.monotonic()
     ranges.stop()
     assert time.monotonic() - started < 1.0

@@ -16,6 +16,7 @@ from schemas.codec import AvroCodec
 from sflowpipe.kafka import ensure_topics
 from sflowpipe.settings import Settings
 from sinks.prometheus import ExporterState, PrometheusExporter, split_keys
+from tests.waiting import until
 
 pytestmark = pytest.mark.kafka
 
@@ -55,14 +56,6 @@ def _samples(text: str) -> dict[tuple, float]:
     return out
 
 
-def _until(predicate, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError("timed out")
 
 
 @pytest.fixture
@@ -96,7 +89,7 @@ def exporter(kafka_bootstrap, topic_prefix):
     exp = PrometheusExporter(settings)
     exp.start()
     try:
-        _until(lambda: 'ifname="eth0"' in _scrape(exp.port, "/metrics")[1]
+        until(lambda: 'ifname="eth0"' in _scrape(exp.port, "/metrics")[1]
                and exp.state.flows.latest.get(("pair", "192.0.2.2")))
         yield exp
     finally:

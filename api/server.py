@@ -9,8 +9,6 @@ into this instance's state at once, so a GET right after a PUT sees it.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hmac
 import json
 import logging
 import re
@@ -25,6 +23,7 @@ from api.aggregate import AGGREGATIONS
 from api.state import ApiState
 from processors.config import DefinitionError, parse, publish
 from sflowpipe import __version__
+from sflowpipe.auth import CHALLENGE, Authenticator
 from sflowpipe.settings import Settings
 from sinks.prometheus import BadRequest
 
@@ -83,7 +82,10 @@ class Api:
         self.settings = settings
         self.state = state
         self.publisher = publisher or (lambda kind, name, body: publish(settings, kind, name, body))
-        if state.exporter.publish_definition is None:  # export.js scrapes define the flows they name
+        self.auth = Authenticator(settings.api, log, "api")
+        if not settings.api.defines_flows:  # read-only: no path defines anything, a scrape neither
+            state.exporter.publish_definition = None
+        elif state.exporter.publish_definition is None:  # export.js scrapes define the flows they name
             state.exporter.publish_definition = lambda name, body: self.publisher("flow", name, body)
         self.routes: list[tuple[str, str, Handler, str, list[tuple[str, str]]]] = [
             # method, path, handler, summary, query parameters (name, description)
@@ -160,32 +162,14 @@ class Api:
     @web.middleware
     async def auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         a = self.settings.api
-        if a.token is not None or a.basic_user:
-            header = request.headers.get("Authorization", "")
-            if not self._authorized(header):
-                return web.Response(status=401, text="authentication required\n",
-                                    headers={"WWW-Authenticate": 'Bearer realm="sflowpipe", Basic realm="sflowpipe"'})
+        if not self.auth.allows(request.headers.get("Authorization"), request.remote):
+            return web.Response(status=401, text="authentication required\n", headers={"WWW-Authenticate": CHALLENGE})
         if a.read_only and request.method not in ("GET", "HEAD", "OPTIONS"):
             return _error(403, "read-only API: definitions cannot be changed here")
         try:
             return await handler(request)
         except (BadRequest, ValueError) as e:
             return _error(getattr(e, "status", 400), str(e).strip())
-
-    def _authorized(self, header: str) -> bool:
-        a = self.settings.api
-        scheme, _, value = header.partition(" ")
-        if a.token is not None and scheme.lower() == "bearer":
-            return hmac.compare_digest(value.strip().encode(), a.token.get_secret_value().encode())
-        if a.basic_user and scheme.lower() == "basic":
-            try:
-                user, _, password = base64.b64decode(value.strip()).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
-                return False
-            expected = a.basic_password.get_secret_value() if a.basic_password else ""
-            return hmac.compare_digest(user.encode(), a.basic_user.encode()) and \
-                hmac.compare_digest(password.encode(), expected.encode())
-        return False
 
     # ---------------------------------------------------------------- definitions
 

@@ -43,7 +43,8 @@ class ApiService:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--listen", metavar="HOST:PORT", help="HTTP address (setting api.listen, default 0.0.0.0:8008)")
+    parser.add_argument("--listen", metavar="HOST:PORT", help="HTTP address (setting api.listen, default "
+                        "127.0.0.1:8008; 0.0.0.0:8008 exposes it: set api.token)")
     parser.add_argument("--read-only", action="store_true", help="refuse writes (setting api.read_only)")
 
 

@@ -403,12 +403,11 @@ class SettingsError(ValueError):
     """Settings that cannot be used, in one line naming the key."""
 
 
-def load_settings(config_file: str | None = None, environ: Mapping[str, str] | None = None,
-                  **overrides: Any) -> Settings:
+def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
     """Build the settings: YAML file (if any) under environment variables under explicit overrides.
     Unknown keys and ``SFLOWPIPE_*`` variables, bad values and incomplete credentials raise
     SettingsError."""
-    faults = unknown_variables(os.environ if environ is None else environ)
+    faults = unknown_variables(os.environ)
     if faults:
         raise SettingsError("; ".join(faults))
     data: dict[str, Any] = {}

@@ -65,6 +65,47 @@ def test_plan_starts_the_sinks_the_settings_file_configures(tmp_path):
                            "sflowpipe-http-loggly"]
 
 
+def test_stage_file_is_private_and_holds_no_secret(tmp_path, monkeypatch):
+    """Issue 12: `up` copied the API token, basic password and HTTP sink tokens into
+    DATA_DIR/sflowpipe-up.yaml with mode 0644. Now the file is 0600 and the secrets reach the
+    stages through their environment (SFLOWPIPE_<SECTION> JSON), which resolves to the user's values."""
+    import argparse
+
+    import yaml
+
+    from sflowpipe import up as up_module
+    from sflowpipe.settings import load_settings
+
+    secrets = {"api": {"token": "apitok", "basic_user": "ops", "basic_password": "basicpw"},
+               "sinks": {"http": {"Hec": {"type": "splunk", "url": "https://splunk:8088/hec", "token": "hectok"}},
+                         "clickhouse": {"dsn": "http://u:chpw@127.0.0.1:1"}},
+               "kafka": {"producer": {"sasl.username": "alice", "sasl.password": "saslpw"}}}
+    config = tmp_path / "settings.yaml"
+    config.write_text(yaml.safe_dump({**secrets, "processors": {"report_interval_s": 2.0}}))
+    config.chmod(0o600)
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "sflowpipe-up.yaml").write_text("# an older copy\n")
+    (data / "sflowpipe-up.yaml").chmod(0o644)
+    parser = argparse.ArgumentParser()
+    up_module.add_arguments(parser)
+    pipeline = up_module.Pipeline(parser.parse_args(["--data-dir", str(data)]), str(config))
+    stage = pipeline._settings_file()
+    assert stage.stat().st_mode & 0o777 == 0o600
+    text = stage.read_text()
+    for secret in ("apitok", "basicpw", "hectok", "chpw", "saslpw"):
+        assert secret not in text, secret
+    assert "ops" in text and "alice" in text and "https://splunk:8088/hec" in text  # what is not secret stays
+    assert set(pipeline.secret_env) == {"SFLOWPIPE_API", "SFLOWPIPE_SINKS", "SFLOWPIPE_KAFKA"}
+    for var, value in pipeline.secret_env.items():  # as each stage's environment has them
+        monkeypatch.setenv(var, value)
+    s = load_settings(str(stage))
+    assert s.api.token.get_secret_value() == "apitok" and s.api.basic_password.get_secret_value() == "basicpw"
+    assert s.sinks.http["Hec"].token.get_secret_value() == "hectok" and s.sinks.http["Hec"].type == "splunk"
+    assert s.sinks.clickhouse.dsn == "http://u:chpw@127.0.0.1:1" and s.kafka.producer["sasl.password"] == "saslpw"
+    assert s.processors.report_interval_s == 2.0 and s.api.listen == "127.0.0.1:8008"
+
+
 def test_banner_shows_progress_and_where_everything_listens(up):
     b = up["banner"]
     assert "[1/8] Kafka-compatible broker (Tansu, in-memory" in b and "[8/8] demo traffic" in b

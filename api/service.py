@@ -59,8 +59,9 @@ def run(settings: Settings, args) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, done.set)
         await service.start()
-        log.info("api: REST API and web UI on http://%s:%d/ (%s)", service.host, service.port,
-                 "read-only" if settings.api.read_only else "read-write")
+        log.info("api: REST API and web UI on http://%s:%d/ (%s, %s)", service.host, service.port,
+                 "read-only" if settings.api.read_only else "read-write",
+                 "authentication required" if service.api.auth.required else "no authentication")
         await done.wait()
         await service.stop()
 

@@ -11,6 +11,7 @@ from aiohttp import web
 from api.reader import TopicReader
 from api.server import Api
 from api.state import ApiState
+from sflowpipe.auth import warn_if_open
 from sflowpipe.settings import Settings
 from sinks.prometheus import parse_hostport
 
@@ -62,6 +63,7 @@ def run(settings: Settings, args) -> int:
         log.info("api: REST API and web UI on http://%s:%d/ (%s, %s)", service.host, service.port,
                  "read-only" if settings.api.read_only else "read-write",
                  "authentication required" if service.api.auth.required else "no authentication")
+        warn_if_open(log, "api", service.host, service.api.auth, settings.api)
         await done.wait()
         await service.stop()
 

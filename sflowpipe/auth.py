@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import ipaddress
 import logging
 import threading
 import time
@@ -119,3 +120,18 @@ class Authenticator:
                 return None
             return f"wrong basic credentials for user {user[:64]!r}"
         return f"unsupported authorization scheme {scheme[:32]!r}"
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def warn_if_open(log: logging.Logger, listener: str, host: str, auth: Authenticator, conf: ListenerAuth) -> None:
+    """A line at start when a listener is reachable from the network with no credentials."""
+    if not is_loopback(host) and not auth.required:
+        log.warning("%s: listening on %s with no authentication: anyone who reaches it can read%s "
+                    "(set token or basic_user/basic_password%s)", listener, host,
+                    "" if conf.read_only else " and define flows", "" if conf.read_only else ", or read_only")

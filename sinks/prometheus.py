@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from processors.activeflows import ActiveFlows
 from processors.config import ConfigWatcher, publish, startup_definitions
-from sflowpipe.auth import CHALLENGE, Authenticator
+from sflowpipe.auth import CHALLENGE, Authenticator, warn_if_open
 from sflowpipe.settings import FlowDefinition, Settings
 from sflowpipe.signals import on_stop_signals
 from sinks.base import SinkRunner
@@ -398,6 +398,7 @@ def run(settings: Settings, args) -> int:
     log.info("prometheus exporter on http://%s:%d/metrics (%s, %s)", exporter.server.server_address[0], exporter.port,
              "authentication required" if exporter.auth.required else "no authentication",
              "scrapes define flows" if conf.defines_flows else "read-only")
+    warn_if_open(log, "prometheus", exporter.server.server_address[0], exporter.auth, conf)
     done.wait()
     exporter.stop()
     return 0

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Callable
 
 from processors.flowspec.context import _CACHE_LIMIT, EvalContext
 from processors.flowspec.errors import FlowSpecError
 from processors.flowspec.functions import _MAX_DEPTH, compile_key
+from processors.flowspec.patterns import compile_patterns
 
 _OPS = ("!=", "!~", "=", "~")
 
@@ -34,7 +34,7 @@ class Filter:
 
 
 def _lex_filter(expr: str) -> list[tuple]:
-    """Tokens: ('(' | ')' | '&' | '|', pos) and ('cmp', pos, key_text, op, values_text)."""
+    """Tokens: ('(' | ')' | '&' | '|', pos) and ('cmp', pos, key_text, op, values_text, values_pos)."""
     toks: list[tuple] = []
     i, n = 0, len(expr)
     while i < n:
@@ -81,12 +81,13 @@ def _lex_filter(expr: str) -> list[tuple]:
         values = expr[vstart:i].strip()
         if not values:
             raise FlowSpecError(f"filter: missing value after {key_text}{op} at {vstart}", field="filter", position=vstart)
-        toks.append(("cmp", start, key_text, op, values))
+        vpos = vstart + len(expr[vstart:i]) - len(expr[vstart:i].lstrip())
+        toks.append(("cmp", start, key_text, op, values, vpos))
     return toks
 
 
 def _compile_cmp(tok: tuple) -> Callable[[EvalContext], list]:
-    _, pos, key_text, op, values_text = tok
+    _, pos, key_text, op, values_text, vpos = tok
     try:
         key = compile_key(key_text, "filter")
     except FlowSpecError as e:  # a key inside a comparison: its place in the whole filter
@@ -105,26 +106,12 @@ def _compile_cmp(tok: tuple) -> Callable[[EvalContext], list]:
                 return lambda ctx: [v == x for v in key.col(ctx)]
             return lambda ctx: [v in vs for v in key.col(ctx)]
         return lambda ctx: [v is not None and v not in vs for v in key.col(ctx)]
-    # regex: Java-style Pattern.matches, i.e. the whole value must match one of the patterns
-    pats = []
-    for v in values:
-        try:
-            pats.append(re.compile(v))
-        except (re.error, RecursionError, OverflowError, ValueError) as e:
-            raise FlowSpecError(f"filter: bad pattern {v!r} at {pos}: {e}", field="filter", token=v,
-                               position=pos) from None
-    try:
-        combined = re.compile("|".join(f"(?:{p.pattern})" for p in pats)) if len(pats) > 1 else pats[0]
-        fm = combined.fullmatch
-
-        def match(v: str) -> bool:
-            return fm(v) is not None
-
-    except (re.error, RecursionError, OverflowError, ValueError):  # e.g. group names repeated across patterns
-
-        def match(v: str) -> bool:
-            return any(p.fullmatch(v) is not None for p in pats)
-
+    # regex: Java-style Pattern.matches (the whole value must match one of the patterns), in linear time
+    pats, at = [], vpos
+    for raw in values_text.split(","):
+        pats.append((raw.strip(), at + len(raw) - len(raw.lstrip())))
+        at += len(raw) + 1
+    match = compile_patterns(pats)
     want = op == "~"
     memo: dict = {}
 
@@ -133,9 +120,12 @@ def _compile_cmp(tok: tuple) -> Callable[[EvalContext], list]:
         c = memo
         if len(c) > _CACHE_LIMIT:
             c.clear()
-        for v in set(src):
-            if v not in c:
-                c[v] = False if v is None else (match(v) == want)
+        budget = ctx.budget
+        todo = [v for v in set(src) if v not in c]
+        for j, v in enumerate(todo):
+            if budget is not None and not j & 15:  # a value costs its length: bounded, but a batch can hold many
+                budget.check()
+            c[v] = False if v is None else (match(v) == want)
         return [c[v] for v in src]
 
     return col

@@ -217,6 +217,8 @@ class ExporterState:
             agg_mode = query.get("aggMode", ["max"])[0]
         except ValueError as e:
             raise BadRequest(400, f"bad parameter: {e}\n") from None
+        if not (math.isfinite(scale) and math.isfinite(min_value)):  # float() takes nan, inf, 1e999
+            raise BadRequest(400, "bad parameter: scale and minValue must be finite numbers\n")
         if agg_mode not in ("max", "sum"):
             raise BadRequest(400, "aggMode must be max or sum\n")
         metric = fix_name(query["metric"][0])

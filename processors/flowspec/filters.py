@@ -10,6 +10,7 @@ from processors.flowspec.functions import _MAX_DEPTH, compile_key
 from processors.flowspec.patterns import compile_patterns
 
 _OPS = ("!=", "!~", "=", "~")
+_CHECK_EVERY = 1 << 14  # bytes of values matched between two checks of the evaluation budget
 
 
 class Filter:
@@ -76,14 +77,48 @@ def _lex_filter(expr: str) -> list[tuple]:
             raise FlowSpecError(f"filter: unexpected token {expr[i]!r} at {i}", field="filter", position=i)
         i += len(op)
         vstart = i
-        while i < n and expr[i] not in "&|)":
-            i += 1
+        i = _pattern_end(expr, i) if op in ("~", "!~") else _values_end(expr, i)
         values = expr[vstart:i].strip()
         if not values:
             raise FlowSpecError(f"filter: missing value after {key_text}{op} at {vstart}", field="filter", position=vstart)
         vpos = vstart + len(expr[vstart:i]) - len(expr[vstart:i].lstrip())
         toks.append(("cmp", start, key_text, op, values, vpos))
     return toks
+
+
+def _values_end(expr: str, i: int) -> int:
+    while i < len(expr) and expr[i] not in "&|)":
+        i += 1
+    return i
+
+
+def _pattern_end(expr: str, i: int) -> int:
+    """End of the patterns after ``~``: as other values, except that a pattern's own groups, character
+    classes and escapes may hold ``(``, ``)``, ``|`` and ``&`` (``httpurl~.*\\.(jpg|png)``)."""
+    depth, n = 0, len(expr)
+    while i < n:
+        c = expr[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "[":  # a character class: to its closing ']' (a ']' first in it is a member)
+            j = i + 1 + (expr.startswith("^", i + 1))
+            j += expr.startswith("]", j)
+            close = expr.find("]", j)
+            if close < 0:
+                return n
+            i = close + 1
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            if depth == 0:
+                return i
+            depth -= 1
+        elif c in "&|" and depth == 0:
+            return i
+        i += 1
+    return min(i, n)
 
 
 def _compile_cmp(tok: tuple) -> Callable[[EvalContext], list]:
@@ -121,11 +156,18 @@ def _compile_cmp(tok: tuple) -> Callable[[EvalContext], list]:
         if len(c) > _CACHE_LIMIT:
             c.clear()
         budget = ctx.budget
-        todo = [v for v in set(src) if v not in c]
-        for j, v in enumerate(todo):
-            if budget is not None and not j & 15:  # a value costs its length: bounded, but a batch can hold many
+        work = _CHECK_EVERY  # a match costs about its value's length: check the budget every so many bytes
+        for v in set(src):
+            if v in c:
+                continue
+            if v is None:
+                c[v] = False
+                continue
+            work += len(v) + 64
+            if budget is not None and work >= _CHECK_EVERY:
                 budget.check()
-            c[v] = False if v is None else (match(v) == want)
+                work = 0
+            c[v] = match(v) == want
         return [c[v] for v in src]
 
     return col

@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from processors.activeflows import ActiveFlows
-from processors.config import ConfigWatcher, publish, startup_definitions
+from processors.config import ConfigWatcher, DefinitionError, publish, startup_definitions
 from sflowpipe.settings import FlowDefinition, Settings
 from sflowpipe.signals import on_stop_signals
 from sinks.base import SinkRunner
@@ -200,7 +200,10 @@ class ExporterState:
                 body["filter"] = flt
             definition = FlowDefinition.model_validate(body)
             if self.definitions.get(name) != definition:
-                self.publish_definition(name, body)
+                try:
+                    self.publish_definition(name, body)
+                except DefinitionError as e:  # the workers' compiler refuses it (e.g. a lookahead in the filter)
+                    raise BadRequest(400, f"{e}\n") from None
                 self.definitions[name] = definition
             return name, definition
         raise BadRequest(404, f"no flow definition with keys={','.join(keys)!r} value={value!r} "

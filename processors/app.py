@@ -161,7 +161,8 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
     scans = ScanDetector(p.scans) if p.scans.enabled else None
     engine = Engine(enricher, blocklists=blocklists, scans=scans, budget_s=settings.limits.definition_budget_s)
     changes: queue.Queue = queue.Queue()
-    for kind, name, d in startup_definitions(settings):
+    startup = startup_definitions(settings)
+    for kind, name, d in startup:
         engine.apply(kind, name, d)
 
     def on_change(kind: str, name: str, d) -> None:  # the watcher's thread: a batch may be under way
@@ -169,6 +170,7 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
         changes.put((kind, name, d))
 
     watcher = ConfigWatcher(settings, on_change)
+    watcher.count(startup)
 
     def apply_changes() -> None:
         while True:

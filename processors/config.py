@@ -202,6 +202,12 @@ class ConfigWatcher:
         self.errors: list[str] = []
         self.names: dict[str, set[str]] = {}  # defined names per kind, for the caps in settings.limits
 
+    def count(self, definitions: list[tuple[str, str, Any]]) -> None:
+        """Definitions applied otherwise (start-up): they count toward the caps in settings.limits."""
+        for kind, name, d in definitions:
+            if d is not None:
+                self.names.setdefault(kind, set()).add(name)
+
     def start(self) -> None:
         self.thread = threading.Thread(target=self._run, name="config-watcher", daemon=True)
         self.thread.start()

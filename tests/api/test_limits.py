@@ -114,3 +114,18 @@ def test_definitions_files_beyond_the_cap_are_refused():
     with pytest.raises(DefinitionError) as ei:
         check_caps(s.limits, [("flow", n, None) for n in "abc"])
     assert "limits.max_flows" in str(ei.value)
+
+
+@pytest.mark.asyncio
+async def test_a_pattern_that_needs_backtracking_is_refused_at_the_put_and_the_issue_pattern_accepted():
+    client, _, rec = await _client(_settings())
+    try:
+        flt = "ipprotocol=6&ipsource~(10)\\1.*"
+        r = await client.put("/flow/bad/json", json={"keys": "ipsource", "filter": flt})
+        body = _strict(await r.text())
+        assert r.status == 400 and body["field"] == "filter" and body["position"] == flt.index("\\1")
+        assert body["token"] == "(10)\\1.*" and "linear time" in body["error"] and rec.calls == []
+        issue = "ipsource~" + ".*" * 40 + "x"
+        assert (await client.put("/flow/issue/json", json={"keys": "ipsource", "filter": issue})).status == 204
+    finally:
+        await client.close()

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 _EDGE_KEYS = (compile_key("direction"), compile_key("link:inputifindex"))
 _AGENT_DS = "0"  # aggMode agent: sFlow's ifIndex 0, "all ports of the device as one data source"
 BUDGET_EVENT = "budget"  # thresholdID of the event saying a flow definition was disabled (metric: the flow)
-DEFAULT_BUDGET_S = 0.5
+DEFAULT_BUDGET_S = 1.0  # settings.limits.definition_budget_s: 2 ms per sample of a default (500-sample) batch
 
 
 class _Flow:

@@ -319,7 +319,7 @@ class LimitSettings(BaseModel):
     max_flows: int = Field(1000, ge=0, description="flow definitions; a PUT beyond this answers 409")
     max_thresholds: int = Field(1000, ge=0, description="threshold definitions")
     max_groups: int = Field(1000, ge=0, description="group sets")
-    definition_budget_s: float = Field(0.5, gt=0, allow_inf_nan=False,
+    definition_budget_s: float = Field(1.0, gt=0, allow_inf_nan=False,
                                        description="CPU seconds one flow definition may spend on one sample batch; "
                                                    "beyond, the worker disables it with a `budget` event")
 

@@ -181,6 +181,8 @@ class Engine:
         budget = ctx.budget = Budget(self.budget_s)
         self._running = (f, budget)
         try:
+            if f.superseded:  # interrupt() came between the caller's check and _running being set
+                return None
             evaluated = f.compiled.evaluate(batch, ctx.enrich, ctx)
             if budget.spent() > budget.seconds:  # slow where no loop checks: disabled all the same
                 raise BudgetExceeded()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -21,7 +22,7 @@ from aiohttp import web
 from api import analyzer
 from api.aggregate import AGGREGATIONS
 from api.state import ApiState
-from processors.config import DefinitionError, parse, publish
+from processors.config import DefinitionError, loads, over_cap, parse, publish
 from sflowpipe import __version__
 from sflowpipe.auth import CHALLENGE, Authenticator
 from sflowpipe.settings import Settings
@@ -48,7 +49,22 @@ def _agents(spec: str) -> list[str] | None:
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(data), status=status, content_type="application/json")
+    try:
+        text = json.dumps(data, allow_nan=False)
+    except ValueError:  # a NaN or infinity got into a value: null, as JSON has no such number
+        log.warning("non-finite number in a %d answer, sent as null", status)
+        text = json.dumps(_finite(data), allow_nan=False)
+    return web.Response(text=text, status=status, content_type="application/json")
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    return data
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -70,9 +86,12 @@ def _int(request: web.Request, name: str, default: int) -> int:
 
 def _float(request: web.Request, name: str, default: float) -> float:
     try:
-        return float(request.query.get(name, default))
+        v = float(request.query.get(name, default))
     except ValueError:
         raise web.HTTPBadRequest(text=f"{name} must be a number\n") from None
+    if not math.isfinite(v):  # float() takes nan, inf and 1e999
+        raise web.HTTPBadRequest(text=f"{name} must be a finite number\n")
+    return v
 
 
 class Api:
@@ -193,7 +212,7 @@ class Api:
     async def _define(self, kind: str, name: str, text: str) -> web.Response:
         """Check a definition with the workers' code, then publish it and apply it here."""
         try:
-            body = json.loads(text)  # scripts often send no Content-Type
+            body = loads(text)  # scripts often send no Content-Type
         except ValueError as e:
             return _refusal(kind, name, DefinitionError(f"{kind} {name}: body is not JSON: {e}"))
         try:
@@ -202,6 +221,8 @@ class Api:
             return _refusal(kind, name, e)
         if typed is None:
             return _refusal(kind, name, DefinitionError(f"{kind} {name}: empty definition (use DELETE)"))
+        if (full := self._over_cap(kind, [name])) is not None:
+            return full
         await asyncio.get_running_loop().run_in_executor(None, self.publisher, kind, name, body)
         self.state.define(kind, name, typed)
         return web.Response(status=204)
@@ -209,7 +230,7 @@ class Api:
     async def put_groups(self, request: web.Request) -> web.Response:
         """sFlow-RT's PUT /group/json: the body is every group set; sets not in it are deleted."""
         try:
-            sets = json.loads(await request.text())
+            sets = loads(await request.text())
         except ValueError as e:
             return _refusal("group", "", DefinitionError(f"group: body is not JSON: {e}"))
         if not isinstance(sets, dict):
@@ -220,6 +241,8 @@ class Api:
                 typed[name] = parse("group", name, body)
             except DefinitionError as e:
                 return _refusal("group", name, e)
+        if (full := self._over_cap("group", list(sets), replace=True)) is not None:
+            return full
         loop = asyncio.get_running_loop()
         for name in set(self.state.get_definitions("group")) - set(sets):
             await loop.run_in_executor(None, self.publisher, "group", name, None)
@@ -228,6 +251,16 @@ class Api:
             await loop.run_in_executor(None, self.publisher, "group", name, body)
             self.state.define("group", name, typed[name])
         return web.Response(status=204)
+
+    def _over_cap(self, kind: str, names: list[str], replace: bool = False) -> web.Response | None:
+        """409 naming the limit when defining ``names`` would pass the cap on ``kind`` (``replace``:
+        they are all there will be)."""
+        have = set() if replace else set(self.state.get_definitions(kind))
+        e = over_cap(self.settings.limits, kind, len(have | set(names)))
+        if e is None:
+            return None
+        log.warning("refused %s %s: %s", kind, ",".join(names[:3]), e)
+        return _json({**e.detail, "kind": kind, "name": names[0] if len(names) == 1 else ""}, status=409)
 
     async def get_topology(self, request: web.Request) -> web.Response:
         return _json(self.state.get_definition("topology", "topology") or {})

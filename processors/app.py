@@ -159,11 +159,18 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
     enricher = Enricher(settings.enrich)
     blocklists = Blocklists(p.blocklists, settings.enrich.cache_dir) if p.blocklists else None
     scans = ScanDetector(p.scans) if p.scans.enabled else None
-    engine = Engine(enricher, blocklists=blocklists, scans=scans)
+    engine = Engine(enricher, blocklists=blocklists, scans=scans, budget_s=settings.limits.definition_budget_s)
     changes: queue.Queue = queue.Queue()
-    for kind, name, d in startup_definitions(settings):
+    startup = startup_definitions(settings)
+    for kind, name, d in startup:
         engine.apply(kind, name, d)
-    watcher = ConfigWatcher(settings, lambda kind, name, d: changes.put((kind, name, d)))
+
+    def on_change(kind: str, name: str, d) -> None:  # the watcher's thread: a batch may be under way
+        engine.interrupt(kind, name, d)
+        changes.put((kind, name, d))
+
+    watcher = ConfigWatcher(settings, on_change)
+    watcher.count(startup)
 
     def apply_changes() -> None:
         while True:
@@ -287,6 +294,7 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
     async def report():
         apply_changes()
         await status_topic.send(key=worker_id.encode(), value=json.dumps(engine.keys_seen.message(worker_id)).encode())
+        await status_topic.send(key=worker_id.encode(), value=json.dumps(engine.evaluation_status(worker_id)).encode())
         for r in engine.flow_logs():
             await flow_logs_topic.send(key=r["agent"].encode(), value=flow_log_codec.encode(r))
         active, metrics, events = engine.report()

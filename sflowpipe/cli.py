@@ -160,7 +160,7 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
 def _definitions(args: argparse.Namespace, settings: Settings) -> int:
     import yaml
 
-    from processors.config import DefinitionError, file_definitions, parse, publish
+    from processors.config import DefinitionError, check_caps, file_definitions, parse, publish
 
     if args.action == "apply":
         data = yaml.safe_load(open(args.file)) or {}
@@ -172,6 +172,10 @@ def _definitions(args: argparse.Namespace, settings: Settings) -> int:
             except DefinitionError as e:
                 faults.append(f"{args.file}: {e}" + (f" (at {e.detail['position']} of {e.detail['field']})"
                                                      if "position" in e.detail else ""))
+        try:
+            check_caps(settings.limits, todo)
+        except DefinitionError as e:
+            faults.append(f"{args.file}: {e}")
         if faults:
             print("\n".join(faults) + "\nnothing published", file=sys.stderr)
             return 2

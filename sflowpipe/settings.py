@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 import types
 from collections.abc import Mapping
@@ -89,7 +90,7 @@ class IngestSettings(BaseModel):
 class FlowDefinition(BaseModel):
     """A flow, as sFlow-RT defines it (setFlow): keys, value, filter, smoothing and top-N size."""
 
-    model_config = {"extra": "forbid", "populate_by_name": True}
+    model_config = {"extra": "forbid", "populate_by_name": True, "allow_inf_nan": False}
 
     keys: str = Field("", description="comma-separated flow keys and key functions, e.g. ipsource,ipdestination; "
                                       "empty: one flow, the total (key \"\")")
@@ -116,7 +117,7 @@ class FlowDefinition(BaseModel):
 class ThresholdDefinition(BaseModel):
     """A threshold, as sFlow-RT defines it (setThreshold)."""
 
-    model_config = {"extra": "forbid", "populate_by_name": True}
+    model_config = {"extra": "forbid", "populate_by_name": True, "allow_inf_nan": False}
 
     metric: str = Field(description="a flow name or a counter metric name")
     value: float
@@ -362,6 +363,38 @@ class SinkSettings(BaseModel):
     controls: dict[str, ControlPolicy] = Field(default_factory=dict, description="name -> control policy")
 
 
+class LimitSettings(BaseModel):
+    """Bounds on what definitions may cost: how many, and CPU time per batch (README "Security and failure")."""
+
+    max_flows: int = Field(1000, ge=0, description="flow definitions; a PUT beyond this answers 409")
+    max_thresholds: int = Field(1000, ge=0, description="threshold definitions")
+    max_groups: int = Field(1000, ge=0, description="group sets")
+    definition_budget_s: float = Field(1.0, gt=0, allow_inf_nan=False,
+                                       description="CPU seconds one flow definition may spend on one sample batch; "
+                                                   "beyond, the worker disables it with a `budget` event")
+
+    def cap(self, kind: str) -> int | None:
+        """The most definitions of ``kind`` there may be (None: no cap)."""
+        return {"flow": self.max_flows, "threshold": self.max_thresholds, "group": self.max_groups}.get(kind)
+
+
+def _refuse_non_finite(value: Any, where: str) -> None:
+    """NaN and infinities are no setting's value: name the first one found."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where or 'settings'}: {value} is not a finite number")
+    if isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            _refuse_non_finite(getattr(value, name), f"{where}.{name}".lstrip("."))
+        for name, v in (value.model_extra or {}).items():
+            _refuse_non_finite(v, f"{where}.{name}".lstrip("."))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _refuse_non_finite(v, f"{where}.{k}".lstrip("."))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _refuse_non_finite(v, f"{where}[{i}]")
+
+
 class Settings(BaseSettings):
     """Everything sflowpipe can be configured with."""
 
@@ -376,6 +409,12 @@ class Settings(BaseSettings):
     processors: ProcessorSettings = ProcessorSettings()
     sinks: SinkSettings = SinkSettings()
     api: ApiSettings = ApiSettings()
+    limits: LimitSettings = LimitSettings()
+
+    @model_validator(mode="after")
+    def _finite(self):
+        _refuse_non_finite(self, "")
+        return self
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
@@ -434,7 +473,14 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
             update[section] = type(current).model_validate({**current.model_dump(), **values})
         except ValidationError as e:
             raise SettingsError(_one_line(e, section)) from None
-    return settings.model_copy(update=update) if update else settings
+    if not update:
+        return settings
+    settings = settings.model_copy(update=update)
+    try:
+        _refuse_non_finite(settings, "")  # command-line overrides do not pass the model validator
+    except ValueError as e:
+        raise SettingsError(str(e)) from None
+    return settings
 
 
 def _one_line(e: ValidationError, prefix: str = "") -> str:

@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from processors.activeflows import ActiveFlows
-from processors.config import ConfigWatcher, publish, startup_definitions
+from processors.config import ConfigWatcher, DefinitionError, publish, startup_definitions
 from sflowpipe.auth import CHALLENGE, Authenticator, warn_if_open
 from sflowpipe.settings import FlowDefinition, Settings
 from sflowpipe.signals import on_stop_signals
@@ -205,7 +205,10 @@ class ExporterState:
                 body["filter"] = flt
             definition = FlowDefinition.model_validate(body)
             if self.definitions.get(name) != definition:
-                self.publish_definition(name, body)
+                try:
+                    self.publish_definition(name, body)
+                except DefinitionError as e:  # the workers' compiler refuses it (e.g. a lookahead in the filter)
+                    raise BadRequest(400, f"{e}\n") from None
                 self.definitions[name] = definition
             return name, definition
         off = " (scrapes define no flow here: read_only, or scrape_defines_flows off)" if keys else ""
@@ -223,6 +226,8 @@ class ExporterState:
             agg_mode = query.get("aggMode", ["max"])[0]
         except ValueError as e:
             raise BadRequest(400, f"bad parameter: {e}\n") from None
+        if not (math.isfinite(scale) and math.isfinite(min_value)):  # float() takes nan, inf, 1e999
+            raise BadRequest(400, "bad parameter: scale and minValue must be finite numbers\n")
         if agg_mode not in ("max", "sum"):
             raise BadRequest(400, "aggMode must be max or sum\n")
         metric = fix_name(query["metric"][0])

@@ -232,3 +232,28 @@ api: {token: apitoken, basic_user: ops, basic_password: basicpass}
     assert action["apply"]["headers"] == {"Authorization": "***", "X-Trace": "on"} and action["md5_password"] == "***"
     # nothing secret is not shown as if it were
     assert conf["sinks"]["prometheus"]["basic_password"] is None and conf["api"]["listen"] == "127.0.0.1:8008"
+
+
+def test_definitions_apply_refuses_more_than_the_cap_and_nan(tmp_path):
+    """limits.max_flows holds for a definitions file too, and a YAML .nan threshold is refused."""
+    f = tmp_path / "defs.yaml"
+    f.write_text("flows:\n  a: {keys: ipsource}\n  b: {keys: ipdestination}\n  c: {keys: ipprotocol}\n"
+                 "thresholds:\n  t: {metric: a, value: .nan}\n")
+    env = {**os.environ, "SFLOWPIPE_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1", "SFLOWPIPE_LIMITS__MAX_FLOWS": "2"}
+    res = run("definitions", "apply", str(f), env=env)
+    assert res.returncode == 2, res.stderr
+    assert "flow definitions are limited to 2 (limits.max_flows)" in res.stderr
+    assert "threshold t: value: Input should be a finite number" in res.stderr and "nothing published" in res.stderr
+
+
+def test_non_finite_settings_are_refused_naming_the_setting(tmp_path):
+    cfg = tmp_path / "s.yaml"
+    for text, where in (("ingest:\n  batch_max_ms: .inf\n", "batch_max_ms"),
+                        ("processors:\n  report_interval_s: .inf\n", "report_interval_s"),
+                        ("sinks:\n  controls:\n    c: {threshold: x, min_hold_s: .nan}\n", "min_hold_s"),
+                        ("limits:\n  definition_budget_s: .nan\n", "definition_budget_s")):
+        cfg.write_text(text)
+        res = run("--config", str(cfg), "--print-config")
+        assert res.returncode == 2 and where in res.stderr, (text, res.stderr)
+    res = run("--print-config", env={**os.environ, "SFLOWPIPE_API__HISTORY_S": "Infinity"})
+    assert res.returncode == 2 and "history_s" in res.stderr

@@ -224,3 +224,18 @@ def test_exporter_auth_and_read_only(kafka_bootstrap, topic_prefix, caplog):
         assert refused == ["prometheus: failed login from 127.0.0.1: no credentials (1 from this address in 10 s)"]
     finally:
         exp.stop()
+
+
+def test_a_scrape_cannot_define_an_unbounded_filter_or_pass_non_finite_numbers(exporter):
+    """Issue 12: the exporter defines flows from a scrape; a pattern RE2 cannot run in linear time is
+    refused with 400 naming it (the issue's pattern is accepted: RE2 runs it at once), and so are NaN
+    and infinite scale / minValue."""
+    from urllib.parse import quote
+
+    status, text = _scrape(exporter.port, f"{FLOWS_URL}?metric=la&key=ipsource&filter={quote('ipsource~(?=1).*')}")
+    assert status == 400 and "(?=" in text and "linear time" in text
+    issue = quote("ipsource~" + ".*" * 40 + "x")
+    assert _scrape(exporter.port, f"{FLOWS_URL}?metric=issue&key=ipsource&filter={issue}")[0] == 200
+    for param in ("scale=nan", "minValue=inf", "minValue=1e999", "scale=-Infinity"):
+        status, text = _scrape(exporter.port, f"{FLOWS_URL}?metric=issue&key=ipsource&filter={issue}&{param}")
+        assert status == 400 and "finite" in text, param

@@ -291,7 +291,8 @@ class Engine:
         """This agent's state, JSON-serialisable, for the checkpoint table."""
         return {"flows": {name: f.table.snapshot(agent) for name, f in self.flows.items()},
                 "flow_logs": {name: f.log.snapshot(agent) for name, f in self.flows.items() if f.log is not None},
-                "counters": self.counters.snapshot(agent)}
+                "counters": self.counters.snapshot(agent),
+                "thresholds": self.thresholds.snapshot(agent)}
 
     def restore(self, agent: str, state: dict, now: float | None = None) -> None:
         now = self.clock() if now is None else now
@@ -305,6 +306,8 @@ class Engine:
                 f.log.restore(agent, data)
         if state.get("counters"):
             self.counters.restore(agent, state["counters"])
+        if state.get("thresholds"):  # what already raised an event stays quiet (no repeat after a restart)
+            self.thresholds.restore(agent, state["thresholds"])
 
     def forget(self, agent: str) -> None:
         """Another worker owns this agent now."""
@@ -313,6 +316,7 @@ class Engine:
             if f.log is not None:
                 f.log.forget(agent)
         self.counters.forget(agent)
+        self.thresholds.forget(agent)
         self.pending_metrics.pop(agent, None)
 
     def agents(self) -> set[str]:

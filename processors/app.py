@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 # at its receive time. Below it, the processor's clock is used, so clock skew between the ingest
 # and processor hosts up to this much changes nothing.
 REPLAY_LAG_S = 2.0
+# Read back at most this many flow-sample messages between a restored checkpoint and the committed
+# offset (a few checkpoint intervals of batches; an older checkpoint is a stale table, not a restart).
+MAX_CHECKPOINT_GAP = 20_000
 
 
 def batch_time(batch: dict, now: float) -> float:
@@ -228,7 +231,8 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
     accounted: dict[str, dict[str, list[int]]] = {}
     app.sflowpipe_engine = engine  # for tests and benchmarks
 
-    def adopt(agent: str, partition: int) -> None:
+    def adopt(agent: str, partition: int) -> bool:
+        """Owns ``agent`` from now on; True if its state was just restored from the checkpoint."""
         owner[agent] = partition
         if agent not in restored:
             restored.add(agent)
@@ -237,6 +241,24 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
                 engine.restore(agent, state)
                 accounted[agent] = {kind: list(po) for kind, po in (state.get("offsets") or {}).items()}
                 log.info("restored state of agent %s from the checkpoint table", agent)
+                return True
+        return False
+
+    async def replay_since_checkpoint(agent: str, partition: int, offset: int) -> None:
+        """The group's committed offset can be past the agent's checkpoint (commits are more frequent):
+        the batches in between are in neither, so they are read back here, once, at the restore."""
+        last = accounted.get(agent, {}).get("flow")
+        if last is None or last[0] != partition or not last[1] + 1 < offset:
+            return
+        if offset - last[1] > MAX_CHECKPOINT_GAP:
+            log.warning("flow-samples[%d]: agent %s's checkpoint is %d messages behind; not read back",
+                        partition, agent, offset - last[1])
+            return
+        missed = await asyncio.get_running_loop().run_in_executor(None, gaps.read, partition, last[1] + 1, offset)
+        log.info("flow-samples[%d]: read back %d messages between agent %s's checkpoint and the committed offset",
+                 partition, len(missed), agent)
+        for missed_offset, value in missed:
+            await on_flow_message(value, partition, missed_offset)
 
     def already_accounted(agent: str, kind: str, partition: int, offset: int | None) -> bool:
         """True for a replayed batch the restored checkpoint already holds; else notes it as accounted."""
@@ -261,7 +283,8 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
             log.error("flow-samples: skipping undecodable message: %s", e)
             return
         agent = batch["agent_address"]
-        adopt(agent, partition)
+        if adopt(agent, partition) and offset is not None and p.fill_stream_gaps:
+            await replay_since_checkpoint(agent, partition, offset)
         now = time.time()
         if already_accounted(agent, "flow", partition, offset):
             # still enriched and forwarded: the sinks drop duplicate rows, and the first send may be lost

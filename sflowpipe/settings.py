@@ -184,7 +184,8 @@ class ProcessorSettings(BaseModel):
     scans: ScanSettings = Field(default_factory=ScanSettings, description="`scan` events from ICMP unreachables")
     report_interval_s: float = Field(1.0, gt=0, description="top flows, thresholds and metrics every ...")
     checkpoint_interval_s: float = Field(5.0, gt=0, description="live state to Faust tables every ...")
-    session_timeout_s: float = Field(30.0, gt=0, description="Kafka consumer session timeout")
+    # a killed worker's partitions wait ~2x this (measured on Tansu) before anyone reports them again
+    session_timeout_s: float = Field(6.0, gt=0, description="Kafka consumer session timeout")
     consumer_max_fetch_size: int = Field(8 << 20, description="bytes per partition fetch (batches are large)")
     data_dir: str = Field("./data/processors", description="Faust's local state")
     web_port: int = Field(6066, description="Faust's web server port")

@@ -26,7 +26,7 @@ DEFS = {"flows": {"pair": {"keys": "ipsource,ipdestination", "value": "bytes", "
 ELEPHANTS = {f"10.1.{i}.10,192.0.2.{10 + i}" for i in range(3)}
 TRAFFIC_S = 55  # generated traffic, 20 datagrams/s
 KILL_AT_S = 20  # into the traffic: the elephants' events have fired, a checkpoint holds them
-RESUME_BOUND_S = 20  # measured 14.6-14.8 s on the 2-core test machine (README, "Processor restarts")
+RESUME_BOUND_S = 20  # measured 7.0-14.9 s on the 2-core test machine (README, "Processor restarts")
 # the victim runs with the default session timeout (the harness's is shorter): the resume time it shows
 # is the one a deployment gets
 DEFAULT_SESSION = {"SFLOWPIPE_PROCESSORS__SESSION_TIMEOUT_S": str(ProcessorSettings.model_fields["session_timeout_s"].default)}

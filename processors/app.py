@@ -274,7 +274,8 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
     def maybe_checkpoint(agent: str, now: float) -> None:
         if now - last_checkpoint.get(agent, 0.0) >= p.checkpoint_interval_s:
             last_checkpoint[agent] = now
-            checkpoints[agent] = {**engine.snapshot(agent), "offsets": accounted.get(agent, {})}
+            offsets = {kind: list(po) for kind, po in accounted.get(agent, {}).items()}  # a copy: the table keeps it
+            checkpoints[agent] = {**engine.snapshot(agent), "offsets": offsets}
 
     async def on_flow_message(value: bytes, partition: int, offset: int | None) -> None:
         try:

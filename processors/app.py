@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 # at its receive time. Below it, the processor's clock is used, so clock skew between the ingest
 # and processor hosts up to this much changes nothing.
 REPLAY_LAG_S = 2.0
+# Flow values are read at the newest accounted batch's time, at most this far behind the clock (a
+# worker catching up reports true rates, not rates decayed by its lag: processors/engine.py).
+LAG_GRACE_S = 10.0
 # Read back at most this many flow-sample messages between a restored checkpoint and the committed
 # offset (a few checkpoint intervals of batches; an older checkpoint is a stale table, not a restart).
 MAX_CHECKPOINT_GAP = 20_000
@@ -180,7 +183,8 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
     enricher = Enricher(settings.enrich)
     blocklists = Blocklists(p.blocklists, settings.enrich.cache_dir) if p.blocklists else None
     scans = ScanDetector(p.scans) if p.scans.enabled else None
-    engine = Engine(enricher, blocklists=blocklists, scans=scans, budget_s=settings.limits.definition_budget_s)
+    engine = Engine(enricher, blocklists=blocklists, scans=scans, budget_s=settings.limits.definition_budget_s,
+                    lag_grace_s=LAG_GRACE_S)
     changes: queue.Queue = queue.Queue()
     startup = startup_definitions(settings)
     for kind, name, d in startup:

@@ -53,8 +53,14 @@ class Engine:
     """Owns the live analytics state of this worker's agents."""
 
     def __init__(self, enricher, clock=time.time, blocklists=None, scans=None,
-                 budget_s: float = DEFAULT_BUDGET_S) -> None:
+                 budget_s: float = DEFAULT_BUDGET_S, lag_grace_s: float | None = None) -> None:
         self.enricher = enricher
+        # Flow values are read at the time of the newest batch accounted (``data_time``), up to
+        # ``lag_grace_s`` behind the clock: a worker running behind its partitions (batches counted
+        # at their receive time) reports the rates it has read, not those rates decayed by its lag;
+        # past the grace, flows decay with the clock (everything fell silent). None: the clock.
+        self.lag_grace_s = lag_grace_s
+        self.data_time = 0.0
         self.budget_s = budget_s  # CPU seconds per flow definition per batch (settings.limits)
         self.budget_exceeded = 0  # definitions disabled for running past it, since start
         self._running: tuple[_Flow, Budget] | None = None  # the flow being evaluated and its budget
@@ -142,6 +148,8 @@ class Engine:
     def on_flow_batch(self, batch: dict, now: float | None = None) -> dict:
         """Account a decoded flow-sample batch; returns its enrichment columns."""
         now = self.clock() if now is None else now
+        if now > self.data_time:
+            self.data_time = now
         agent = batch["agent_address"]
         cache = self._ds_cache
         ds = [cache.get(k) or cache.setdefault(k, data_source(*k))
@@ -230,6 +238,7 @@ class Engine:
     def report(self, now: float | None = None) -> tuple[list[dict], list[dict], list[Event]]:
         """Active flows and metrics to publish, and the events thresholds raise, at ``now``."""
         now = self.clock() if now is None else now
+        at = now if self.lag_grace_s is None or not self.data_time else max(self.data_time, now - self.lag_grace_s)
         ts = int(now * 1000)
         active: list[dict] = []
         events: list[Event] = []
@@ -237,15 +246,15 @@ class Engine:
         self.pending_events = []
         for f in self.flows.values():
             table = f.table
-            table.prune(now, 1e-3)
+            table.prune(at, 1e-3)
             watching = self.thresholds.watching(f.name)
             for agent in table.agents():
                 entries = []
                 for ds in table.data_sources(agent):
-                    top = table.top(now, agent, ds)
+                    top = table.top(at, agent, ds)
                     entries += [{"dataSource": ds, "key": k, "value": v} for k, v in top]
                     if watching:
-                        events += self.thresholds.check(f.name, agent, ds, table.values(now, agent, ds), now)
+                        events += self.thresholds.check(f.name, agent, ds, table.values(at, agent, ds), now)
                 if entries:
                     active.append({"flow": f.name, "agent": agent, "timestamp": ts, "value": f.definition.value,
                                    "flows": entries})

@@ -42,7 +42,8 @@ class Ingester:
         self.receiver = UdpReceiver(host, port, settings.ingest.rcvbuf_bytes)
         spill = SpillQueue(Path(settings.ingest.spill_dir) / f"worker-{worker}",
                            settings.ingest.spill_max_mb << 20)
-        self.publisher = Publisher(settings.kafka, spill, self.metrics, client_id=f"sflowpipe-ingest-{worker}")
+        self.publisher = Publisher(settings.kafka, spill, self.metrics, client_id=f"sflowpipe-ingest-{worker}",
+                                   ensure_topics=lambda: ensure_ingest_topics(settings))
         self.pipeline = IngestPipeline(settings, self.publisher, self.metrics)
         self.stopping = threading.Event()
         self.status_topic = settings.kafka.topic(settings.topics.status)
@@ -148,12 +149,16 @@ def _worker_main(settings: Settings, worker: int, snapshots, ready) -> None:
         snapshots.put((worker, ing.metrics.snapshot()))
 
 
-def run(settings: Settings, on_ready=None) -> int:
-    """Run the ingester(s) until SIGTERM/SIGINT; exit code 0 after a clean shutdown."""
+def ensure_ingest_topics(settings: Settings) -> None:
     k, t = settings.kafka, settings.topics
     ensure_topics(k, [k.topic(n) for n in (t.raw, t.flow_samples, t.counter_samples, t.discard_samples,
-                                           t.deadletter)])
-    ensure_topics(k, [k.topic(t.status)], config={"retention.ms": str(24 * 3600 * 1000)})
+                                           t.deadletter)], timeout=2)
+    ensure_topics(k, [k.topic(t.status)], timeout=2, config={"retention.ms": str(24 * 3600 * 1000)})
+
+
+def run(settings: Settings, on_ready=None) -> int:
+    """Run the ingester(s) until SIGTERM/SIGINT; exit code 0 after a clean shutdown. Kafka need not
+    answer yet: each ingester creates the topics when it does, and spills to disk until then."""
     mhost, mport = parse_hostport(settings.ingest.metrics_listen, 9343)
     stop = threading.Event()
     on_stop_signals(stop.set)

@@ -152,8 +152,8 @@ def _worker_main(settings: Settings, worker: int, snapshots, ready) -> None:
 def ensure_ingest_topics(settings: Settings) -> None:
     k, t = settings.kafka, settings.topics
     ensure_topics(k, [k.topic(n) for n in (t.raw, t.flow_samples, t.counter_samples, t.discard_samples,
-                                           t.deadletter)], timeout=2)
-    ensure_topics(k, [k.topic(t.status)], timeout=2, config={"retention.ms": str(24 * 3600 * 1000)})
+                                           t.deadletter)], timeout=1)
+    ensure_topics(k, [k.topic(t.status)], timeout=1, config={"retention.ms": str(24 * 3600 * 1000)})
 
 
 def run(settings: Settings, on_ready=None) -> int:

@@ -28,8 +28,8 @@ class KafkaUnreachable(RuntimeError):
 
 class LibrdkafkaLog:
     """librdkafka's own log lines (confluent-kafka's ``logger`` setting) through Python logging:
-    at most one line per facility every ``every`` seconds, never above WARNING (a refused
-    connection is an outage the component reports in its own words, not an error per retry)."""
+    at most one line per facility every ``every`` seconds, never above INFO: the components report
+    what matters in their own words (error callbacks, KafkaUnreachable), once, with the address."""
 
     def __init__(self, logger: logging.Logger | None = None, every: float = 10.0) -> None:
         self.logger = logger or logging.getLogger("librdkafka")
@@ -41,7 +41,7 @@ class LibrdkafkaLog:
         now = time.monotonic()
         if now - self.last.get(fac, -self.every) >= self.every:
             self.last[fac] = now
-            self.logger.log(min(level, logging.WARNING), msg, *args, **kwargs)
+            self.logger.log(min(level, logging.INFO), msg, *args, **kwargs)
 
     def __getattr__(self, name):
         return getattr(self.logger, name)

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 # A command that needs Kafka and cannot reach it says so within this many seconds (issue 12: every
 # command fails within 10 s with one line); the ingester is the exception, it spills to disk instead.
-CONNECT_TIMEOUT_S = 8.0
+CONNECT_TIMEOUT_S = 4.0
 
 
 class KafkaUnreachable(RuntimeError):
@@ -63,21 +63,28 @@ def one_line(err: object) -> str:
     return " ".join(text.split())
 
 
+def require_broker(kafka: KafkaSettings, timeout: float = CONNECT_TIMEOUT_S,
+                   admin: AdminClient | None = None) -> set[str]:
+    """The cluster's topic names; KafkaUnreachable when the brokers do not answer within ``timeout``
+    (a consumer would otherwise wait silently forever)."""
+    admin = admin or AdminClient(client_config({"bootstrap.servers": kafka.bootstrap_servers}))
+    start = time.monotonic()
+    deadline = start + timeout
+    while True:
+        try:
+            return set(admin.list_topics(timeout=max(0.5, deadline - time.monotonic())).topics)
+        except KafkaException as e:
+            if time.monotonic() >= deadline:
+                raise KafkaUnreachable(kafka.bootstrap_servers, time.monotonic() - start, one_line(e)) from None
+            time.sleep(0.5)
+
+
 def ensure_topics(kafka: KafkaSettings, names: list[str], timeout: float = CONNECT_TIMEOUT_S,
                   config: dict[str, str] | None = None) -> None:
     """Create the topics that are missing, with the configured partitions and replication;
     KafkaUnreachable when the brokers do not answer within ``timeout``."""
     admin = AdminClient(client_config({"bootstrap.servers": kafka.bootstrap_servers}))
-    start = time.monotonic()
-    deadline = start + timeout
-    while True:
-        try:
-            existing = set(admin.list_topics(timeout=max(1.0, deadline - time.monotonic())).topics)
-            break
-        except KafkaException as e:
-            if time.monotonic() >= deadline:
-                raise KafkaUnreachable(kafka.bootstrap_servers, time.monotonic() - start, one_line(e)) from None
-            time.sleep(0.5)
+    existing = require_broker(kafka, timeout, admin)
     missing = [n for n in names if n not in existing]
     if not missing:
         return

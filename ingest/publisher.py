@@ -140,7 +140,8 @@ class Publisher:
             deadline = time.monotonic() + timeout
             while self.spill.pending and time.monotonic() < deadline and self._replay(5000):
                 self.producer.poll(0.05)
-            self.producer.flush(max(0.0, deadline - time.monotonic()))
+            # the broker away: nothing to wait for, what the producer holds goes to disk at once
+            self.producer.flush(max(0.0, deadline - time.monotonic()) if self.broker_up else 0)
             if len(self.producer):
                 self.producer.purge()  # undelivered: their delivery reports put them back on disk
                 self.producer.flush(5)

@@ -131,10 +131,14 @@ class Ingester:
 def _worker_main(settings: Settings, worker: int, snapshots, ready) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=settings.log_level, format=f"%(asctime)s ingest[{worker}] %(levelname)s %(message)s")
-    ing = Ingester(settings, worker)
-    signal.signal(signal.SIGTERM, lambda *_: ing.stopping.set())
-    ing.start()
-    ready.put((worker, ing.receiver.port))
+    try:
+        ing = Ingester(settings, worker)
+        signal.signal(signal.SIGTERM, lambda *_: ing.stopping.set())
+        ing.start()
+    except Exception as e:  # the parent says it in one line (a port taken...), not a traceback per worker
+        ready.put((worker, None, e.strerror if isinstance(e, OSError) and e.strerror else str(e)))
+        return
+    ready.put((worker, ing.receiver.port, None))
 
     def report():
         while not ing.stopping.wait(1.0):
@@ -187,6 +191,14 @@ def run(settings: Settings, on_ready=None) -> int:
     for p in procs:
         p.start()
     ports = [ready.get(timeout=60) for _ in procs]
+    failed = next((err for _, _, err in ports if err), None)
+    if failed:
+        for p in procs:
+            if p.is_alive():
+                os.kill(p.pid, signal.SIGTERM)
+        for p in procs:
+            p.join(10)
+        raise RuntimeError(failed)
     server = MetricsServer(mhost, mport, lambda: render(
         [((("worker", str(w)),), s) for w, s in sorted(latest.items())]))
     server.start()

@@ -59,9 +59,11 @@ def test_udp_port_taken(tmp_path):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-        fails_clearly(["ingest", "--listen", f"127.0.0.1:{port}", "--metrics-listen", "127.0.0.1:0",
-                       "--bootstrap-servers", UNREACHABLE],
-                      f"cannot listen on UDP [127.0.0.1]:{port}: Address already in use", tmp_path)
+        for workers in ("1", "2"):  # in-process, and worker processes reporting to the parent
+            fails_clearly(["ingest", "--workers", workers, "--listen", f"127.0.0.1:{port}", "--metrics-listen",
+                           "127.0.0.1:0", "--bootstrap-servers", UNREACHABLE],
+                          f"sflowpipe ingest: cannot listen on UDP [127.0.0.1]:{port}: Address already in use",
+                          tmp_path)
 
 
 def test_tcp_port_taken(tmp_path):

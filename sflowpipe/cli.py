@@ -160,7 +160,7 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
 def _definitions(args: argparse.Namespace, settings: Settings) -> int:
     import yaml
 
-    from processors.config import DefinitionError, file_definitions, parse, publish
+    from processors.config import DefinitionError, check_caps, file_definitions, parse, publish
 
     if args.action == "apply":
         data = yaml.safe_load(open(args.file)) or {}
@@ -172,6 +172,10 @@ def _definitions(args: argparse.Namespace, settings: Settings) -> int:
             except DefinitionError as e:
                 faults.append(f"{args.file}: {e}" + (f" (at {e.detail['position']} of {e.detail['field']})"
                                                      if "position" in e.detail else ""))
+        try:
+            check_caps(settings.limits, todo)
+        except DefinitionError as e:
+            faults.append(f"{args.file}: {e}")
         if faults:
             print("\n".join(faults) + "\nnothing published", file=sys.stderr)
             return 2
@@ -279,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Stateless UDP ingester: decode sFlow, publish Avro batches to Kafka.")
     p.add_argument("--listen", metavar="HOST:PORT", help="UDP address (setting ingest.listen, default [::]:6343)")
     p.add_argument("--workers", type=int, metavar="N", help="worker processes sharing the port (SO_REUSEPORT)")
-    p.add_argument("--metrics-listen", metavar="HOST:PORT", help="Prometheus endpoint (default 0.0.0.0:9343)")
+    p.add_argument("--metrics-listen", metavar="HOST:PORT", help="Prometheus endpoint (default 127.0.0.1:9343)")
     p.add_argument("--embedded-broker", action="store_true",
                    help="start a local in-memory Kafka-compatible broker (Tansu) for this run")
     _kafka_option(p)
@@ -393,11 +397,13 @@ def main(argv: list[str] | None = None) -> int:
             overrides[key] = getattr(args, attr)
     try:
         settings = load_settings(args.config, **overrides)
-    except Exception as e:  # pydantic's ValidationError, YAML errors, a missing file
-        print(f"sflowpipe: invalid settings: {e}", file=sys.stderr)
+    except Exception as e:  # SettingsError (one line naming the key), or anything unforeseen
+        print(f"sflowpipe: invalid settings: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     if args.print_config:
-        print(json.dumps(settings.model_dump(mode="json"), indent=2))
+        from sflowpipe.secrets import mask
+
+        print(json.dumps(mask(settings.model_dump(mode="python")), indent=2, default=str))
         return 0
     if not args.command:
         parser.print_help()

@@ -72,6 +72,9 @@ def test_sigkill_during_outage_loses_nothing_uncounted(s3_endpoint, tmp_path):  
         until(lambda: second.metrics()["sflowpipe_kafka_spill_pending_messages"] == 0, 30)
         m = second.metrics()
     finally:
+        if ing.proc.poll() is None:  # a failure before the kill: do not leave it running
+            ing.proc.kill()
+            ing.proc.wait(10)
         if second:
             second.stop()
         broker.stop()

@@ -101,6 +101,7 @@ class Api:
         self.settings = settings
         self.state = state
         self.publisher = publisher or (lambda kind, name, body: publish(settings, kind, name, body))
+        self.closing = asyncio.Event()  # set at shutdown: open long-polls answer at once
         self.auth = Authenticator(settings.api, log, "api")
         if not settings.api.defines_flows:  # read-only: no path defines anything, a scrape neither
             state.exporter.publish_definition = None
@@ -295,14 +296,14 @@ class Api:
         max_events = max(1, _int(request, "maxEvents", 100))
         threshold = request.query.get("thresholdID")
         return _json(await _long_poll(lambda: self.state.events_after(after, max_events, threshold),
-                                      _float(request, "timeout", 0.0)))
+                                      _float(request, "timeout", 0.0), self.closing))
 
     async def flows(self, request: web.Request) -> web.Response:
         after = _int(request, "flowID", -1)
         max_flows = max(1, _int(request, "maxFlows", 100))
         name = request.query.get("name")
         return _json(await _long_poll(lambda: self.state.flows_after(after, max_flows, name),
-                                      _float(request, "timeout", 0.0)))
+                                      _float(request, "timeout", 0.0), self.closing))
 
     async def flowkeys(self, request: web.Request) -> web.Response:
         return _json(self.state.flow_keys())
@@ -396,13 +397,14 @@ class Api:
         return doc
 
 
-async def _long_poll(fetch: Callable[[], list], timeout: float) -> list:
-    """``fetch()`` until it finds something or ``timeout`` seconds (at most 600) have passed."""
+async def _long_poll(fetch: Callable[[], list], timeout: float, closing: asyncio.Event | None = None) -> list:
+    """``fetch()`` until it finds something, ``timeout`` seconds (at most 600) have passed or the
+    server is ``closing`` (a shutdown must not wait for the clients' timeouts)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + min(max(0.0, timeout), 600.0)
     while True:
         found = fetch()
-        if found or loop.time() >= deadline:
+        if found or loop.time() >= deadline or (closing is not None and closing.is_set()):
             return found
         await asyncio.sleep(min(0.1, max(0.0, deadline - loop.time())))
 

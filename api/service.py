@@ -31,13 +31,15 @@ class ApiService:
 
     async def start(self) -> None:
         self.reader.start()
-        self.runner = web.AppRunner(self.api.app(), access_log=None)
+        # a handler still running this long after SIGTERM is cut off (long-polls end at once, see stop)
+        self.runner = web.AppRunner(self.api.app(), access_log=None, shutdown_timeout=3.0)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.host, self.port, reuse_address=True)
         await site.start()
         self.port = self.runner.addresses[0][1]
 
     async def stop(self) -> None:
+        self.api.closing.set()
         if self.runner:
             await self.runner.cleanup()
         self.reader.stop()

@@ -116,7 +116,9 @@ class GapFiller:
         from confluent_kafka import Consumer
 
         if self.consumer is None:
-            self.consumer = Consumer(self.conf)
+            from sflowpipe.kafka import client_config
+
+            self.consumer = Consumer(client_config(self.conf))
         return self.consumer
 
     def committed(self, partition: int) -> int | None:

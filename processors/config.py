@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from processors.flowspec import FlowSpecError, parse_definition
 from processors.topology import parse_topology
+from sflowpipe.kafka import client_config
 from sflowpipe.settings import FlowDefinition, ForwardingDefinition, LimitSettings, Settings, ThresholdDefinition
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ def publish(settings: Settings, kind: str, name: str, body: Any, timeout: float 
 
     topic = settings.kafka.topic(settings.topics.config)
     ensure_topics(settings.kafka, [topic], config={"cleanup.policy": "compact"})
-    p = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    p = Producer(client_config({"bootstrap.servers": settings.kafka.bootstrap_servers}))
     value = None if body is None else dumps(body).encode()
     p.produce(topic, value, f"{kind}:{name}".encode())
     if p.flush(timeout):
@@ -220,7 +221,7 @@ class ConfigWatcher:
     def _run(self) -> None:
         conf = {"bootstrap.servers": self.settings.kafka.bootstrap_servers, "group.id": "sflowpipe-config-reader",
                 "enable.auto.commit": False}
-        c = Consumer(conf)
+        c = Consumer(client_config(conf))
         try:
             while not self.stopping.is_set():
                 try:

@@ -258,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sflowpipe {__version__}")
     parser.add_argument("--config", metavar="FILE", help="YAML settings file")
     parser.add_argument("--print-config", action="store_true", help="print the resolved settings and exit")
+    parser.add_argument("--debug", action="store_true", help="on failure, print the traceback too")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("decode", help="decode sFlow like sflowtool (pcap/pcapng file or live UDP)",
@@ -413,7 +414,30 @@ def main(argv: list[str] | None = None) -> int:
         if fault:
             print(f"sflowpipe {args.command}: {fault}", file=sys.stderr)
             return 2
-    return args.func(args, settings)
+    try:
+        return args.func(args, settings)
+    except (KeyboardInterrupt, SystemExit, BrokenPipeError):
+        raise
+    except Exception as e:  # one line naming the problem; the traceback only with --debug
+        if args.debug:
+            raise
+        print(f"sflowpipe {args.command}: {failure_line(e)}", file=sys.stderr)
+        return 1
+
+
+def failure_line(err: BaseException) -> str:
+    """Why a command failed, as one line: the file or address it names, without a traceback."""
+    from sflowpipe.kafka import one_line
+
+    if isinstance(err, OSError) and err.filename:
+        text = f"{err.filename}: {err.strerror or err}"
+    elif isinstance(err, OSError) and err.strerror:
+        text = err.strerror
+    elif type(err).__module__.startswith(("confluent_kafka", "cimpl")):
+        text = f"Kafka: {one_line(err)}"
+    else:
+        text = str(err) or type(err).__name__
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

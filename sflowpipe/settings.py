@@ -38,7 +38,8 @@ class KafkaSettings(BaseModel):
     compression: Literal["zstd", "lz4", "snappy", "gzip", "none"] = "zstd"
     linger_ms: int = Field(20, ge=0, description="producer batching delay")
     memory_queue_mb: int = Field(256, ge=1, description="producer in-memory queue bound, then spill to disk")
-    message_timeout_s: float = Field(30.0, gt=0, description="give a message back to the spill queue after this")
+    message_timeout_s: float = Field(5.0, gt=0, description="the in-flight window: a message Kafka has not "
+                                     "taken within this goes back to the disk spill (what a kill can lose)")
     schema_registry_url: str | None = Field(None, description="Confluent-compatible Schema Registry; "
                                                               "unset: Avro single-object encoding")
     producer: dict[str, str] = Field(default_factory=dict, description="extra librdkafka producer settings")

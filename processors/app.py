@@ -30,7 +30,7 @@ import faust
 from processors.blocklist import Blocklists
 from processors.scans import ScanDetector
 from processors.config import ConfigWatcher, startup_definitions
-from processors.engine import Engine
+from processors.engine import REPLAY_LAG_S, Engine
 from processors.enrich import Enricher
 from schemas.codec import AvroCodec, CodecError
 from schemas.definitions import hot_field_count
@@ -39,10 +39,6 @@ from sflowpipe.settings import Settings
 log = logging.getLogger(__name__)
 
 
-# A batch received longer ago than this is a replay (backlog after a restart, lag): it is accounted
-# at its receive time. Below it, the processor's clock is used, so clock skew between the ingest
-# and processor hosts up to this much changes nothing.
-REPLAY_LAG_S = 2.0
 # Flow values are read at the newest accounted batch's time, at most this far behind the clock (a
 # worker catching up reports true rates, not rates decayed by its lag: processors/engine.py).
 LAG_GRACE_S = 10.0

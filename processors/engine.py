@@ -25,6 +25,11 @@ from sflowpipe.settings import FlowDefinition, ThresholdDefinition
 
 log = logging.getLogger(__name__)
 
+# A batch received longer ago than this is a replay (backlog after a restart, lag): it is accounted
+# at its receive time (processors/app.py batch_time). Below it, the processor's clock is used, so
+# clock skew between the ingest and processor hosts up to this much changes nothing.
+REPLAY_LAG_S = 2.0
+
 
 _EDGE_KEYS = (compile_key("direction"), compile_key("link:inputifindex"))
 _AGENT_DS = "0"  # aggMode agent: sFlow's ifIndex 0, "all ports of the device as one data source"
@@ -55,12 +60,14 @@ class Engine:
     def __init__(self, enricher, clock=time.time, blocklists=None, scans=None,
                  budget_s: float = DEFAULT_BUDGET_S, lag_grace_s: float | None = None) -> None:
         self.enricher = enricher
-        # Flow values are read at the time of the newest batch accounted (``data_time``), up to
-        # ``lag_grace_s`` behind the clock: a worker running behind its partitions (batches counted
-        # at their receive time) reports the rates it has read, not those rates decayed by its lag;
-        # past the grace, flows decay with the clock (everything fell silent). None: the clock.
+        # While the worker is catching up (batches still arriving, the newest more than REPLAY_LAG_S
+        # old: counted at their receive time), flow values are read at the newest batch's time, at
+        # most ``lag_grace_s`` behind the clock: it reports the rates it has read, not those rates
+        # decayed by its lag. Live, or silent, they are read at the clock (a read just after each
+        # batch would see the top of the smoothing's sawtooth: ~18 % high). None: always the clock.
         self.lag_grace_s = lag_grace_s
-        self.data_time = 0.0
+        self.data_time = 0.0  # the newest accounted batch's time
+        self.data_seen_at = 0.0  # when (by the clock) a batch was last accounted
         self.budget_s = budget_s  # CPU seconds per flow definition per batch (settings.limits)
         self.budget_exceeded = 0  # definitions disabled for running past it, since start
         self._running: tuple[_Flow, Budget] | None = None  # the flow being evaluated and its budget
@@ -150,6 +157,7 @@ class Engine:
         now = self.clock() if now is None else now
         if now > self.data_time:
             self.data_time = now
+        self.data_seen_at = self.clock()
         agent = batch["agent_address"]
         cache = self._ds_cache
         ds = [cache.get(k) or cache.setdefault(k, data_source(*k))
@@ -238,7 +246,9 @@ class Engine:
     def report(self, now: float | None = None) -> tuple[list[dict], list[dict], list[Event]]:
         """Active flows and metrics to publish, and the events thresholds raise, at ``now``."""
         now = self.clock() if now is None else now
-        at = now if self.lag_grace_s is None or not self.data_time else max(self.data_time, now - self.lag_grace_s)
+        at = now
+        if self.lag_grace_s is not None and now - self.data_time > REPLAY_LAG_S and now - self.data_seen_at < REPLAY_LAG_S:
+            at = max(self.data_time, now - self.lag_grace_s)  # catching up
         ts = int(now * 1000)
         active: list[dict] = []
         events: list[Event] = []

@@ -21,7 +21,7 @@ from confluent_kafka.admin import AdminClient
 from api.state import ApiState
 from processors.config import ConfigWatcher, startup_definitions
 from schemas.codec import CodecError, MessageDecoder
-from sflowpipe.kafka import ensure_topics
+from sflowpipe.kafka import client_config, ensure_topics
 from sflowpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class TopicReader:
                 "enable.auto.commit": False, "auto.offset.reset": "earliest", "enable.partition.eof": False,
                 "max.partition.fetch.bytes": 8 << 20}
         conf.update(k.consumer)
-        consumer = Consumer(conf)
+        consumer = Consumer(client_config(conf))
         next_discovery = 0.0
         try:
             while not self.stopping.is_set():
@@ -136,9 +136,9 @@ class TopicReader:
         probe = None
         while not self.stopping.wait(5.0):
             try:
-                admin = admin or AdminClient({"bootstrap.servers": self.settings.kafka.bootstrap_servers})
-                probe = probe or Consumer({"bootstrap.servers": self.settings.kafka.bootstrap_servers,
-                                           "group.id": "sflowpipe-api-lag-probe", "enable.auto.commit": False})
+                admin = admin or AdminClient(client_config({"bootstrap.servers": self.settings.kafka.bootstrap_servers}))
+                probe = probe or Consumer(client_config({"bootstrap.servers": self.settings.kafka.bootstrap_servers,
+                                           "group.id": "sflowpipe-api-lag-probe", "enable.auto.commit": False}))
                 self.state.set_lag({g: consumer_lag(admin, probe, g) for g in self.settings.api.sinks})
             except Exception as e:  # lag is informational; keep serving without it
                 log.debug("api: consumer lag: %s", e)

@@ -9,10 +9,9 @@ into this instance's state at once, so a GET right after a PUT sees it.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hmac
 import json
 import logging
+import math
 import re
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -23,8 +22,9 @@ from aiohttp import web
 from api import analyzer
 from api.aggregate import AGGREGATIONS
 from api.state import ApiState
-from processors.config import DefinitionError, parse, publish
+from processors.config import DefinitionError, loads, over_cap, parse, publish
 from sflowpipe import __version__
+from sflowpipe.auth import CHALLENGE, Authenticator
 from sflowpipe.settings import Settings
 from sinks.prometheus import BadRequest
 
@@ -49,7 +49,22 @@ def _agents(spec: str) -> list[str] | None:
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(data), status=status, content_type="application/json")
+    try:
+        text = json.dumps(data, allow_nan=False)
+    except ValueError:  # a NaN or infinity got into a value: null, as JSON has no such number
+        log.warning("non-finite number in a %d answer, sent as null", status)
+        text = json.dumps(_finite(data), allow_nan=False)
+    return web.Response(text=text, status=status, content_type="application/json")
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    return data
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -71,9 +86,12 @@ def _int(request: web.Request, name: str, default: int) -> int:
 
 def _float(request: web.Request, name: str, default: float) -> float:
     try:
-        return float(request.query.get(name, default))
+        v = float(request.query.get(name, default))
     except ValueError:
         raise web.HTTPBadRequest(text=f"{name} must be a number\n") from None
+    if not math.isfinite(v):  # float() takes nan, inf and 1e999
+        raise web.HTTPBadRequest(text=f"{name} must be a finite number\n")
+    return v
 
 
 class Api:
@@ -83,7 +101,11 @@ class Api:
         self.settings = settings
         self.state = state
         self.publisher = publisher or (lambda kind, name, body: publish(settings, kind, name, body))
-        if state.exporter.publish_definition is None:  # export.js scrapes define the flows they name
+        self.closing = asyncio.Event()  # set at shutdown: open long-polls answer at once
+        self.auth = Authenticator(settings.api, log, "api")
+        if not settings.api.defines_flows:  # read-only: no path defines anything, a scrape neither
+            state.exporter.publish_definition = None
+        elif state.exporter.publish_definition is None:  # export.js scrapes define the flows they name
             state.exporter.publish_definition = lambda name, body: self.publisher("flow", name, body)
         self.routes: list[tuple[str, str, Handler, str, list[tuple[str, str]]]] = [
             # method, path, handler, summary, query parameters (name, description)
@@ -160,32 +182,14 @@ class Api:
     @web.middleware
     async def auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         a = self.settings.api
-        if a.token is not None or a.basic_user:
-            header = request.headers.get("Authorization", "")
-            if not self._authorized(header):
-                return web.Response(status=401, text="authentication required\n",
-                                    headers={"WWW-Authenticate": 'Bearer realm="sflowpipe", Basic realm="sflowpipe"'})
+        if not self.auth.allows(request.headers.get("Authorization"), request.remote):
+            return web.Response(status=401, text="authentication required\n", headers={"WWW-Authenticate": CHALLENGE})
         if a.read_only and request.method not in ("GET", "HEAD", "OPTIONS"):
             return _error(403, "read-only API: definitions cannot be changed here")
         try:
             return await handler(request)
         except (BadRequest, ValueError) as e:
             return _error(getattr(e, "status", 400), str(e).strip())
-
-    def _authorized(self, header: str) -> bool:
-        a = self.settings.api
-        scheme, _, value = header.partition(" ")
-        if a.token is not None and scheme.lower() == "bearer":
-            return hmac.compare_digest(value.strip().encode(), a.token.get_secret_value().encode())
-        if a.basic_user and scheme.lower() == "basic":
-            try:
-                user, _, password = base64.b64decode(value.strip()).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
-                return False
-            expected = a.basic_password.get_secret_value() if a.basic_password else ""
-            return hmac.compare_digest(user.encode(), a.basic_user.encode()) and \
-                hmac.compare_digest(password.encode(), expected.encode())
-        return False
 
     # ---------------------------------------------------------------- definitions
 
@@ -209,7 +213,7 @@ class Api:
     async def _define(self, kind: str, name: str, text: str) -> web.Response:
         """Check a definition with the workers' code, then publish it and apply it here."""
         try:
-            body = json.loads(text)  # scripts often send no Content-Type
+            body = loads(text)  # scripts often send no Content-Type
         except ValueError as e:
             return _refusal(kind, name, DefinitionError(f"{kind} {name}: body is not JSON: {e}"))
         try:
@@ -218,6 +222,8 @@ class Api:
             return _refusal(kind, name, e)
         if typed is None:
             return _refusal(kind, name, DefinitionError(f"{kind} {name}: empty definition (use DELETE)"))
+        if (full := self._over_cap(kind, [name])) is not None:
+            return full
         await asyncio.get_running_loop().run_in_executor(None, self.publisher, kind, name, body)
         self.state.define(kind, name, typed)
         return web.Response(status=204)
@@ -225,7 +231,7 @@ class Api:
     async def put_groups(self, request: web.Request) -> web.Response:
         """sFlow-RT's PUT /group/json: the body is every group set; sets not in it are deleted."""
         try:
-            sets = json.loads(await request.text())
+            sets = loads(await request.text())
         except ValueError as e:
             return _refusal("group", "", DefinitionError(f"group: body is not JSON: {e}"))
         if not isinstance(sets, dict):
@@ -236,6 +242,8 @@ class Api:
                 typed[name] = parse("group", name, body)
             except DefinitionError as e:
                 return _refusal("group", name, e)
+        if (full := self._over_cap("group", list(sets), replace=True)) is not None:
+            return full
         loop = asyncio.get_running_loop()
         for name in set(self.state.get_definitions("group")) - set(sets):
             await loop.run_in_executor(None, self.publisher, "group", name, None)
@@ -244,6 +252,16 @@ class Api:
             await loop.run_in_executor(None, self.publisher, "group", name, body)
             self.state.define("group", name, typed[name])
         return web.Response(status=204)
+
+    def _over_cap(self, kind: str, names: list[str], replace: bool = False) -> web.Response | None:
+        """409 naming the limit when defining ``names`` would pass the cap on ``kind`` (``replace``:
+        they are all there will be)."""
+        have = set() if replace else set(self.state.get_definitions(kind))
+        e = over_cap(self.settings.limits, kind, len(have | set(names)))
+        if e is None:
+            return None
+        log.warning("refused %s %s: %s", kind, ",".join(names[:3]), e)
+        return _json({**e.detail, "kind": kind, "name": names[0] if len(names) == 1 else ""}, status=409)
 
     async def get_topology(self, request: web.Request) -> web.Response:
         return _json(self.state.get_definition("topology", "topology") or {})
@@ -278,14 +296,14 @@ class Api:
         max_events = max(1, _int(request, "maxEvents", 100))
         threshold = request.query.get("thresholdID")
         return _json(await _long_poll(lambda: self.state.events_after(after, max_events, threshold),
-                                      _float(request, "timeout", 0.0)))
+                                      _float(request, "timeout", 0.0), self.closing))
 
     async def flows(self, request: web.Request) -> web.Response:
         after = _int(request, "flowID", -1)
         max_flows = max(1, _int(request, "maxFlows", 100))
         name = request.query.get("name")
         return _json(await _long_poll(lambda: self.state.flows_after(after, max_flows, name),
-                                      _float(request, "timeout", 0.0)))
+                                      _float(request, "timeout", 0.0), self.closing))
 
     async def flowkeys(self, request: web.Request) -> web.Response:
         return _json(self.state.flow_keys())
@@ -379,13 +397,14 @@ class Api:
         return doc
 
 
-async def _long_poll(fetch: Callable[[], list], timeout: float) -> list:
-    """``fetch()`` until it finds something or ``timeout`` seconds (at most 600) have passed."""
+async def _long_poll(fetch: Callable[[], list], timeout: float, closing: asyncio.Event | None = None) -> list:
+    """``fetch()`` until it finds something, ``timeout`` seconds (at most 600) have passed or the
+    server is ``closing`` (a shutdown must not wait for the clients' timeouts)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + min(max(0.0, timeout), 600.0)
     while True:
         found = fetch()
-        if found or loop.time() >= deadline:
+        if found or loop.time() >= deadline or (closing is not None and closing.is_set()):
             return found
         await asyncio.sleep(min(0.1, max(0.0, deadline - loop.time())))
 

@@ -11,6 +11,7 @@ from aiohttp import web
 from api.reader import TopicReader
 from api.server import Api
 from api.state import ApiState
+from sflowpipe.auth import warn_if_open
 from sflowpipe.settings import Settings
 from sinks.prometheus import parse_hostport
 
@@ -30,20 +31,23 @@ class ApiService:
 
     async def start(self) -> None:
         self.reader.start()
-        self.runner = web.AppRunner(self.api.app(), access_log=None)
+        # a handler still running this long after SIGTERM is cut off (long-polls end at once, see stop)
+        self.runner = web.AppRunner(self.api.app(), access_log=None, shutdown_timeout=3.0)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.host, self.port, reuse_address=True)
         await site.start()
         self.port = self.runner.addresses[0][1]
 
     async def stop(self) -> None:
+        self.api.closing.set()
         if self.runner:
             await self.runner.cleanup()
         self.reader.stop()
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--listen", metavar="HOST:PORT", help="HTTP address (setting api.listen, default 0.0.0.0:8008)")
+    parser.add_argument("--listen", metavar="HOST:PORT", help="HTTP address (setting api.listen, default "
+                        "127.0.0.1:8008; 0.0.0.0:8008 exposes it: set api.token)")
     parser.add_argument("--read-only", action="store_true", help="refuse writes (setting api.read_only)")
 
 
@@ -58,8 +62,10 @@ def run(settings: Settings, args) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, done.set)
         await service.start()
-        log.info("api: REST API and web UI on http://%s:%d/ (%s)", service.host, service.port,
-                 "read-only" if settings.api.read_only else "read-write")
+        log.info("api: REST API and web UI on http://%s:%d/ (%s, %s)", service.host, service.port,
+                 "read-only" if settings.api.read_only else "read-write",
+                 "authentication required" if service.api.auth.required else "no authentication")
+        warn_if_open(log, "api", service.host, service.api.auth, settings.api)
         await done.wait()
         await service.stop()
 

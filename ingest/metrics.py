@@ -131,7 +131,12 @@ class MetricsServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer((self.host, self.port), Handler)
+        try:
+            self.httpd = ThreadingHTTPServer((self.host, self.port), Handler)
+        except OSError as e:
+            from ingest.udp import bind_error
+
+            raise bind_error("TCP", self.host, self.port, e) from None
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="metrics", daemon=True)
         self.thread.start()

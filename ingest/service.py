@@ -42,7 +42,8 @@ class Ingester:
         self.receiver = UdpReceiver(host, port, settings.ingest.rcvbuf_bytes)
         spill = SpillQueue(Path(settings.ingest.spill_dir) / f"worker-{worker}",
                            settings.ingest.spill_max_mb << 20)
-        self.publisher = Publisher(settings.kafka, spill, self.metrics, client_id=f"sflowpipe-ingest-{worker}")
+        self.publisher = Publisher(settings.kafka, spill, self.metrics, client_id=f"sflowpipe-ingest-{worker}",
+                                   ensure_topics=lambda: ensure_ingest_topics(settings))
         self.pipeline = IngestPipeline(settings, self.publisher, self.metrics)
         self.stopping = threading.Event()
         self.status_topic = settings.kafka.topic(settings.topics.status)
@@ -130,10 +131,14 @@ class Ingester:
 def _worker_main(settings: Settings, worker: int, snapshots, ready) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=settings.log_level, format=f"%(asctime)s ingest[{worker}] %(levelname)s %(message)s")
-    ing = Ingester(settings, worker)
-    signal.signal(signal.SIGTERM, lambda *_: ing.stopping.set())
-    ing.start()
-    ready.put((worker, ing.receiver.port))
+    try:
+        ing = Ingester(settings, worker)
+        signal.signal(signal.SIGTERM, lambda *_: ing.stopping.set())
+        ing.start()
+    except Exception as e:  # the parent says it in one line (a port taken...), not a traceback per worker
+        ready.put((worker, None, e.strerror if isinstance(e, OSError) and e.strerror else str(e)))
+        return
+    ready.put((worker, ing.receiver.port, None))
 
     def report():
         while not ing.stopping.wait(1.0):
@@ -148,12 +153,16 @@ def _worker_main(settings: Settings, worker: int, snapshots, ready) -> None:
         snapshots.put((worker, ing.metrics.snapshot()))
 
 
-def run(settings: Settings, on_ready=None) -> int:
-    """Run the ingester(s) until SIGTERM/SIGINT; exit code 0 after a clean shutdown."""
+def ensure_ingest_topics(settings: Settings) -> None:
     k, t = settings.kafka, settings.topics
     ensure_topics(k, [k.topic(n) for n in (t.raw, t.flow_samples, t.counter_samples, t.discard_samples,
-                                           t.deadletter)])
-    ensure_topics(k, [k.topic(t.status)], config={"retention.ms": str(24 * 3600 * 1000)})
+                                           t.deadletter)], timeout=1)
+    ensure_topics(k, [k.topic(t.status)], timeout=1, config={"retention.ms": str(24 * 3600 * 1000)})
+
+
+def run(settings: Settings, on_ready=None) -> int:
+    """Run the ingester(s) until SIGTERM/SIGINT; exit code 0 after a clean shutdown. Kafka need not
+    answer yet: each ingester creates the topics when it does, and spills to disk until then."""
     mhost, mport = parse_hostport(settings.ingest.metrics_listen, 9343)
     stop = threading.Event()
     on_stop_signals(stop.set)
@@ -182,6 +191,14 @@ def run(settings: Settings, on_ready=None) -> int:
     for p in procs:
         p.start()
     ports = [ready.get(timeout=60) for _ in procs]
+    failed = next((err for _, _, err in ports if err), None)
+    if failed:
+        for p in procs:
+            if p.is_alive():
+                os.kill(p.pid, signal.SIGTERM)
+        for p in procs:
+            p.join(10)
+        raise RuntimeError(failed)
     server = MetricsServer(mhost, mport, lambda: render(
         [((("worker", str(w)),), s) for w, s in sorted(latest.items())]))
     server.start()

@@ -15,6 +15,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaExcepti
 
 from ingest.batches import flow_rows
 from schemas.codec import CodecError, MessageDecoder
+from sflowpipe.kafka import client_config, require_broker
 from sflowpipe.settings import Settings
 
 
@@ -51,7 +52,8 @@ def messages(settings: Settings, topic: str, from_beginning: bool, idle_timeout:
     conf = {"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": group or "sflowpipe-tail",
             "enable.auto.commit": False, "auto.offset.reset": "earliest" if from_beginning else "latest"}
     conf.update(settings.kafka.consumer)
-    c = Consumer(conf)
+    require_broker(settings.kafka)
+    c = Consumer(client_config(conf))
     try:
         md = c.list_topics(topic, timeout=10)
         tmd = md.topics.get(topic)

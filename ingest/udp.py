@@ -26,7 +26,15 @@ def parse_hostport(text: str, default_port: int = 6343) -> tuple[str, int]:
         host, port = text, ""
     else:
         host, port = text, ""
+    if port and not (port.isdigit() and int(port) <= 65535):
+        raise ValueError(f"bad listen address {text!r}: the port must be a number 0-65535")
     return host or "0.0.0.0", int(port) if port else default_port
+
+
+def bind_error(proto: str, host: str, port: int, err: OSError) -> OSError:
+    """A bind failure naming the address (the CLI prints it as the command's one line)."""
+    what = err.strerror or str(err)
+    return OSError(err.errno, f"cannot listen on {proto} [{host}]:{port}: {what}")
 
 
 class UdpReceiver:
@@ -52,7 +60,11 @@ class UdpReceiver:
                 pass
         # Linux reports twice the usable size (bookkeeping overhead included)
         self.granted_rcvbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-        sock.bind((self.host, self.port))
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as e:
+            sock.close()
+            raise bind_error("UDP", self.host, self.port, e) from None
         sock.setblocking(False)
         self.port = sock.getsockname()[1]
         self.sock = sock

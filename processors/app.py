@@ -6,9 +6,12 @@ Python structures (processors/engine.py) and is checkpointed to a Faust table ke
 once per ``checkpoint_interval_s`` from inside the stream (so the changelog is co-partitioned
 with the agent's samples). A worker that is assigned a partition restores an agent's state
 from that table when the agent's first batch arrives. On revocation the agents of the revoked
-partitions are forgotten. Delivery is at-least-once: after a rebalance the samples since the
-last checkpoint are replayed by the consumer, so an in-flight window can count them twice
-(bounded by the checkpoint interval, then it decays with the smoothing constant).
+partitions are forgotten. Delivery is at-least-once: after a restart or rebalance the samples
+since the last committed offset are replayed by the consumer. The checkpoint records the last
+offset it covers, so replayed batches it already holds are not counted again, and a batch that
+arrives late (the backlog after a restart) is accounted at its own receive time, not as if all of
+it had arrived now. Threshold state is part of the checkpoint: what already raised an event stays
+quiet on the new owner.
 """
 
 from __future__ import annotations
@@ -27,13 +30,30 @@ import faust
 from processors.blocklist import Blocklists
 from processors.scans import ScanDetector
 from processors.config import ConfigWatcher, startup_definitions
-from processors.engine import Engine
+from processors.engine import REPLAY_LAG_S, Engine
 from processors.enrich import Enricher
 from schemas.codec import AvroCodec, CodecError
 from schemas.definitions import hot_field_count
 from sflowpipe.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+# Flow values are read at the newest accounted batch's time, at most this far behind the clock (a
+# worker catching up reports true rates, not rates decayed by its lag: processors/engine.py).
+LAG_GRACE_S = 10.0
+# Read back at most this many flow-sample messages between a restored checkpoint and the committed
+# offset (a few checkpoint intervals of batches; an older checkpoint is a stale table, not a restart).
+MAX_CHECKPOINT_GAP = 20_000
+
+
+def batch_time(batch: dict, now: float) -> float:
+    """When a flow batch's samples count: ``now``, or their receive time if the batch is a replay."""
+    received = batch.get("receive_time_us") or ()
+    if not received:
+        return now
+    at = max(received) / 1e6
+    return at if now - at > REPLAY_LAG_S else now
 
 
 class EnrichedEncoder:
@@ -92,7 +112,9 @@ class GapFiller:
         from confluent_kafka import Consumer
 
         if self.consumer is None:
-            self.consumer = Consumer(self.conf)
+            from sflowpipe.kafka import client_config
+
+            self.consumer = Consumer(client_config(self.conf))
         return self.consumer
 
     def committed(self, partition: int) -> int | None:
@@ -106,11 +128,11 @@ class GapFiller:
                 return None
         return tp.offset if tp.offset >= 0 else None
 
-    def read(self, partition: int, start: int, end: int, timeout: float = 30.0) -> list[bytes]:
-        """Values of offsets [start, end) (fewer if retention removed some)."""
+    def read(self, partition: int, start: int, end: int, timeout: float = 30.0) -> list[tuple[int, bytes]]:
+        """(offset, value) of offsets [start, end) (fewer if retention removed some)."""
         from confluent_kafka import TopicPartition
 
-        out: list[bytes] = []
+        out: list[tuple[int, bytes]] = []
         with self.lock:
             c = self._consumer()
             c.assign([TopicPartition(self.topic, partition, start)])
@@ -122,7 +144,7 @@ class GapFiller:
                         continue
                     if m.offset() >= end:
                         break
-                    out.append(m.value())
+                    out.append((m.offset(), m.value()))
                     if m.offset() >= end - 1:
                         break
             finally:
@@ -159,11 +181,19 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
     enricher = Enricher(settings.enrich)
     blocklists = Blocklists(p.blocklists, settings.enrich.cache_dir) if p.blocklists else None
     scans = ScanDetector(p.scans) if p.scans.enabled else None
-    engine = Engine(enricher, blocklists=blocklists, scans=scans)
+    engine = Engine(enricher, blocklists=blocklists, scans=scans, budget_s=settings.limits.definition_budget_s,
+                    lag_grace_s=LAG_GRACE_S)
     changes: queue.Queue = queue.Queue()
-    for kind, name, d in startup_definitions(settings):
+    startup = startup_definitions(settings)
+    for kind, name, d in startup:
         engine.apply(kind, name, d)
-    watcher = ConfigWatcher(settings, lambda kind, name, d: changes.put((kind, name, d)))
+
+    def on_change(kind: str, name: str, d) -> None:  # the watcher's thread: a batch may be under way
+        engine.interrupt(kind, name, d)
+        changes.put((kind, name, d))
+
+    watcher = ConfigWatcher(settings, on_change)
+    watcher.count(startup)
 
     def apply_changes() -> None:
         while True:
@@ -198,32 +228,72 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
     owner: dict[str, int] = {}  # agent -> partition it arrives on
     restored: set[str] = set()
     last_checkpoint: dict[str, float] = {}
+    # agent -> topic kind -> [partition, offset] of its last batch in the engine's state; restored
+    # from the checkpoint, so a replayed batch at or before it is not accounted twice
+    accounted: dict[str, dict[str, list[int]]] = {}
     app.sflowpipe_engine = engine  # for tests and benchmarks
 
-    def adopt(agent: str, partition: int) -> None:
+    def adopt(agent: str, partition: int) -> bool:
+        """Owns ``agent`` from now on; True if its state was just restored from the checkpoint."""
         owner[agent] = partition
         if agent not in restored:
             restored.add(agent)
             state = checkpoints.get(agent)
             if state:
                 engine.restore(agent, state)
+                accounted[agent] = {kind: list(po) for kind, po in (state.get("offsets") or {}).items()}
                 log.info("restored state of agent %s from the checkpoint table", agent)
+                return True
+        return False
+
+    async def replay_since_checkpoint(agent: str, partition: int, offset: int) -> None:
+        """The group's committed offset can be past the agent's checkpoint (commits are more frequent):
+        the batches in between are in neither, so they are read back here, once, at the restore."""
+        last = accounted.get(agent, {}).get("flow")
+        if last is None or last[0] != partition or not last[1] + 1 < offset:
+            return
+        if offset - last[1] > MAX_CHECKPOINT_GAP:
+            log.warning("flow-samples[%d]: agent %s's checkpoint is %d messages behind; not read back",
+                        partition, agent, offset - last[1])
+            return
+        missed = await asyncio.get_running_loop().run_in_executor(None, gaps.read, partition, last[1] + 1, offset)
+        log.info("flow-samples[%d]: read back %d messages between agent %s's checkpoint and the committed offset",
+                 partition, len(missed), agent)
+        for missed_offset, value in missed:
+            await on_flow_message(value, partition, missed_offset)
+
+    def already_accounted(agent: str, kind: str, partition: int, offset: int | None) -> bool:
+        """True for a replayed batch the restored checkpoint already holds; else notes it as accounted."""
+        if offset is None:
+            return False
+        done = accounted.setdefault(agent, {})
+        last = done.get(kind)
+        if last is not None and last[0] == partition and offset <= last[1]:
+            return True
+        done[kind] = [partition, offset]
+        return False
 
     def maybe_checkpoint(agent: str, now: float) -> None:
         if now - last_checkpoint.get(agent, 0.0) >= p.checkpoint_interval_s:
             last_checkpoint[agent] = now
-            checkpoints[agent] = engine.snapshot(agent)
+            offsets = {kind: list(po) for kind, po in accounted.get(agent, {}).items()}  # a copy: the table keeps it
+            checkpoints[agent] = {**engine.snapshot(agent), "offsets": offsets}
 
-    async def on_flow_message(value: bytes, partition: int) -> None:
+    async def on_flow_message(value: bytes, partition: int, offset: int | None) -> None:
         try:
             batch = decode_flow_batch(codecs["flow_sample_batch"], value, hot_fields, engine)
         except CodecError as e:
             log.error("flow-samples: skipping undecodable message: %s", e)
             return
         agent = batch["agent_address"]
-        adopt(agent, partition)
+        if adopt(agent, partition) and offset is not None and p.fill_stream_gaps:
+            await replay_since_checkpoint(agent, partition, offset)
         now = time.time()
-        extra = engine.on_flow_batch(batch, now)
+        if already_accounted(agent, "flow", partition, offset):
+            # still enriched and forwarded: the sinks drop duplicate rows, and the first send may be lost
+            extra = engine.enricher.enrich_batch(batch)
+        else:
+            extra = engine.on_flow_batch(batch, batch_time(batch, now))
         try:
             out = enriched.encode(value, extra)
         except CodecError:  # an older schema version: re-encode in the current one
@@ -250,10 +320,10 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
                 missed = await loop.run_in_executor(None, gaps.read, part, expected, offset)
                 log.warning("flow-samples[%d]: the stream skipped offsets %d-%d (rebalance); read %d of them "
                             "directly", part, expected, offset - 1, len(missed))
-                for value in missed:
-                    await on_flow_message(value, part)
+                for missed_offset, value in missed:
+                    await on_flow_message(value, part, missed_offset)
             next_offset[part] = offset + 1
-            await on_flow_message(event.value, part)
+            await on_flow_message(event.value, part, offset)
 
     @app.agent(counter_topic, name="counter-samples")
     async def counter_batches(stream):
@@ -266,7 +336,8 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
                 continue
             agent = batch["agent_address"]
             adopt(agent, event.message.partition)
-            engine.on_counter_batch(batch)
+            if not already_accounted(agent, "counter", event.message.partition, event.message.offset):
+                engine.on_counter_batch(batch)
             maybe_checkpoint(agent, time.time())
 
     @app.agent(discard_topic, name="discard-samples")
@@ -287,6 +358,7 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
     async def report():
         apply_changes()
         await status_topic.send(key=worker_id.encode(), value=json.dumps(engine.keys_seen.message(worker_id)).encode())
+        await status_topic.send(key=worker_id.encode(), value=json.dumps(engine.evaluation_status(worker_id)).encode())
         for r in engine.flow_logs():
             await flow_logs_topic.send(key=r["agent"].encode(), value=flow_log_codec.encode(r))
         active, metrics, events = engine.report()
@@ -295,6 +367,7 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
         for m in metrics:
             await metrics_topic.send(key=m["agent"].encode(), value=codecs["metrics"].encode(m))
         for e in events:
+            last_checkpoint.pop(e.agent, None)  # checkpointed with its next batch: a restart will not repeat it
             await events_topic.send(key=e.agent.encode(), value=codecs["event"].encode(e.to_dict()))
             log.info("event %s: %s %s on %s/%s = %.0f > %.0f", e.eventID, e.thresholdID, e.flowKey or e.metric,
                      e.agent, e.dataSource, e.value, e.threshold)
@@ -314,6 +387,8 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
                 engine.forget(agent)
                 restored.discard(agent)
                 owner.pop(agent, None)
+                accounted.pop(agent, None)
+                last_checkpoint.pop(agent, None)
 
     @app.task
     async def start_services():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import math
 import threading
 import time
 from pathlib import Path
@@ -24,7 +25,8 @@ from pydantic import ValidationError
 
 from processors.flowspec import FlowSpecError, parse_definition
 from processors.topology import parse_topology
-from sflowpipe.settings import FlowDefinition, ForwardingDefinition, Settings, ThresholdDefinition
+from sflowpipe.kafka import client_config
+from sflowpipe.settings import FlowDefinition, ForwardingDefinition, LimitSettings, Settings, ThresholdDefinition
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,49 @@ class DefinitionError(ValueError):
     def __init__(self, message: str, detail: dict | None = None) -> None:
         super().__init__(message)
         self.detail = {"error": message, **(detail or {})}
+
+
+def _finite(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):  # 1e999
+        raise ValueError(f"{text} is not a finite number")
+    return v
+
+
+def _no_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not a number JSON allows")
+
+
+def loads(text: str | bytes) -> Any:
+    """A definition's JSON body, strictly: no NaN, Infinity or numbers that overflow to infinity
+    (Python's json takes them; they would be stored, fire thresholds on every value and make the
+    API's JSON invalid). Raises ValueError."""
+    return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+
+
+def dumps(body: Any) -> str:
+    """JSON that any parser reads (refuses NaN and infinities: ValueError)."""
+    return json.dumps(body, allow_nan=False)
+
+
+def over_cap(limits: LimitSettings, kind: str, count: int) -> DefinitionError | None:
+    """The refusal of a ``count``-th definition of ``kind`` beyond its cap in ``limits`` (None: within)."""
+    cap = limits.cap(kind)
+    if cap is None or count <= cap:
+        return None
+    return DefinitionError(f"{kind} definitions are limited to {cap} (limits.max_{kind}s)",
+                           {"field": f"limits.max_{kind}s", "limit": cap})
+
+
+def check_caps(limits: LimitSettings, definitions: list[tuple[str, str, Any]]) -> None:
+    """Raise DefinitionError when ``definitions`` ((kind, name, body), later ones replacing earlier
+    ones of the same name) hold more of a kind than its cap."""
+    names: dict[str, set[str]] = {}
+    for kind, name, _ in definitions:
+        names.setdefault(kind, set()).add(name)
+    for kind, n in names.items():
+        if (e := over_cap(limits, kind, len(n))) is not None:
+            raise e
 
 
 def parse(kind: str, name: str, body: Any) -> Any:
@@ -114,6 +159,7 @@ def startup_definitions(settings: Settings) -> list[tuple[str, str, Any]]:
     if path:
         data = yaml.safe_load(Path(path).read_text()) or {}
         out += [(kind, name, parse(kind, name, body)) for kind, name, body in file_definitions(data)]
+    check_caps(settings.limits, out)
     return out
 
 
@@ -138,8 +184,8 @@ def publish(settings: Settings, kind: str, name: str, body: Any, timeout: float 
 
     topic = settings.kafka.topic(settings.topics.config)
     ensure_topics(settings.kafka, [topic], config={"cleanup.policy": "compact"})
-    p = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers})
-    value = None if body is None else json.dumps(body).encode()
+    p = Producer(client_config({"bootstrap.servers": settings.kafka.bootstrap_servers}))
+    value = None if body is None else dumps(body).encode()
     p.produce(topic, value, f"{kind}:{name}".encode())
     if p.flush(timeout):
         raise RuntimeError("config topic: message not delivered")
@@ -155,6 +201,13 @@ class ConfigWatcher:
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
         self.errors: list[str] = []
+        self.names: dict[str, set[str]] = {}  # defined names per kind, for the caps in settings.limits
+
+    def count(self, definitions: list[tuple[str, str, Any]]) -> None:
+        """Definitions applied otherwise (start-up): they count toward the caps in settings.limits."""
+        for kind, name, d in definitions:
+            if d is not None:
+                self.names.setdefault(kind, set()).add(name)
 
     def start(self) -> None:
         self.thread = threading.Thread(target=self._run, name="config-watcher", daemon=True)
@@ -168,7 +221,7 @@ class ConfigWatcher:
     def _run(self) -> None:
         conf = {"bootstrap.servers": self.settings.kafka.bootstrap_servers, "group.id": "sflowpipe-config-reader",
                 "enable.auto.commit": False}
-        c = Consumer(conf)
+        c = Consumer(client_config(conf))
         try:
             while not self.stopping.is_set():
                 try:
@@ -193,8 +246,15 @@ class ConfigWatcher:
             kind, _, name = (key or b"").decode().partition(":")
             if not name:
                 raise DefinitionError(f"config key {key!r}: expected kind:name")
-            body = json.loads(value) if value else None
-            self.listener(kind, name, parse(kind, name, body))
+            body = loads(value) if value else None
+            typed = parse(kind, name, body)
+            names = self.names.setdefault(kind, set())
+            if typed is not None and name not in names:
+                refusal = over_cap(self.settings.limits, kind, len(names) + 1)
+                if refusal is not None:
+                    raise refusal
+            self.listener(kind, name, typed)
+            (names.discard if typed is None else names.add)(name)
         except (DefinitionError, ValueError) as e:
             msg = f"config topic: rejected {key!r}: {e}"
             self.errors.append(msg)

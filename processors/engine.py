@@ -17,24 +17,34 @@ from processors.flows import FlowTable, data_source
 from processors.flowlog import FlowLog, idle_timeout
 from processors.flowkeys import FlowKeysSeen
 from processors.flowspec import EvalContext, compile_flow, compile_key, parse_definition
+from processors.flowspec.context import Budget, BudgetExceeded
 from processors.discards import discard_columns
 from processors.topology import LearnedTopology, Topology, parse_topology
-from processors.thresholds import Event, Thresholds
+from processors.thresholds import Event, Thresholds, _Ids
 from sflowpipe.settings import FlowDefinition, ThresholdDefinition
 
 log = logging.getLogger(__name__)
 
+# A batch received longer ago than this is a replay (backlog after a restart, lag): it is accounted
+# at its receive time (processors/app.py batch_time). Below it, the processor's clock is used, so
+# clock skew between the ingest and processor hosts up to this much changes nothing.
+REPLAY_LAG_S = 2.0
+
 
 _EDGE_KEYS = (compile_key("direction"), compile_key("link:inputifindex"))
 _AGENT_DS = "0"  # aggMode agent: sFlow's ifIndex 0, "all ports of the device as one data source"
+BUDGET_EVENT = "budget"  # thresholdID of the event saying a flow definition was disabled (metric: the flow)
+DEFAULT_BUDGET_S = 1.0  # settings.limits.definition_budget_s: 2 ms per sample of a default (500-sample) batch
 
 
 class _Flow:
-    __slots__ = ("name", "definition", "compiled", "table", "log", "dropped", "agg_mode")
+    __slots__ = ("name", "definition", "compiled", "table", "log", "dropped", "agg_mode", "disabled", "superseded")
 
     def __init__(self, name: str, definition: FlowDefinition) -> None:
         self.name = name
         self.definition = definition
+        self.disabled: str | None = None  # why it is no longer evaluated (it ran past its budget)
+        self.superseded = False  # deleted or redefined on the config thread; the change is queued
         fd = parse_definition(name, definition.model_dump(by_alias=True))
         self.compiled = compile_flow(fd)
         self.dropped = fd.dropped
@@ -47,8 +57,21 @@ class _Flow:
 class Engine:
     """Owns the live analytics state of this worker's agents."""
 
-    def __init__(self, enricher, clock=time.time, blocklists=None, scans=None) -> None:
+    def __init__(self, enricher, clock=time.time, blocklists=None, scans=None,
+                 budget_s: float = DEFAULT_BUDGET_S, lag_grace_s: float | None = None) -> None:
         self.enricher = enricher
+        # While the worker is catching up (batches still arriving, the newest more than REPLAY_LAG_S
+        # old: counted at their receive time), flow values are read at the newest batch's time, at
+        # most ``lag_grace_s`` behind the clock: it reports the rates it has read, not those rates
+        # decayed by its lag. Live, or silent, they are read at the clock (a read just after each
+        # batch would see the top of the smoothing's sawtooth: ~18 % high). None: always the clock.
+        self.lag_grace_s = lag_grace_s
+        self.data_time = 0.0  # the newest accounted batch's time
+        self.data_seen_at = 0.0  # when (by the clock) a batch was last accounted
+        self.budget_s = budget_s  # CPU seconds per flow definition per batch (settings.limits)
+        self.budget_exceeded = 0  # definitions disabled for running past it, since start
+        self._running: tuple[_Flow, Budget] | None = None  # the flow being evaluated and its budget
+        self._ids = _Ids()
         self.blocklists = blocklists  # processors.blocklist.Blocklists or None
         self.scans = scans  # processors.scans.ScanDetector or None
         self.pending_events: list[Event] = []  # raised per batch (blocklists, scans), published by report()
@@ -75,7 +98,7 @@ class Engine:
                 self._update_cold_columns()
                 return
             old = self.flows.get(name)
-            if old is not None and old.definition == definition:
+            if old is not None and old.definition == definition and not (old.disabled or old.superseded):
                 return
             self._end_flow_log(old)
             self.flows[name] = _Flow(name, definition)
@@ -96,6 +119,34 @@ class Engine:
         elif kind != "forwarding":  # forwarding targets are the forward sink's
             raise ValueError(f"unknown definition kind {kind!r}")
 
+    def interrupt(self, kind: str, name: str, definition: Any) -> None:
+        """A definition changed (called from the config watcher's thread, before the change is queued
+        for ``apply``): a flow being deleted or redefined is not evaluated any more, even on the batch
+        under way, so a DELETE takes effect at once however slow that flow is."""
+        f = self.flows.get(name) if kind == "flow" else None
+        if f is None or (definition == f.definition and not f.disabled):
+            return
+        f.superseded = True
+        running = self._running
+        if running is not None and running[0] is f:
+            running[1].cancelled = True
+
+    def _disable(self, f: _Flow, agent: str, spent: float, now: float) -> None:
+        """``f`` ran past its budget: no longer evaluated (until redefined), with an event and a count."""
+        f.disabled = f"evaluation took {spent:.3f} s of CPU on one batch (budget {self.budget_s} s)"
+        self.budget_exceeded += 1
+        log.error("flow %s disabled: %s; redefine or delete it (keys=%s filter=%s)", f.name, f.disabled,
+                  f.definition.keys, f.definition.filter)
+        self.pending_events.append(Event(self._ids.next(now), BUDGET_EVENT, agent, "", f.name, spent,
+                                         self.budget_s, None, int(now * 1000)))
+
+    def evaluation_status(self, worker: str, now: float | None = None) -> dict:
+        """The status-topic message about bounded evaluation: disabled flows and how many ran over."""
+        now = self.clock() if now is None else now
+        return {"kind": "evaluation", "worker": worker, "time": int(now * 1000),
+                "budget_s": self.budget_s, "budget_exceeded": self.budget_exceeded,
+                "disabled": {f.name: f.disabled for f in self.flows.values() if f.disabled}}
+
     def _update_cold_columns(self) -> None:
         self.cold_columns = frozenset().union(*(f.compiled.needs for f in self.flows.values() if not f.dropped))
 
@@ -104,6 +155,9 @@ class Engine:
     def on_flow_batch(self, batch: dict, now: float | None = None) -> dict:
         """Account a decoded flow-sample batch; returns its enrichment columns."""
         now = self.clock() if now is None else now
+        if now > self.data_time:
+            self.data_time = now
+        self.data_seen_at = self.clock()
         agent = batch["agent_address"]
         cache = self._ds_cache
         ds = [cache.get(k) or cache.setdefault(k, data_source(*k))
@@ -121,10 +175,12 @@ class Engine:
 
     def _evaluate(self, now: float, agent: str, ds: list, batch: dict, ctx: EvalContext, dropped: bool) -> None:
         edge_ok = None
-        for f in self.flows.values():
-            if f.dropped is not dropped:
+        for f in list(self.flows.values()):  # interrupt() may run meanwhile
+            if f.dropped is not dropped or f.disabled or f.superseded:
                 continue
-            evaluated = f.compiled.evaluate(batch, ctx.enrich, ctx)
+            evaluated = self._bounded(f, now, agent, batch, ctx)
+            if evaluated is None:
+                continue
             fds = ds
             if f.agg_mode == "edge" and evaluated:
                 if edge_ok is None:  # ingress samples on ports that are no topology link's end
@@ -135,6 +191,25 @@ class Engine:
             f.table.add_batch(now, agent, fds, evaluated)
             if f.log is not None and evaluated:
                 self._log_batch(f, now, agent, fds, batch, ctx, evaluated)
+
+    def _bounded(self, f: _Flow, now: float, agent: str, batch: dict, ctx: EvalContext) -> list | None:
+        """``f`` evaluated on the batch within its budget; None when it was cancelled or ran over."""
+        budget = ctx.budget = Budget(self.budget_s)
+        self._running = (f, budget)
+        try:
+            if f.superseded:  # interrupt() came between the caller's check and _running being set
+                return None
+            evaluated = f.compiled.evaluate(batch, ctx.enrich, ctx)
+            if budget.spent() > budget.seconds:  # slow where no loop checks: disabled all the same
+                raise BudgetExceeded()
+        except BudgetExceeded:
+            if not (budget.cancelled or f.superseded):
+                self._disable(f, agent, budget.spent(), now)
+            return None
+        finally:
+            self._running = None
+            ctx.budget = None
+        return None if f.superseded else evaluated
 
     def on_discard_batch(self, batch: dict, now: float | None = None) -> None:
         """Account a decoded discard-sample batch for the flows with ``dropped: true``."""
@@ -171,6 +246,9 @@ class Engine:
     def report(self, now: float | None = None) -> tuple[list[dict], list[dict], list[Event]]:
         """Active flows and metrics to publish, and the events thresholds raise, at ``now``."""
         now = self.clock() if now is None else now
+        at = now
+        if self.lag_grace_s is not None and now - self.data_time > REPLAY_LAG_S and now - self.data_seen_at < REPLAY_LAG_S:
+            at = max(self.data_time, now - self.lag_grace_s)  # catching up
         ts = int(now * 1000)
         active: list[dict] = []
         events: list[Event] = []
@@ -178,15 +256,15 @@ class Engine:
         self.pending_events = []
         for f in self.flows.values():
             table = f.table
-            table.prune(now, 1e-3)
+            table.prune(at, 1e-3)
             watching = self.thresholds.watching(f.name)
             for agent in table.agents():
                 entries = []
                 for ds in table.data_sources(agent):
-                    top = table.top(now, agent, ds)
+                    top = table.top(at, agent, ds)
                     entries += [{"dataSource": ds, "key": k, "value": v} for k, v in top]
                     if watching:
-                        events += self.thresholds.check(f.name, agent, ds, table.values(now, agent, ds), now)
+                        events += self.thresholds.check(f.name, agent, ds, table.values(at, agent, ds), now)
                 if entries:
                     active.append({"flow": f.name, "agent": agent, "timestamp": ts, "value": f.definition.value,
                                    "flows": entries})
@@ -232,7 +310,8 @@ class Engine:
         """This agent's state, JSON-serialisable, for the checkpoint table."""
         return {"flows": {name: f.table.snapshot(agent) for name, f in self.flows.items()},
                 "flow_logs": {name: f.log.snapshot(agent) for name, f in self.flows.items() if f.log is not None},
-                "counters": self.counters.snapshot(agent)}
+                "counters": self.counters.snapshot(agent),
+                "thresholds": self.thresholds.snapshot(agent)}
 
     def restore(self, agent: str, state: dict, now: float | None = None) -> None:
         now = self.clock() if now is None else now
@@ -246,6 +325,8 @@ class Engine:
                 f.log.restore(agent, data)
         if state.get("counters"):
             self.counters.restore(agent, state["counters"])
+        if state.get("thresholds"):  # what already raised an event stays quiet (no repeat after a restart)
+            self.thresholds.restore(agent, state["thresholds"])
 
     def forget(self, agent: str) -> None:
         """Another worker owns this agent now."""
@@ -254,6 +335,7 @@ class Engine:
             if f.log is not None:
                 f.log.forget(agent)
         self.counters.forget(agent)
+        self.thresholds.forget(agent)
         self.pending_metrics.pop(agent, None)
 
     def agents(self) -> set[str]:

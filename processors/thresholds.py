@@ -6,6 +6,9 @@ event fires; the threshold then stays quiet for that agent and data source (and 
 ``byFlow``) until the value has been back at or under the threshold for ``timeout`` seconds
 (hysteresis): then it re-arms. Without ``byFlow`` only the first flow over the threshold on a
 data source raises an event.
+
+That armed/disarmed state is part of an agent's checkpoint (:meth:`Thresholds.snapshot`), so a
+worker that restarts or takes the agent over raises no event again for what is still over.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class Threshold:
         self.filter = {k: ({v} if isinstance(v, str) else set(v)) for k, v in (d.filter or {}).items()}
         # (agent, ds, key or None) -> time it went under (None while over)
         self.fired: dict[tuple, float | None] = {}
+        self.last_event: dict[tuple, tuple[int, int]] = {}  # same key -> (eventID, timestamp ms)
 
     def accepts(self, agent: str, ds: str) -> bool:
         f = self.filter
@@ -78,8 +82,9 @@ class Threshold:
                 self.fired[state_key] = None  # still over: stays disarmed
                 continue
             self.fired[state_key] = None
-            events.append(Event(ids.next(now), self.name, agent, ds, d.metric, value, d.value, key,
-                                int(now * 1000)))
+            e = Event(ids.next(now), self.name, agent, ds, d.metric, value, d.value, key, int(now * 1000))
+            self.last_event[state_key] = (e.eventID, e.timestamp)
+            events.append(e)
         # re-arm what has stayed under for `timeout` seconds
         for state_key, under_since in list(self.fired.items()):
             if state_key[0] != agent or state_key[1] != ds or state_key in over_keys:
@@ -88,7 +93,23 @@ class Threshold:
                 self.fired[state_key] = now
             elif now - under_since >= d.timeout:
                 del self.fired[state_key]
+                self.last_event.pop(state_key, None)
         return events
+
+    def snapshot(self, agent: str) -> list[list]:
+        """This agent's disarmed entries: ``[dataSource, flow key or None, under since or None, eventID, ms]``."""
+        return [[k[1], k[2], under, *self.last_event.get(k, (0, 0))]
+                for k, under in self.fired.items() if k[0] == agent]
+
+    def restore(self, agent: str, rows: list[list]) -> None:
+        for k in [k for k in self.fired if k[0] == agent]:
+            del self.fired[k]
+            self.last_event.pop(k, None)
+        for ds, key, under, event_id, ms in rows:
+            k = (agent, str(ds), None if key is None else str(key))
+            self.fired[k] = None if under is None else float(under)
+            if event_id:
+                self.last_event[k] = (int(event_id), int(ms))
 
 
 class Thresholds:
@@ -103,6 +124,23 @@ class Thresholds:
             self.by_name.pop(name, None)
         else:
             self.by_name[name] = Threshold(name, d)
+
+    def snapshot(self, agent: str) -> dict:
+        """JSON-serialisable threshold state of one agent: what is disarmed (over, or under since when),
+        per threshold, and the last event id (ids stay increasing across a restart)."""
+        return {"last_id": self.ids.last,
+                "fired": {name: rows for name, t in self.by_name.items() if (rows := t.snapshot(agent))}}
+
+    def restore(self, agent: str, state: dict) -> None:
+        """Replace one agent's state with a :meth:`snapshot`; thresholds this worker does not define
+        (deleted meanwhile) are skipped."""
+        self.ids.last = max(self.ids.last, int(state.get("last_id") or 0))
+        for name, t in self.by_name.items():
+            t.restore(agent, (state.get("fired") or {}).get(name) or [])
+
+    def forget(self, agent: str) -> None:
+        for t in self.by_name.values():
+            t.restore(agent, [])
 
     def watching(self, metric: str) -> list[Threshold]:
         return [t for t in self.by_name.values() if t.d.metric == metric]

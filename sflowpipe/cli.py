@@ -160,7 +160,7 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
 def _definitions(args: argparse.Namespace, settings: Settings) -> int:
     import yaml
 
-    from processors.config import DefinitionError, file_definitions, parse, publish
+    from processors.config import DefinitionError, check_caps, file_definitions, parse, publish
 
     if args.action == "apply":
         data = yaml.safe_load(open(args.file)) or {}
@@ -172,6 +172,10 @@ def _definitions(args: argparse.Namespace, settings: Settings) -> int:
             except DefinitionError as e:
                 faults.append(f"{args.file}: {e}" + (f" (at {e.detail['position']} of {e.detail['field']})"
                                                      if "position" in e.detail else ""))
+        try:
+            check_caps(settings.limits, todo)
+        except DefinitionError as e:
+            faults.append(f"{args.file}: {e}")
         if faults:
             print("\n".join(faults) + "\nnothing published", file=sys.stderr)
             return 2
@@ -254,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sflowpipe {__version__}")
     parser.add_argument("--config", metavar="FILE", help="YAML settings file")
     parser.add_argument("--print-config", action="store_true", help="print the resolved settings and exit")
+    parser.add_argument("--debug", action="store_true", help="on failure, print the traceback too")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("decode", help="decode sFlow like sflowtool (pcap/pcapng file or live UDP)",
@@ -278,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Stateless UDP ingester: decode sFlow, publish Avro batches to Kafka.")
     p.add_argument("--listen", metavar="HOST:PORT", help="UDP address (setting ingest.listen, default [::]:6343)")
     p.add_argument("--workers", type=int, metavar="N", help="worker processes sharing the port (SO_REUSEPORT)")
-    p.add_argument("--metrics-listen", metavar="HOST:PORT", help="Prometheus endpoint (default 0.0.0.0:9343)")
+    p.add_argument("--metrics-listen", metavar="HOST:PORT", help="Prometheus endpoint (default 127.0.0.1:9343)")
     p.add_argument("--embedded-broker", action="store_true",
                    help="start a local in-memory Kafka-compatible broker (Tansu) for this run")
     _kafka_option(p)
@@ -392,11 +397,13 @@ def main(argv: list[str] | None = None) -> int:
             overrides[key] = getattr(args, attr)
     try:
         settings = load_settings(args.config, **overrides)
-    except Exception as e:  # pydantic's ValidationError, YAML errors, a missing file
-        print(f"sflowpipe: invalid settings: {e}", file=sys.stderr)
+    except Exception as e:  # SettingsError (one line naming the key), or anything unforeseen
+        print(f"sflowpipe: invalid settings: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     if args.print_config:
-        print(json.dumps(settings.model_dump(mode="json"), indent=2))
+        from sflowpipe.secrets import mask
+
+        print(json.dumps(mask(settings.model_dump(mode="python")), indent=2, default=str))
         return 0
     if not args.command:
         parser.print_help()
@@ -407,7 +414,30 @@ def main(argv: list[str] | None = None) -> int:
         if fault:
             print(f"sflowpipe {args.command}: {fault}", file=sys.stderr)
             return 2
-    return args.func(args, settings)
+    try:
+        return args.func(args, settings)
+    except (KeyboardInterrupt, SystemExit, BrokenPipeError):
+        raise
+    except Exception as e:  # one line naming the problem; the traceback only with --debug
+        if args.debug:
+            raise
+        print(f"sflowpipe {args.command}: {failure_line(e)}", file=sys.stderr)
+        return 1
+
+
+def failure_line(err: BaseException) -> str:
+    """Why a command failed, as one line: the file or address it names, without a traceback."""
+    from sflowpipe.kafka import one_line
+
+    if isinstance(err, OSError) and err.filename:
+        text = f"{err.filename}: {err.strerror or err}"
+    elif isinstance(err, OSError) and err.strerror:
+        text = err.strerror
+    elif type(err).__module__.startswith(("confluent_kafka", "cimpl")):
+        text = f"Kafka: {one_line(err)}"
+    else:
+        text = str(err) or type(err).__name__
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

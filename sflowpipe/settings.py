@@ -6,11 +6,18 @@ Sources, later ones winning: defaults, a YAML file (``--config``), environment v
 
 from __future__ import annotations
 
+import difflib
+import json
+import math
+import os
+import types
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,7 +38,8 @@ class KafkaSettings(BaseModel):
     compression: Literal["zstd", "lz4", "snappy", "gzip", "none"] = "zstd"
     linger_ms: int = Field(20, ge=0, description="producer batching delay")
     memory_queue_mb: int = Field(256, ge=1, description="producer in-memory queue bound, then spill to disk")
-    message_timeout_s: float = Field(30.0, gt=0, description="give a message back to the spill queue after this")
+    message_timeout_s: float = Field(5.0, gt=0, description="the in-flight window: a message Kafka has not "
+                                     "taken within this goes back to the disk spill (what a kill can lose)")
     schema_registry_url: str | None = Field(None, description="Confluent-compatible Schema Registry; "
                                                               "unset: Avro single-object encoding")
     producer: dict[str, str] = Field(default_factory=dict, description="extra librdkafka producer settings")
@@ -69,15 +77,21 @@ class IngestSettings(BaseModel):
     batch_max_ms: float = Field(50, gt=0, description="... or when its oldest sample is this old")
     spill_dir: str = Field("./data/spill", description="on-disk queue while Kafka is unreachable")
     spill_max_mb: int = Field(1024, ge=1, description="bound of the on-disk queue (per worker)")
-    metrics_listen: str = Field("0.0.0.0:9343", description="Prometheus /metrics HTTP HOST:PORT (port 0: any)")
+    metrics_listen: str = Field("127.0.0.1:9343", description="Prometheus /metrics HTTP HOST:PORT (port 0: any; "
+                                                              "0.0.0.0 exposes it)")
     status_interval_s: float = Field(2.0, gt=0, description="publish this ingester's counters to the status "
                                                             "topic every ... (the API's status page)")
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _metrics_host(cls, v: str) -> str:
+        return loopback_if_no_host(v)
 
 
 class FlowDefinition(BaseModel):
     """A flow, as sFlow-RT defines it (setFlow): keys, value, filter, smoothing and top-N size."""
 
-    model_config = {"extra": "forbid", "populate_by_name": True}
+    model_config = {"extra": "forbid", "populate_by_name": True, "allow_inf_nan": False}
 
     keys: str = Field("", description="comma-separated flow keys and key functions, e.g. ipsource,ipdestination; "
                                       "empty: one flow, the total (key \"\")")
@@ -104,7 +118,7 @@ class FlowDefinition(BaseModel):
 class ThresholdDefinition(BaseModel):
     """A threshold, as sFlow-RT defines it (setThreshold)."""
 
-    model_config = {"extra": "forbid", "populate_by_name": True}
+    model_config = {"extra": "forbid", "populate_by_name": True, "allow_inf_nan": False}
 
     metric: str = Field(description="a flow name or a counter metric name")
     value: float
@@ -171,7 +185,8 @@ class ProcessorSettings(BaseModel):
     scans: ScanSettings = Field(default_factory=ScanSettings, description="`scan` events from ICMP unreachables")
     report_interval_s: float = Field(1.0, gt=0, description="top flows, thresholds and metrics every ...")
     checkpoint_interval_s: float = Field(5.0, gt=0, description="live state to Faust tables every ...")
-    session_timeout_s: float = Field(30.0, gt=0, description="Kafka consumer session timeout")
+    # a killed worker's partitions wait ~2x this (measured on Tansu) before anyone reports them again
+    session_timeout_s: float = Field(6.0, gt=0, description="Kafka consumer session timeout")
     consumer_max_fetch_size: int = Field(8 << 20, description="bytes per partition fetch (batches are large)")
     data_dir: str = Field("./data/processors", description="Faust's local state")
     web_port: int = Field(6066, description="Faust's web server port")
@@ -227,10 +242,51 @@ class HttpSinkSettings(BaseModel):
     consumer_group: str | None = Field(None, description="default sflowpipe-http-<name>")
 
 
-class PrometheusSettings(BaseModel):
+def loopback_if_no_host(listen: str) -> str:
+    """``:PORT`` binds the loopback address: a listener is exposed only when an address says so."""
+    return "127.0.0.1" + listen if listen.startswith(":") else listen
+
+
+class ListenerAuth(BaseModel):
+    """Who may use an HTTP listener (the API, the Prometheus exporter) and whether it may define
+    anything. Credentials are complete or refused at start: a half-set pair would open it."""
+
+    listen: str = Field(description="HTTP HOST:PORT; :PORT is the loopback address")
+    token: SecretStr | None = Field(None, description="require `Authorization: Bearer TOKEN`")
+    basic_user: str | None = Field(None, description="require HTTP basic authentication with this user ...")
+    basic_password: SecretStr | None = Field(None, description="... and this password")
+    read_only: bool = Field(False, description="define nothing: refuse PUT/POST/DELETE, and no scrape defines a flow")
+    scrape_defines_flows: bool = Field(True, description="a scrape of export.js naming keys no flow has defines "
+                                                         "that flow, as sFlow-RT's prometheus app does (never "
+                                                         "when read_only)")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_host(cls, v: str) -> str:
+        return loopback_if_no_host(v)
+
+    @model_validator(mode="after")
+    def _complete_credentials(self):
+        if self.token is not None and not self.token.get_secret_value().strip():
+            raise ValueError("token is empty: set one, or leave it out (no token)")
+        if self.basic_user is not None and not self.basic_user:
+            raise ValueError("basic_user is empty: set one with basic_password, or leave both out")
+        if self.basic_user and not (self.basic_password and self.basic_password.get_secret_value()):
+            raise ValueError("basic_user is set without basic_password: set both, or neither")
+        if self.basic_password is not None and not self.basic_user:
+            raise ValueError("basic_password is set without basic_user: set both, or neither")
+        return self
+
+    @property
+    def defines_flows(self) -> bool:
+        """Whether a scrape may define the flow it names."""
+        return self.scrape_defines_flows and not self.read_only
+
+
+class PrometheusSettings(ListenerAuth):
     """The Prometheus exporter of counter and flow metrics."""
 
-    listen: str = Field("0.0.0.0:9344", description="HOST:PORT of /metrics and /flows")
+    listen: str = Field("127.0.0.1:9344", description="HOST:PORT of /metrics and /flows (0.0.0.0 exposes it)")
     consumer_group: str = "sflowpipe-prometheus"
 
 
@@ -242,14 +298,11 @@ class ForwardSettings(BaseModel):
     consumer_group_prefix: str = "sflowpipe-forward"
 
 
-class ApiSettings(BaseModel):
+class ApiSettings(ListenerAuth):
     """`sflowpipe api`: the sFlow-RT compatible REST API and the web UI."""
 
-    listen: str = Field("0.0.0.0:8008", description="HTTP HOST:PORT (8008 is sFlow-RT's port)")
-    token: SecretStr | None = Field(None, description="require `Authorization: Bearer TOKEN`")
-    basic_user: str | None = Field(None, description="require HTTP basic authentication with this user ...")
-    basic_password: SecretStr | None = Field(None, description="... and this password")
-    read_only: bool = Field(False, description="refuse PUT/POST/DELETE (definitions stay as configured)")
+    listen: str = Field("127.0.0.1:8008", description="HTTP HOST:PORT (8008 is sFlow-RT's port; 0.0.0.0 exposes "
+                                                      "it: set token or basic_user)")
     history_s: float = Field(900.0, gt=0, description="on start, read this much of the events/status history")
     max_events: int = Field(10_000, ge=1, description="events kept in memory for /events/json")
     stale_s: float = Field(10.0, gt=0, description="top flows and metrics older than this are not shown")
@@ -312,6 +365,38 @@ class SinkSettings(BaseModel):
     controls: dict[str, ControlPolicy] = Field(default_factory=dict, description="name -> control policy")
 
 
+class LimitSettings(BaseModel):
+    """Bounds on what definitions may cost: how many, and CPU time per batch (README "Security and failure")."""
+
+    max_flows: int = Field(1000, ge=0, description="flow definitions; a PUT beyond this answers 409")
+    max_thresholds: int = Field(1000, ge=0, description="threshold definitions")
+    max_groups: int = Field(1000, ge=0, description="group sets")
+    definition_budget_s: float = Field(1.0, gt=0, allow_inf_nan=False,
+                                       description="CPU seconds one flow definition may spend on one sample batch; "
+                                                   "beyond, the worker disables it with a `budget` event")
+
+    def cap(self, kind: str) -> int | None:
+        """The most definitions of ``kind`` there may be (None: no cap)."""
+        return {"flow": self.max_flows, "threshold": self.max_thresholds, "group": self.max_groups}.get(kind)
+
+
+def _refuse_non_finite(value: Any, where: str) -> None:
+    """NaN and infinities are no setting's value: name the first one found."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where or 'settings'}: {value} is not a finite number")
+    if isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            _refuse_non_finite(getattr(value, name), f"{where}.{name}".lstrip("."))
+        for name, v in (value.model_extra or {}).items():
+            _refuse_non_finite(v, f"{where}.{name}".lstrip("."))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _refuse_non_finite(v, f"{where}.{k}".lstrip("."))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _refuse_non_finite(v, f"{where}[{i}]")
+
+
 class Settings(BaseSettings):
     """Everything sflowpipe can be configured with."""
 
@@ -326,6 +411,12 @@ class Settings(BaseSettings):
     processors: ProcessorSettings = ProcessorSettings()
     sinks: SinkSettings = SinkSettings()
     api: ApiSettings = ApiSettings()
+    limits: LimitSettings = LimitSettings()
+
+    @model_validator(mode="after")
+    def _finite(self):
+        _refuse_non_finite(self, "")
+        return self
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
@@ -333,16 +424,46 @@ class Settings(BaseSettings):
         # the environment overrides the YAML file (passed in as init values)
         return (env_settings, init_settings)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_keys(cls, data: Any) -> Any:
+        # pydantic ignores unknown keys in nested sections: a typo (`api: {tokne: ...}`) would
+        # silently leave the API open, so every key at every depth must name a setting
+        faults = unknown_keys(cls, data)
+        if faults:
+            raise PydanticCustomError("unknown_setting", "; ".join(faults))
+        return data
+
+
+# Variables with the prefix that are not settings (the browser test's screenshot directory).
+NOT_SETTINGS = frozenset({"SFLOWPIPE_SCREENSHOTS"})
+ENV_PREFIX = "SFLOWPIPE_"
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used, in one line naming the key."""
+
 
 def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
-    """Build the settings: YAML file (if any) under environment variables under explicit overrides."""
+    """Build the settings: YAML file (if any) under environment variables under explicit overrides.
+    Unknown keys and ``SFLOWPIPE_*`` variables, bad values and incomplete credentials raise
+    SettingsError."""
+    faults = unknown_variables(os.environ)
+    if faults:
+        raise SettingsError("; ".join(faults))
     data: dict[str, Any] = {}
     if config_file:
-        loaded = yaml.safe_load(Path(config_file).read_text()) or {}
+        try:
+            loaded = yaml.safe_load(Path(config_file).read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise SettingsError(f"{config_file}: {' '.join(str(e).split())}") from None
         if not isinstance(loaded, dict):
-            raise ValueError(f"{config_file}: expected a mapping of settings")
+            raise SettingsError(f"{config_file}: expected a mapping of settings")
         data.update(loaded)
-    settings = Settings(**data)
+    try:
+        settings = Settings(**data)
+    except ValidationError as e:
+        raise SettingsError(_one_line(e)) from None
     sections: dict[str, dict[str, Any]] = {}
     for dotted, value in overrides.items():
         section, _, name = dotted.partition(".")
@@ -350,5 +471,142 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
     update = {}
     for section, values in sections.items():
         current = getattr(settings, section)
-        update[section] = type(current).model_validate({**current.model_dump(), **values})
-    return settings.model_copy(update=update) if update else settings
+        try:
+            update[section] = type(current).model_validate({**current.model_dump(), **values})
+        except ValidationError as e:
+            raise SettingsError(_one_line(e, section)) from None
+    if not update:
+        return settings
+    settings = settings.model_copy(update=update)
+    try:
+        _refuse_non_finite(settings, "")  # command-line overrides do not pass the model validator
+    except ValueError as e:
+        raise SettingsError(str(e)) from None
+    return settings
+
+
+def _one_line(e: ValidationError, prefix: str = "") -> str:
+    """pydantic's errors as ``where: what`` pairs on one line, without the input (it may be a secret)."""
+    parts = []
+    for err in e.errors(include_url=False, include_input=False):
+        loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
+# ---------------------------------------------------------------- unknown keys
+
+
+def _model_of(ann: Any) -> type[BaseModel] | None:
+    return ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+
+
+def _unwrap(ann: Any, value: Any) -> Any:
+    """The member of an Optional/Union/Annotated type that a value of this shape goes to."""
+    while True:
+        origin = get_origin(ann)
+        if origin is Annotated:
+            ann = get_args(ann)[0]
+        elif origin in (Union, types.UnionType):
+            members = [a for a in get_args(ann) if a is not type(None)]
+            fits = [a for a in members if (_model_of(a) or get_origin(a) is dict) and isinstance(value, dict)
+                    or get_origin(a) is list and isinstance(value, list)]
+            ann = (fits or members or [Any])[0]
+        else:
+            return ann
+
+
+def _keys(model: type[BaseModel]) -> dict[str, str]:
+    """Every key a model accepts (names and aliases) -> the field's name."""
+    out = {}
+    for name, f in model.model_fields.items():
+        out[name] = name
+        if f.alias:
+            out[f.alias] = name
+    return out
+
+
+def _section_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every setting's path through nested sections (not into name -> definition dicts)."""
+    out = []
+    for name, f in model.model_fields.items():
+        sub = _model_of(_unwrap(f.annotation, {}))
+        out.append(prefix + (name,))
+        if sub is not None:
+            out += _section_paths(sub, prefix + (name,))
+    return out
+
+
+def _suggest(path: tuple[str, ...], key: str, model: type[BaseModel]) -> tuple[str, ...] | None:
+    """The closest valid key beside ``key``, else the closest setting of that name anywhere."""
+    near = difflib.get_close_matches(key, list(_keys(model)), n=1, cutoff=0.6)
+    if near:
+        return path + (near[0],)
+    paths = sorted(_section_paths(Settings), key=len)  # the shortest path of that name: api.token
+    near = difflib.get_close_matches(key, [p[-1] for p in paths], n=1, cutoff=0.75)
+    return next((p for p in paths if near and p[-1] == near[0]), None)
+
+
+def unknown_keys(ann: Any, value: Any, path: tuple[str, ...] = ()) -> list[str]:
+    """``where: unknown setting (did you mean ...?)`` for every key of ``value`` that the type
+    ``ann`` (a settings model, a dict or list of them) has no place for."""
+    ann = _unwrap(ann, value)
+    model, origin = _model_of(ann), get_origin(ann)
+    out: list[str] = []
+    if model is not None and isinstance(value, dict):
+        keys = _keys(model)
+        for key, sub in value.items():
+            if str(key) in keys:
+                out += unknown_keys(model.model_fields[keys[str(key)]].annotation, sub, path + (str(key),))
+            elif model.model_config.get("extra") != "allow":  # extras allowed: checked by their owner
+                near = _suggest(path, str(key), model)
+                hint = f" (did you mean {'.'.join(near)}?)" if near else ""
+                out.append(f"{'.'.join(path + (str(key),))}: unknown setting{hint}")
+    elif origin is dict and isinstance(value, dict):
+        for key, sub in value.items():
+            out += unknown_keys(get_args(ann)[1], sub, path + (str(key),))
+    elif origin is list and isinstance(value, list):
+        for i, sub in enumerate(value):
+            out += unknown_keys(get_args(ann)[0], sub, path + (str(i),))
+    return out
+
+
+def _variable(path: tuple[str, ...]) -> str:
+    return ENV_PREFIX + "__".join(path).upper()
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """Faults of the ``SFLOWPIPE_*`` variables: names that are no setting (pydantic-settings
+    would ignore them) and unknown keys inside JSON values of sections."""
+    out = []
+    for var, value in sorted(environ.items()):
+        if not var.upper().startswith(ENV_PREFIX) or var.upper() in NOT_SETTINGS:
+            continue
+        parts = tuple(var[len(ENV_PREFIX):].lower().split("__"))
+        ann: Any = Settings
+        for i, part in enumerate(parts):
+            ann = _unwrap(ann, {})
+            model = _model_of(ann)
+            if model is not None and part in _keys(model):
+                ann = model.model_fields[_keys(model)[part]].annotation
+            elif get_origin(ann) is dict and part:
+                ann = get_args(ann)[1]
+            else:
+                near = _suggest(parts[:i], part, model) if model is not None else None
+                if near is None:  # a misplaced separator: SFLOWPIPE_API_TOKEN
+                    names = {_variable(p): p for p in _section_paths(Settings)}
+                    close = difflib.get_close_matches(var.upper(), list(names), n=1, cutoff=0.8)
+                    near = names[close[0]] if close else None
+                where = ".".join(parts[:i + 1]) or var
+                hint = f" (did you mean {_variable(near)}?)" if near else ""
+                out.append(f"{var}: {where} is not a setting{hint}")
+                break
+        else:
+            if _model_of(_unwrap(ann, {})) is not None or get_origin(_unwrap(ann, {})) in (dict, list):
+                try:
+                    parsed = json.loads(value)
+                except ValueError:
+                    continue  # not JSON: pydantic names the fault
+                out += [f"{var}: {fault}" for fault in unknown_keys(ann, parsed, parts)]
+    return out

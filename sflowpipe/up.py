@@ -14,6 +14,7 @@ different ``--sflow-port``, ``--http-port`` and ``--data-dir`` run side by side.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -26,6 +27,8 @@ from pathlib import Path
 import yaml
 
 from sflowpipe.broker import EmbeddedBroker, free_port
+from sflowpipe.secrets import split as split_secrets
+from sflowpipe.settings import ENV_PREFIX
 
 DEFAULT_DEFINITIONS = Path(__file__).with_name("flows.yaml")
 
@@ -74,6 +77,7 @@ class Pipeline:
         self.broker: EmbeddedBroker | None = None
         self.stages: list[Stage] = []
         self.ports: dict[str, int] = {}
+        self.secret_env: dict[str, str] = {}
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -97,7 +101,7 @@ class Pipeline:
         self.broker = EmbeddedBroker(port=9092 if _free(9092) else None, log_path=str(self.logs / "tansu.log"))
         self.broker.start()
         self.say(f"      ready on {self.broker.bootstrap} ({time.monotonic() - t0:.1f} s)")
-        env = {**os.environ, "SFLOWPIPE_KAFKA__BOOTSTRAP_SERVERS": self.broker.bootstrap,
+        env = {**os.environ, **self.secret_env, "SFLOWPIPE_KAFKA__BOOTSTRAP_SERVERS": self.broker.bootstrap,
                "PYTHONUNBUFFERED": "1"}
         for i, stage in enumerate(steps, 2):
             t1 = time.monotonic()
@@ -148,10 +152,16 @@ class Pipeline:
             for name, conf in (sinks.get("http") or {}).items():
                 groups.append((conf or {}).get("consumer_group") or f"sflowpipe-http-{name}")
             api["sinks"] = groups
+        # secrets (tokens, passwords, DSNs with a password) reach the stages through their
+        # environment, never the disk: the file holds the rest, readable by its owner only
+        settings, self.secret_env = secret_environment(settings, os.environ)
         path = self.data / "sflowpipe-up.yaml"
         self.data.mkdir(parents=True, exist_ok=True)
-        path.write_text("# written by `sflowpipe up` from the defaults and --config; read by every stage\n"
-                        + yaml.safe_dump(settings, sort_keys=False))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an older copy may have been created with other permissions
+        with os.fdopen(fd, "w") as f:
+            f.write("# written by `sflowpipe up` from the defaults and --config; read by every stage "
+                    "(secrets: in their environment)\n" + yaml.safe_dump(settings, sort_keys=False))
         return path
 
     def _plan(self, settings_file: Path) -> list[Stage]:
@@ -245,6 +255,31 @@ Ctrl-C stops everything."""
     def failed(self) -> Stage | None:
         return next((s for s in self.stages if s.proc and s.proc.poll() is not None
                      and not s.name.startswith("replay")), None)
+
+
+def secret_environment(settings: dict, environ) -> tuple[dict, dict[str, str]]:
+    """The settings without their secrets, and the ``SFLOWPIPE_<SECTION>`` variables (JSON, merged
+    into the file's section by pydantic-settings) that carry them; a section's variable the user
+    already set keeps its own values over the file's, as it would without `up`."""
+    public, secrets = split_secrets(settings)
+    env = {}
+    for section, values in secrets.items():
+        var = ENV_PREFIX + section.upper()
+        try:
+            own = json.loads(environ[var]) if var in environ else {}
+        except ValueError:
+            own = {}
+        if isinstance(values, dict) and isinstance(own, dict):
+            values = _merged(values, own)
+        env[var] = json.dumps(values) if isinstance(values, (dict, list)) else str(values)
+    return public, env
+
+
+def _merged(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from schemas.codec import CodecError, MessageDecoder
+from sflowpipe.kafka import client_config, require_broker
 from sflowpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,8 @@ class SinkRunner:
         self.failed_flushes = 0
 
     def start(self) -> None:
-        self.consumer = Consumer(self.conf)
+        require_broker(self.settings.kafka)  # unreachable at start: one line and exit, not a silent wait
+        self.consumer = Consumer(client_config(self.conf))
         self.consumer.subscribe(self.topics, on_revoke=self.on_revoke)
 
     def on_revoke(self, consumer, partitions) -> None:

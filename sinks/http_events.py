@@ -290,7 +290,9 @@ class DeadLetters:
                 "compression.type": kafka.compression, "linger.ms": 5,
                 "message.timeout.ms": int(flush_timeout_s * 1000)}
         conf.update(kafka.producer)
-        self.producer = Producer(conf)
+        from sflowpipe.kafka import client_config
+
+        self.producer = Producer(client_config(conf))
 
     def write(self, items: list[tuple[Item, str]]) -> None:
         failures: list[str] = []

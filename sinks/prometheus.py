@@ -12,9 +12,13 @@ disappear. Endpoints:
   ``/flows`` and ``/metrics?metric=...``): top flows with sFlow-RT's query parameters
   ``metric`` (the Prometheus metric name), ``key`` + ``value`` (+ ``filter``) selecting the flow
   definition with those keys and value, ``label`` (label names replacing key names by position),
-  ``scale``, ``minValue`` (0.1), ``maxFlows`` (20), ``aggMode`` (max|sum). sFlow-RT defines such
-  a flow on the fly; here it must exist (settings, definitions file or config topic), or name it
-  directly with ``flow=NAME`` (or ``metric`` equal to a flow name).
+  ``scale``, ``minValue`` (0.1), ``maxFlows`` (20), ``aggMode`` (max|sum). As sFlow-RT does, a
+  scrape naming keys no definition has defines that flow on the config topic, unless the exporter
+  is read-only or ``scrape_defines_flows`` is off (then it must exist: settings, definitions file
+  or config topic); or name it directly with ``flow=NAME`` (or ``metric`` equal to a flow name).
+
+Listens on 127.0.0.1 unless ``listen`` says otherwise; ``token`` / ``basic_user`` require
+credentials (sflowpipe/auth.py), as for the REST API.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from processors.activeflows import ActiveFlows
-from processors.config import ConfigWatcher, publish, startup_definitions
+from processors.config import ConfigWatcher, DefinitionError, publish, startup_definitions
+from sflowpipe.auth import CHALLENGE, Authenticator, warn_if_open
 from sflowpipe.settings import FlowDefinition, Settings
 from sflowpipe.signals import on_stop_signals
 from sinks.base import SinkRunner
@@ -200,11 +205,15 @@ class ExporterState:
                 body["filter"] = flt
             definition = FlowDefinition.model_validate(body)
             if self.definitions.get(name) != definition:
-                self.publish_definition(name, body)
+                try:
+                    self.publish_definition(name, body)
+                except DefinitionError as e:  # the workers' compiler refuses it (e.g. a lookahead in the filter)
+                    raise BadRequest(400, f"{e}\n") from None
                 self.definitions[name] = definition
             return name, definition
+        off = " (scrapes define no flow here: read_only, or scrape_defines_flows off)" if keys else ""
         raise BadRequest(404, f"no flow definition with keys={','.join(keys)!r} value={value!r} "
-                              f"filter={flt!r}: define it (processors.flows, the definitions file or "
+                              f"filter={flt!r}{off}: define it (processors.flows, the definitions file or "
                               f"`sflowpipe definitions apply`), or name it with flow=NAME\n")
 
     def render_flows(self, agents: list[str] | None, query: dict[str, list[str]]) -> str:
@@ -217,6 +226,8 @@ class ExporterState:
             agg_mode = query.get("aggMode", ["max"])[0]
         except ValueError as e:
             raise BadRequest(400, f"bad parameter: {e}\n") from None
+        if not (math.isfinite(scale) and math.isfinite(min_value)):  # float() takes nan, inf, 1e999
+            raise BadRequest(400, "bad parameter: scale and minValue must be finite numbers\n")
         if agg_mode not in ("max", "sum"):
             raise BadRequest(400, "aggMode must be max or sum\n")
         metric = fix_name(query["metric"][0])
@@ -257,9 +268,18 @@ class ExporterSink:
         return self.count
 
 
-def _handler(state: ExporterState):
+def _handler(state: ExporterState, auth: Authenticator):
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            if not auth.allows(self.headers.get("Authorization"), self.client_address[0]):
+                data = b"authentication required\n"
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", CHALLENGE)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
             url = urlsplit(self.path)
             query = parse_qs(url.query)
             path = url.path
@@ -304,7 +324,7 @@ def parse_hostport(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit():
         raise ValueError(f"expected HOST:PORT, not {text!r}")
-    return host.strip("[]") or "0.0.0.0", int(port)
+    return host.strip("[]") or "127.0.0.1", int(port)  # no host: loopback, never every interface
 
 
 class PrometheusExporter:
@@ -314,7 +334,10 @@ class PrometheusExporter:
                  names: bool = True, prefix: str = "", from_beginning: bool = True) -> None:
         self.settings = settings
         self.state = ExporterState(stale_seconds, prefix)
-        self.state.publish_definition = lambda name, body: publish(settings, "flow", name, body)
+        conf = settings.sinks.prometheus
+        if conf.defines_flows:  # as sFlow-RT's app: a scrape defines the flow it names (off when read-only)
+            self.state.publish_definition = lambda name, body: publish(settings, "flow", name, body)
+        self.auth = Authenticator(conf, log, "prometheus")
         for kind, name, definition in startup_definitions(settings):
             self.state.define(kind, name, definition)
         self.watcher = ConfigWatcher(settings, self.state.define)
@@ -327,7 +350,7 @@ class PrometheusExporter:
                                  from_beginning=from_beginning)
         host, port = parse_hostport(listen or settings.sinks.prometheus.listen)
         server_class = _Server6 if ":" in host else ThreadingHTTPServer
-        self.server = server_class((host, port), _handler(self.state))
+        self.server = server_class((host, port), _handler(self.state, self.auth))
         self.server.daemon_threads = True
         self.threads: list[threading.Thread] = []
 
@@ -353,7 +376,10 @@ class PrometheusExporter:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--listen", metavar="HOST:PORT", help="HTTP address (setting sinks.prometheus.listen)")
+    parser.add_argument("--listen", metavar="HOST:PORT", help="HTTP address (setting sinks.prometheus.listen, default "
+                                                            "127.0.0.1:9344; 0.0.0.0:9344 exposes it)")
+    parser.add_argument("--read-only", action="store_true",
+                        help="no scrape defines a flow (setting sinks.prometheus.read_only)")
     parser.add_argument("--stale-seconds", type=float, default=60.0,
                         help="drop a series not updated for this long (default 60)")
     parser.add_argument("--prefix", default="", help="prefix of counter metric names (default none: sFlow-RT's)")
@@ -362,6 +388,9 @@ def add_arguments(parser) -> None:
 
 
 def run(settings: Settings, args) -> int:
+    if getattr(args, "read_only", False):
+        settings = settings.model_copy(update={"sinks": settings.sinks.model_copy(update={
+            "prometheus": settings.sinks.prometheus.model_copy(update={"read_only": True})})})
     try:
         exporter = PrometheusExporter(settings, args.listen, args.stale_seconds, args.names, args.prefix)
     except (OSError, ValueError) as e:
@@ -370,7 +399,11 @@ def run(settings: Settings, args) -> int:
     done = threading.Event()
     on_stop_signals(done.set)
     exporter.start()
-    log.info("prometheus exporter on http://%s:%d/metrics", exporter.server.server_address[0], exporter.port)
+    conf = settings.sinks.prometheus
+    log.info("prometheus exporter on http://%s:%d/metrics (%s, %s)", exporter.server.server_address[0], exporter.port,
+             "authentication required" if exporter.auth.required else "no authentication",
+             "scrapes define flows" if conf.defines_flows else "read-only")
+    warn_if_open(log, "prometheus", exporter.server.server_address[0], exporter.auth, conf)
     done.wait()
     exporter.stop()
     return 0

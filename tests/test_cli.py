@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from ingest.sflow import encode_datagram
 from tests.ingest.sflow.test_datagram import sample_datagram
 
@@ -113,3 +115,145 @@ def test_a_worker_refuses_a_bad_definitions_file_at_once(tmp_path):
         assert "Traceback" not in res.stderr
     res = run("process", "--definitions", str(tmp_path / "missing.yaml"), env=env)
     assert res.returncode == 2 and "missing.yaml" in res.stderr and "Traceback" not in res.stderr
+
+
+# ---------------------------------------------------------------- strict settings (issue 12)
+
+def _one_line_refusal(res) -> str:
+    """A settings refusal: exit 2, one line on stderr, no traceback."""
+    assert res.returncode == 2, (res.returncode, res.stdout[-500:], res.stderr[-2000:])
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    return res.stderr
+
+
+def test_a_typo_in_a_section_is_refused_naming_the_key_and_the_closest_one(tmp_path):
+    """`api: {tokne: ..., readonly: true}` used to start a writable API with no credentials."""
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("api: {tokne: s3cret, readonly: true}\n")
+    env = {**os.environ, "SFLOWPIPE_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+    for args in (("--print-config",), ("api",), ("prometheus",)):  # refused before anything listens
+        err = _one_line_refusal(run("--config", str(cfg), *args, env=env))
+        assert "api.tokne: unknown setting (did you mean api.token?)" in err, err
+        assert "api.readonly: unknown setting (did you mean api.read_only?)" in err, err
+        assert "s3cret" not in err
+    # at any depth: in a name -> definition dict, a list item, a misplaced top-level key
+    cfg.write_text("processors:\n  flows:\n    f: {keys: ipsource, fliter: 'ipprotocol=6'}\n"
+                   "sinks:\n  http:\n    hec: {type: splunk, url: 'http://h', tokn: x}\n"
+                   "  controls:\n    c: {threshold: t, action: {type: http, apply: {url: 'http://c', methd: PUT}}}\n"
+                   "read_only: true\n")
+    err = _one_line_refusal(run("--config", str(cfg), "--print-config"))
+    assert "processors.flows.f.fliter: unknown setting (did you mean processors.flows.f.filter?)" in err
+    assert "sinks.http.hec.tokn: unknown setting (did you mean sinks.http.hec.token?)" in err
+    assert "sinks.controls.c.action.apply.methd: unknown setting (did you mean " \
+           "sinks.controls.c.action.apply.method?)" in err
+    assert "read_only: unknown setting (did you mean api.read_only?)" in err
+
+
+def test_unknown_environment_variables_are_refused_with_the_closest_one(tmp_path):
+    env = {**os.environ, "SFLOWPIPE_API__TOKNE": "x", "SFLOWPIPE_API_READ_ONLY": "true",
+           "SFLOWPIPE_SINKS__HTTP": json.dumps({"hec": {"type": "splunk", "url": "http://h", "tokne": "x"}}),
+           "SFLOWPIPE_DECODE__PORT__X": "1"}
+    err = _one_line_refusal(run("--print-config", env=env))
+    assert "SFLOWPIPE_API__TOKNE: api.tokne is not a setting (did you mean SFLOWPIPE_API__TOKEN?)" in err
+    assert "SFLOWPIPE_API_READ_ONLY: api_read_only is not a setting (did you mean SFLOWPIPE_API__READ_ONLY?)" in err
+    assert "SFLOWPIPE_SINKS__HTTP: sinks.http.hec.tokne: unknown setting (did you mean sinks.http.hec.token?)" in err
+    assert "SFLOWPIPE_DECODE__PORT__X: decode.port.x is not a setting" in err
+    # the variables that are settings still work, in any case, JSON values included
+    env = {**os.environ, "sflowpipe_api__read_only": "true",
+           "SFLOWPIPE_SINKS__HTTP": json.dumps({"Hec": {"type": "splunk", "url": "http://h"}})}
+    res = run("--print-config", env=env)
+    assert res.returncode == 0, res.stderr
+    conf = json.loads(res.stdout)
+    assert conf["api"]["read_only"] is True and conf["sinks"]["http"]["Hec"]["type"] == "splunk"
+
+
+@pytest.mark.parametrize("section, yaml_text, fault", [
+    ("api", "api: {basic_user: ops}", "api: basic_user is set without basic_password"),
+    ("api", "api: {basic_user: ops, basic_password: ''}", "api: basic_user is set without basic_password"),
+    ("api", "api: {basic_password: pw}", "api: basic_password is set without basic_user"),
+    ("api", "api: {token: ''}", "api: token is empty"),
+    ("api", "api: {token: '   '}", "api: token is empty"),
+    ("api", "api: {basic_user: '', basic_password: pw}", "api: basic_user is empty"),
+    ("prometheus", "sinks: {prometheus: {basic_user: ops}}",
+     "sinks.prometheus: basic_user is set without basic_password"),
+    ("prometheus", "sinks: {prometheus: {token: ''}}", "sinks.prometheus: token is empty"),
+])
+def test_incomplete_credentials_are_refused_at_start(tmp_path, section, yaml_text, fault):
+    """`basic_user` without `basic_password` accepted an empty password, writes included: now the
+    listener does not start (exit 2 at once: it would otherwise serve until the timeout)."""
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(yaml_text + "\n")
+    env = {**os.environ, "SFLOWPIPE_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+    command = "api" if section == "api" else "prometheus"
+    err = _one_line_refusal(run("--config", str(cfg), command, "--listen", "127.0.0.1:0", env=env))
+    assert fault in err, err
+    # the same through the environment (an unset shell variable gives an empty value)
+    if yaml_text == "api: {token: ''}":
+        err = _one_line_refusal(run("api", env={**env, "SFLOWPIPE_API__TOKEN": ""}))
+        assert fault in err
+
+
+def test_print_config_masks_every_secret(tmp_path):
+    secrets = ["chpass", "saslpass", "KEYPEM", "keypass", "oauthsecret", "apitoken", "basicpass", "hectoken",
+               "regpass", "regkey", "promtoken", "ctlbearer", "bgpmd5"]
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("""
+kafka:
+  schema_registry_url: "https://reg:regpass@registry:8081/?api_key=regkey&tenant=t1"
+  producer: {sasl.username: alice, sasl.password: saslpass, ssl.key.pem: KEYPEM, ssl.key.password: keypass}
+  consumer: {sasl.oauthbearer.client.secret: oauthsecret, session.timeout.ms: "6000"}
+sinks:
+  clickhouse: {dsn: "http://sflowpipe:chpass@clickhouse:8123"}
+  http:
+    hec: {type: splunk, url: "https://splunk:8088/services/collector", token: hectoken}
+  prometheus: {token: promtoken}
+  controls:
+    block:
+      threshold: t
+      action:
+        type: http
+        md5_password: bgpmd5
+        apply: {url: "http://ctl/apply", headers: {Authorization: "Bearer ctlbearer", X-Trace: "on"}}
+api: {token: apitoken, basic_user: ops, basic_password: basicpass}
+""")
+    res = run("--config", str(cfg), "--print-config")
+    assert res.returncode == 0, res.stderr
+    for s in secrets:
+        assert s not in res.stdout, s
+    conf = json.loads(res.stdout)
+    assert conf["sinks"]["clickhouse"]["dsn"] == "http://sflowpipe:***@clickhouse:8123"
+    assert conf["kafka"]["schema_registry_url"] == "https://reg:***@registry:8081/?api_key=***&tenant=t1"
+    assert conf["kafka"]["producer"] == {"sasl.username": "alice", "sasl.password": "***", "ssl.key.pem": "***",
+                                         "ssl.key.password": "***"}
+    assert conf["kafka"]["consumer"] == {"sasl.oauthbearer.client.secret": "***", "session.timeout.ms": "6000"}
+    assert conf["sinks"]["http"]["hec"]["token"] == "***" and conf["sinks"]["prometheus"]["token"] == "***"
+    assert conf["api"]["token"] == "***" and conf["api"]["basic_password"] == "***" and conf["api"]["basic_user"] == "ops"
+    action = conf["sinks"]["controls"]["block"]["action"]
+    assert action["apply"]["headers"] == {"Authorization": "***", "X-Trace": "on"} and action["md5_password"] == "***"
+    # nothing secret is not shown as if it were
+    assert conf["sinks"]["prometheus"]["basic_password"] is None and conf["api"]["listen"] == "127.0.0.1:8008"
+
+
+def test_definitions_apply_refuses_more_than_the_cap_and_nan(tmp_path):
+    """limits.max_flows holds for a definitions file too, and a YAML .nan threshold is refused."""
+    f = tmp_path / "defs.yaml"
+    f.write_text("flows:\n  a: {keys: ipsource}\n  b: {keys: ipdestination}\n  c: {keys: ipprotocol}\n"
+                 "thresholds:\n  t: {metric: a, value: .nan}\n")
+    env = {**os.environ, "SFLOWPIPE_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1", "SFLOWPIPE_LIMITS__MAX_FLOWS": "2"}
+    res = run("definitions", "apply", str(f), env=env)
+    assert res.returncode == 2, res.stderr
+    assert "flow definitions are limited to 2 (limits.max_flows)" in res.stderr
+    assert "threshold t: value: Input should be a finite number" in res.stderr and "nothing published" in res.stderr
+
+
+def test_non_finite_settings_are_refused_naming_the_setting(tmp_path):
+    cfg = tmp_path / "s.yaml"
+    for text, where in (("ingest:\n  batch_max_ms: .inf\n", "batch_max_ms"),
+                        ("processors:\n  report_interval_s: .inf\n", "report_interval_s"),
+                        ("sinks:\n  controls:\n    c: {threshold: x, min_hold_s: .nan}\n", "min_hold_s"),
+                        ("limits:\n  definition_budget_s: .nan\n", "definition_budget_s")):
+        cfg.write_text(text)
+        res = run("--config", str(cfg), "--print-config")
+        assert res.returncode == 2 and where in res.stderr, (text, res.stderr)
+    res = run("--print-config", env={**os.environ, "SFLOWPIPE_API__HISTORY_S": "Infinity"})
+    assert res.returncode == 2 and "history_s" in res.stderr

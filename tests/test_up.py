@@ -27,10 +27,10 @@ from tests.up_helpers import wait_for as _wait
 pytestmark = pytest.mark.kafka
 
 
-def _top_elephants(url: str) -> list | None:
+def _top_elephants(url: str, headers: dict | None = None) -> list | None:
     """The top 3 pairs once they are the elephants (the first reports after a start can still
     rank a burst of mice among them), else None."""
-    top = requests.get(url + "/activeflows/ALL/pair/json?maxFlows=3", timeout=10).json()
+    top = requests.get(url + "/activeflows/ALL/pair/json?maxFlows=3", headers=headers, timeout=10).json()
     return top if {row["key"].split(",")[0] for row in top} == ELEPHANT_SOURCES else None
 
 
@@ -63,6 +63,47 @@ def test_plan_starts_the_sinks_the_settings_file_configures(tmp_path):
     assert s.processors.definitions_file == str(up_module.DEFAULT_DEFINITIONS)
     assert s.api.sinks == ["sflowpipe-clickhouse", "sflowpipe-prometheus", "sflowpipe-syslog",
                            "sflowpipe-http-loggly"]
+
+
+def test_stage_file_is_private_and_holds_no_secret(tmp_path, monkeypatch):
+    """Issue 12: `up` copied the API token, basic password and HTTP sink tokens into
+    DATA_DIR/sflowpipe-up.yaml with mode 0644. Now the file is 0600 and the secrets reach the
+    stages through their environment (SFLOWPIPE_<SECTION> JSON), which resolves to the user's values."""
+    import argparse
+
+    import yaml
+
+    from sflowpipe import up as up_module
+    from sflowpipe.settings import load_settings
+
+    secrets = {"api": {"token": "apitok", "basic_user": "ops", "basic_password": "basicpw"},
+               "sinks": {"http": {"Hec": {"type": "splunk", "url": "https://splunk:8088/hec", "token": "hectok"}},
+                         "clickhouse": {"dsn": "http://u:chpw@127.0.0.1:1"}},
+               "kafka": {"producer": {"sasl.username": "alice", "sasl.password": "saslpw"}}}
+    config = tmp_path / "settings.yaml"
+    config.write_text(yaml.safe_dump({**secrets, "processors": {"report_interval_s": 2.0}}))
+    config.chmod(0o600)
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "sflowpipe-up.yaml").write_text("# an older copy\n")
+    (data / "sflowpipe-up.yaml").chmod(0o644)
+    parser = argparse.ArgumentParser()
+    up_module.add_arguments(parser)
+    pipeline = up_module.Pipeline(parser.parse_args(["--data-dir", str(data)]), str(config))
+    stage = pipeline._settings_file()
+    assert stage.stat().st_mode & 0o777 == 0o600
+    text = stage.read_text()
+    for secret in ("apitok", "basicpw", "hectok", "chpw", "saslpw"):
+        assert secret not in text, secret
+    assert "ops" in text and "alice" in text and "https://splunk:8088/hec" in text  # what is not secret stays
+    assert set(pipeline.secret_env) == {"SFLOWPIPE_API", "SFLOWPIPE_SINKS", "SFLOWPIPE_KAFKA"}
+    for var, value in pipeline.secret_env.items():  # as each stage's environment has them
+        monkeypatch.setenv(var, value)
+    s = load_settings(str(stage))
+    assert s.api.token.get_secret_value() == "apitok" and s.api.basic_password.get_secret_value() == "basicpw"
+    assert s.sinks.http["Hec"].token.get_secret_value() == "hectok" and s.sinks.http["Hec"].type == "splunk"
+    assert s.sinks.clickhouse.dsn == "http://u:chpw@127.0.0.1:1" and s.kafka.producer["sasl.password"] == "saslpw"
+    assert s.processors.report_interval_s == 2.0 and s.api.listen == "127.0.0.1:8008"
 
 
 def test_banner_shows_progress_and_where_everything_listens(up):
@@ -332,25 +373,35 @@ def _write_pcap(path: Path, payloads: list[bytes], interval: float = 0.01) -> No
 
 def test_a_second_instance_side_by_side_replaying_a_capture(up, tmp_path):
     """`up --replay FILE` shows data with no devices, and runs beside the first instance (its
-    own ports and data directory; internal ports are picked free)."""
+    own ports and data directory; internal ports are picked free). Its settings file holds an
+    API token: the API asks for it, and the stage file `up` writes holds no copy (issue 12)."""
+    import yaml
+
     from ingest.generate import Generator
 
     gen = Generator(agents=1, sampling_rate=100, seed=7)
     capture = tmp_path / "one-agent.pcap"
     _write_pcap(capture, [gen.datagram(now=i * 0.01) for i in range(300)])
+    config = tmp_path / "settings.yaml"
+    config.write_text(yaml.safe_dump({"api": {"token": "second-s3cret"}}))
+    auth = {"Authorization": "Bearer second-s3cret"}
     sflow_port, http_port = free_udp_port(), free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "sflowpipe.cli", "up", "--replay", str(capture), "--sflow-port",
-                             str(sflow_port), "--http-port", str(http_port), "--data-dir", str(tmp_path / "second")],
+    proc = subprocess.Popen([sys.executable, "-m", "sflowpipe.cli", "--config", str(config), "up", "--replay",
+                             str(capture), "--sflow-port", str(sflow_port), "--http-port", str(http_port),
+                             "--data-dir", str(tmp_path / "second")],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         banner = read_banner(proc)
         assert "sflowpipe is up" in banner, banner
+        stage = tmp_path / "second" / "sflowpipe-up.yaml"
+        assert stage.stat().st_mode & 0o777 == 0o600 and "second-s3cret" not in stage.read_text()
         url = f"http://127.0.0.1:{http_port}"
-        agents = _wait(lambda: requests.get(url + "/agents/json", timeout=10).json(), 60)
+        assert requests.get(url + "/agents/json", timeout=10).status_code == 401
+        agents = _wait(lambda: requests.get(url + "/agents/json", headers=auth, timeout=10).json(), 60)
         assert set(agents) == {"192.0.2.200"}
-        top = _wait(lambda: _top_elephants(url), 60)
+        top = _wait(lambda: _top_elephants(url, auth), 60)
         assert top and {row["key"].split(",")[0] for row in top} == ELEPHANT_SOURCES, top
-        ingesters = requests.get(url + "/sflowpipe/status/json", timeout=10).json()["ingesters"]
+        ingesters = requests.get(url + "/sflowpipe/status/json", headers=auth, timeout=10).json()["ingesters"]
         assert [i["listen"] for i in ingesters] == [f"[::]:{sflow_port}"]
         # the first instance is unaffected
         assert set(requests.get(up["url"] + "/agents/json", timeout=10).json()) == {"192.0.2.200", "192.0.2.201"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Callable, Iterator
@@ -9,10 +10,35 @@ from typing import Any, Callable, Iterator
 _CACHE_LIMIT = 1 << 16  # distinct values kept in a formatting / matching cache before it is cleared
 
 
+class BudgetExceeded(Exception):
+    """The definition being evaluated ran past its budget on this batch, or was cancelled (deleted)."""
+
+
+class Budget:
+    """CPU time one definition may spend on one batch (thread time: another process's load does not
+    count against it). Loops that can be long (pattern matching) call ``check`` between values;
+    another thread may set ``cancelled`` (the definition was deleted or redefined meanwhile)."""
+
+    __slots__ = ("seconds", "start", "deadline", "cancelled")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.start = time.thread_time()
+        self.deadline = self.start + seconds
+        self.cancelled = False
+
+    def spent(self) -> float:
+        return time.thread_time() - self.start
+
+    def check(self) -> None:
+        if self.cancelled or time.thread_time() > self.deadline:
+            raise BudgetExceeded()
+
+
 class EvalContext:
     """One batch being evaluated: the columns computed so far, by canonical key text."""
 
-    __slots__ = ("batch", "enrich", "topology", "n", "cache")
+    __slots__ = ("batch", "enrich", "topology", "n", "cache", "budget")
 
     def __init__(self, batch: dict, enrich: Any = None, topology: Any = None) -> None:
         self.batch = batch
@@ -21,6 +47,7 @@ class EvalContext:
         rt = batch.get("sampling_rate")
         self.n = len(rt) if rt is not None else len(batch.get("frame_length") or ())
         self.cache: dict = {}
+        self.budget: Budget | None = None  # set by the engine around each definition's evaluation
 
 
 Column = list  # list[str | None] for keys, list[bool] for filters

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Callable
 
 from processors.flowspec.context import _CACHE_LIMIT, EvalContext
 from processors.flowspec.errors import FlowSpecError
 from processors.flowspec.functions import _MAX_DEPTH, compile_key
+from processors.flowspec.patterns import compile_patterns
 
 _OPS = ("!=", "!~", "=", "~")
+_CHECK_EVERY = 1 << 14  # bytes of values matched between two checks of the evaluation budget
 
 
 class Filter:
@@ -34,7 +35,7 @@ class Filter:
 
 
 def _lex_filter(expr: str) -> list[tuple]:
-    """Tokens: ('(' | ')' | '&' | '|', pos) and ('cmp', pos, key_text, op, values_text)."""
+    """Tokens: ('(' | ')' | '&' | '|', pos) and ('cmp', pos, key_text, op, values_text, values_pos)."""
     toks: list[tuple] = []
     i, n = 0, len(expr)
     while i < n:
@@ -76,17 +77,52 @@ def _lex_filter(expr: str) -> list[tuple]:
             raise FlowSpecError(f"filter: unexpected token {expr[i]!r} at {i}", field="filter", position=i)
         i += len(op)
         vstart = i
-        while i < n and expr[i] not in "&|)":
-            i += 1
+        i = _pattern_end(expr, i) if op in ("~", "!~") else _values_end(expr, i)
         values = expr[vstart:i].strip()
         if not values:
             raise FlowSpecError(f"filter: missing value after {key_text}{op} at {vstart}", field="filter", position=vstart)
-        toks.append(("cmp", start, key_text, op, values))
+        vpos = vstart + len(expr[vstart:i]) - len(expr[vstart:i].lstrip())
+        toks.append(("cmp", start, key_text, op, values, vpos))
     return toks
 
 
+def _values_end(expr: str, i: int) -> int:
+    while i < len(expr) and expr[i] not in "&|)":
+        i += 1
+    return i
+
+
+def _pattern_end(expr: str, i: int) -> int:
+    """End of the patterns after ``~``: as other values, except that a pattern's own groups, character
+    classes and escapes may hold ``(``, ``)``, ``|`` and ``&`` (``httpurl~.*\\.(jpg|png)``)."""
+    depth, n = 0, len(expr)
+    while i < n:
+        c = expr[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "[":  # a character class: to its closing ']' (a ']' first in it is a member)
+            j = i + 1 + (expr.startswith("^", i + 1))
+            j += expr.startswith("]", j)
+            close = expr.find("]", j)
+            if close < 0:
+                return n
+            i = close + 1
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            if depth == 0:
+                return i
+            depth -= 1
+        elif c in "&|" and depth == 0:
+            return i
+        i += 1
+    return min(i, n)
+
+
 def _compile_cmp(tok: tuple) -> Callable[[EvalContext], list]:
-    _, pos, key_text, op, values_text = tok
+    _, pos, key_text, op, values_text, vpos = tok
     try:
         key = compile_key(key_text, "filter")
     except FlowSpecError as e:  # a key inside a comparison: its place in the whole filter
@@ -105,26 +141,12 @@ def _compile_cmp(tok: tuple) -> Callable[[EvalContext], list]:
                 return lambda ctx: [v == x for v in key.col(ctx)]
             return lambda ctx: [v in vs for v in key.col(ctx)]
         return lambda ctx: [v is not None and v not in vs for v in key.col(ctx)]
-    # regex: Java-style Pattern.matches, i.e. the whole value must match one of the patterns
-    pats = []
-    for v in values:
-        try:
-            pats.append(re.compile(v))
-        except (re.error, RecursionError, OverflowError, ValueError) as e:
-            raise FlowSpecError(f"filter: bad pattern {v!r} at {pos}: {e}", field="filter", token=v,
-                               position=pos) from None
-    try:
-        combined = re.compile("|".join(f"(?:{p.pattern})" for p in pats)) if len(pats) > 1 else pats[0]
-        fm = combined.fullmatch
-
-        def match(v: str) -> bool:
-            return fm(v) is not None
-
-    except (re.error, RecursionError, OverflowError, ValueError):  # e.g. group names repeated across patterns
-
-        def match(v: str) -> bool:
-            return any(p.fullmatch(v) is not None for p in pats)
-
+    # regex: Java-style Pattern.matches (the whole value must match one of the patterns), in linear time
+    pats, at = [], vpos
+    for raw in values_text.split(","):
+        pats.append((raw.strip(), at + len(raw) - len(raw.lstrip())))
+        at += len(raw) + 1
+    match = compile_patterns(pats)
     want = op == "~"
     memo: dict = {}
 
@@ -133,9 +155,19 @@ def _compile_cmp(tok: tuple) -> Callable[[EvalContext], list]:
         c = memo
         if len(c) > _CACHE_LIMIT:
             c.clear()
+        budget = ctx.budget
+        work = _CHECK_EVERY  # a match costs about its value's length: check the budget every so many bytes
         for v in set(src):
-            if v not in c:
-                c[v] = False if v is None else (match(v) == want)
+            if v in c:
+                continue
+            if v is None:
+                c[v] = False
+                continue
+            work += len(v) + 64
+            if budget is not None and work >= _CHECK_EVERY:
+                budget.check()
+                work = 0
+            c[v] = match(v) == want
         return [c[v] for v in src]
 
     return col

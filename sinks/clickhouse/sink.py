@@ -423,7 +423,10 @@ class ClickHouseRunner(SinkRunner):
     """SinkRunner that tells the sink each message's position and reloads written offsets on assignment."""
 
     def start(self) -> None:
-        self.consumer = Consumer(self.conf)
+        from sflowpipe.kafka import client_config, require_broker
+
+        require_broker(self.settings.kafka)  # unreachable at start: one line and exit, not a silent wait
+        self.consumer = Consumer(client_config(self.conf))
         self.consumer.subscribe(self.topics, on_assign=lambda consumer, partitions: self.sink.load_written_offsets(),
                                 on_revoke=self.on_revoke)
 

@@ -54,8 +54,11 @@ def read_compacted(settings: Settings, topic: str, quiet_s: float = 2.0, timeout
     """The latest value per key of a compacted topic, read from its beginning until no message
     came for ``quiet_s`` (Tansu's high watermarks are not trusted). Raises rather than return a
     partial state after ``timeout``: starting from one could apply a control twice."""
-    c = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "sflowpipe-control-restore",
-                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    from sflowpipe.kafka import client_config
+
+    c = Consumer(client_config({"bootstrap.servers": settings.kafka.bootstrap_servers,
+                                "group.id": "sflowpipe-control-restore",
+                                "enable.auto.commit": False, "auto.offset.reset": "earliest"}))
     out: dict[str, dict[str, Any] | None] = {}
     try:
         deadline = time.monotonic() + timeout
@@ -124,15 +127,16 @@ class ControlService:
 
     def start(self) -> None:
         """Create the topics, restore the controls from the compacted topic, then subscribe."""
-        from sflowpipe.kafka import ensure_topics
+        from sflowpipe.kafka import client_config, ensure_topics
 
         k = self.settings.kafka
         ensure_topics(k, [self.events_topic, self.flows_topic, self.deadletter_topic])
         ensure_topics(k, [self.controls_topic], config={"cleanup.policy": "compact"})
         conf = {"bootstrap.servers": k.bootstrap_servers, "acks": "all", "enable.idempotence": True,
-                "linger.ms": 5, "message.timeout.ms": int(k.message_timeout_s * 1000)}
+                # no disk spill behind this producer: not the ingester's short window, wait it out
+                "linger.ms": 5, "message.timeout.ms": int(max(k.message_timeout_s, 300.0) * 1000)}
         conf.update(k.producer)
-        self.producer = Producer(conf)
+        self.producer = Producer(client_config(conf))
         for action in self.actions.values():
             action.start()
         restored = self.state.restore(read_compacted(self.settings, self.controls_topic, self.restore_quiet_s))
@@ -142,7 +146,7 @@ class ControlService:
                  "auto.offset.reset": "earliest", "session.timeout.ms": 10_000,
                  "max.partition.fetch.bytes": 8 << 20}
         cconf.update(k.consumer)
-        self.consumer = Consumer(cconf)
+        self.consumer = Consumer(client_config(cconf))
         self.consumer.subscribe([self.events_topic, self.flows_topic], on_assign=self._assigned)
 
     def stop(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import time
 
 import pytest
@@ -213,6 +214,78 @@ async def test_bearer_and_basic_auth_and_read_only():
         assert r.status == 403 and rec.calls == []
         assert (await client.delete("/flow/x/json")).status == 403
         assert (await client.get("/flow/json")).status == 200
+    finally:
+        await client.close()
+
+
+@pytest.mark.asyncio
+async def test_failed_logins_are_logged_with_the_address_at_most_once_per_10_s(caplog):
+    """Issue 12: failed logins were never logged. Each refusal names the client address and why,
+    never the secret tried; one line per address per 10 s, the next one carrying the count."""
+    from pydantic import SecretStr
+
+    settings = _settings(token=SecretStr("s3cret"), basic_user="ops", basic_password=SecretStr("pw"))
+    rec = Recorder()
+    api = Api(settings, ApiState(settings.api), rec)
+    now = [1000.0]
+    api.auth.failures.clock = lambda: now[0]
+    client = TestClient(TestServer(api.app()))
+    await client.start_server()
+    caplog.set_level(logging.WARNING, logger="api.server")
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "failed login" in r.getMessage()]
+    try:
+        wrong = "Basic " + base64.b64encode(b"admin:guess1").decode()
+        assert (await client.get("/flow/json", headers={"Authorization": wrong})).status == 401
+        assert lines() == ["api: failed login from 127.0.0.1: wrong basic credentials for user 'admin' "
+                           "(1 from this address in 10 s)"]
+        for guess in (b"guess2", b"guess3"):  # within 10 s: counted, not logged
+            hdr = "Basic " + base64.b64encode(b"admin:" + guess).decode()
+            assert (await client.put("/flow/x/json", json={"keys": "ipsource"}, headers={"Authorization": hdr})
+                    ).status == 401
+        assert (await client.get("/flow/json", headers={"Authorization": "Bearer guess4"})).status == 401
+        assert (await client.get("/flow/json", headers={"Authorization": "Bearer s3cret"})).status == 200  # not logged
+        assert len(lines()) == 1 and rec.calls == []
+        now[0] += 10
+        api.auth.failures.flush()  # the timer's call, 10 s after the first line
+        assert lines()[1:] == ["api: failed login from 127.0.0.1: wrong bearer token (3 from this address in 10 s)"]
+        assert (await client.get("/flow/json")).status == 401  # within 10 s of that line: counted
+        assert len(lines()) == 2
+        now[0] += 10.5
+        assert (await client.get("/flow/json")).status == 401
+        assert lines()[2:] == ["api: failed login from 127.0.0.1: no credentials (2 from this address in 10 s)"]
+        assert not any(g in "".join(lines()) for g in ("guess1", "guess2", "guess3", "guess4", "s3cret"))
+    finally:
+        await client.close()
+
+
+@pytest.mark.asyncio
+async def test_read_only_api_defines_nothing_by_any_path():
+    """A read-only API refuses every write and its export.js path (sFlow-RT's prometheus app)
+    defines no flow from a scrape; with scrape_defines_flows off, only the scrape is refused."""
+    flows = "/app/prometheus/scripts/export.js/flows/ALL/txt"
+    client, state, rec = await _client(_settings(read_only=True))
+    try:
+        for method, path, body in (("PUT", "/flow/x/json", {"keys": "ipsource"}),
+                                   ("PUT", "/threshold/t/json", {"metric": "x", "value": 1}),
+                                   ("PUT", "/group/json", {"g": {"a": ["10.0.0.0/8"]}}),
+                                   ("PUT", "/group/g/json", {"a": ["10.0.0.0/8"]}),
+                                   ("PUT", "/forwarding/f/json", {"address": "192.0.2.1"}),
+                                   ("PUT", "/topology/json", {"nodes": {}}), ("DELETE", "/flow/pair/json", None),
+                                   ("POST", "/flow/x/json", {"keys": "ipsource"})):
+            r = await client.request(method, path, json=body)
+            assert r.status in (403, 405), (method, path, r.status)
+        r = await client.get(flows, params={"metric": "proto", "key": "ipprotocol", "value": "frames"})
+        assert r.status == 404 and "scrapes define no flow here" in await r.text()
+        assert rec.calls == [] and state.get_definitions("flow") == {}
+    finally:
+        await client.close()
+    client, state, rec = await _client(_settings(scrape_defines_flows=False))
+    try:
+        r = await client.get(flows, params={"metric": "proto", "key": "ipprotocol", "value": "frames"})
+        assert r.status == 404 and rec.calls == []
+        assert (await client.put("/flow/x/json", json={"keys": "ipsource"})).status == 204 and len(rec.calls) == 1
     finally:
         await client.close()
 

@@ -158,3 +158,26 @@ def test_links_without_nodes_are_placed_by_the_names_agents_report():
     other = batch(tcp4(source_id_index=3, input=3, output=4), agent="192.0.2.99")  # names of another agent
     e.on_flow_batch(other, NOW)
     assert not any(k[1] == "192.0.2.99" for k in tops(e))
+
+
+def test_a_lagging_worker_reports_the_rates_it_has_read_and_silence_still_decays():
+    """Batches counted at their receive time (a worker behind its partitions) are read at the newest
+    batch's time, not decayed by the lag; once nothing arrives, or batches are live, the clock."""
+    import math
+
+    e = Engine(_NoEnrich(), clock=lambda: NOW, lag_grace_s=10.0)
+    e.apply("flow", "src", parse("flow", "src", {"keys": "ipsource", "value": "frames", "t": 10}))
+    lagging = NOW - 5  # every batch 5 s old when read
+    e.on_flow_batch(batch(tcp4()), lagging)
+    [v] = tops(e, NOW).values()
+    assert v > 0
+    fresh = Engine(_NoEnrich(), clock=lambda: NOW)  # the clock alone: the same batch decayed by the lag
+    fresh.apply("flow", "src", parse("flow", "src", {"keys": "ipsource", "value": "frames", "t": 10}))
+    fresh.on_flow_batch(batch(tcp4()), lagging)
+    [decayed] = tops(fresh, NOW).values()
+    assert decayed == pytest.approx(v * math.exp(-5 / 10), rel=1e-6)
+    [later] = tops(e, NOW + 20).values()  # nothing read since: silence decays with the clock
+    assert later == pytest.approx(v * math.exp(-(NOW + 20 - lagging) / 10), rel=1e-6)
+    e.on_flow_batch(batch(tcp4()), NOW + 20)  # live again: read at the clock, as without a grace
+    fresh.on_flow_batch(batch(tcp4()), NOW + 20)
+    assert tops(e, NOW + 20.5) == tops(fresh, NOW + 20.5)

@@ -29,7 +29,7 @@ def test_committed_offset_and_reading_a_gap(kafka_bootstrap, topic_prefix):
         c.commit(offsets=[TopicPartition(topic, 1, 3)], asynchronous=False)
         c.close()
         assert gaps.committed(1) == 3
-        assert gaps.read(1, 3, 7) == [b"m3", b"m4", b"m5", b"m6"]
-        assert gaps.read(1, 8, 10) == [b"m8", b"m9"]
+        assert gaps.read(1, 3, 7) == [(3, b"m3"), (4, b"m4"), (5, b"m5"), (6, b"m6")]
+        assert gaps.read(1, 8, 10) == [(8, b"m8"), (9, b"m9")]
     finally:
         gaps.close()

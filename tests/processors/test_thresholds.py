@@ -57,3 +57,31 @@ def test_counter_metric_thresholds_have_no_flow_key():
     t.set("util", ThresholdDefinition(metric="ifinutilization", value=80))
     ev = t.check("ifinutilization", "a", "3", [(None, 95.0)], now=0)
     assert ev[0].flowKey is None and ev[0].metric == "ifinutilization"
+
+
+def test_restored_state_raises_no_event_again_and_still_rearms():
+    import json
+
+    a = th(byFlow=True)
+    [first] = a.check("pair", "a", "1", [("k1", 150.0), ("k2", 10.0)], now=0)
+    a.check("pair", "b", "1", [("k9", 150.0)], now=0)  # another agent: not in a's snapshot
+    a.check("pair", "a", "1", [("k1", 150.0), ("k2", 10.0)], now=1)
+    snap = json.loads(json.dumps(a.snapshot("a")))  # it goes through the JSON checkpoint table
+    assert snap["fired"]["big"] == [["1", "k1", None, first.eventID, first.timestamp]]
+
+    b = th(byFlow=True)  # the restarted worker
+    b.restore("a", snap)
+    assert b.check("pair", "a", "1", [("k1", 170.0), ("k2", 10.0)], now=2) == []  # still over: no repeat
+    [new] = b.check("pair", "a", "1", [("k1", 170.0), ("k2", 120.0)], now=3)  # a new crossing still fires
+    assert new.flowKey == "k2" and new.eventID > first.eventID
+    b.check("pair", "a", "1", [("k1", 10.0), ("k2", 120.0)], now=4)  # k1 under: re-arms 10 s later
+    assert b.check("pair", "a", "1", [("k1", 150.0), ("k2", 120.0)], now=13) == []
+    b.check("pair", "a", "1", [("k1", 10.0), ("k2", 120.0)], now=14)
+    mid = json.loads(json.dumps(b.snapshot("a")))  # the under-since time survives a restart too
+    c = th(byFlow=True)
+    c.restore("a", mid)
+    assert [e.flowKey for e in c.check("pair", "a", "1", [("k1", 10.0), ("k2", 120.0)], now=24)] == []
+    assert [e.flowKey for e in c.check("pair", "a", "1", [("k1", 150.0), ("k2", 120.0)], now=25)] == ["k1"]
+    assert b.check("pair", "b", "1", [("k9", 150.0)], now=2)[0].agent == "b"  # b's worker never saw agent b
+    c.forget("a")
+    assert c.snapshot("a")["fired"] == {}

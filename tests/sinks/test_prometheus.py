@@ -181,3 +181,61 @@ def test_expiry_and_names_offline():
     assert 'datasource="2"' not in state.render_metrics()
     assert split_keys("null:[asn:ipsource:both]:unknown,ipdestination") == [
         "null:[asn:ipsource:both]:unknown", "ipdestination"]
+
+
+def _scrape_as(port: int, path: str, authorization: str | None) -> tuple[int, str]:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                 headers={"Authorization": authorization} if authorization else {})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_exporter_auth_and_read_only(kafka_bootstrap, topic_prefix, caplog):
+    """Issue 12: the exporter had no auth setting and defined flows from any scrape, read-only or
+    not. Now it takes the API's token / basic credentials and read-only setting: refusals are
+    401 and logged with the address, and a read-only exporter defines nothing."""
+    import base64
+    import logging
+
+    base = _settings(kafka_bootstrap, topic_prefix)
+    prom = base.sinks.prometheus.model_validate({**base.sinks.prometheus.model_dump(), "token": "s3cret",
+                                                 "basic_user": "prom", "basic_password": "pw", "read_only": True})
+    settings = base.model_copy(update={"sinks": base.sinks.model_copy(update={"prometheus": prom})})
+    ensure_topics(settings.kafka, [settings.kafka.topic(n) for n in ("metrics", "flows", "counter-samples")])
+    caplog.set_level(logging.WARNING, logger="sinks.prometheus")
+    exp = PrometheusExporter(settings)
+    exp.start()
+    try:
+        assert exp.state.publish_definition is None  # read-only: no scrape path can define a flow
+        status, _ = _scrape_as(exp.port, "/metrics", None)
+        assert status == 401
+        assert _scrape_as(exp.port, "/metrics", "Bearer nope")[0] == 401
+        assert _scrape_as(exp.port, "/metrics", "Bearer s3cret")[0] == 200
+        basic = "Basic " + base64.b64encode(b"prom:pw").decode()
+        assert _scrape_as(exp.port, "/metrics", basic)[0] == 200
+        assert _scrape_as(exp.port, "/metrics", "Basic " + base64.b64encode(b"prom:").decode())[0] == 401
+        status, text = _scrape_as(exp.port, f"{FLOWS_URL}?metric=x&key=ipprotocol&value=frames", basic)
+        assert status == 404 and "scrapes define no flow here" in text
+        assert "prometheus_x" not in exp.state.definitions
+        refused = [r.getMessage() for r in caplog.records if "failed login" in r.getMessage()]
+        assert refused == ["prometheus: failed login from 127.0.0.1: no credentials (1 from this address in 10 s)"]
+    finally:
+        exp.stop()
+
+
+def test_a_scrape_cannot_define_an_unbounded_filter_or_pass_non_finite_numbers(exporter):
+    """Issue 12: the exporter defines flows from a scrape; a pattern RE2 cannot run in linear time is
+    refused with 400 naming it (the issue's pattern is accepted: RE2 runs it at once), and so are NaN
+    and infinite scale / minValue."""
+    from urllib.parse import quote
+
+    status, text = _scrape(exporter.port, f"{FLOWS_URL}?metric=la&key=ipsource&filter={quote('ipsource~(?=1).*')}")
+    assert status == 400 and "(?=" in text and "linear time" in text
+    issue = quote("ipsource~" + ".*" * 40 + "x")
+    assert _scrape(exporter.port, f"{FLOWS_URL}?metric=issue&key=ipsource&filter={issue}")[0] == 200
+    for param in ("scale=nan", "minValue=inf", "minValue=1e999", "scale=-Infinity"):
+        status, text = _scrape(exporter.port, f"{FLOWS_URL}?metric=issue&key=ipsource&filter={issue}&{param}")
+        assert status == 400 and "finite" in text, param

@@ -38,7 +38,7 @@ class TopicReader:
         self.topics = [k.topic(n) for n in (t.flows, t.metrics, t.events, t.counter_samples, t.flow_logs)] + \
             [self.status_topic]
         self.decoder = MessageDecoder(k.schema_registry_url)
-        self.watcher = ConfigWatcher(settings, state.define)
+        self.watcher = ConfigWatcher(settings, state.define, state.older)
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
         self.assigned: set[tuple[str, int]] = set()

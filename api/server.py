@@ -97,7 +97,7 @@ def _float(request: web.Request, name: str, default: float) -> float:
 class Api:
     """Owns the aiohttp application: routes, authentication, the static UI."""
 
-    def __init__(self, settings: Settings, state: ApiState, publisher: Callable[[str, str, Any], None] | None = None):
+    def __init__(self, settings: Settings, state: ApiState, publisher: Callable[[str, str, Any], tuple[int, int] | None] | None = None):
         self.settings = settings
         self.state = state
         self.publisher = publisher or (lambda kind, name, body: publish(settings, kind, name, body))
@@ -224,8 +224,8 @@ class Api:
             return _refusal(kind, name, DefinitionError(f"{kind} {name}: empty definition (use DELETE)"))
         if (full := self._over_cap(kind, [name])) is not None:
             return full
-        await asyncio.get_running_loop().run_in_executor(None, self.publisher, kind, name, body)
-        self.state.define(kind, name, typed)
+        where = await asyncio.get_running_loop().run_in_executor(None, self.publisher, kind, name, body)
+        self.state.define(kind, name, typed, written=where)
         return web.Response(status=204)
 
     async def put_groups(self, request: web.Request) -> web.Response:
@@ -246,11 +246,11 @@ class Api:
             return full
         loop = asyncio.get_running_loop()
         for name in set(self.state.get_definitions("group")) - set(sets):
-            await loop.run_in_executor(None, self.publisher, "group", name, None)
-            self.state.define("group", name, None)
+            where = await loop.run_in_executor(None, self.publisher, "group", name, None)
+            self.state.define("group", name, None, written=where)
         for name, body in sets.items():
-            await loop.run_in_executor(None, self.publisher, "group", name, body)
-            self.state.define("group", name, typed[name])
+            where = await loop.run_in_executor(None, self.publisher, "group", name, body)
+            self.state.define("group", name, typed[name], written=where)
         return web.Response(status=204)
 
     def _over_cap(self, kind: str, names: list[str], replace: bool = False) -> web.Response | None:
@@ -273,8 +273,8 @@ class Api:
     def delete_kind(self, kind: str) -> Handler:
         async def handler(request: web.Request) -> web.Response:
             name = request.match_info["name"]
-            await asyncio.get_running_loop().run_in_executor(None, self.publisher, kind, name, None)
-            self.state.define(kind, name, None)
+            where = await asyncio.get_running_loop().run_in_executor(None, self.publisher, kind, name, None)
+            self.state.define(kind, name, None, written=where)
             return web.Response(status=204)
         return handler
 

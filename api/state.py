@@ -54,6 +54,7 @@ class ApiState:
         self.settings = settings
         self.lock = threading.Lock()
         self.exporter = ExporterState(stale_seconds=max(settings.stale_s, 60.0))
+        self.written: dict[tuple[str, str], tuple[int, int]] = {}  # see define()
         self.definitions: dict[str, dict[str, Any]] = {"flow": {}, "threshold": {}, "group": {}, "forwarding": {},
                                                        "topology": {}}
         self.events = TopicLog("eventID", settings.max_events)
@@ -66,7 +67,10 @@ class ApiState:
 
     # ---------------------------------------------------------------- updates (reader thread)
 
-    def define(self, kind: str, name: str, definition: Any) -> None:
+    def define(self, kind: str, name: str, definition: Any, written: tuple[int, int] | None = None) -> None:
+        """Apply a definition (None: delete). ``written``: this API wrote it at (partition, offset)
+        of the config topic; messages before that one for the same name are then older than what
+        is shown and are skipped when the config reader reaches them (``older``)."""
         if kind not in self.definitions:
             return
         with self.lock:
@@ -74,7 +78,20 @@ class ApiState:
                 self.definitions[kind].pop(name, None)
             else:
                 self.definitions[kind][name] = definition
+            if written is not None:
+                self.written[(kind, name)] = written
         self.exporter.define(kind, name, definition)
+
+    def older(self, kind: str, name: str, partition: int, offset: int) -> bool:
+        """Whether a config-topic message precedes this API's own latest write of the same name."""
+        with self.lock:
+            mine = self.written.get((kind, name))
+            if mine is None or partition != mine[0]:
+                return False
+            if offset < mine[1]:
+                return True
+            del self.written[(kind, name)]  # the reader has reached our write: back to the topic's order
+            return False
 
     def add(self, stem: str, datum: dict, partition: int = 0, offset: int | None = None) -> None:
         """One decoded message; ``partition``/``offset``: where it was on its topic (the ids of

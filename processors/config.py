@@ -174,8 +174,9 @@ def file_definitions(data: dict) -> list[tuple[str, str, Any]]:
     return out
 
 
-def publish(settings: Settings, kind: str, name: str, body: Any, timeout: float = 30.0) -> None:
-    """Write (or, with body None, delete) a definition on the config topic."""
+def publish(settings: Settings, kind: str, name: str, body: Any, timeout: float = 30.0) -> tuple[int, int] | None:
+    """Write (or, with body None, delete) a definition on the config topic; where it was written
+    (partition, offset), so that the writer can tell its own write from older ones still to be read."""
     if kind not in KINDS:
         raise DefinitionError(f"unknown definition kind {kind!r}")
     if body is not None:
@@ -186,17 +187,28 @@ def publish(settings: Settings, kind: str, name: str, body: Any, timeout: float 
     ensure_topics(settings.kafka, [topic], config={"cleanup.policy": "compact"})
     p = Producer(client_config({"bootstrap.servers": settings.kafka.bootstrap_servers}))
     value = None if body is None else dumps(body).encode()
-    p.produce(topic, value, f"{kind}:{name}".encode())
+    where: list[tuple[int, int]] = []
+
+    def delivered(err, msg) -> None:
+        if err is None and msg.offset() is not None and msg.offset() >= 0:
+            where.append((msg.partition(), msg.offset()))
+
+    p.produce(topic, value, f"{kind}:{name}".encode(), on_delivery=delivered)
     if p.flush(timeout):
         raise RuntimeError("config topic: message not delivered")
+    return where[0] if where else None
 
 
 class ConfigWatcher:
     """Owns a consumer of the whole config topic and tells listeners about every change."""
 
-    def __init__(self, settings: Settings, listener: Listener) -> None:
+    def __init__(self, settings: Settings, listener: Listener,
+                 older: Callable[[str, str, int, int], bool] | None = None) -> None:
         self.settings = settings
         self.listener = listener
+        # older(kind, name, partition, offset): True for a message older than what the owner wrote
+        # itself and applied already (an API answering a GET right after its PUT)
+        self.older = older
         self.topic = settings.kafka.topic(settings.topics.config)
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
@@ -237,15 +249,17 @@ class ConfigWatcher:
             while not self.stopping.is_set():
                 for m in c.consume(100, 0.5):
                     if m.error() is None:
-                        self._apply(m.key(), m.value())
+                        self._apply(m.key(), m.value(), m.partition(), m.offset())
         finally:
             c.close()
 
-    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+    def _apply(self, key: bytes | None, value: bytes | None, partition: int = -1, offset: int = -1) -> None:
         try:
             kind, _, name = (key or b"").decode().partition(":")
             if not name:
                 raise DefinitionError(f"config key {key!r}: expected kind:name")
+            if self.older is not None and self.older(kind, name, partition, offset):
+                return
             body = loads(value) if value else None
             typed = parse(kind, name, body)
             names = self.names.setdefault(kind, set())

@@ -22,7 +22,7 @@ from aiohttp import web
 from api import analyzer
 from api.aggregate import AGGREGATIONS
 from api.state import ApiState
-from processors.config import DefinitionError, loads, over_cap, parse, publish
+from sflowpipe.config_plane import DefinitionError, loads, over_cap, parse, publish
 from sflowpipe import __version__
 from sflowpipe.auth import CHALLENGE, Authenticator
 from sflowpipe.settings import Settings

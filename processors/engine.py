@@ -16,10 +16,10 @@ from processors.counters import CounterMetrics
 from processors.flows import FlowTable, data_source
 from processors.flowlog import FlowLog, idle_timeout
 from processors.flowkeys import FlowKeysSeen
-from processors.flowspec import EvalContext, compile_flow, compile_key, parse_definition
-from processors.flowspec.context import Budget, BudgetExceeded
+from sflowpipe.flowspec import EvalContext, compile_flow, compile_key, parse_definition
+from sflowpipe.flowspec.context import Budget, BudgetExceeded
 from processors.discards import discard_columns
-from processors.topology import LearnedTopology, Topology, parse_topology
+from sflowpipe.topology import LearnedTopology, Topology, parse_topology
 from processors.thresholds import Event, Thresholds, _Ids
 from sflowpipe.settings import FlowDefinition, ThresholdDefinition
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from processors.flowspec.context import EvalContext
-from processors.flowspec.functions import compile_key
-from processors.flowspec.keys import _BASE_KEYS, DROP_KEYS
+from sflowpipe.flowspec.context import EvalContext
+from sflowpipe.flowspec.functions import compile_key
+from sflowpipe.flowspec.keys import _BASE_KEYS, DROP_KEYS
 
 _COMPILED: dict[int, tuple[tuple, tuple]] = {}
 

@@ -266,7 +266,7 @@ class ConfigForwarder:
     change. A target starts at the newest datagram."""
 
     def __init__(self, settings: Settings, spoof: bool = False) -> None:
-        from processors.config import ConfigWatcher
+        from sflowpipe.config_plane import ConfigWatcher
 
         self.settings = settings
         self.spoof = spoof

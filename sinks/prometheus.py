@@ -33,8 +33,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from processors.activeflows import ActiveFlows
-from processors.config import ConfigWatcher, DefinitionError, publish, startup_definitions
+from sflowpipe.readmodels.activeflows import ActiveFlows
+from sflowpipe.config_plane import ConfigWatcher, DefinitionError, publish, startup_definitions
 from sflowpipe.auth import CHALLENGE, Authenticator, warn_if_open
 from sflowpipe.settings import FlowDefinition, Settings
 from sflowpipe.signals import on_stop_signals

@@ -200,7 +200,7 @@ def test_bad_t():
 
 
 def test_end_to_end_with_flowspec():
-    from processors.flowspec import EvalContext, compile_flow, parse_definition
+    from sflowpipe.flowspec import EvalContext, compile_flow, parse_definition
 
     b = {
         "agent_address": "192.0.2.1",

@@ -6,7 +6,7 @@ one registration per lookup from disk, so results are memoised per OUI (a MAC's 
 
 from __future__ import annotations
 
-from processors.flowspec.context import _CACHE_LIMIT
+from sflowpipe.flowspec.context import _CACHE_LIMIT
 
 _NAMES: dict[str, str | None] = {}
 

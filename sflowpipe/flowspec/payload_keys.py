@@ -28,7 +28,7 @@ from ingest.sflow.flow_records import (
     MemcacheOperation,
 )
 from ingest.sflow.payload import dns_offset, parse_arp, parse_dns, parse_icmp_echo, transport_offset
-from processors.flowspec.context import ColFn, EvalContext, _field, _inner, needing
+from sflowpipe.flowspec.context import ColFn, EvalContext, _field, _inner, needing
 
 _HEADER = frozenset(("header",))
 _IP_PAYLOAD = frozenset(("header", "ip_offset"))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from processors.flowspec.context import _CACHE_LIMIT, EvalContext
-from processors.flowspec.errors import FlowSpecError
-from processors.flowspec.functions import _MAX_DEPTH, compile_key
-from processors.flowspec.patterns import compile_patterns
+from sflowpipe.flowspec.context import _CACHE_LIMIT, EvalContext
+from sflowpipe.flowspec.errors import FlowSpecError
+from sflowpipe.flowspec.functions import _MAX_DEPTH, compile_key
+from sflowpipe.flowspec.patterns import compile_patterns
 
 _OPS = ("!=", "!~", "=", "~")
 _CHECK_EVERY = 1 << 14  # bytes of values matched between two checks of the evaluation budget

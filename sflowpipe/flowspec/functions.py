@@ -5,10 +5,10 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Callable
 
-from processors.flowspec.context import _CACHE_LIMIT, ColFn, EvalContext
-from processors.flowspec.errors import FlowSpecError
-from processors.flowspec.keys import _BASE_KEYS, _KEY_RE, _Key, not_from_sflow
-from processors.flowspec.oui import oui_of, vendor
+from sflowpipe.flowspec.context import _CACHE_LIMIT, ColFn, EvalContext
+from sflowpipe.flowspec.errors import FlowSpecError
+from sflowpipe.flowspec.keys import _BASE_KEYS, _KEY_RE, _Key, not_from_sflow
+from sflowpipe.flowspec.oui import oui_of, vendor
 
 
 def _split_args(text: str, what: str) -> list[tuple[str, bool]]:

@@ -23,8 +23,8 @@ import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from pydantic import ValidationError
 
-from processors.flowspec import FlowSpecError, parse_definition
-from processors.topology import parse_topology
+from sflowpipe.flowspec import FlowSpecError, parse_definition
+from sflowpipe.topology import parse_topology
 from sflowpipe.kafka import client_config
 from sflowpipe.settings import FlowDefinition, ForwardingDefinition, LimitSettings, Settings, ThresholdDefinition
 

@@ -1,4 +1,4 @@
-from processors.activeflows import ActiveFlows
+from sflowpipe.readmodels.activeflows import ActiveFlows
 
 
 def msg(agent, ts, flows):

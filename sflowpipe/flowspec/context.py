@@ -43,7 +43,7 @@ class EvalContext:
     def __init__(self, batch: dict, enrich: Any = None, topology: Any = None) -> None:
         self.batch = batch
         self.enrich = enrich
-        self.topology = topology  # processors.topology.Topology (link: keys) or None
+        self.topology = topology  # sflowpipe.topology.Topology (link: keys) or None
         rt = batch.get("sampling_rate")
         self.n = len(rt) if rt is not None else len(batch.get("frame_length") or ())
         self.cache: dict = {}

@@ -7,8 +7,8 @@ from typing import Callable
 
 from ingest.sflow.discard_reasons import DISCARD_REASONS
 from processors.flows import data_source
-from processors.flowspec.payload_keys import PAYLOAD_KEYS
-from processors.flowspec.context import _CACHE_LIMIT, ColFn, EvalContext, _field, needing, note_needs
+from sflowpipe.flowspec.payload_keys import PAYLOAD_KEYS
+from sflowpipe.flowspec.context import _CACHE_LIMIT, ColFn, EvalContext, _field, needing, note_needs
 
 _S = tuple(str(i) for i in range(65536))  # int -> decimal text, for the 16-bit fields
 _TCPFLAGS = tuple(format(i, "09b") for i in range(512))
@@ -426,7 +426,7 @@ _BASE_KEYS["grevsid"] = (_tunnel_id_key(47), True)
 _BASE_KEYS["direction"] = (_direction_key, False)
 _BASE_KEYS["ip_offset"] = (_offset_key("ip_offset"), True)
 _BASE_KEYS["reason"] = (_reason_key, False)
-_BASE_KEYS.update(PAYLOAD_KEYS)  # ARP, DNS, ICMP echo, application records (processors/flowspec/payload_keys.py)
+_BASE_KEYS.update(PAYLOAD_KEYS)  # ARP, DNS, ICMP echo, application records (sflowpipe/flowspec/payload_keys.py)
 KEY_NAMES = frozenset(_BASE_KEYS)
 
 # sFlow-RT keys and functions whose values come from outside sFlow (refused with the reason, not as

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
 
-from processors.flowspec.context import EvalContext, _field, collecting_needs, note_needs
-from processors.flowspec.errors import FlowSpecError
-from processors.flowspec.filters import compile_filter
-from processors.flowspec.functions import compile_key
-from processors.flowspec.keys import DROP_KEYS
-from processors.flowspec.payload_keys import v_requests
+from sflowpipe.flowspec.context import EvalContext, _field, collecting_needs, note_needs
+from sflowpipe.flowspec.errors import FlowSpecError
+from sflowpipe.flowspec.filters import compile_filter
+from sflowpipe.flowspec.functions import compile_key
+from sflowpipe.flowspec.keys import DROP_KEYS
+from sflowpipe.flowspec.payload_keys import v_requests
 
 VALUES = ("bytes", "frames", "bps", "fps", "requests")
 

@@ -2,8 +2,9 @@
 metrics, events, logged flows, flow keys, ingester status and consumer lag.
 
 ``ApiState`` is written by one reader thread (api/reader.py) and read by the HTTP handlers; one
-lock guards it. Top flows, counter metrics and interface names live in the Prometheus
-exporter's ``ExporterState`` (the same merge and rendering as ``sflowpipe prometheus``).
+lock guards it. Top flows, counter metrics and interface names live in the shared read model
+``ExporterState`` (sflowpipe/readmodels/exporter.py: the same merge and rendering as ``sflowpipe
+prometheus``).
 Events and logged flows keep ids every API instance agrees on (their topic position, see
 api/topiclog.py), so ``/events/json?eventID=N`` and ``/flows/json?flowID=N`` long-polls see every
 record exactly once, whichever worker raised it and whichever API instance answers.
@@ -21,8 +22,8 @@ from api.aggregate import parse_sort, split_spec, summarize
 from api.topiclog import TopicLog
 from sflowpipe import __version__
 from sflowpipe.settings import ApiSettings
-from ingest.agents import COUNTERS as AGENT_COUNTERS
-from sinks.prometheus import ExporterState
+from sflowpipe.names import AGENT_COUNTERS
+from sflowpipe.readmodels.exporter import ExporterState
 
 FLOWKEYS_ACTIVE_MS = 300_000  # a flow key unseen this long is no longer listed by /flowkeys/json
 TEXT_METRICS = {"ifname": "ifname", "host_name": "host"}  # string metrics /dump and /table can show

@@ -18,29 +18,9 @@ import heapq
 import math
 from typing import Any, Iterable, Sequence
 
-__all__ = ["FlowTable", "data_source", "data_sources", "AGG_MODES"]
+__all__ = ["FlowTable", "AGG_MODES"]
 
 AGG_MODES = ("max", "sum", "avg")
-
-
-def data_source(source_id_type: int, source_id_index: int) -> str:
-    """sFlow-RT's dataSource name: the ifIndex (``"3"``) for class 0 (interfaces), else ``"<class>.<index>"``
-    (e.g. ``"1.100"`` for an smonVlanDataSource, VLAN 100)."""
-    if source_id_type == 0:
-        return str(source_id_index)
-    return f"{source_id_type}.{source_id_index}"
-
-
-def data_sources(batch: dict) -> list[str]:
-    """The dataSource name of every sample of a flow sample batch."""
-    memo: dict = {}
-    out = []
-    for k in zip(batch["source_id_type"], batch["source_id_index"]):
-        s = memo.get(k)
-        if s is None:
-            s = memo[k] = data_source(*k)
-        out.append(s)
-    return out
 
 
 class FlowTable:

@@ -6,7 +6,7 @@ import re
 from typing import Callable
 
 from ingest.sflow.discard_reasons import DISCARD_REASONS
-from processors.flows import data_source
+from sflowpipe.names import data_sources
 from sflowpipe.flowspec.payload_keys import PAYLOAD_KEYS
 from sflowpipe.flowspec.context import _CACHE_LIMIT, ColFn, EvalContext, _field, needing, note_needs
 
@@ -200,15 +200,7 @@ def _ifindex_key(field: str) -> Callable[[int], ColFn]:
 
 def _datasource_key(level: int) -> ColFn:
     def col(ctx: EvalContext) -> list:
-        cache: dict = {}
-        out = []
-        for t, i in zip(_field(ctx, 0, "source_id_type"), _field(ctx, 0, "source_id_index")):
-            k = (t, i)
-            s = cache.get(k)
-            if s is None:
-                s = cache[k] = data_source(t, i) if t is not None and i is not None else ""
-            out.append(s or None)
-        return out
+        return data_sources(_field(ctx, 0, "source_id_type"), _field(ctx, 0, "source_id_index"))
 
     return col
 

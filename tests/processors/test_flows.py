@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from processors.flows import FlowTable, data_source, data_sources
+from processors.flows import FlowTable
 
 
 def steady(table: FlowTable, rate: float, start: float, stop: float, dt: float, key: str = "k",
@@ -187,13 +187,6 @@ def test_snapshot_restore_round_trip():
     assert tab.agents() == ["b"]
 
 
-def test_data_source_naming():
-    assert data_source(0, 3) == "3"
-    assert data_source(1, 100) == "1.100"
-    assert data_source(2, 7) == "2.7"
-    assert data_sources({"source_id_type": [0, 0, 1], "source_id_index": [3, 3, 10]}) == ["3", "3", "1.10"]
-
-
 def test_bad_t():
     with pytest.raises(ValueError):
         FlowTable(0.0, 5)
@@ -201,6 +194,7 @@ def test_bad_t():
 
 def test_end_to_end_with_flowspec():
     from sflowpipe.flowspec import EvalContext, compile_flow, parse_definition
+    from sflowpipe.names import data_sources
 
     b = {
         "agent_address": "192.0.2.1",
@@ -215,7 +209,8 @@ def test_end_to_end_with_flowspec():
     }
     fd = parse_definition("src", {"keys": "ipsource", "value": "bytes", "t": 1})
     tab = FlowTable(fd.t, fd.n)
-    tab.add_batch(0.0, b["agent_address"], data_sources(b), compile_flow(fd).evaluate(b, None, EvalContext(b)))
+    ds = data_sources(b["source_id_type"], b["source_id_index"])
+    tab.add_batch(0.0, b["agent_address"], ds, compile_flow(fd).evaluate(b, None, EvalContext(b)))
     assert tab.top(0.0, "192.0.2.1", "1") == [("10.0.0.2", 3000.0), ("10.0.0.1", 1000.0)]
     assert tab.merged(0.0, "sum")[0][:2] == ("10.0.0.1", 3000.0)
     assert tab.merged(0.0, "max")[0][:2] == ("10.0.0.2", 3000.0)

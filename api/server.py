@@ -27,6 +27,7 @@ from sflowpipe import __version__
 from sflowpipe.auth import CHALLENGE, Authenticator
 from sflowpipe.settings import Settings
 from sflowpipe.names import parse_agents
+from sflowpipe.readmodels.activeflows import AGG_MODES
 from sflowpipe.readmodels.exporter import BadRequest
 
 log = logging.getLogger(__name__)
@@ -280,7 +281,7 @@ class Api:
 
     async def activeflows(self, request: web.Request) -> web.Response:
         agg = request.query.get("aggMode", "max")
-        if agg not in ("max", "sum"):
+        if agg not in AGG_MODES:
             return _error(400, "aggMode must be max or sum")
         rows = self.state.active_flows(parse_agents(request.match_info["agent"]), request.match_info["name"],
                                        _int(request, "maxFlows", 100), _float(request, "minValue", 0.0), agg)

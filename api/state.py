@@ -21,6 +21,7 @@ from typing import Any
 from api.aggregate import parse_sort, split_spec, summarize
 from api.topiclog import TopicLog
 from sflowpipe import __version__
+from sflowpipe.config_plane import KINDS
 from sflowpipe.settings import ApiSettings
 from sflowpipe.names import AGENT_COUNTERS
 from sflowpipe.readmodels.exporter import ExporterState
@@ -55,8 +56,7 @@ class ApiState:
         self.settings = settings
         self.lock = threading.Lock()
         self.exporter = ExporterState(stale_seconds=max(settings.stale_s, 60.0))
-        self.definitions: dict[str, dict[str, Any]] = {"flow": {}, "threshold": {}, "group": {}, "forwarding": {},
-                                                       "topology": {}}
+        self.definitions: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
         self.events = TopicLog("eventID", settings.max_events)
         self.flow_logs = TopicLog("flowID", settings.max_events)
         self.flowkeys: dict[str, dict] = {}  # worker -> its last flowkeys status message

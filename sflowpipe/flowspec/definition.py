@@ -13,6 +13,7 @@ from sflowpipe.flowspec.filters import compile_filter
 from sflowpipe.flowspec.functions import compile_key
 from sflowpipe.flowspec.keys import DROP_KEYS
 from sflowpipe.flowspec.payload_keys import v_requests
+from sflowpipe.names import split_keys
 
 VALUES = ("bytes", "frames", "bps", "fps", "requests")
 
@@ -36,22 +37,6 @@ class FlowDef:
     fs: str = ","
     agg_mode: str | None = None  # one of AGG_MODES
     dropped: bool = False  # over discarded-packet notifications instead of packet samples
-
-
-def _split_keys(spec: str) -> list[str]:
-    out, depth, cur = [], 0, []
-    for ch in spec:
-        if ch == "[":
-            depth += 1
-        elif ch == "]":
-            depth -= 1
-        if ch == "," and depth == 0:
-            out.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur))
-    return [k.strip() for k in out]
 
 
 def _number(name: str, attr: str, v: Any, default: float) -> float:
@@ -101,7 +86,7 @@ def parse_definition(name: str, d: dict) -> FlowDef:
     if keys_spec is None or (isinstance(keys_spec, str) and not keys_spec.strip()) or keys_spec == []:
         keys = []  # sFlow-RT allows a flow without keys: one flow, the total of what the filter keeps
     elif isinstance(keys_spec, str):
-        keys = _split_keys(keys_spec)
+        keys = split_keys(keys_spec)
     elif isinstance(keys_spec, (list, tuple)) and all(isinstance(k, str) for k in keys_spec):
         keys = [k.strip() for k in keys_spec]
     else:

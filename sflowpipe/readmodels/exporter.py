@@ -17,7 +17,7 @@ from typing import Any
 
 from sflowpipe.config_plane import DefinitionError
 from sflowpipe.names import data_source, split_flow_key, split_keys
-from sflowpipe.readmodels.activeflows import ActiveFlows
+from sflowpipe.readmodels.activeflows import AGG_MODES, ActiveFlows
 from sflowpipe.settings import FlowDefinition
 
 NAMESPACE = "sflowpipe."
@@ -182,7 +182,7 @@ class ExporterState:
             raise BadRequest(400, f"bad parameter: {e}\n") from None
         if not (math.isfinite(scale) and math.isfinite(min_value)):  # float() takes nan, inf, 1e999
             raise BadRequest(400, "bad parameter: scale and minValue must be finite numbers\n")
-        if agg_mode not in ("max", "sum"):
+        if agg_mode not in AGG_MODES:
             raise BadRequest(400, "aggMode must be max or sum\n")
         metric = fix_name(query["metric"][0])
         with self.lock:

@@ -42,7 +42,7 @@ from pathlib import Path
 from sflowpipe.names import data_source
 from processors.groups import AddressGroups
 from processors.lastgood import Refresher, fetch, read_copy, save_copy
-from processors.thresholds import Event, _Ids
+from processors.thresholds import Event, EventIds
 from sflowpipe.settings import BlocklistDefinition
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class Blocklists:
         self._label = {f"{name}:{name}": name for name in self.lists}
         self._last: dict[tuple[str, str, str], float] = {}  # (list, src, dst) -> time of the last event
         self._pruned = 0.0
-        self._ids = _Ids()
+        self._ids = EventIds()
         self._clock = clock
         self._refresher = Refresher("blocklists", self._refresh_due)
         self.events = 0

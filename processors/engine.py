@@ -20,7 +20,7 @@ from sflowpipe.flowspec import EvalContext, compile_flow, compile_key, parse_def
 from sflowpipe.flowspec.context import Budget, BudgetExceeded
 from processors.discards import discard_columns
 from sflowpipe.topology import LearnedTopology, Topology, parse_topology
-from processors.thresholds import Event, Thresholds, _Ids
+from processors.thresholds import Event, Thresholds, EventIds
 from sflowpipe.names import data_sources
 from sflowpipe.settings import FlowDefinition, ThresholdDefinition
 
@@ -72,7 +72,7 @@ class Engine:
         self.budget_s = budget_s  # CPU seconds per flow definition per batch (settings.limits)
         self.budget_exceeded = 0  # definitions disabled for running past it, since start
         self._running: tuple[_Flow, Budget] | None = None  # the flow being evaluated and its budget
-        self._ids = _Ids()
+        self._ids = EventIds()
         self.blocklists = blocklists  # processors.blocklist.Blocklists or None
         self.scans = scans  # processors.scans.ScanDetector or None
         self.pending_events: list[Event] = []  # raised per batch (blocklists, scans), published by report()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 
 from sflowpipe.names import data_source
-from processors.thresholds import Event, _Ids
+from processors.thresholds import Event, EventIds
 from sflowpipe.settings import ScanSettings
 
 THRESHOLD_ID = "scan"
@@ -29,7 +29,7 @@ class ScanDetector:
     def __init__(self, settings: ScanSettings, clock=time.time) -> None:
         self.settings = settings
         self._clock = clock
-        self._ids = _Ids()
+        self._ids = EventIds()
         self._window: int | None = None  # index of the current interval
         self._targets: dict[str, set] = {}  # scanner -> distinct targets seen this interval (up to threshold)
         self._fired: set[str] = set()  # scanners that raised their event this interval

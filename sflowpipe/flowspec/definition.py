@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
 
-from sflowpipe.flowspec.context import EvalContext, _field, collecting_needs, note_needs
+from sflowpipe.flowspec.context import EvalContext, column_at, collecting_needs, note_needs
 from sflowpipe.flowspec.errors import FlowSpecError
 from sflowpipe.flowspec.filters import compile_filter
 from sflowpipe.flowspec.functions import compile_key
@@ -193,20 +193,20 @@ class CompiledFlow:
 
 
 def _v_frames(ctx: EvalContext) -> list:
-    return _field(ctx, 0, "sampling_rate")
+    return column_at(ctx, 0, "sampling_rate")
 
 
 def _v_bytes(ctx: EvalContext) -> list:
     return [
         f * r if f is not None else None
-        for f, r in zip(_field(ctx, 0, "frame_length"), _field(ctx, 0, "sampling_rate"))
+        for f, r in zip(column_at(ctx, 0, "frame_length"), column_at(ctx, 0, "sampling_rate"))
     ]
 
 
 def _v_bps(ctx: EvalContext) -> list:
     return [
         f * r * 8 if f is not None else None
-        for f, r in zip(_field(ctx, 0, "frame_length"), _field(ctx, 0, "sampling_rate"))
+        for f, r in zip(column_at(ctx, 0, "frame_length"), column_at(ctx, 0, "sampling_rate"))
     ]
 
 

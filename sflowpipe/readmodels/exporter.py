@@ -41,6 +41,11 @@ def _number(v: float) -> str:
     return repr(float(v))
 
 
+def _query_keys(query: dict[str, list[str]]) -> list[str]:
+    """The flow keys a scrape names (``key`` repeated or comma separated; empty pieces ignored)."""
+    return [k for k in split_keys(",".join(query.get("key", []))) if k]
+
+
 class BadRequest(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -140,7 +145,7 @@ class ExporterState:
         if "flow" in query:
             return query["flow"][0], self.definitions.get(query["flow"][0])
         metric = query["metric"][0]
-        keys = split_keys(",".join(query.get("key", [])))
+        keys = _query_keys(query)
         if not keys and metric in known:
             return metric, self.definitions.get(metric)
         value = query.get("value", [None])[0]
@@ -188,7 +193,7 @@ class ExporterState:
         with self.lock:
             self._expire(time.time())
             flow, definition = self._resolve(query)
-            keynames = split_keys(",".join(query.get("key", []))) or (
+            keynames = _query_keys(query) or (
                 split_keys(definition.keys) if definition else [])
             labels = ",".join(query.get("label", [])).split(",") if query.get("label") else []
             keynames = [labels[i] if i < len(labels) and labels[i] else k for i, k in enumerate(keynames)]

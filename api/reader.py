@@ -19,7 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupTopicPartit
 from confluent_kafka.admin import AdminClient
 
 from api.state import ApiState
-from processors.config import ConfigWatcher, startup_definitions
+from sflowpipe.config_plane import ConfigWatcher, startup_definitions
 from schemas.codec import CodecError, MessageDecoder
 from sflowpipe.kafka import client_config, ensure_topics
 from sflowpipe.settings import Settings

@@ -13,7 +13,7 @@ from api.server import Api
 from api.state import ApiState
 from sflowpipe.auth import warn_if_open
 from sflowpipe.settings import Settings
-from sinks.prometheus import parse_hostport
+from sflowpipe.net import parse_hostport
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,8 @@ class ApiService:
 
     def __init__(self, settings: Settings, listen: str | None = None) -> None:
         self.settings = settings
-        self.host, self.port = parse_hostport(listen or settings.api.listen)
+        self.host, self.port = parse_hostport(listen or settings.api.listen, default_host="127.0.0.1",
+                                              what="listen address")  # no host: loopback
         self.state = ApiState(settings.api)
         self.reader = TopicReader(settings, self.state)
         self.api = Api(settings, self.state)

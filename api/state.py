@@ -2,8 +2,9 @@
 metrics, events, logged flows, flow keys, ingester status and consumer lag.
 
 ``ApiState`` is written by one reader thread (api/reader.py) and read by the HTTP handlers; one
-lock guards it. Top flows, counter metrics and interface names live in the Prometheus
-exporter's ``ExporterState`` (the same merge and rendering as ``sflowpipe prometheus``).
+lock guards it. Top flows, counter metrics and interface names live in the shared read model
+``ExporterState`` (sflowpipe/readmodels/exporter.py: the same merge and rendering as ``sflowpipe
+prometheus``).
 Events and logged flows keep ids every API instance agrees on (their topic position, see
 api/topiclog.py), so ``/events/json?eventID=N`` and ``/flows/json?flowID=N`` long-polls see every
 record exactly once, whichever worker raised it and whichever API instance answers.
@@ -20,9 +21,10 @@ from typing import Any
 from api.aggregate import parse_sort, split_spec, summarize
 from api.topiclog import TopicLog
 from sflowpipe import __version__
+from sflowpipe.config_plane import KINDS
 from sflowpipe.settings import ApiSettings
-from ingest.agents import COUNTERS as AGENT_COUNTERS
-from sinks.prometheus import ExporterState
+from sflowpipe.names import AGENT_COUNTERS
+from sflowpipe.readmodels.exporter import ExporterState
 
 FLOWKEYS_ACTIVE_MS = 300_000  # a flow key unseen this long is no longer listed by /flowkeys/json
 TEXT_METRICS = {"ifname": "ifname", "host_name": "host"}  # string metrics /dump and /table can show
@@ -55,8 +57,7 @@ class ApiState:
         self.lock = threading.Lock()
         self.exporter = ExporterState(stale_seconds=max(settings.stale_s, 60.0))
         self.written: dict[tuple[str, str], tuple[int, int]] = {}  # see define()
-        self.definitions: dict[str, dict[str, Any]] = {"flow": {}, "threshold": {}, "group": {}, "forwarding": {},
-                                                       "topology": {}}
+        self.definitions: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
         self.events = TopicLog("eventID", settings.max_events)
         self.flow_logs = TopicLog("flowID", settings.max_events)
         self.flowkeys: dict[str, dict] = {}  # worker -> its last flowkeys status message

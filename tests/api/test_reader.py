@@ -13,7 +13,7 @@ from confluent_kafka import Producer
 from api.reader import TopicReader
 from api.state import ApiState
 from api.topiclog import position_id as flow_id
-from processors.config import ConfigWatcher, parse, publish
+from sflowpipe.config_plane import ConfigWatcher, parse, publish
 from schemas.codec import AvroCodec
 from sflowpipe.kafka import ensure_topics
 from sflowpipe.settings import Settings

@@ -23,14 +23,14 @@ import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from pydantic import ValidationError
 
-from processors.flowspec import FlowSpecError, parse_definition
-from processors.topology import parse_topology
+from sflowpipe.flowspec import FlowSpecError, parse_definition
+from sflowpipe.topology import parse_topology
 from sflowpipe.kafka import client_config
 from sflowpipe.settings import FlowDefinition, ForwardingDefinition, LimitSettings, Settings, ThresholdDefinition
 
 log = logging.getLogger(__name__)
 
-KINDS = ("flow", "threshold", "group", "forwarding", "topology")
+KINDS = ("flow", "threshold", "group", "forwarding", "topology")  # every kind on the config topic
 TOPOLOGY_NAME = "topology"  # the one topology definition
 Listener = Callable[[str, str, Any], None]  # (kind, name, definition or None)
 
@@ -126,8 +126,7 @@ def parse(kind: str, name: str, body: Any) -> Any:
         first = e.errors()[0]
         where = ".".join(str(x) for x in first["loc"]) or "definition"
         raise DefinitionError(f"{kind} {name}: {where}: {first['msg']}", {"field": where}) from None
-    raise DefinitionError(f"unknown definition kind {kind!r} (expected flow, threshold, group, forwarding or "
-                          f"topology)")
+    raise DefinitionError(f"unknown definition kind {kind!r} (expected {', '.join(KINDS[:-1])} or {KINDS[-1]})")
 
 
 def _parse_groups(name: str, body: Any) -> dict[str, list[str]]:

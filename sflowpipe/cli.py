@@ -1,14 +1,19 @@
-"""The `sflowpipe` command: settings are built once here and handed to each subcommand."""
+"""The `sflowpipe` command: settings are built once here and handed to each subcommand.
+
+Building the parser imports argparse-level modules only (`sflowpipe --help` and `SUB --help`
+stay fast; tests/test_startup.py checks it): each command imports what it needs when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import sys
+from typing import TYPE_CHECKING
 
 from sflowpipe import __version__
-from sflowpipe.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from sflowpipe.settings import Settings
 
 
 def _decode(args: argparse.Namespace, settings: Settings) -> int:
@@ -154,7 +159,7 @@ def _process_workers(args: argparse.Namespace, workers: int) -> int:
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     from sflowpipe import up
 
-    return up.run(args, args.config)
+    return up.run(args, settings)
 
 
 def _definitions(args: argparse.Namespace, settings: Settings) -> int:
@@ -219,26 +224,27 @@ def _lazy(module: str, fn: str):
     return handler
 
 
-# sink subcommands: (name, help, module, add-arguments function, run function, takes --bootstrap-servers)
+# sink subcommands: (name, help, module, add-arguments function in sinks/args.py or api/args.py
+# (argparse only), run function, takes --bootstrap-servers)
 SINK_COMMANDS = (
     ("clickhouse", "flow samples, counters, metrics, flows and events into ClickHouse",
-     "sinks.clickhouse", "add_arguments", "run", True),
+     "sinks.clickhouse", "sinks.args:clickhouse_arguments", "run", True),
     ("sql", "run a SQL query on the ClickHouse database (server or embedded directory)",
-     "sinks.clickhouse", "add_sql_arguments", "run_sql", False),
+     "sinks.clickhouse", "sinks.args:sql_arguments", "run_sql", False),
     ("syslog", "events (and flows) to syslog RFC 5424/3164 over UDP/TCP/TLS, CEF/LEEF",
-     "sinks.syslog", "add_arguments", "run", False),  # adds its own --bootstrap-servers
+     "sinks.syslog", "sinks.args:syslog_arguments", "run", False),  # adds its own --bootstrap-servers
     ("http-events", "events to Loggly, Splunk HEC, Elastic or a JSON webhook",
-     "sinks.http_events", "add_arguments", "run", True),
+     "sinks.http_events", "sinks.args:http_events_arguments", "run", True),
     ("prometheus", "Prometheus exporter of counter metrics and top flows",
-     "sinks.prometheus", "add_arguments", "run", True),
+     "sinks.prometheus", "sinks.args:prometheus_arguments", "run", True),
     ("forward", "re-send raw sFlow datagrams to other collectors (UDP, hex, TLS)",
-     "sinks.forward", "add_arguments", "run", True),
+     "sinks.forward", "sinks.args:forward_arguments", "run", True),
     ("api", "the sFlow-RT compatible REST API and the web UI (port 8008)",
-     "api.service", "add_arguments", "run", True),
+     "api.service", "api.args:api_arguments", "run", True),
     ("unhex", "re-emit datagrams from `forward --hex` (stdin) or `forward --tls-to` over UDP",
-     "sinks.forward", "add_unhex_arguments", "run_unhex", False),
+     "sinks.forward", "sinks.args:unhex_arguments", "run_unhex", False),
     ("control", "block flows a threshold reports (HTTP controller, BGP, dry run), release them when gone",
-     "sinks.control.service", "add_arguments", "run", True),
+     "sinks.control.service", "sinks.args:control_arguments", "run", True),
 )
 
 
@@ -247,7 +253,8 @@ def _add_sinks(sub) -> None:
 
     for name, help_text, module, add, run, kafka in SINK_COMMANDS:
         p = sub.add_parser(name, help=help_text)
-        getattr(importlib.import_module(module), add)(p)
+        args_module, _, function = add.partition(":")
+        getattr(importlib.import_module(args_module), function)(p)
         if kafka:
             _kafka_option(p)
         p.set_defaults(func=_lazy(module, run))
@@ -259,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="FILE", help="YAML settings file")
     parser.add_argument("--print-config", action="store_true", help="print the resolved settings and exit")
     parser.add_argument("--debug", action="store_true", help="on failure, print the traceback too")
+    # `sflowpipe up` gives the stages that serve no port of their own a /health endpoint
+    parser.add_argument("--health-listen", metavar="HOST:PORT", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("decode", help="decode sFlow like sflowtool (pcap/pcapng file or live UDP)",
@@ -390,17 +399,22 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {}
     if getattr(args, "port", None):
         overrides["decode.port"] = args.port
-    workers_key = "processors.workers" if args.command == "process" else "ingest.workers"
+    # `up --workers` counts Faust workers, as `process --workers` does
+    workers_key = "processors.workers" if args.command in ("process", "up") else "ingest.workers"
     for attr, key in (("bootstrap_servers", "kafka.bootstrap_servers"), ("listen", "ingest.listen"),
                       ("workers", workers_key), ("metrics_listen", "ingest.metrics_listen")):
         if getattr(args, attr, None):
             overrides[key] = getattr(args, attr)
+    from sflowpipe.settings import load_settings
+
     try:
         settings = load_settings(args.config, **overrides)
     except Exception as e:  # SettingsError (one line naming the key), or anything unforeseen
         print(f"sflowpipe: invalid settings: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     if args.print_config:
+        import json
+
         from sflowpipe.secrets import mask
 
         print(json.dumps(mask(settings.model_dump(mode="python")), indent=2, default=str))
@@ -408,7 +422,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 0
+    import logging
+
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.health_listen:
+        from sflowpipe.health import HealthServer
+
+        host, _, port = args.health_listen.rpartition(":")
+        HealthServer(host.strip("[]") or "127.0.0.1", int(port)).start()  # a daemon thread: ends with the command
     if args.command in ("api", "prometheus"):  # they serve the start-up definitions too
         fault = _definitions_fault(settings)
         if fault:

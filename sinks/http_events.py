@@ -40,6 +40,7 @@ from schemas.codec import AvroCodec
 from sflowpipe.settings import HttpSinkSettings, KafkaSettings, Settings
 from sflowpipe.signals import on_stop_signals
 from sinks.base import SinkRunner
+from sinks.args import http_events_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
 
 log = logging.getLogger(__name__)
 
@@ -453,10 +454,6 @@ def _seconds(value: str | None) -> float:
 
 
 # --- the command -------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", metavar="NAME", help="the endpoint: a key of the setting sinks.http")
 
 
 def build(settings: Settings, name: str) -> tuple[SinkRunner, HttpEventSink]:

@@ -332,6 +332,7 @@ Ctrl-C stops everything."""
         for stage in reversed(self.stages):
             if not stage.proc:
                 continue
+            t0 = time.monotonic()
             if stage.proc.poll() is None:
                 _signal_group(stage.proc, signal.SIGTERM)
             try:
@@ -341,8 +342,10 @@ Ctrl-C stops everything."""
                 _signal_group(stage.proc, signal.SIGKILL)
                 stage.proc.wait(10)
             _signal_group(stage.proc, signal.SIGKILL)  # leftovers of its process group, if any
+            self.say(f"  stopped {stage.name} ({time.monotonic() - t0:.1f} s)")
         if self.broker:
             self.broker.stop()
+            self.say("  stopped the broker")
         self.say("stopped; nothing left running.")
 
     def failed(self) -> Stage | None:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from sflowpipe.settings import Settings
 
 
-def _decode(args: argparse.Namespace, settings: Settings) -> int:
+def _decode(args: argparse.Namespace, settings: Settings | None) -> int:
     from ingest import decode
 
     if args.output == "json" and args.style != "text":
@@ -63,6 +63,10 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         from bench import process as bench_process
 
         return bench_process.main(settings, args)
+    if args.bench == "startup":
+        from bench import startup as bench_startup
+
+        return bench_startup.main(args)
     if args.bench == "avro":
         from bench import avro as bench_avro
 
@@ -367,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_sinks(sub)
 
-    b = sub.add_parser("bench", help="benchmarks (decode, avro, ingest, process, clickhouse)")
+    b = sub.add_parser("bench", help="benchmarks (decode, avro, ingest, process, clickhouse, startup)")
     bsub = b.add_subparsers(dest="bench", metavar="WHAT", required=True)
     bd = bsub.add_parser("decode", help="decoder speed: datagrams/s and samples/s")
     bd.add_argument("--capture", default=None, help="capture to repeat (default ../shared/captures/overflowd__sflow.pcap)")
@@ -389,6 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--partitions", type=int, default=1)
     bc.add_argument("--consumer-option", action="append", default=[], metavar="K=V")
     _kafka_option(bc)
+    bs = bsub.add_parser("startup", help="own start-up time of --help, each command's --help, decode -r, settings")
+    bs.add_argument("--runs", type=int, default=5, help="runs of each command line (median; default 5)")
+    bs.add_argument("--capture", default=None, help="the capture decode -r reads (default a 1-datagram one)")
     b.set_defaults(func=_bench)
     return parser
 
@@ -405,6 +412,10 @@ def main(argv: list[str] | None = None) -> int:
                       ("workers", workers_key), ("metrics_listen", "ingest.metrics_listen")):
         if getattr(args, attr, None):
             overrides[key] = getattr(args, attr)
+    if args.command == "decode" and args.read and not args.print_config:
+        # a capture, decoded like sflowtool, reads no setting: start as fast as sflowtool does
+        # (the settings model and pydantic cost more than decoding a small file)
+        return args.func(args, None)
     from sflowpipe.settings import load_settings
 
     try:

@@ -415,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "decode" and args.read and not args.print_config:
         # a capture, decoded like sflowtool, reads no setting: start as fast as sflowtool does
         # (the settings model and pydantic cost more than decoding a small file)
-        return args.func(args, None)
+        return _run(args, None)
     from sflowpipe.settings import load_settings
 
     try:
@@ -446,6 +446,10 @@ def main(argv: list[str] | None = None) -> int:
         if fault:
             print(f"sflowpipe {args.command}: {fault}", file=sys.stderr)
             return 2
+    return _run(args, settings)
+
+
+def _run(args: argparse.Namespace, settings: Settings | None) -> int:
     try:
         return args.func(args, settings)
     except (KeyboardInterrupt, SystemExit, BrokenPipeError):

@@ -435,7 +435,9 @@ def run(args, settings: Settings) -> int:
     def on_signal(signum, frame):
         raise KeyboardInterrupt
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too: the stages are in their own groups, so a closed terminal reaches `up` alone,
+    # which must not die and leave them running
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
     pipeline = Pipeline(args, settings)
     code = 0
@@ -455,7 +457,7 @@ def run(args, settings: Settings) -> int:
         pipeline.say(f"sflowpipe up: {e}")
         code = 1
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not abandon the shutdown
         pipeline.stop()
     return code

@@ -77,7 +77,7 @@ class PortOpen:
     host: str
     port: int
 
-    def ready(self, proc: subprocess.Popen) -> bool:
+    def ready(self, proc: subprocess.Popen, waited: float) -> bool:
         try:
             with socket.create_connection((self.host, self.port), timeout=0.5):
                 return True
@@ -93,12 +93,12 @@ class SqlPortOpen:
 
     data_dir: Path
 
-    def ready(self, proc: subprocess.Popen) -> bool:
+    def ready(self, proc: subprocess.Popen, waited: float) -> bool:
         try:
             info = json.loads((self.data_dir / ".sflowpipe-sql.json").read_text())
         except (OSError, ValueError):
             return False
-        return info.get("pid") == proc.pid and PortOpen("127.0.0.1", int(info.get("port", 0))).ready(proc)
+        return info.get("pid") == proc.pid and PortOpen("127.0.0.1", int(info.get("port", 0))).ready(proc, waited)
 
 
 @dataclass(frozen=True)
@@ -107,8 +107,8 @@ class Settled:
 
     seconds: float = 1.0
 
-    def ready(self, proc: subprocess.Popen) -> bool:
-        return False  # _wait_ready counts the time; reaching here means not yet
+    def ready(self, proc: subprocess.Popen, waited: float) -> bool:
+        return waited >= self.seconds
 
 
 Probe = PortOpen | SqlPortOpen | Settled
@@ -301,9 +301,7 @@ class Pipeline:
                 raise RuntimeError(f"{stage.name} exited ({code}); its log, {stage.log}, ends with:\n"
                                    + _tail(stage.log))
             waited = time.monotonic() - start
-            if isinstance(stage.probe, Settled) and waited >= stage.probe.seconds:
-                return
-            if stage.probe.ready(stage.proc):
+            if stage.probe.ready(stage.proc, waited):
                 return
             if waited > timeout:
                 raise RuntimeError(f"{stage.name} not ready after {timeout:.0f} s; see {stage.log}")

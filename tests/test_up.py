@@ -161,14 +161,14 @@ def test_health_endpoint_answers_while_the_command_runs(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "sflowpipe.cli", "--health-listen", f"127.0.0.1:{port}",
                              "decode", "-p", str(free_port())], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert _wait(lambda: PortOpen("127.0.0.1", port).ready(proc), 30)
+        assert _wait(lambda: PortOpen("127.0.0.1", port).ready(proc, 0), 30)
         r = requests.get(f"http://127.0.0.1:{port}/health", timeout=5)
         assert r.status_code == 200 and r.text == "ok\n"
         assert requests.get(f"http://127.0.0.1:{port}/other", timeout=5).status_code == 404
     finally:
         proc.terminate()
         proc.wait(30)
-    assert not PortOpen("127.0.0.1", port).ready(proc)
+    assert not PortOpen("127.0.0.1", port).ready(proc, 0)
 
 
 def test_banner_shows_progress_and_where_everything_listens(up):

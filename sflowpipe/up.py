@@ -120,6 +120,7 @@ class Stage:
     cmd: list[str]
     probe: Probe
     settings: Settings | None = None  # what the stage runs with (None: a feeder, no settings file)
+    wave: int = 1  # stop order (lowest first): 0 feeders, 1 readers of the topics, 2 processors, 3 ingest
     slug: str = ""  # its log file's name (default: the first word of the name)
     log: Path = Path()
     proc: subprocess.Popen | None = None
@@ -259,9 +260,11 @@ class Pipeline:
         ch_cli, ch_probe = (cli, SqlPortOpen(ch_dir)) if ch_dir else health()
         fwd_cli, fwd_probe = health()
         stages = [
-            Stage(f"ingest on UDP {a.sflow_port}", cli + ["ingest"], PortOpen("127.0.0.1", self.ports["metrics"]), s),
+            Stage(f"ingest on UDP {a.sflow_port}", cli + ["ingest"], PortOpen("127.0.0.1", self.ports["metrics"]), s,
+                  wave=3),
             Stage(f"processors ({a.workers} Faust worker{'s' if a.workers > 1 else ''})",
-                  cli + ["process", "--workers", str(a.workers)], PortOpen("127.0.0.1", self.ports["faust"]), s),
+                  cli + ["process", "--workers", str(a.workers)], PortOpen("127.0.0.1", self.ports["faust"]), s,
+                  wave=2),
             Stage(f"clickhouse sink (embedded engine in {ch_dir})" if ch_dir else "clickhouse sink",
                   ch_cli + ["clickhouse"], ch_probe, s),
             Stage("prometheus exporter", cli + ["prometheus"], PortOpen("127.0.0.1", self.ports["prometheus"]), s),
@@ -283,11 +286,11 @@ class Pipeline:
                                  f"127.0.0.1:{a.sflow_port}", "--rate", str(a.demo_rate),
                                  # 1-in-100: the 3 elephants are ~90 Mbit/s each, the mice well under
                                  # the 10 Mbit/s elephant threshold
-                                 "--sampling-rate", "100"], Settled()))
+                                 "--sampling-rate", "100"], Settled(), wave=0))
         elif a.replay:
             stages.append(Stage(f"replay of {a.replay}",
                                 [sys.executable, "-m", "sflowpipe.cli", "replay", str(Path(a.replay).resolve()),
-                                 "--to", f"127.0.0.1:{a.sflow_port}", "--loop", "1000000"], Settled()))
+                                 "--to", f"127.0.0.1:{a.sflow_port}", "--loop", "1000000"], Settled(), wave=0))
         return stages
 
     def _ui_host(self) -> str:
@@ -324,23 +327,29 @@ Ctrl-C stops everything."""
     # ---------------------------------------------------------------- stop
 
     def stop(self) -> None:
-        """Stop every stage, newest first (SIGTERM to its group, then wait for it to exit), then
-        the broker, so that every stage still has its broker while it commits and closes."""
+        """Stop every stage, newest first, then the broker, so that every stage still has its
+        broker while it commits and closes. The stages are stopped in waves (`Stage.wave`): the
+        feeder, then the readers of the topics together (API and sinks: none feeds another),
+        then the processors, then ingest; a wave is signalled newest first and awaited whole."""
         self.say("stopping ...")
-        for stage in reversed(self.stages):
-            if not stage.proc:
-                continue
+        started = [s for s in reversed(self.stages) if s.proc]
+        for wave in sorted({s.wave for s in started}):
             t0 = time.monotonic()
-            if stage.proc.poll() is None:
-                _signal_group(stage.proc, signal.SIGTERM)
-            try:
-                stage.proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.say(f"  {stage.name} did not stop in {STOP_TIMEOUT_S:.0f} s: killed")
-                _signal_group(stage.proc, signal.SIGKILL)
-                stage.proc.wait(10)
-            _signal_group(stage.proc, signal.SIGKILL)  # leftovers of its process group, if any
-            self.say(f"  stopped {stage.name} ({time.monotonic() - t0:.1f} s)")
+            stages = [s for s in started if s.wave == wave]
+            for stage in stages:
+                if stage.proc.poll() is None:
+                    # the stage's own process, as a supervisor or `docker stop` signals it: a
+                    # command with worker processes (ingest, process --workers N) stops them itself
+                    stage.proc.terminate()
+            for stage in stages:
+                try:
+                    stage.proc.wait(max(0.1, STOP_TIMEOUT_S - (time.monotonic() - t0)))
+                except subprocess.TimeoutExpired:
+                    self.say(f"  {stage.name} did not stop in {STOP_TIMEOUT_S:.0f} s: killed")
+                    _signal_group(stage.proc, signal.SIGKILL)
+                    stage.proc.wait(10)
+                _signal_group(stage.proc, signal.SIGKILL)  # leftovers of its process group, if any
+                self.say(f"  stopped {stage.name} ({time.monotonic() - t0:.1f} s)")
         if self.broker:
             self.broker.stop()
             self.say("  stopped the broker")

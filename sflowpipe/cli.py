@@ -270,8 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="FILE", help="YAML settings file")
     parser.add_argument("--print-config", action="store_true", help="print the resolved settings and exit")
     parser.add_argument("--debug", action="store_true", help="on failure, print the traceback too")
-    # `sflowpipe up` gives the stages that serve no port of their own a /health endpoint
-    parser.add_argument("--health-listen", metavar="HOST:PORT", help=argparse.SUPPRESS)
+    # `sflowpipe up` gives the stages that serve no port of their own a /health endpoint (loopback)
+    parser.add_argument("--health-port", type=int, metavar="PORT", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("decode", help="decode sFlow like sflowtool (pcap/pcapng file or live UDP)",
@@ -436,11 +436,10 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    if args.health_listen:
+    if args.health_port:
         from sflowpipe.health import HealthServer
 
-        host, _, port = args.health_listen.rpartition(":")
-        HealthServer(host.strip("[]") or "127.0.0.1", int(port)).start()  # a daemon thread: ends with the command
+        HealthServer("127.0.0.1", args.health_port).start()  # a daemon thread: ends with the command
     if args.command in ("api", "prometheus"):  # they serve the start-up definitions too
         fault = _definitions_fault(settings)
         if fault:

@@ -3,7 +3,7 @@
 `sflowpipe up` waits for a stage on the port the stage itself serves (ingest's metrics, the
 API, the Prometheus exporter, Faust's web server, the embedded ClickHouse's SQL port); a
 command that serves none (syslog, http-events, forward, a ClickHouse server sink) gets this one
-through the hidden global option ``--health-listen``, so readiness is a port, never a log line.
+through the hidden global option ``--health-port`` (loopback), so readiness is a port, never a log line.
 Standard library only: the CLI starts it before the command imports its own modules.
 """
 

@@ -254,7 +254,7 @@ class Pipeline:
         def health() -> tuple[list[str], PortOpen]:
             """A stage serving no port of its own: the CLI's /health endpoint on a free one."""
             port = free_port()
-            return cli + ["--health-listen", f"127.0.0.1:{port}"], PortOpen("127.0.0.1", port)
+            return cli + ["--health-port", str(port)], PortOpen("127.0.0.1", port)
 
         ch_dir = _embedded_dir(s.sinks.clickhouse.dsn)
         ch_cli, ch_probe = (cli, SqlPortOpen(ch_dir)) if ch_dir else health()

@@ -145,7 +145,7 @@ def test_stages_are_awaited_on_their_ports_not_their_logs(tmp_path):
     assert stages["api"].probe == up_module.PortOpen("127.0.0.1", 18008)
     for name in ("forwarder", "syslog"):
         cmd = stages[name].cmd
-        assert cmd[cmd.index("--health-listen") + 1] == f"127.0.0.1:{stages[name].probe.port}"
+        assert cmd[cmd.index("--health-port") + 1] == str(stages[name].probe.port)
     assert isinstance(stages["demo"].probe, up_module.Settled)
     # the consumer-group defaults are the Settings model's, not copies
     assert s.api.sinks == [Settings().sinks.clickhouse.consumer_group, Settings().sinks.prometheus.consumer_group,
@@ -153,12 +153,12 @@ def test_stages_are_awaited_on_their_ports_not_their_logs(tmp_path):
 
 
 def test_health_endpoint_answers_while_the_command_runs(tmp_path):
-    """The hidden `--health-listen` a stage without a port of its own gets from `up`."""
+    """The hidden `--health-port` a stage without a port of its own gets from `up`."""
     from sflowpipe.broker import free_port
     from sflowpipe.up import PortOpen
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "sflowpipe.cli", "--health-listen", f"127.0.0.1:{port}",
+    proc = subprocess.Popen([sys.executable, "-m", "sflowpipe.cli", "--health-port", str(port),
                              "decode", "-p", str(free_port())], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert _wait(lambda: PortOpen("127.0.0.1", port).ready(proc, 0), 30)

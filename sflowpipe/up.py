@@ -223,7 +223,7 @@ class Pipeline:
         if "syslog" in sinks.model_fields_set:
             groups.append((sinks.syslog.consumer_group, "syslog"))
         for name, conf in sinks.http.items():
-            groups.append((conf.consumer_group or f"sflowpipe-http-{name}", f"http-events-{name}"))
+            groups.append((conf.group(name), f"http-events-{name}"))
         return groups
 
     def _settings_file(self) -> Path:

@@ -468,7 +468,7 @@ def build(settings: Settings, name: str) -> tuple[SinkRunner, HttpEventSink]:
     deadletter = settings.kafka.topic(settings.topics.deadletter)
     ensure_topics(settings.kafka, topics + [deadletter])
     sink = HttpEventSink(name, cfg, DeadLetters(settings.kafka, deadletter, f"http:{name}"))
-    runner = SinkRunner(settings, sink, topics, cfg.consumer_group or f"sflowpipe-http-{name}",
+    runner = SinkRunner(settings, sink, topics, cfg.group(name),
                         cfg.batch_size, cfg.batch_seconds)
     return runner, sink
 

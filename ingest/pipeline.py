@@ -10,7 +10,7 @@ import time
 
 from ingest.agents import AgentCounters
 from ingest.batches import COUNTERS, DISCARDS, FLOW, AgentBatches, Batch
-from ingest.metrics import LATENCY_BUCKETS, Metrics
+from sflowpipe.metrics import Metrics
 from ingest.publisher import Publisher
 from ingest.sflow.datagram import decode_datagram
 from ingest.sflow.errors import DecodeError
@@ -18,6 +18,8 @@ from schemas.codec import AvroCodec, ConfluentCodec
 from sflowpipe.settings import Settings
 
 MAX_TRACKED_AGENTS = 10_000  # per-agent metric series and sequence state
+# decode latency buckets, seconds
+DECODE_BUCKETS = (5e-6, 10e-6, 20e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 5e-3, 20e-3)
 STEMS = {FLOW: "flow_sample_batch", COUNTERS: "counter_sample_batch", DISCARDS: "discard_sample_batch"}
 
 
@@ -39,13 +41,14 @@ def describe_metrics(m: Metrics) -> None:
     m.describe("sflowpipe_ingest_datagrams_received_total", "counter", "UDP datagrams received")
     m.describe("sflowpipe_ingest_bytes_received_total", "counter", "UDP payload bytes received")
     m.describe("sflowpipe_ingest_datagrams_malformed_total", "counter",
-               "datagrams that failed to decode (sent to the dead-letter topic), by reason")
-    m.describe("sflowpipe_ingest_samples_total", "counter", "decoded samples batched for Kafka, by kind")
-    m.describe("sflowpipe_ingest_batches_total", "counter", "sample batches published, by kind")
-    m.describe("sflowpipe_ingest_agent_datagrams_total", "counter", "datagrams per agent")
+               "datagrams that failed to decode (sent to the dead-letter topic), by reason", labels=("reason",))
+    m.describe("sflowpipe_ingest_samples_total", "counter", "decoded samples batched for Kafka, by kind", labels=("kind",))
+    m.describe("sflowpipe_ingest_batches_total", "counter", "sample batches published, by kind", labels=("kind",))
+    m.describe("sflowpipe_ingest_agent_datagrams_total", "counter", "datagrams per agent", labels=("agent",))
     m.describe("sflowpipe_ingest_agent_sequence_lost_total", "counter",
-               "datagrams lost before reaching us, per agent (gaps in datagram sequence numbers)")
-    m.describe("sflowpipe_ingest_decode_seconds", "histogram", "time to decode one datagram", LATENCY_BUCKETS)
+               "datagrams lost before reaching us, per agent (gaps in datagram sequence numbers)",
+               labels=("agent",))
+    m.describe("sflowpipe_ingest_decode_seconds", "histogram", "time to decode one datagram", DECODE_BUCKETS)
 
 
 def make_codecs(settings: Settings) -> dict[str, object]:

@@ -23,7 +23,10 @@ from typing import Any, BinaryIO, TextIO
 
 from sflowpipe.settings import Settings
 from sflowpipe.signals import on_stop_signals
-from sinks.base import SinkRunner
+from prometheus_client import CollectorRegistry
+
+from sflowpipe.metrics import Snapshots
+from sinks.base import SinkRunner, serve_metrics
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +245,9 @@ class Forwarder:
         self.runners = [SinkRunner(settings, sink, [topic], group, batch_size, batch_seconds,
                                    from_beginning=from_beginning) for group, sink in sinks]
         self.threads: list[threading.Thread] = []
+        self.metrics = Snapshots("group")  # each destination's runner, labelled by its consumer group
+        for (group, _), runner in zip(sinks, self.runners):
+            self.metrics.latest[group] = runner.metrics
 
     def start(self) -> None:
         for (group, _), runner in zip(self.sinks, self.runners):
@@ -372,6 +378,9 @@ def run(settings: Settings, args) -> int:
               file=sys.stderr)
         return 2
     fwd = Forwarder(settings, sinks, from_beginning=getattr(args, "from_beginning", False))
+    registry = CollectorRegistry()
+    registry.register(fwd.metrics)
+    metrics = serve_metrics(settings.sinks.forward.metrics_listen, registry, "forward")
     fwd.start()
     dynamic = ConfigForwarder(settings, settings.sinks.forward.spoof_source) if from_config else None
     if dynamic:
@@ -381,6 +390,7 @@ def run(settings: Settings, args) -> int:
     if dynamic:
         dynamic.stop()
     fwd.stop()
+    metrics.stop()
     return 0
 
 

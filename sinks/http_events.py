@@ -39,7 +39,7 @@ from confluent_kafka import Producer
 from schemas.codec import AvroCodec
 from sflowpipe.settings import HttpSinkSettings, KafkaSettings, Settings
 from sflowpipe.signals import on_stop_signals
-from sinks.base import SinkRunner
+from sinks.base import SinkRunner, serve_metrics
 
 log = logging.getLogger(__name__)
 
@@ -473,6 +473,13 @@ def build(settings: Settings, name: str) -> tuple[SinkRunner, HttpEventSink]:
     sink = HttpEventSink(name, cfg, DeadLetters(settings.kafka, deadletter, f"http:{name}"))
     runner = SinkRunner(settings, sink, topics, cfg.consumer_group or f"sflowpipe-http-{name}",
                         cfg.batch_size, cfg.batch_seconds)
+    m = runner.metrics
+    m.observed("sflowpipe_sink_messages_written_total", "counter", "records the endpoint accepted",
+               lambda: sink.delivered)
+    m.observed("sflowpipe_sink_http_retries_total", "counter", "requests retried (5xx, 429, timeout, "
+               "connection error)", lambda: sink.retries)
+    m.observed("sflowpipe_sink_dead_letters_total", "counter", "records written to the dead-letter topic",
+               lambda: sink.dead_lettered)
     return runner, sink
 
 
@@ -483,6 +490,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         sys.stderr.write(f"sflowpipe http-events: {e.args[0] if isinstance(e, KeyError) else e}\n")
         return 2
     on_stop_signals(runner.stop)
+    metrics = serve_metrics(sink.cfg.metrics_listen, runner.metrics, f"http:{args.name}")
     log.info("http:%s: %s endpoint %s, topics %s, consumer group %s", args.name, sink.cfg.type, sink.endpoint,
              ", ".join(runner.topics), runner.group)
     runner.start()
@@ -490,6 +498,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         runner.run()
     finally:
         sink.close()
+        metrics.stop()
     log.info("http:%s: stopped: %d delivered, %d retries, %d dead-lettered", args.name, sink.delivered,
              sink.retries, sink.dead_lettered)
     return 0

@@ -38,7 +38,7 @@ from processors.config import ConfigWatcher, DefinitionError, publish, startup_d
 from sflowpipe.auth import CHALLENGE, Authenticator, warn_if_open
 from sflowpipe.settings import FlowDefinition, Settings
 from sflowpipe.signals import on_stop_signals
-from sinks.base import SinkRunner
+from sinks.base import SinkRunner, serve_metrics
 
 log = logging.getLogger(__name__)
 
@@ -398,6 +398,11 @@ def run(settings: Settings, args) -> int:
         return 2
     done = threading.Event()
     on_stop_signals(done.set)
+    try:
+        metrics = serve_metrics(settings.sinks.prometheus.metrics_listen, exporter.runner.metrics, "prometheus")
+    except (OSError, ValueError) as e:
+        log.error("prometheus: %s", e)
+        return 2
     exporter.start()
     conf = settings.sinks.prometheus
     log.info("prometheus exporter on http://%s:%d/metrics (%s, %s)", exporter.server.server_address[0], exporter.port,
@@ -406,4 +411,5 @@ def run(settings: Settings, args) -> int:
     warn_if_open(log, "prometheus", exporter.server.server_address[0], exporter.auth, conf)
     done.wait()
     exporter.stop()
+    metrics.stop()
     return 0

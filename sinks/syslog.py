@@ -26,7 +26,7 @@ from sflowpipe import __version__
 from sflowpipe.settings import Settings, SyslogSettings
 from sflowpipe.signals import on_stop_signals
 from sinks import siem
-from sinks.base import SinkRunner
+from sinks.base import SinkRunner, serve_metrics
 
 log = logging.getLogger(__name__)
 
@@ -365,6 +365,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     runner = SinkRunner(settings, sink, topics, cfg.consumer_group, batch_size=500, batch_seconds=1.0,
                         from_beginning=not getattr(args, "from_latest", False))
     on_stop_signals(runner.stop)
+    runner.metrics.observed("sflowpipe_sink_messages_written_total", "counter", "syslog messages sent",
+                            lambda: sink.sent)
+    runner.metrics.observed("sflowpipe_sink_skipped_total", "counter", "records not sent (not an event or "
+                            "a selected flow)", lambda: sink.skipped)
+    metrics = serve_metrics(cfg.metrics_listen, runner.metrics, "syslog")
     where = cfg.file or f"{cfg.transport}://{cfg.address}"
     log.info("syslog: %s from %s to %s", cfg.format, ",".join(topics), where)
     runner.start()
@@ -372,5 +377,6 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         runner.run()
     finally:
         sink.close()
+        metrics.stop()
     log.info("syslog: sent %d messages", sink.sent)
     return 0

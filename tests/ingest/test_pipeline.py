@@ -4,7 +4,7 @@ bounded per-agent state."""
 from __future__ import annotations
 
 from ingest import pipeline
-from ingest.metrics import Metrics
+from sflowpipe.metrics import Metrics
 from ingest.pipeline import IngestPipeline
 from ingest.sflow import encode_datagram
 from ingest.sflow.model import Datagram

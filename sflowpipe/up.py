@@ -142,6 +142,15 @@ class Pipeline:
         section("enrich").setdefault("cache_dir", str(self.data / "cache"))
         section("sinks", "clickhouse").setdefault("dsn", f"chdb://{self.data / 'clickhouse'}")
         section("sinks", "prometheus")["listen"] = f"127.0.0.1:{p['prometheus']}"
+        # the other stages' own /metrics: any free loopback port (each logs where), so that two
+        # instances never collide on the fixed defaults
+        for path, key in ((("processors",), "metrics_listen"), (("sinks", "clickhouse"), "metrics_listen"),
+                          (("sinks", "prometheus"), "metrics_listen"), (("sinks", "forward"), "metrics_listen"),
+                          (("sinks",), "control_metrics_listen"),
+                          (("api",), "metrics_listen")):
+            section(*path).setdefault(key, "127.0.0.1:0")
+        if (settings.get("sinks") or {}).get("syslog"):  # a section only when the user configured the sink
+            section("sinks", "syslog").setdefault("metrics_listen", "127.0.0.1:0")
         api = section("api")
         api["listen"] = f"{self.args.listen_address}:{self.args.http_port}"
         if "sinks" not in api:  # the status page's consumer lag: the sinks this run starts

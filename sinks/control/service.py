@@ -37,6 +37,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from processors.activeflows import ActiveFlows
 from schemas.codec import AvroCodec, CodecError, MessageDecoder
+from sflowpipe.metrics import Metrics, MetricsServer
 from sflowpipe.settings import Settings
 from sflowpipe.signals import on_stop_signals
 from sinks.control.actions import Action, make_action
@@ -122,6 +123,12 @@ class ControlService:
         self.counts = {"apply": 0, "release": 0, "refused": 0, "failed": 0}
         self.assigned = 0  # partitions of the last assignment
         self.partial = False  # another instance shares the consumer group (see _assigned)
+        self.metrics = Metrics()
+        self.metrics.observed("sflowpipe_control_actions_total", "counter", "controls applied, released, refused "
+                              "(max_controls, allow list) and failed (after the action's retries: dead-lettered)",
+                              lambda: {(k,): v for k, v in self.counts.items()}, ("outcome",))
+        self.metrics.observed("sflowpipe_control_active", "gauge", "controls applied now",
+                              lambda: len(self.active()))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -353,10 +360,15 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     on_stop_signals(service.stop)
     service.start()
+    metrics = MetricsServer(settings.sinks.control_metrics_listen, service.metrics, 9350).start()
+    log.info("control: metrics %s", metrics.url)
     log.info("control: policies %s; topics %s, %s; state on %s; consumer group %s",
              ", ".join(f"{n} ({p.threshold} -> {p.action.type})" for n, p in service.policies.items()),
              service.events_topic, service.flows_topic, service.controls_topic, service.group)
-    service.run()
+    try:
+        service.run()
+    finally:
+        metrics.stop()
     log.info("control: stopped: %(apply)d applied, %(release)d released, %(refused)d refused, "
              "%(failed)d failed", service.counts)
     log.info("control: %d controls stay applied (restored on the next start)", len(service.active()))

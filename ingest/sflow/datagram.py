@@ -27,7 +27,7 @@ _TAG_LEN = struct.Struct(">II")
 _HEAD_V4 = struct.Struct(">II4sIIII")  # version, address type, IPv4, sub-agent, seq, uptime, n samples
 _HEAD_V6 = struct.Struct(">II16sIIII")
 _FLOW = struct.Struct(">IIIIIIII")  # seq, source id, rate, pool, drops, input, output, n records
-_FLOW_X = struct.Struct(">IIIIIIIIIIII")  # seq, class, index, rate, pool, drops, in fmt, in, out fmt, out, n
+_FLOW_X = struct.Struct(">IIIIIIIIIII")  # seq, class, index, rate, pool, drops, in fmt, in, out fmt, out, n
 _COUNTERS = struct.Struct(">III")  # seq, source id, n records
 _COUNTERS_X = struct.Struct(">IIII")  # seq, class, index, n records
 _DISCARD = struct.Struct(">IIIIIIII")  # seq, class, index, drops, input, output, reason, n records
@@ -80,8 +80,8 @@ def _flow_sample(buf: memoryview, off: int, end: int) -> FlowSample:
 def _flow_sample_expanded(buf: memoryview, off: int, end: int) -> FlowSample:
     if end - off < _FLOW_X.size:
         raise DecodeError(off, "flow_sample_expanded truncated")
-    seq, cls, idx, rate, pool, drops, infmt, inp, outfmt, outp, n = _FLOW_X.unpack_from(buf, off)[:11]
-    records = _records(buf, off + 44, end, n, _FLOW_BY_TAG, "flow_sample")
+    seq, cls, idx, rate, pool, drops, infmt, inp, outfmt, outp, n = _FLOW_X.unpack_from(buf, off)
+    records = _records(buf, off + _FLOW_X.size, end, n, _FLOW_BY_TAG, "flow_sample")
     return FlowSample(True, seq, cls, idx, rate, pool, drops, infmt, inp, outfmt, outp, records)
 
 

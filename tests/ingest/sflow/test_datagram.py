@@ -96,3 +96,14 @@ def test_sample_length_must_match_contents():
 def test_trailing_bytes_after_last_sample_are_ignored():
     data = encode_datagram(sample_datagram())
     assert decode_datagram(data + b"\0" * 8) == decode_datagram(data)
+
+
+def test_expanded_flow_sample_without_records_is_legal():
+    """flow_sample_expanded (0:3) has an 11-word (44-byte) header; one carrying no flow records is
+    legal and must decode (issue 13: the header was read as 48 bytes and such a sample refused)."""
+    from ingest.sflow import decode_datagram, encode_datagram
+    from ingest.sflow.model import Datagram, FlowSample
+
+    sample = FlowSample(True, 7, 0, 1_000_000, 512, 5120, 0, 0, 3, 0, 4, ())
+    data = encode_datagram(Datagram(5, "192.0.2.1", 0, 1, 1000, (sample,)))
+    assert decode_datagram(data).samples == (sample,)

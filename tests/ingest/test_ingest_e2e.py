@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import pytest
 
@@ -11,6 +12,7 @@ from ingest.generate import Generator
 from ingest.pcap import read_udp_payloads
 from ingest.replay import send_udp
 from ingest.pcap import UdpDatagram
+from ingest.sflow.errors import DecodeReason
 from sflowpipe.broker import free_port
 from tests.conftest import capture_files
 from tests.ingest.ingest_harness import IngestProcess, expected_samples, got_samples, sample_count
@@ -62,6 +64,14 @@ def test_captures_and_generated_traffic_end_to_end(kafka_bootstrap, topic_prefix
     assert got == want  # sample for sample: no loss, no extra
     assert len(dead) == malformed
     assert all(d["stage"] == "decode" and d["error"] and d["data"] for d in dead)
+    # each dead letter names its DecodeReason; the malformed metric counts the same reasons
+    reasons = Counter(d["reason"] for d in dead)
+    assert set(reasons) <= {r.value for r in DecodeReason}
+    for reason, count in reasons.items():
+        assert metrics[f'sflowpipe_ingest_datagrams_malformed_total{{reason="{reason}"}}'] == count
+        assert metrics[f'sflowpipe_dead_letters_total{{stage="decode",reason="{reason}"}}'] == count
+    assert metrics["sflowpipe_ingest_samples_total"] == sum(want.values())
+    assert metrics["sflowpipe_ingest_decode_seconds_count"] == len(payloads) - malformed
     assert metrics["sflowpipe_ingest_datagrams_received_total"] == len(payloads)
     assert metrics["sflowpipe_ingest_datagrams_malformed_total"] == malformed
     raw = read_topic(kafka_bootstrap, topic_prefix + "raw", lambda m: len(m) >= len(payloads))

@@ -133,10 +133,13 @@ class SinkRunner:
     def _update_lag(self) -> None:
         """Per assigned partition: its high watermark minus this consumer's position."""
         self._next_lag = time.monotonic() + LAG_EVERY_S
+        budget = time.monotonic() + 1.0  # a slow broker must not hold up consuming: the rest next round
         try:
             assigned = self.consumer.assignment()
             for tp in self.consumer.position(assigned):
-                _, high = self.consumer.get_watermark_offsets(tp, timeout=1.0)
+                if time.monotonic() > budget:
+                    break
+                _, high = self.consumer.get_watermark_offsets(tp, timeout=0.5)
                 if tp.offset >= 0:
                     self.lag[(tp.topic, tp.partition)] = max(0, high - tp.offset)
                 elif high == 0:

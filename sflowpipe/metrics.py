@@ -140,7 +140,7 @@ class Snapshots:
 
     def collect(self):
         merged: dict[str, Metric] = {}
-        for source, families in sorted(self.latest.items()):
+        for source, families in sorted(list(self.latest.items())):  # a copy: sources come and go
             if isinstance(families, Metrics):
                 families = families.snapshot()
             for f in families:

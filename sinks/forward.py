@@ -279,6 +279,7 @@ class ConfigForwarder:
         self.lock = threading.Lock()
         self.active: dict[str, tuple[Any, Forwarder]] = {}  # name -> (definition, forwarder)
         self.watcher = ConfigWatcher(settings, self.define)
+        self.metrics = Snapshots("group")  # the live targets' runners (run() serves them with the static ones)
 
     def define(self, kind: str, name: str, definition: Any) -> None:
         if kind != "forwarding":
@@ -290,6 +291,8 @@ class ConfigForwarder:
             if current:
                 current[1].stop()
                 del self.active[name]
+                for group in current[1].metrics.latest:
+                    self.metrics.latest.pop(group, None)
                 log.info("forward: stopped %s", name)
             if definition is None:
                 return
@@ -304,6 +307,7 @@ class ConfigForwarder:
             fwd = Forwarder(self.settings, [(group, sink)])
             fwd.start()
             self.active[name] = (definition, fwd)
+            self.metrics.latest.update(fwd.metrics.latest)
             log.info("forward: %s -> %s", name, target)
 
     def start(self) -> None:
@@ -378,11 +382,13 @@ def run(settings: Settings, args) -> int:
               file=sys.stderr)
         return 2
     fwd = Forwarder(settings, sinks, from_beginning=getattr(args, "from_beginning", False))
+    dynamic = ConfigForwarder(settings, settings.sinks.forward.spoof_source) if from_config else None
+    if dynamic:
+        dynamic.metrics = fwd.metrics  # one family per metric over the static and the live targets
     registry = CollectorRegistry()
     registry.register(fwd.metrics)
     metrics = serve_metrics(settings.sinks.forward.metrics_listen, registry, "forward")
     fwd.start()
-    dynamic = ConfigForwarder(settings, settings.sinks.forward.spoof_source) if from_config else None
     if dynamic:
         dynamic.start()
     hex_writer = next((s for _, s in sinks if isinstance(s, HexWriter)), None)

@@ -78,7 +78,7 @@ def test_captures_and_generated_traffic_end_to_end(kafka_bootstrap, topic_prefix
     assert set(reasons) <= {r.value for r in DecodeReason}
     for reason, count in reasons.items():
         assert metrics[f'sflowpipe_ingest_datagrams_malformed_total{{reason="{reason}"}}'] == count
-        assert metrics[f'sflowpipe_dead_letters_total{{stage="decode",reason="{reason}"}}'] == count
+        assert metrics[f'sflowpipe_dead_letters_total{{reason="{reason}",stage="decode"}}'] == count
     assert metrics["sflowpipe_ingest_samples_total"] == sum(want.values())
     assert metrics["sflowpipe_ingest_decode_seconds_count"] == len(payloads) - malformed
     status = next(filter(final, statuses))

@@ -350,15 +350,17 @@ def make_app(settings: Settings, worker: int = 0, metrics: Metrics | None = None
 
     def update_lag() -> None:
         """Lag per assigned partition: the consumer's high watermark minus the position processed."""
-        consumer = app.consumer
-        for tp in consumer.assignment():
-            key = (tp.topic, tp.partition)
-            if key not in position and tp.topic not in sample_topics:
-                continue
-            high = consumer.highwater(tp)
-            if high is not None and high >= 0:
-                lag[key] = max(0, high - position.get(key, high))
-    sample_topics = {flow_topic_name, k.topic(t.counter_samples), k.topic(t.discard_samples)}
+        try:
+            consumer = app.consumer
+            for tp in consumer.assignment():
+                key = (tp.topic, tp.partition)
+                if key not in position:  # not a sample topic, or nothing processed there yet
+                    continue
+                high = consumer.highwater(tp)
+                if high is not None and high >= 0:
+                    lag[key] = max(0, high - position[key])
+        except Exception as e:  # a metric must never stop the report (e.g. the consumer mid-rebalance)
+            log.debug("lag not measured: %s", e)
     metrics.observed("sflowpipe_processors_lag_messages", "gauge", "messages behind the end of each assigned "
                      "partition of the sample topics (at the last report)", lambda: dict(lag), ("topic", "partition"))
     gaps = GapFiller(settings, flow_topic_name)
@@ -387,6 +389,7 @@ def make_app(settings: Settings, worker: int = 0, metrics: Metrics | None = None
     async def counter_batches(stream):
         async for event in stream.events():
             apply_changes()
+            position[(event.message.topic, event.message.partition)] = event.message.offset + 1
             try:
                 batch = codecs["counter_sample_batch"].decode(event.value)
             except CodecError as e:
@@ -394,7 +397,6 @@ def make_app(settings: Settings, worker: int = 0, metrics: Metrics | None = None
                 log.error("counter-samples: skipping undecodable message: %s", e)
                 continue
             count("counter", batch)
-            position[(event.message.topic, event.message.partition)] = event.message.offset + 1
             agent = batch["agent_address"]
             adopt(agent, event.message.partition)
             if not already_accounted(agent, "counter", event.message.partition, event.message.offset):

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import re
+import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 from urllib.parse import unquote
@@ -25,6 +26,7 @@ from api.state import ApiState
 from sflowpipe.config_plane import DefinitionError, loads, over_cap, parse, publish
 from sflowpipe import __version__
 from sflowpipe.auth import CHALLENGE, Authenticator
+from sflowpipe.metrics import Metrics
 from sflowpipe.settings import Settings
 from sflowpipe.names import parse_agents
 from sflowpipe.readmodels.activeflows import AGG_MODES
@@ -98,6 +100,13 @@ class Api:
         self.state = state
         self.publisher = publisher or (lambda kind, name, body: publish(settings, kind, name, body))
         self.closing = asyncio.Event()  # set at shutdown: open long-polls answer at once
+        self.metrics = Metrics()  # served by api/service.py on api.metrics_listen
+        self.metrics.describe("sflowpipe_api_requests_total", "counter", "HTTP requests answered, by method, route "
+                              "(the path template) and status", labels=("method", "route", "status"))
+        self.metrics.describe("sflowpipe_api_request_seconds", "histogram", "time to answer a request (long-polls "
+                              "included), by route", labels=("route",))
+        self.long_polls = self.metrics.gauge("sflowpipe_api_long_polls_open", "long-polls waiting now "
+                                             "(/events/json, /flows/json with a timeout)")
         self.auth = Authenticator(settings.api, log, "api")
         if not settings.api.defines_flows:  # read-only: no path defines anything, a scrape neither
             state.exporter.publish_definition = None
@@ -167,13 +176,33 @@ class Api:
     # ---------------------------------------------------------------- application
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self.auth_middleware])
+        app = web.Application(middlewares=[self.metrics_middleware, self.auth_middleware])
         for method, path, handler, _, _ in self.routes:
             app.router.add_route(method, path, handler)
         app.router.add_get("/", _to_ui)
         app.router.add_get("/ui/", _to_ui)
         app.router.add_static("/ui/", STATIC, follow_symlinks=False)
         return app
+
+    @web.middleware
+    async def metrics_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Counts each request by its route template (bounded: never the raw path)."""
+        info = request.match_info
+        route = getattr(info.route.resource, "canonical", None) if info.route.resource is not None else None
+        route = route or "unmatched"
+        t0 = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as e:
+            status = e.status
+            raise
+        finally:
+            self.metrics.inc("sflowpipe_api_requests_total",
+                             labels=(("method", request.method), ("route", route), ("status", str(status))))
+            self.metrics.observe("sflowpipe_api_request_seconds", time.perf_counter() - t0, (("route", route),))
 
     @web.middleware
     async def auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -291,15 +320,17 @@ class Api:
         after = _int(request, "eventID", -1)
         max_events = max(1, _int(request, "maxEvents", 100))
         threshold = request.query.get("thresholdID")
-        return _json(await _long_poll(lambda: self.state.events_after(after, max_events, threshold),
-                                      _float(request, "timeout", 0.0), self.closing))
+        with self.long_polls.track_inprogress():
+            return _json(await _long_poll(lambda: self.state.events_after(after, max_events, threshold),
+                                          _float(request, "timeout", 0.0), self.closing))
 
     async def flows(self, request: web.Request) -> web.Response:
         after = _int(request, "flowID", -1)
         max_flows = max(1, _int(request, "maxFlows", 100))
         name = request.query.get("name")
-        return _json(await _long_poll(lambda: self.state.flows_after(after, max_flows, name),
-                                      _float(request, "timeout", 0.0), self.closing))
+        with self.long_polls.track_inprogress():
+            return _json(await _long_poll(lambda: self.state.flows_after(after, max_flows, name),
+                                          _float(request, "timeout", 0.0), self.closing))
 
     async def flowkeys(self, request: web.Request) -> web.Response:
         return _json(self.state.flow_keys())

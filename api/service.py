@@ -12,6 +12,7 @@ from api.reader import TopicReader
 from api.server import Api
 from api.state import ApiState
 from sflowpipe.auth import warn_if_open
+from sflowpipe.metrics import MetricsServer
 from sflowpipe.settings import Settings
 from sflowpipe.net import parse_hostport
 from api.args import api_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
@@ -30,8 +31,10 @@ class ApiService:
         self.reader = TopicReader(settings, self.state)
         self.api = Api(settings, self.state)
         self.runner: web.AppRunner | None = None
+        self.metrics = MetricsServer(settings.api.metrics_listen, self.api.metrics, 9351)
 
     async def start(self) -> None:
+        self.metrics.start()
         self.reader.start()
         # a handler still running this long after SIGTERM is cut off (long-polls end at once, see stop)
         self.runner = web.AppRunner(self.api.app(), access_log=None, shutdown_timeout=3.0)
@@ -45,6 +48,7 @@ class ApiService:
         if self.runner:
             await self.runner.cleanup()
         self.reader.stop()
+        self.metrics.stop()
 
 
 def run(settings: Settings, args) -> int:
@@ -61,6 +65,7 @@ def run(settings: Settings, args) -> int:
         log.info("api: REST API and web UI on http://%s:%d/ (%s, %s)", service.host, service.port,
                  "read-only" if settings.api.read_only else "read-write",
                  "authentication required" if service.api.auth.required else "no authentication")
+        log.info("api: metrics %s", service.metrics.url)
         warn_if_open(log, "api", service.host, service.api.auth, settings.api)
         await done.wait()
         await service.stop()

@@ -10,42 +10,37 @@ import time
 
 from ingest.agents import AgentCounters
 from ingest.batches import COUNTERS, DISCARDS, FLOW, AgentBatches, Batch
-from ingest.metrics import LATENCY_BUCKETS, Metrics
+from sflowpipe.deadletter import DeadLetterWriter, dead_letter
+from sflowpipe.metrics import Metrics
 from ingest.publisher import Publisher
 from ingest.sflow.datagram import decode_datagram
 from ingest.sflow.errors import DecodeError
+from ingest.sflow.header import HEADER_FAILURES
 from schemas.codec import AvroCodec, ConfluentCodec
 from sflowpipe.settings import Settings
 
 MAX_TRACKED_AGENTS = 10_000  # per-agent metric series and sequence state
+# decode latency buckets, seconds
+DECODE_BUCKETS = (5e-6, 10e-6, 20e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 5e-3, 20e-3)
 STEMS = {FLOW: "flow_sample_batch", COUNTERS: "counter_sample_batch", DISCARDS: "discard_sample_batch"}
-
-
-def malformed_reason(err: DecodeError) -> str:
-    """A low-cardinality class of a decode error, for the metric label."""
-    r = err.reason
-    if "version" in r:
-        return "unsupported_version"
-    if "length" in r or "exceeds" in r:
-        return "bad_length"
-    if "truncated" in r or "too short" in r or "cannot fit" in r or "end of datagram" in r:
-        return "truncated"
-    if "address type" in r:
-        return "bad_address"
-    return "invalid"
 
 
 def describe_metrics(m: Metrics) -> None:
     m.describe("sflowpipe_ingest_datagrams_received_total", "counter", "UDP datagrams received")
     m.describe("sflowpipe_ingest_bytes_received_total", "counter", "UDP payload bytes received")
     m.describe("sflowpipe_ingest_datagrams_malformed_total", "counter",
-               "datagrams that failed to decode (sent to the dead-letter topic), by reason")
-    m.describe("sflowpipe_ingest_samples_total", "counter", "decoded samples batched for Kafka, by kind")
-    m.describe("sflowpipe_ingest_batches_total", "counter", "sample batches published, by kind")
-    m.describe("sflowpipe_ingest_agent_datagrams_total", "counter", "datagrams per agent")
+               "datagrams that failed to decode (sent to the dead-letter topic), by reason", labels=("reason",))
+    m.describe("sflowpipe_ingest_samples_total", "counter", "decoded samples batched for Kafka, by kind", labels=("kind",))
+    m.describe("sflowpipe_ingest_batches_total", "counter", "sample batches published, by kind", labels=("kind",))
+    m.describe("sflowpipe_ingest_agent_datagrams_total", "counter", "datagrams per agent", labels=("agent",))
     m.describe("sflowpipe_ingest_agent_sequence_lost_total", "counter",
-               "datagrams lost before reaching us, per agent (gaps in datagram sequence numbers)")
-    m.describe("sflowpipe_ingest_decode_seconds", "histogram", "time to decode one datagram", LATENCY_BUCKETS)
+               "datagrams lost before reaching us, per agent (gaps in datagram sequence numbers)",
+               labels=("agent",))
+    m.describe("sflowpipe_ingest_decode_seconds", "histogram", "time to decode one datagram", DECODE_BUCKETS)
+    m.observed("sflowpipe_ingest_header_decode_failures_total", "counter",
+               "sampled packet headers whose parse failed, by exception (the datagram is kept, the header's "
+               "fields left empty; counted per process)",
+               lambda: {(k,): v for k, v in HEADER_FAILURES.items()}, ("error",))
 
 
 def make_codecs(settings: Settings) -> dict[str, object]:
@@ -78,7 +73,10 @@ class IngestPipeline:
         self.last_sequence: dict[tuple[str, int], int] = {}
         self.agents = AgentCounters(MAX_TRACKED_AGENTS)  # sFlow-RT's /agents/json counters
         self._raw = self.codecs["raw_datagram"]
+        self.dead_letters = DeadLetterWriter(self.deadletter_topic, self.codecs["dead_letter"],
+                                             lambda topic, key, value, _headers: publisher.publish(topic, key, value))
         describe_metrics(metrics)
+        self.dead_letters.export(metrics)
 
     def topics(self) -> list[str]:
         return [self.raw_topic, self.deadletter_topic, *self.sample_topics.values()]
@@ -94,10 +92,9 @@ class IngestPipeline:
         try:
             dg = decode_datagram(data)
         except DecodeError as e:
-            m.inc("sflowpipe_ingest_datagrams_malformed_total", labels=(("reason", malformed_reason(e)),))
-            self.publisher.publish(self.deadletter_topic, key, self.codecs["dead_letter"].encode({
-                "receive_time_us": receive_time_us, "exporter_address": exporter, "exporter_port": port,
-                "data": data, "stage": "decode", "error": e.reason, "offset": e.offset}))
+            m.inc("sflowpipe_ingest_datagrams_malformed_total", labels=(("reason", e.code.value),))
+            self.dead_letters.write(dead_letter("decode", e.code.value, e.reason, data, receive_time_us=receive_time_us,
+                                                exporter_address=exporter, exporter_port=port, offset=e.offset), key)
             return
         m.observe("sflowpipe_ingest_decode_seconds", time.perf_counter() - t0)
         agent = dg.agent_address

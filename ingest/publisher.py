@@ -19,7 +19,7 @@ from typing import Callable
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from ingest.metrics import Metrics
+from sflowpipe.metrics import Metrics
 from ingest.spill import SpillQueue
 from sflowpipe.kafka import client_config, one_line
 from sflowpipe.settings import KafkaSettings
@@ -28,14 +28,17 @@ log = logging.getLogger(__name__)
 
 
 def describe_metrics(m: Metrics) -> None:
-    m.describe("sflowpipe_kafka_messages_submitted_total", "counter", "messages handed to the publisher")
-    m.describe("sflowpipe_kafka_messages_delivered_total", "counter", "messages acknowledged by Kafka")
-    m.describe("sflowpipe_kafka_messages_spilled_total", "counter", "messages written to the disk spill queue")
+    m.describe("sflowpipe_kafka_messages_submitted_total", "counter", "messages handed to the publisher",
+               labels=("topic",))
+    m.describe("sflowpipe_kafka_messages_delivered_total", "counter", "messages acknowledged by Kafka",
+               labels=("topic",))
+    m.describe("sflowpipe_kafka_messages_spilled_total", "counter", "messages written to the disk spill queue",
+               labels=("topic",))
     m.describe("sflowpipe_kafka_messages_dropped_total", "counter",
                "messages lost, by reason: spill_full; crash (held in memory by a killed ingester, counted "
-               "at its restart: an upper bound, some may have been delivered)")
+               "at its restart: an upper bound, some may have been delivered)", labels=("topic", "reason"))
     m.describe("sflowpipe_kafka_delivery_retries_total", "counter",
-               "messages the producer gave up on, returned to the spill queue")
+               "messages the producer gave up on, returned to the spill queue", labels=("topic",))
     m.describe("sflowpipe_kafka_producer_queue_messages", "gauge", "messages in the producer queue (in flight)")
     m.describe("sflowpipe_kafka_spill_pending_messages", "gauge", "messages waiting in the disk spill queue")
     m.describe("sflowpipe_kafka_spill_pending_bytes", "gauge", "bytes waiting in the disk spill queue")

@@ -64,7 +64,7 @@ def send_udp(datagrams: Iterable[UdpDatagram], target: str, speed: float = 1.0, 
 
 def publish_kafka(datagrams: Iterable[UdpDatagram], settings, speed: float = 0, keep_timestamps: bool = False) -> int:
     """Publish through IngestPipeline, as if each datagram had arrived from its capture source."""
-    from ingest.metrics import Metrics
+    from sflowpipe.metrics import Metrics
     from ingest.pipeline import IngestPipeline
     from ingest.publisher import Publisher
     from ingest.spill import SpillQueue

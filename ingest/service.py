@@ -19,13 +19,14 @@ import threading
 import time
 from pathlib import Path
 
-from ingest.metrics import Metrics, MetricsServer, render
 from ingest.pipeline import IngestPipeline
 from ingest.publisher import Publisher
 from ingest.spill import SpillQueue
 from ingest.udp import UdpReceiver
-from sflowpipe.kafka import ensure_topics
 from sflowpipe.net import parse_hostport
+from prometheus_client import CollectorRegistry
+from sflowpipe.kafka import ensure_topics
+from sflowpipe.metrics import Metrics, MetricsServer, Snapshots
 from sflowpipe.settings import Settings
 from sflowpipe.signals import on_stop_signals
 
@@ -100,15 +101,13 @@ class Ingester:
         """This ingester's counters, for the status topic (the API's status page and /agents/json)."""
         m = self.metrics
         agents: dict[str, dict] = {}
-        for (name, labels), v in list(m.values.items()):
-            if name in ("sflowpipe_ingest_agent_datagrams_total", "sflowpipe_ingest_agent_sequence_lost_total"):
-                agent = dict(labels).get("agent", "")
-                field = "datagrams" if name.endswith("datagrams_total") else "lost"
-                agents.setdefault(agent, {})[field] = int(v)
+        for name, field in (("sflowpipe_ingest_agent_datagrams_total", "datagrams"),
+                            ("sflowpipe_ingest_agent_sequence_lost_total", "lost")):
+            for labels, v in m.series(name).items():
+                agents.setdefault(dict(labels).get("agent", ""), {})[field] = int(v)
         for agent, counters in self.pipeline.agents.snapshot().items():
             agents.setdefault(agent, {}).update(counters)
-        samples = {dict(labels).get("kind", ""): int(v) for (name, labels), v in list(m.values.items())
-                   if name == "sflowpipe_ingest_samples_total"}
+        samples = {dict(labels).get("kind", ""): int(v) for labels, v in m.series("sflowpipe_ingest_samples_total").items()}
         return {"kind": "ingester", "ingester": self.ident, "listen": self.settings.ingest.listen,
                 "time": int(time.time() * 1000),
                 "datagrams": int(m.total("sflowpipe_ingest_datagrams_received_total")),
@@ -164,16 +163,15 @@ def ensure_ingest_topics(settings: Settings) -> None:
 def run(settings: Settings, on_ready=None) -> int:
     """Run the ingester(s) until SIGTERM/SIGINT; exit code 0 after a clean shutdown. Kafka need not
     answer yet: each ingester creates the topics when it does, and spills to disk until then."""
-    mhost, mport = parse_hostport(settings.ingest.metrics_listen, 9343, "0.0.0.0", what="listen address")
     stop = threading.Event()
     on_stop_signals(stop.set)
 
     if settings.ingest.workers == 1:
         ing = Ingester(settings)
-        server = MetricsServer(mhost, mport, lambda: render([((), ing.metrics.snapshot())]))
+        server = MetricsServer(settings.ingest.metrics_listen, ing.metrics, default_port=9343)
         ing.start()
         server.start()
-        log.info("ingest ready: UDP %s, metrics http://%s:%d/metrics", settings.ingest.listen, mhost, server.port)
+        log.info("ingest ready: UDP %s, metrics %s", settings.ingest.listen, server.url)
         if on_ready:
             on_ready(ing.receiver.port, server.port)
         threading.Thread(target=lambda: (stop.wait(), ing.stopping.set()), daemon=True).start()
@@ -186,7 +184,8 @@ def run(settings: Settings, on_ready=None) -> int:
 
     ctx = mp.get_context("spawn")
     snapshots, ready = ctx.Queue(), ctx.Queue()
-    latest: dict[int, dict] = {}
+    workers = Snapshots()  # the workers' latest metrics, served with a worker label
+    latest = workers.latest
     procs = [ctx.Process(target=_worker_main, args=(settings, i, snapshots, ready), name=f"ingest-{i}")
              for i in range(settings.ingest.workers)]
     for p in procs:
@@ -200,11 +199,11 @@ def run(settings: Settings, on_ready=None) -> int:
         for p in procs:
             p.join(10)
         raise RuntimeError(failed)
-    server = MetricsServer(mhost, mport, lambda: render(
-        [((("worker", str(w)),), s) for w, s in sorted(latest.items())]))
+    registry = CollectorRegistry()
+    registry.register(workers)
+    server = MetricsServer(settings.ingest.metrics_listen, registry, default_port=9343)
     server.start()
-    log.info("ingest ready: %d workers on UDP %s, metrics http://%s:%d/metrics",
-             len(procs), settings.ingest.listen, mhost, server.port)
+    log.info("ingest ready: %d workers on UDP %s, metrics %s", len(procs), settings.ingest.listen, server.url)
     if on_ready:
         on_ready(ports[0][1], server.port)
     while not stop.is_set() and any(p.is_alive() for p in procs):
@@ -225,9 +224,9 @@ def run(settings: Settings, on_ready=None) -> int:
 def _collect(q, latest: dict, timeout: float) -> None:
     try:
         w, snap = q.get(timeout=timeout)
-        latest[w] = snap
+        latest[str(w)] = snap
         while True:
             w, snap = q.get_nowait()
-            latest[w] = snap
+            latest[str(w)] = snap
     except Exception:  # queue.Empty
         pass

@@ -34,6 +34,7 @@ from processors.engine import REPLAY_LAG_S, Engine
 from processors.enrich import Enricher
 from schemas.codec import AvroCodec, CodecError
 from schemas.definitions import hot_field_count
+from sflowpipe.metrics import Metrics, MetricsServer
 from sflowpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,30 @@ class GapFiller:
                 self.consumer = None
 
 
-def make_app(settings: Settings, worker: int = 0) -> faust.App:
+def describe_metrics(m: Metrics) -> None:
+    m.describe("sflowpipe_processors_samples_total", "counter", "samples processed, by kind (flow, counter, "
+               "discard): rate() is samples/s", labels=("kind",))
+    m.describe("sflowpipe_processors_batches_total", "counter", "sample batches processed, by kind", labels=("kind",))
+    m.describe("sflowpipe_processors_undecodable_total", "counter", "messages skipped as undecodable, by kind",
+               labels=("kind",))
+    m.describe("sflowpipe_processors_replayed_batches_total", "counter",
+               "batches a restored checkpoint already held (read again, not accounted twice)", labels=("kind",))
+    m.describe("sflowpipe_processors_rebalances_total", "counter", "partition assignments and revocations",
+               labels=("change",))
+    m.describe("sflowpipe_processors_checkpoint_seconds", "histogram", "time to checkpoint one agent's state "
+               "to the table")
+    m.describe("sflowpipe_processors_events_total", "counter", "threshold events raised")
+    m.describe("sflowpipe_processors_reports_total", "counter", "active-flow and metric messages published, "
+               "by topic kind", labels=("kind",))
+
+
+def batch_size(batch: dict) -> int:
+    """Samples in a decoded batch: flow batches are columns, counter and discard batches rows."""
+    col = batch.get("receive_time_us")
+    return len(col) if col is not None else len(batch.get("samples") or ())
+
+
+def make_app(settings: Settings, worker: int = 0, metrics: Metrics | None = None) -> faust.App:
     k, t, p = settings.kafka, settings.topics, settings.processors
     Path(p.data_dir).mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -178,6 +202,9 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
         web_bind="127.0.0.1",
         logging_config=None,
     )
+    metrics = metrics or Metrics()
+    describe_metrics(metrics)
+    app.sflowpipe_metrics = metrics  # served by run(); read by tests
     enricher = Enricher(settings.enrich)
     blocklists = Blocklists(p.blocklists, settings.enrich.cache_dir) if p.blocklists else None
     scans = ScanDetector(p.scans) if p.scans.enabled else None
@@ -194,6 +221,10 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
 
     watcher = ConfigWatcher(settings, on_change)
     watcher.count(startup)
+    rejected = [0]  # definitions the engine refused to apply (the watcher keeps its own refusals)
+    metrics.observed("sflowpipe_processors_definitions_rejected_total", "counter",
+                     "definitions refused by this worker: read from the config topic, or applied",
+                     lambda: rejected[0] + len(watcher.errors))
 
     def apply_changes() -> None:
         while True:
@@ -204,6 +235,7 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
             try:
                 engine.apply(kind, name, d)
             except ValueError as e:
+                rejected[0] += 1
                 log.error("config: rejected %s %s: %s", kind, name, e)
 
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
@@ -276,20 +308,25 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
     def maybe_checkpoint(agent: str, now: float) -> None:
         if now - last_checkpoint.get(agent, 0.0) >= p.checkpoint_interval_s:
             last_checkpoint[agent] = now
+            t0 = time.perf_counter()
             offsets = {kind: list(po) for kind, po in accounted.get(agent, {}).items()}  # a copy: the table keeps it
             checkpoints[agent] = {**engine.snapshot(agent), "offsets": offsets}
+            metrics.observe("sflowpipe_processors_checkpoint_seconds", time.perf_counter() - t0)
 
     async def on_flow_message(value: bytes, partition: int, offset: int | None) -> None:
         try:
             batch = decode_flow_batch(codecs["flow_sample_batch"], value, hot_fields, engine)
         except CodecError as e:
+            metrics.inc("sflowpipe_processors_undecodable_total", labels=(("kind", "flow"),))
             log.error("flow-samples: skipping undecodable message: %s", e)
             return
+        count("flow", batch)
         agent = batch["agent_address"]
         if adopt(agent, partition) and offset is not None and p.fill_stream_gaps:
             await replay_since_checkpoint(agent, partition, offset)
         now = time.time()
         if already_accounted(agent, "flow", partition, offset):
+            metrics.inc("sflowpipe_processors_replayed_batches_total", labels=(("kind", "flow"),))
             # still enriched and forwarded: the sinks drop duplicate rows, and the first send may be lost
             extra = engine.enricher.enrich_batch(batch)
         else:
@@ -304,6 +341,28 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
         maybe_checkpoint(agent, now)
 
     flow_topic_name = k.topic(t.flow_samples)
+    position: dict[tuple[str, int], int] = {}  # (topic, partition) -> the offset after the last one processed
+    lag: dict[tuple[str, int], int] = {}
+
+    def count(kind: str, batch: dict) -> None:
+        metrics.inc("sflowpipe_processors_samples_total", batch_size(batch), (("kind", kind),))
+        metrics.inc("sflowpipe_processors_batches_total", labels=(("kind", kind),))
+
+    def update_lag() -> None:
+        """Lag per assigned partition: the consumer's high watermark minus the position processed."""
+        try:
+            consumer = app.consumer
+            for tp in consumer.assignment():
+                key = (tp.topic, tp.partition)
+                if key not in position:  # not a sample topic, or nothing processed there yet
+                    continue
+                high = consumer.highwater(tp)
+                if high is not None and high >= 0:
+                    lag[key] = max(0, high - position[key])
+        except Exception as e:  # a metric must never stop the report (e.g. the consumer mid-rebalance)
+            log.debug("lag not measured: %s", e)
+    metrics.observed("sflowpipe_processors_lag_messages", "gauge", "messages behind the end of each assigned "
+                     "partition of the sample topics (at the last report)", lambda: dict(lag), ("topic", "partition"))
     gaps = GapFiller(settings, flow_topic_name)
     next_offset: dict[int, int] = {}  # partition -> the offset expected next (this generation)
 
@@ -324,33 +383,42 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
                     await on_flow_message(value, part, missed_offset)
             next_offset[part] = offset + 1
             await on_flow_message(event.value, part, offset)
+            position[(event.message.topic, part)] = offset + 1
 
     @app.agent(counter_topic, name="counter-samples")
     async def counter_batches(stream):
         async for event in stream.events():
             apply_changes()
+            position[(event.message.topic, event.message.partition)] = event.message.offset + 1
             try:
                 batch = codecs["counter_sample_batch"].decode(event.value)
             except CodecError as e:
+                metrics.inc("sflowpipe_processors_undecodable_total", labels=(("kind", "counter"),))
                 log.error("counter-samples: skipping undecodable message: %s", e)
                 continue
+            count("counter", batch)
             agent = batch["agent_address"]
             adopt(agent, event.message.partition)
             if not already_accounted(agent, "counter", event.message.partition, event.message.offset):
                 engine.on_counter_batch(batch)
+            else:
+                metrics.inc("sflowpipe_processors_replayed_batches_total", labels=(("kind", "counter"),))
             maybe_checkpoint(agent, time.time())
 
     @app.agent(discard_topic, name="discard-samples")
     async def discard_batches(stream):
         async for event in stream.events():
             apply_changes()
+            position[(event.message.topic, event.message.partition)] = event.message.offset + 1
             if not engine.wants_discards:  # no dropped: true flow: not even decoded
                 continue
             try:
                 batch = codecs["discard_sample_batch"].decode(event.value)
             except CodecError as e:
+                metrics.inc("sflowpipe_processors_undecodable_total", labels=(("kind", "discard"),))
                 log.error("discard-samples: skipping undecodable message: %s", e)
                 continue
+            count("discard", batch)
             adopt(batch["agent_address"], event.message.partition)
             engine.on_discard_batch(batch, time.time())
 
@@ -361,11 +429,15 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
         await status_topic.send(key=worker_id.encode(), value=json.dumps(engine.evaluation_status(worker_id)).encode())
         for r in engine.flow_logs():
             await flow_logs_topic.send(key=r["agent"].encode(), value=flow_log_codec.encode(r))
-        active, metrics, events = engine.report()
+        active, counter_metrics, events = engine.report()
         for m in active:
             await flows_topic.send(key=m["agent"].encode(), value=codecs["active_flows"].encode(m))
-        for m in metrics:
+        for m in counter_metrics:
             await metrics_topic.send(key=m["agent"].encode(), value=codecs["metrics"].encode(m))
+        metrics.inc("sflowpipe_processors_reports_total", len(active), (("kind", "flows"),))
+        metrics.inc("sflowpipe_processors_reports_total", len(counter_metrics), (("kind", "metrics"),))
+        metrics.inc("sflowpipe_processors_events_total", len(events))
+        update_lag()
         for e in events:
             last_checkpoint.pop(e.agent, None)  # checkpointed with its next batch: a restart will not repeat it
             await events_topic.send(key=e.agent.encode(), value=codecs["event"].encode(e.to_dict()))
@@ -374,11 +446,16 @@ def make_app(settings: Settings, worker: int = 0) -> faust.App:
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender, assigned=None, **kwargs):
+        metrics.inc("sflowpipe_processors_rebalances_total", labels=(("change", "assigned"),))
         next_offset.clear()  # Faust seeks every partition back to its committed offset
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender, revoked=None, **kwargs):
+        metrics.inc("sflowpipe_processors_rebalances_total", labels=(("change", "revoked"),))
         next_offset.clear()
+        for tp in revoked or ():
+            position.pop((tp.topic, tp.partition), None)
+            lag.pop((tp.topic, tp.partition), None)
         parts = {tp.partition for tp in (revoked or ()) if tp.topic in (flow_topic.get_topic_name(),
                                                                        counter_topic.get_topic_name(),
                                                                        discard_topic.get_topic_name())}
@@ -418,6 +495,14 @@ def run(settings: Settings, worker: int = 0) -> int:
     ensure_topics(k, [k.topic(t.status)], config={"retention.ms": str(24 * 3600 * 1000)})  # as the ingesters
     ensure_topics(k, [k.topic(t.config)], config={"cleanup.policy": "compact"})
     app = make_app(settings, worker)
+    server = MetricsServer(settings.processors.metrics_listen, app.sflowpipe_metrics, default_port=9345)
+    if server.port:
+        server.port += worker  # one listener per worker on a host, as the Faust web port
+    server.start()
+    log.info("processors: metrics %s", server.url)
     worker_obj = faust.Worker(app, loglevel=settings.log_level, quiet=True)
-    worker_obj.execute_from_commandline()
+    try:
+        worker_obj.execute_from_commandline()
+    finally:
+        server.stop()
     return 0

@@ -168,6 +168,9 @@ def dead_letter() -> dict:
                 {"name": "stage", "type": "string", "doc": "where it failed, e.g. decode"},
                 {"name": "error", "type": "string"},
                 {"name": "offset", "type": ["null", "long"], "default": None, "doc": "byte offset of a decode error"},
+                {"name": "reason", "type": ["null", "string"], "default": None,
+                 "doc": "the fault's code: a decode's (unsupported_version, truncated, bad_length, bad_address, "
+                        "invalid), delivery_failed (http) or action_failed (control)"},
             ]}
 
 

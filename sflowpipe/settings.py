@@ -190,6 +190,8 @@ class ProcessorSettings(BaseModel):
     consumer_max_fetch_size: int = Field(8 << 20, description="bytes per partition fetch (batches are large)")
     data_dir: str = Field("./data/processors", description="Faust's local state")
     web_port: int = Field(6066, description="Faust's web server port")
+    metrics_listen: str = Field("127.0.0.1:9345", description="Prometheus /metrics HTTP HOST:PORT (port 0: any; "
+                                                              "plus the worker index, as web_port)")
     workers: int = Field(1, ge=1, le=64)
     fill_stream_gaps: bool = Field(True, description="read flow-sample offsets the Faust stream skipped across a "
                                                      "rebalance (see processors/app.py GapFiller)")
@@ -207,6 +209,7 @@ class ClickHouseSettings(BaseModel):
     dedup_window: int = Field(200_000, ge=0, description="recent flow batches/events remembered to drop the "
                                                          "processors' at-least-once redeliveries")
     consumer_group: str = "sflowpipe-clickhouse"
+    metrics_listen: str = Field("127.0.0.1:9346", description="this sink's Prometheus /metrics HTTP HOST:PORT (port 0: any)")
 
 
 class SyslogSettings(BaseModel):
@@ -223,6 +226,7 @@ class SyslogSettings(BaseModel):
     tls_verify: bool = True
     topics: list[str] = Field(default_factory=lambda: ["events"], description="topic names (before the prefix)")
     consumer_group: str = "sflowpipe-syslog"
+    metrics_listen: str = Field("127.0.0.1:9347", description="this sink's Prometheus /metrics HTTP HOST:PORT (port 0: any)")
 
 
 class HttpSinkSettings(BaseModel):
@@ -240,6 +244,8 @@ class HttpSinkSettings(BaseModel):
     backoff_s: float = Field(0.5, gt=0, description="first retry delay; doubles, with jitter")
     topics: list[str] = Field(default_factory=lambda: ["events"])
     consumer_group: str | None = Field(None, description="default sflowpipe-http-<name>")
+    metrics_listen: str = Field("127.0.0.1:0", description="this endpoint's Prometheus /metrics HTTP HOST:PORT "
+                                                           "(port 0: any, logged at start; one process per endpoint)")
 
     def group(self, name: str) -> str:
         """The consumer group of endpoint ``name``: the one set, else sflowpipe-http-<name>."""
@@ -292,6 +298,8 @@ class PrometheusSettings(ListenerAuth):
 
     listen: str = Field("127.0.0.1:9344", description="HOST:PORT of /metrics and /flows (0.0.0.0 exposes it)")
     consumer_group: str = "sflowpipe-prometheus"
+    metrics_listen: str = Field("127.0.0.1:9348", description="the exporter's own Prometheus /metrics (consumer, "
+                                                              "flushes, lag) HTTP HOST:PORT (port 0: any)")
 
 
 class ForwardSettings(BaseModel):
@@ -300,6 +308,7 @@ class ForwardSettings(BaseModel):
     targets: list[str] = Field(default_factory=list, description="HOST:PORT of each collector")
     spoof_source: bool = Field(False, description="send with the original agent address (needs CAP_NET_RAW)")
     consumer_group_prefix: str = "sflowpipe-forward"
+    metrics_listen: str = Field("127.0.0.1:9349", description="this forwarder's Prometheus /metrics HTTP HOST:PORT (port 0: any)")
 
 
 class ApiSettings(ListenerAuth):
@@ -312,6 +321,8 @@ class ApiSettings(ListenerAuth):
     stale_s: float = Field(10.0, gt=0, description="top flows and metrics older than this are not shown")
     sinks: list[str] = Field(default_factory=lambda: ["sflowpipe-clickhouse", "sflowpipe-prometheus"],
                              description="consumer groups whose lag the status page shows")
+    metrics_listen: str = Field("127.0.0.1:9351", description="the API's own Prometheus /metrics (requests, "
+                                                              "long-polls) HTTP HOST:PORT (port 0: any)")
 
 
 class HttpRequestTemplate(BaseModel):
@@ -367,6 +378,8 @@ class SinkSettings(BaseModel):
     prometheus: PrometheusSettings = PrometheusSettings()
     forward: ForwardSettings = ForwardSettings()
     controls: dict[str, ControlPolicy] = Field(default_factory=dict, description="name -> control policy")
+    control_metrics_listen: str = Field("127.0.0.1:9350", description="`sflowpipe control`'s Prometheus /metrics "
+                                                                      "HTTP HOST:PORT (port 0: any)")
 
 
 class LimitSettings(BaseModel):

@@ -198,6 +198,9 @@ class Pipeline:
         def updated(model, **values):
             return model.model_copy(update=values)
 
+        def any_metrics_port(model):
+            return model if "metrics_listen" in model.model_fields_set else updated(model, metrics_listen="127.0.0.1:0")
+
         processors = updated(s.processors, data_dir=str(self.data / "processors"), web_port=p["faust"])
         if not processors.definitions_file:
             processors = updated(processors, definitions_file=str(DEFAULT_DEFINITIONS))
@@ -205,9 +208,18 @@ class Pipeline:
             s.enrich, cache_dir=str(self.data / "cache"))
         clickhouse = s.sinks.clickhouse if "dsn" in s.sinks.clickhouse.model_fields_set else updated(
             s.sinks.clickhouse, dsn=f"chdb://{self.data / 'clickhouse'}")
-        sinks = updated(s.sinks, clickhouse=clickhouse,
-                        prometheus=updated(s.sinks.prometheus, listen=f"127.0.0.1:{p['prometheus']}"))
-        api = updated(s.api, listen=f"{self.args.listen_address}:{self.args.http_port}")
+        # the other stages' own /metrics: any free loopback port (each logs where) unless the user
+        # chose one, so that two instances never collide on the fixed defaults
+        clickhouse = any_metrics_port(clickhouse)
+        processors = any_metrics_port(processors)
+        sinks = updated(s.sinks, clickhouse=clickhouse, forward=any_metrics_port(s.sinks.forward),
+                        prometheus=any_metrics_port(updated(s.sinks.prometheus,
+                                                            listen=f"127.0.0.1:{p['prometheus']}")))
+        if "control_metrics_listen" not in s.sinks.model_fields_set:
+            sinks = updated(sinks, control_metrics_listen="127.0.0.1:0")
+        if "syslog" in s.sinks.model_fields_set:  # a syslog stage only when the user configured the sink
+            sinks = updated(sinks, syslog=any_metrics_port(sinks.syslog))
+        api = any_metrics_port(updated(s.api, listen=f"{self.args.listen_address}:{self.args.http_port}"))
         if "sinks" not in s.api.model_fields_set:  # the status page's consumer lag: the sinks this run starts
             api = updated(api, sinks=[g for g, _ in self._sink_groups(sinks)])
         return s.model_copy(update={

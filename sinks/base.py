@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from schemas.codec import CodecError, MessageDecoder
 from sflowpipe.kafka import client_config, require_broker
+from sflowpipe.metrics import Metrics, MetricsServer
 from sflowpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,33 @@ class Sink(Protocol):
     def flush(self) -> None: ...
 
     def pending(self) -> int: ...
+
+
+LAG_EVERY_S = 5.0  # the consumer lag asks the broker for high watermarks: not on every poll
+
+
+def describe_runner_metrics(m: Metrics, r: "SinkRunner") -> None:
+    m.describe("sflowpipe_sink_messages_consumed_total", "counter", "messages read from Kafka, by topic",
+               labels=("topic",))
+    m.describe("sflowpipe_sink_undecodable_total", "counter", "messages skipped as undecodable, by topic",
+               labels=("topic",))
+    m.observed("sflowpipe_sink_records_written_total", "counter",
+               "records (messages) the destination took: flushed, then committed", lambda: r.flushed_records)
+    m.describe("sflowpipe_sink_flushes_total", "counter", "successful writes to the destination")
+    m.describe("sflowpipe_sink_flush_seconds", "histogram", "time of one successful write (flush), retries "
+               "excluded")
+    m.observed("sflowpipe_sink_flush_retries_total", "counter", "failed writes, each retried with backoff",
+               lambda: r.failed_flushes)
+    m.describe("sflowpipe_sink_rebalances_total", "counter", "partition revocations (rebalances)")
+    m.observed("sflowpipe_sink_lag_messages", "gauge", "messages behind the end of each assigned partition "
+               "(every %g s)" % LAG_EVERY_S, lambda: dict(r.lag), ("topic", "partition"))
+
+
+def serve_metrics(listen: str, metrics, what: str, default_port: int = 0) -> MetricsServer:
+    """Start a sink's /metrics listener and say where it is."""
+    server = MetricsServer(listen, metrics, default_port).start()
+    log.info("%s: metrics %s", what, server.url)
+    return server
 
 
 class SinkRunner:
@@ -59,6 +87,10 @@ class SinkRunner:
         self.first_pending = 0.0
         self.flushed_records = 0
         self.failed_flushes = 0
+        self.metrics = Metrics()  # this sink process's: the runner's counters, and the sink's own
+        describe_runner_metrics(self.metrics, self)
+        self.lag: dict[tuple[str, int], int] = {}
+        self._next_lag = 0.0
 
     def start(self) -> None:
         require_broker(self.settings.kafka)  # unreachable at start: one line and exit, not a silent wait
@@ -69,6 +101,9 @@ class SinkRunner:
         """Before a rebalance: write and commit what is buffered. Otherwise the messages consumed
         since the last commit are delivered again after the rebalance (to this consumer or
         another) while still in the buffer, and written twice."""
+        self.metrics.inc("sflowpipe_sink_rebalances_total")
+        for tp in partitions:
+            self.lag.pop((tp.topic, tp.partition), None)
         if self.sink.pending():
             self._flush_and_commit(retry_forever=not self.stopping.is_set())
 
@@ -85,6 +120,8 @@ class SinkRunner:
                             log.warning("%s: %s", self.group, m.error())
                         continue
                     self._add(m)
+                if time.monotonic() >= self._next_lag:
+                    self._update_lag()
                 if self.sink.pending() and (self.sink.pending() >= self.batch_size
                                             or time.monotonic() - self.first_pending >= self.batch_seconds):
                     self._flush_and_commit()
@@ -93,12 +130,31 @@ class SinkRunner:
         finally:
             self.consumer.close()
 
+    def _update_lag(self) -> None:
+        """Per assigned partition: its high watermark minus this consumer's position."""
+        self._next_lag = time.monotonic() + LAG_EVERY_S
+        budget = time.monotonic() + 1.0  # a slow broker must not hold up consuming: the rest next round
+        try:
+            assigned = self.consumer.assignment()
+            for tp in self.consumer.position(assigned):
+                if time.monotonic() > budget:
+                    break
+                _, high = self.consumer.get_watermark_offsets(tp, timeout=0.5)
+                if tp.offset >= 0:
+                    self.lag[(tp.topic, tp.partition)] = max(0, high - tp.offset)
+                elif high == 0:
+                    self.lag[(tp.topic, tp.partition)] = 0
+        except Exception as e:  # KafkaException: the broker did not answer now; the next round will
+            log.debug("%s: lag not measured: %s", self.group, e)
+
     def _add(self, m) -> None:
+        self.metrics.inc("sflowpipe_sink_messages_consumed_total", labels=(("topic", m.topic()),))
         value = m.value()
         if self.decode:
             try:
                 stem, datum = self.decoder.decode(value)
             except CodecError as e:
+                self.metrics.inc("sflowpipe_sink_undecodable_total", labels=(("topic", m.topic()),))
                 log.error("%s: skipping undecodable message on %s: %s", self.group, m.topic(), e)
                 self.offsets[(m.topic(), m.partition())] = m.offset() + 1
                 return
@@ -111,9 +167,13 @@ class SinkRunner:
 
     def _flush_and_commit(self, retry_forever: bool = True) -> None:
         delay = 0.2
+        records = self.sink.pending()
         while True:
             try:
+                t0 = time.perf_counter()
                 self.sink.flush()
+                self.metrics.observe("sflowpipe_sink_flush_seconds", time.perf_counter() - t0)
+                self.metrics.inc("sflowpipe_sink_flushes_total")
                 break
             except Exception as e:  # the destination's own errors: retry, never lose
                 self.failed_flushes += 1
@@ -122,6 +182,7 @@ class SinkRunner:
                     return  # not committed: re-read after a restart
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 30.0)
+        self.flushed_records += records
         if self.offsets:
             self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in self.offsets.items()],
                                  asynchronous=False)

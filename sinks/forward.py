@@ -24,7 +24,10 @@ from typing import Any, BinaryIO, TextIO
 from sflowpipe.net import parse_hostport
 from sflowpipe.settings import Settings
 from sflowpipe.signals import on_stop_signals
-from sinks.base import SinkRunner
+from prometheus_client import CollectorRegistry
+
+from sflowpipe.metrics import Snapshots
+from sinks.base import SinkRunner, serve_metrics
 from sinks.args import forward_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
 from sinks.args import unhex_arguments as add_unhex_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
 
@@ -237,6 +240,9 @@ class Forwarder:
         self.runners = [SinkRunner(settings, sink, [topic], group, batch_size, batch_seconds,
                                    from_beginning=from_beginning) for group, sink in sinks]
         self.threads: list[threading.Thread] = []
+        self.metrics = Snapshots("group")  # each destination's runner, labelled by its consumer group
+        for (group, _), runner in zip(sinks, self.runners):
+            self.metrics.latest[group] = runner.metrics
 
     def start(self) -> None:
         for (group, _), runner in zip(self.sinks, self.runners):
@@ -268,6 +274,7 @@ class ConfigForwarder:
         self.lock = threading.Lock()
         self.active: dict[str, tuple[Any, Forwarder]] = {}  # name -> (definition, forwarder)
         self.watcher = ConfigWatcher(settings, self.define)
+        self.metrics = Snapshots("group")  # the live targets' runners (run() serves them with the static ones)
 
     def define(self, kind: str, name: str, definition: Any) -> None:
         if kind != "forwarding":
@@ -279,6 +286,8 @@ class ConfigForwarder:
             if current:
                 current[1].stop()
                 del self.active[name]
+                for group in current[1].metrics.latest:
+                    self.metrics.latest.pop(group, None)
                 log.info("forward: stopped %s", name)
             if definition is None:
                 return
@@ -293,6 +302,7 @@ class ConfigForwarder:
             fwd = Forwarder(self.settings, [(group, sink)])
             fwd.start()
             self.active[name] = (definition, fwd)
+            self.metrics.latest.update(fwd.metrics.latest)
             log.info("forward: %s -> %s", name, target)
 
     def start(self) -> None:
@@ -348,8 +358,13 @@ def run(settings: Settings, args) -> int:
               file=sys.stderr)
         return 2
     fwd = Forwarder(settings, sinks, from_beginning=getattr(args, "from_beginning", False))
-    fwd.start()
     dynamic = ConfigForwarder(settings, settings.sinks.forward.spoof_source) if from_config else None
+    if dynamic:
+        dynamic.metrics = fwd.metrics  # one family per metric over the static and the live targets
+    registry = CollectorRegistry()
+    registry.register(fwd.metrics)
+    metrics = serve_metrics(settings.sinks.forward.metrics_listen, registry, "forward")
+    fwd.start()
     if dynamic:
         dynamic.start()
     hex_writer = next((s for _, s in sinks if isinstance(s, HexWriter)), None)
@@ -357,6 +372,7 @@ def run(settings: Settings, args) -> int:
     if dynamic:
         dynamic.stop()
     fwd.stop()
+    metrics.stop()
     return 0
 
 

@@ -39,7 +39,8 @@ from confluent_kafka import Producer
 from schemas.codec import AvroCodec
 from sflowpipe.settings import HttpSinkSettings, KafkaSettings, Settings
 from sflowpipe.signals import on_stop_signals
-from sinks.base import SinkRunner
+from sflowpipe.deadletter import DeadLetterWriter, dead_letter
+from sinks.base import SinkRunner, serve_metrics
 from sinks.args import http_events_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
 
 log = logging.getLogger(__name__)
@@ -294,25 +295,27 @@ class DeadLetters:
         from sflowpipe.kafka import client_config
 
         self.producer = Producer(client_config(conf))
+        self.writer = DeadLetterWriter(topic, self.codec, self._produce)
+        self._failures: list[str] = []  # delivery errors of the current write
+
+    def _produce(self, topic: str, key: bytes | None, value: bytes, headers: list) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value=value, key=key, on_delivery=self._delivered, headers=headers)
+                return
+            except BufferError:  # local queue full: let it drain
+                self.producer.poll(0.1)
+
+    def _delivered(self, err, msg) -> None:
+        if err is not None:
+            self._failures.append(str(err))
 
     def write(self, items: list[tuple[Item, str]]) -> None:
-        failures: list[str] = []
-
-        def delivered(err, msg) -> None:
-            if err is not None:
-                failures.append(str(err))
-
+        self._failures = failures = []
         now_us = time.time_ns() // 1000
         for item, error in items:
-            value = self.codec.encode({"receive_time_us": now_us, "exporter_address": "", "exporter_port": 0,
-                                       "data": item.raw, "stage": self.stage, "error": error, "offset": None})
-            while True:
-                try:
-                    self.producer.produce(self.topic, value=value, key=item.key, on_delivery=delivered,
-                                          headers=[("source_topic", item.topic.encode())])
-                    break
-                except BufferError:  # local queue full: let it drain
-                    self.producer.poll(0.1)
+            self.writer.write(dead_letter(self.stage, "delivery_failed", error, item.raw, receive_time_us=now_us),
+                              item.key, item.topic)
         left = self.producer.flush(self.flush_timeout_s)
         if left or failures:
             raise RuntimeError(f"dead-letter topic {self.topic} did not take {left + len(failures)} of "
@@ -470,6 +473,13 @@ def build(settings: Settings, name: str) -> tuple[SinkRunner, HttpEventSink]:
     sink = HttpEventSink(name, cfg, DeadLetters(settings.kafka, deadletter, f"http:{name}"))
     runner = SinkRunner(settings, sink, topics, cfg.group(name),
                         cfg.batch_size, cfg.batch_seconds)
+    m = runner.metrics
+    m.observed("sflowpipe_sink_messages_written_total", "counter", "records the endpoint accepted",
+               lambda: sink.delivered)
+    m.observed("sflowpipe_sink_http_retries_total", "counter", "requests retried (5xx, 429, timeout, "
+               "connection error)", lambda: sink.retries)
+    if isinstance(sink.dead_letters, DeadLetters):
+        sink.dead_letters.writer.export(m)
     return runner, sink
 
 
@@ -480,6 +490,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         sys.stderr.write(f"sflowpipe http-events: {e.args[0] if isinstance(e, KeyError) else e}\n")
         return 2
     on_stop_signals(runner.stop)
+    metrics = serve_metrics(sink.cfg.metrics_listen, runner.metrics, f"http:{args.name}")
     log.info("http:%s: %s endpoint %s, topics %s, consumer group %s", args.name, sink.cfg.type, sink.endpoint,
              ", ".join(runner.topics), runner.group)
     runner.start()
@@ -487,6 +498,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         runner.run()
     finally:
         sink.close()
+        metrics.stop()
     log.info("http:%s: stopped: %d delivered, %d retries, %d dead-lettered", args.name, sink.delivered,
              sink.retries, sink.dead_lettered)
     return 0

@@ -37,7 +37,7 @@ from sflowpipe.net import parse_hostport
 from sflowpipe.readmodels.exporter import BadRequest, ExporterState
 from sflowpipe.settings import Settings
 from sflowpipe.signals import on_stop_signals
-from sinks.base import SinkRunner
+from sinks.base import SinkRunner, serve_metrics
 from sinks.args import prometheus_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
 
 log = logging.getLogger(__name__)
@@ -176,6 +176,11 @@ def run(settings: Settings, args) -> int:
         return 2
     done = threading.Event()
     on_stop_signals(done.set)
+    try:
+        metrics = serve_metrics(settings.sinks.prometheus.metrics_listen, exporter.runner.metrics, "prometheus")
+    except (OSError, ValueError) as e:
+        log.error("prometheus: %s", e)
+        return 2
     exporter.start()
     conf = settings.sinks.prometheus
     log.info("prometheus exporter on http://%s:%d/metrics (%s, %s)", exporter.server.server_address[0], exporter.port,
@@ -184,4 +189,5 @@ def run(settings: Settings, args) -> int:
     warn_if_open(log, "prometheus", exporter.server.server_address[0], exporter.auth, conf)
     done.wait()
     exporter.stop()
+    metrics.stop()
     return 0

@@ -27,7 +27,7 @@ from sflowpipe.net import parse_hostport
 from sflowpipe.settings import Settings, SyslogSettings
 from sflowpipe.signals import on_stop_signals
 from sinks import siem
-from sinks.base import SinkRunner
+from sinks.base import SinkRunner, serve_metrics
 from sinks.args import syslog_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
 
 log = logging.getLogger(__name__)
@@ -344,6 +344,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     runner = SinkRunner(settings, sink, topics, cfg.consumer_group, batch_size=500, batch_seconds=1.0,
                         from_beginning=not getattr(args, "from_latest", False))
     on_stop_signals(runner.stop)
+    runner.metrics.observed("sflowpipe_sink_messages_written_total", "counter", "syslog messages sent",
+                            lambda: sink.sent)
+    runner.metrics.observed("sflowpipe_sink_skipped_total", "counter", "records not sent (not an event or "
+                            "a selected flow)", lambda: sink.skipped)
+    metrics = serve_metrics(cfg.metrics_listen, runner.metrics, "syslog")
     where = cfg.file or f"{cfg.transport}://{cfg.address}"
     log.info("syslog: %s from %s to %s", cfg.format, ",".join(topics), where)
     runner.start()
@@ -351,5 +356,6 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         runner.run()
     finally:
         sink.close()
+        metrics.stop()
     log.info("syslog: sent %d messages", sink.sent)
     return 0

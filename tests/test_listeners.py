@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PORTS = {"api": 8008, "prometheus": 9344, "ingest metrics": 9343, "faust web": 6066}
+DEFAULT_PORTS = {"api": 8008, "prometheus": 9344, "ingest metrics": 9343, "faust web": 6066,
+                 # each component's own /metrics (issue 13)
+                 "processors metrics": 9345, "prometheus metrics": 9348, "api metrics": 9351}
 
 
 def listening(port: int) -> set[str]:

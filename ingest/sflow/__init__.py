@@ -5,6 +5,6 @@
 
 from ingest.sflow.datagram import decode_datagram
 from ingest.sflow.encode import encode_datagram
-from ingest.sflow.errors import DecodeError
+from ingest.sflow.errors import DecodeError, DecodeReason
 
-__all__ = ["DecodeError", "decode_datagram", "encode_datagram"]
+__all__ = ["DecodeError", "DecodeReason", "decode_datagram", "encode_datagram"]

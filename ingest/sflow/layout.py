@@ -12,7 +12,7 @@ import socket
 import struct
 from typing import Any, Callable, NamedTuple, Protocol
 
-from ingest.sflow.errors import DecodeError
+from ingest.sflow.errors import DecodeError, DecodeReason
 
 _F32 = struct.Struct(">f")
 
@@ -160,7 +160,7 @@ class Fixed:
         elif self.short is not None and length == self.short.size:
             vals = self.short.unpack_from(buf, off) + self.tail_none
         else:
-            raise DecodeError(off, f"{self.name} record length {length}, expected {self.size}")
+            raise DecodeError(off, f"{self.name} record length {length}, expected {self.size}", DecodeReason.BAD_LENGTH)
         if self.convert:
             vals = list(vals)
             for i, conv in self.convert:
@@ -194,12 +194,12 @@ U64S = struct.Struct(">Q")
 def need(buf: memoryview, off: int, n: int, end: int, what: str) -> None:
     """Fail unless n bytes from off stay within end (never read past a record's own length)."""
     if n < 0 or off + n > end:
-        raise DecodeError(off, f"{what}: needs {n} bytes, {max(end - off, 0)} left")
+        raise DecodeError(off, f"{what}: needs {n} bytes, {max(end - off, 0)} left", DecodeReason.TRUNCATED)
 
 
 def read_u32(buf: memoryview, off: int, end: int, what: str) -> int:
     if off + 4 > end:
-        raise DecodeError(off, f"{what}: truncated")
+        raise DecodeError(off, f"{what}: truncated", DecodeReason.TRUNCATED)
     return U32S.unpack_from(buf, off)[0]
 
 
@@ -209,7 +209,7 @@ def read_opaque(buf: memoryview, off: int, end: int, what: str) -> tuple[bytes, 
     off += 4
     padded = (n + 3) & ~3
     if n > end - off or padded > end - off:
-        raise DecodeError(off, f"{what}: length {n} exceeds the {end - off} bytes left")
+        raise DecodeError(off, f"{what}: length {n} exceeds the {end - off} bytes left", DecodeReason.BAD_LENGTH)
     return bytes(buf[off : off + n]), off + padded
 
 
@@ -250,7 +250,7 @@ def read_address(buf: memoryview, off: int, end: int, what: str) -> tuple[str, i
     if t == 2:
         need(buf, off, 16, end, what)
         return socket.inet_ntop(socket.AF_INET6, buf[off : off + 16]), off + 16
-    raise DecodeError(off - 4, f"{what}: unknown address type {t}")
+    raise DecodeError(off - 4, f"{what}: unknown address type {t}", DecodeReason.BAD_ADDRESS)
 
 
 def enc_address(a: str) -> bytes:

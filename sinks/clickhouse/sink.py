@@ -28,7 +28,7 @@ from confluent_kafka import Consumer
 from schemas.codec import CodecError, MessageDecoder, schema_set
 from sflowpipe.settings import ClickHouseSettings, Settings
 from sflowpipe.signals import on_stop_signals
-from sinks.base import SinkRunner
+from sinks.base import SinkRunner, serve_metrics
 
 from .migrate import migrate
 from sinks.args import clickhouse_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
@@ -474,6 +474,13 @@ class ClickHouseService:
         if data_dir and self.serve_sql:
             self.sql_server = SqlServer(self.client, lock, data_dir, self.ch.database)
             self.sql_server.start()
+        m = self.runner.metrics
+        m.observed("sflowpipe_sink_rows_written_total", "counter", "rows inserted into ClickHouse",
+                   lambda: sink.inserted_rows)
+        m.observed("sflowpipe_sink_duplicates_skipped_total", "counter", "messages not written again, by why: "
+                   "redelivered (a processor's at-least-once redelivery, seen in the dedup window), committed "
+                   "(already in ClickHouse before a crash)",
+                   lambda: {("redelivered",): sink.duplicates, ("committed",): sink.skipped}, ("why",))
         self.runner.start()
 
     def stop(self) -> None:
@@ -496,9 +503,11 @@ def run(settings: Settings, args) -> int:
     service = ClickHouseService(settings, ch, serve_sql=not getattr(args, "no_sql_server", False))
     on_stop_signals(service.stop)
     service.start()
+    metrics = serve_metrics(ch.metrics_listen, service.runner.metrics, "clickhouse")
     log.info("clickhouse: writing %s to %s (database %s)", ", ".join(service.runner.topics), ch.dsn, ch.database)
     try:
         service.runner.run()
     finally:
         service.close()
+        metrics.stop()
     return 0

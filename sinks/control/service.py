@@ -37,6 +37,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from sflowpipe.readmodels.activeflows import ActiveFlows
 from schemas.codec import AvroCodec, CodecError, MessageDecoder
+from sflowpipe.deadletter import DeadLetterWriter, dead_letter
+from sflowpipe.metrics import Metrics, MetricsServer
 from sflowpipe.settings import Settings
 from sflowpipe.signals import on_stop_signals
 from sinks.control.actions import Action, make_action
@@ -123,6 +125,17 @@ class ControlService:
         self.counts = {"apply": 0, "release": 0, "refused": 0, "failed": 0}
         self.assigned = 0  # partitions of the last assignment
         self.partial = False  # another instance shares the consumer group (see _assigned)
+        self.metrics = Metrics()
+        # the producer exists once started: looked up at each write
+        self.dead_letters = DeadLetterWriter(self.deadletter_topic, self.dead_codec,
+                                             lambda t, key, value, headers: self.producer.produce(
+                                                 t, value, key, headers=headers))
+        self.dead_letters.export(self.metrics)
+        self.metrics.observed("sflowpipe_control_actions_total", "counter", "controls applied, released, refused "
+                              "(max_controls, allow list) and failed (after the action's retries: dead-lettered)",
+                              lambda: {(k,): v for k, v in self.counts.items()}, ("outcome",))
+        self.metrics.observed("sflowpipe_control_active", "gauge", "controls applied now",
+                              lambda: len(self.active()))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -284,12 +297,9 @@ class ControlService:
     def failed(self, c: Control, what: str, error: Exception, event: dict[str, Any]) -> None:
         self.counts["failed"] += 1
         log.error("control %s: %s of %s failed: %s", c.policy, what, c.key, error)
-        value = self.dead_codec.encode({"receive_time_us": int(self.clock() * 1e6), "exporter_address": "",
-                                        "exporter_port": 0, "data": json.dumps(c.record()).encode(),
-                                        "stage": f"control:{c.policy}:{what}", "error": str(error)[:1000],
-                                        "offset": None})
-        self.producer.produce(self.deadletter_topic, value, key_of(c.policy, c.key).encode(),
-                              headers=[("source_topic", self.controls_topic.encode())])
+        self.dead_letters.write(dead_letter(f"control:{c.policy}:{what}", "action_failed", str(error),
+                                            json.dumps(c.record()).encode(), receive_time_us=int(self.clock() * 1e6)),
+                                key_of(c.policy, c.key).encode(), self.controls_topic)
         self.publish("control_failed", c.policy, {**event, "flowKey": c.key})
 
     # ------------------------------------------------------------------ output
@@ -349,10 +359,15 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     on_stop_signals(service.stop)
     service.start()
+    metrics = MetricsServer(settings.sinks.control_metrics_listen, service.metrics, 9350).start()
+    log.info("control: metrics %s", metrics.url)
     log.info("control: policies %s; topics %s, %s; state on %s; consumer group %s",
              ", ".join(f"{n} ({p.threshold} -> {p.action.type})" for n, p in service.policies.items()),
              service.events_topic, service.flows_topic, service.controls_topic, service.group)
-    service.run()
+    try:
+        service.run()
+    finally:
+        metrics.stop()
     log.info("control: stopped: %(apply)d applied, %(release)d released, %(refused)d refused, "
              "%(failed)d failed", service.counts)
     log.info("control: %d controls stay applied (restored on the next start)", len(service.active()))

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.kafka
 def test_sigterm_ends_open_long_polls(kafka_bootstrap, topic_prefix, tmp_path):
     port = free_port()
     env = {**os.environ, "SFLOWPIPE_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
-           "SFLOWPIPE_KAFKA__TOPIC_PREFIX": topic_prefix}
+           "SFLOWPIPE_KAFKA__TOPIC_PREFIX": topic_prefix, "SFLOWPIPE_API__METRICS_LISTEN": "127.0.0.1:0"}
     log = tmp_path / "api.log"
     proc = subprocess.Popen([sys.executable, "-m", "sflowpipe.cli", "api", "--listen", f"127.0.0.1:{port}"],
                             env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)

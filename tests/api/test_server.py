@@ -340,3 +340,38 @@ async def test_group_with_a_bad_cidr_is_refused():
         assert r.status == 400 and (await r.json())["token"] == "10.0.0.300/24" and rec.calls == []
     finally:
         await client.close()
+
+
+@pytest.mark.asyncio
+async def test_requests_and_open_long_polls_on_the_api_metrics():
+    """The API's own /metrics, scraped over HTTP: each request counted by its route template and
+    status, and a long-poll counted as open while it waits."""
+    from sflowpipe.metrics import MetricsServer
+    from tests.scrape import scrape
+
+    settings = _settings()
+    state = ApiState(settings.api)
+    api = Api(settings, state, Recorder())
+    client = TestClient(TestServer(api.app()))
+    await client.start_server()
+    server = MetricsServer("127.0.0.1:0", api.metrics).start()
+    try:
+        assert (await client.get("/version")).status == 200
+        assert (await client.get("/flow/nothing/json")).status == 404
+        poll = asyncio.create_task(client.get("/events/json?eventID=-1&timeout=10"))
+        deadline = time.monotonic() + 5
+        while scrape(server.url).value("sflowpipe_api_long_polls_open") != 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert scrape(server.url).value("sflowpipe_api_long_polls_open") == 1
+        state.add("event", {"eventID": 1, "thresholdID": "t", "agent": "10.0.0.1", "dataSource": "1", "metric": "m",
+                            "value": 2.0, "threshold": 1.0, "flowKey": "a", "timestamp": int(time.time() * 1000)}, 0, 1)
+        assert len(await (await poll).json()) == 1
+        m = scrape(server.url)
+    finally:
+        server.stop()
+        await client.close()
+    assert m.value("sflowpipe_api_long_polls_open") == 0
+    assert m.value("sflowpipe_api_requests_total", route="/version", status="200", method="GET") == 1
+    assert m.value("sflowpipe_api_requests_total", route="/flow/{name}/json", status="404") == 1
+    assert m.value("sflowpipe_api_requests_total", route="/events/json", status="200") == 1
+    assert m.value("sflowpipe_api_request_seconds_count", route="/events/json") == 1

@@ -10,6 +10,8 @@ import time
 import urllib.request
 from collections import Counter
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from ingest.sflow import DecodeError, decode_datagram
 from ingest.sflow.flow_records import ExtendedSwitch, SampledHeader
 from ingest.sflow.model import CounterSample, DiscardSample, FlowSample
@@ -53,14 +55,14 @@ class IngestProcess:
         """Metric totals by name (labels summed) and by name{labels}."""
         text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
         out: dict[str, float] = {}
-        for line in text.splitlines():
-            if not line or line.startswith("#"):
-                continue
-            key, value = line.rsplit(" ", 1)
-            out[key] = float(value)
-            name = key.split("{")[0]
-            if not name.endswith(("_bucket", "_sum", "_count")):
-                out[name] = out.get(name, 0) + float(value) if key != name else float(value)
+        for family in text_string_to_metric_families(text):  # prometheus-client's own parser
+            for sample in family.samples:
+                name, value = sample.name, float(sample.value)
+                labels = ",".join(f'{k}="{v}"' for k, v in sample.labels.items())
+                key = f"{name}{{{labels}}}" if labels else name
+                out[key] = value
+                if not name.endswith(("_bucket", "_sum", "_count")):
+                    out[name] = out.get(name, 0) + value if key != name else value
         return out
 
     def stop(self, timeout: float = 60) -> int:

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from collections import Counter
 
 import pytest
 
@@ -11,6 +13,7 @@ from ingest.generate import Generator
 from ingest.pcap import read_udp_payloads
 from ingest.replay import send_udp
 from ingest.pcap import UdpDatagram
+from ingest.sflow.errors import DecodeReason
 from sflowpipe.broker import free_port
 from tests.conftest import capture_files
 from tests.ingest.ingest_harness import IngestProcess, expected_samples, got_samples, sample_count
@@ -55,6 +58,14 @@ def test_captures_and_generated_traffic_end_to_end(kafka_bootstrap, topic_prefix
         flows, counters, discards, dead = consume_all(kafka_bootstrap, topic_prefix, n["flow"], n["counters"],
                                                       n["discard"], malformed)
         metrics = ing.metrics()
+        # the status page's and /analyzer's numbers: the ingester's status messages, built from the
+        # same registry it serves
+        def final(st):
+            return st.get("datagrams") == len(payloads) and \
+                sum(st.get("samples", {}).values()) == metrics["sflowpipe_ingest_samples_total"]
+
+        statuses = read_topic(kafka_bootstrap, topic_prefix + "status", lambda m: any(map(final, m)),
+                              decode=json.loads)
     finally:
         assert ing.stop() == 0, ing.log.read_text()
 
@@ -62,6 +73,20 @@ def test_captures_and_generated_traffic_end_to_end(kafka_bootstrap, topic_prefix
     assert got == want  # sample for sample: no loss, no extra
     assert len(dead) == malformed
     assert all(d["stage"] == "decode" and d["error"] and d["data"] for d in dead)
+    # each dead letter names its DecodeReason; the malformed metric counts the same reasons
+    reasons = Counter(d["reason"] for d in dead)
+    assert set(reasons) <= {r.value for r in DecodeReason}
+    for reason, count in reasons.items():
+        assert metrics[f'sflowpipe_ingest_datagrams_malformed_total{{reason="{reason}"}}'] == count
+        assert metrics[f'sflowpipe_dead_letters_total{{reason="{reason}",stage="decode"}}'] == count
+    assert metrics["sflowpipe_ingest_samples_total"] == sum(want.values())
+    assert metrics["sflowpipe_ingest_decode_seconds_count"] == len(payloads) - malformed
+    status = next(filter(final, statuses))
+    assert status["malformed"] == metrics["sflowpipe_ingest_datagrams_malformed_total"]
+    assert status["bytes"] == metrics["sflowpipe_ingest_bytes_received_total"]
+    assert status["unsupported_version"] == metrics.get(
+        'sflowpipe_ingest_datagrams_malformed_total{reason="unsupported_version"}', 0)
+    assert sum(status["samples"].values()) == metrics["sflowpipe_ingest_samples_total"]
     assert metrics["sflowpipe_ingest_datagrams_received_total"] == len(payloads)
     assert metrics["sflowpipe_ingest_datagrams_malformed_total"] == malformed
     raw = read_topic(kafka_bootstrap, topic_prefix + "raw", lambda m: len(m) >= len(payloads))

@@ -4,7 +4,7 @@ bounded per-agent state."""
 from __future__ import annotations
 
 from ingest import pipeline
-from ingest.metrics import Metrics
+from sflowpipe.metrics import Metrics
 from ingest.pipeline import IngestPipeline
 from ingest.sflow import encode_datagram
 from ingest.sflow.model import Datagram
@@ -39,6 +39,8 @@ def test_raw_batches_and_deadletter():
     assert {"sflow.flow-samples", "sflow.counter-samples", "sflow.discard-samples"} <= set(topics)
     dead = [decode_any(v)[1] for t, _, v in pub.messages if t == "sflow.deadletter"][0]
     assert "version 4" in dead["error"] and dead["offset"] == 0 and dead["exporter_port"] == 5001
+    assert dead["stage"] == "decode" and dead["reason"] == "unsupported_version"  # the DecodeError's code
+    assert m.get("sflowpipe_dead_letters_total", (("stage", "decode"), ("reason", "unsupported_version"))) == 1
     assert m.get("sflowpipe_ingest_datagrams_malformed_total", (("reason", "unsupported_version"),)) == 1
     keys = {t: k for t, k, _ in pub.messages}
     assert keys["sflow.flow-samples"] == b"192.0.2.10"  # samples keyed by agent address
@@ -95,3 +97,26 @@ def test_agent_counters_are_bounded(monkeypatch):
     for i in range(5):
         p.handle(_dg(1, agent=f"10.0.0.{i}"), "10.0.0.1", 1, 1)
     assert sorted(p.agents.snapshot()) == ["10.0.0.0", "10.0.0.1"]
+
+
+def test_a_sampled_header_that_fails_to_parse_is_counted(monkeypatch):
+    """decode_header never fails a datagram, but a header whose parse raised is counted on the
+    ingester's metrics (issue 13: it was swallowed without a trace)."""
+    from ingest.sflow import header
+
+    data = encode_datagram(sample_datagram())
+    from ingest.sflow.datagram import decode_datagram
+    headers = sum(1 for s in decode_datagram(data).samples for r in getattr(s, "records", ()) if hasattr(r, "header_protocol"))
+
+    def broken(*args):
+        raise IndexError("a parser bug")
+
+    monkeypatch.setattr(header, "_decode", broken)
+    monkeypatch.setattr(header, "HEADER_FAILURES", {})
+    monkeypatch.setattr(pipeline, "HEADER_FAILURES", header.HEADER_FAILURES)
+    p, pub, m = make()
+    p.handle(data, "192.0.2.1", 5000, 1)
+    assert headers > 0
+    assert m.get("sflowpipe_ingest_header_decode_failures_total", (("error", "IndexError"),)) == headers
+    assert "sflowpipe_ingest_header_decode_failures_total{error=\"IndexError\"}" in m.text()
+    assert m.total("sflowpipe_ingest_datagrams_malformed_total") == 0  # the datagram itself decoded

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from ingest.metrics import Metrics
+from sflowpipe.metrics import Metrics
 from ingest.publisher import Publisher
 from ingest.spill import SpillQueue
 from sflowpipe.broker import free_port

@@ -12,6 +12,7 @@ import yaml
 
 from sflowpipe.broker import free_port
 from tests.procs import stop_gracefully
+from tests.scrape import scrape
 
 
 class ProcessorProcess:
@@ -28,6 +29,7 @@ class ProcessorProcess:
                     "SFLOWPIPE_PROCESSORS__SESSION_TIMEOUT_S": "6",
                     "SFLOWPIPE_PROCESSORS__DATA_DIR": str(tmp / "faust"),
                     "SFLOWPIPE_PROCESSORS__WEB_PORT": str(free_port()),
+                    "SFLOWPIPE_PROCESSORS__METRICS_LISTEN": f"127.0.0.1:{free_port()}",
                     "SFLOWPIPE_ENRICH__OFFICE365_ENABLED": "false",
                     "SFLOWPIPE_ENRICH__CACHE_DIR": str(tmp / "cache"),
                     **(extra_env or {})}
@@ -47,6 +49,11 @@ class ProcessorProcess:
                 return
             time.sleep(0.3)
         raise AssertionError(f"worker not ready: {self.log.read_text(errors='replace')[-3000:]}")
+
+    def metrics(self) -> dict:
+        """The worker's /metrics, scraped: {(sample name, frozenset of labels): value}."""
+        port = int(self.env["SFLOWPIPE_PROCESSORS__METRICS_LISTEN"].rpartition(":")[2]) + self.worker_index
+        return scrape(f"http://127.0.0.1:{port}/metrics")
 
     def stop(self, timeout: float = 60) -> int:
         return stop_gracefully(self.proc, timeout)

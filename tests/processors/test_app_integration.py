@@ -160,8 +160,17 @@ def test_live_definition_from_config_topic(kafka_bootstrap, topic_prefix, tmp_pa
         publish_kafka(generated(3, 20, time.time()), settings, speed=1)
         msgs = read_topic(kafka_bootstrap, topic_prefix + "flows",
                           lambda m: {"bydst", "bylink"} <= {x["flow"] for x in m}, timeout=30)
+        metrics = worker.metrics()  # the worker's own /metrics, with the traffic just processed
     finally:
         worker.stop()
+    assert metrics.value("sflowpipe_processors_samples_total", kind="flow") > 0
+    assert metrics.value("sflowpipe_processors_samples_total", kind="counter") > 0
+    assert metrics.value("sflowpipe_processors_batches_total", kind="flow") > 0
+    assert metrics.value("sflowpipe_processors_definitions_rejected_total") >= 1  # flow:broken
+    assert metrics.value("sflowpipe_processors_rebalances_total", change="assigned") >= 1
+    assert metrics.value("sflowpipe_processors_reports_total", kind="flows") > 0
+    assert metrics.has("sflowpipe_processors_lag_messages")
+    assert metrics.value("sflowpipe_processors_checkpoint_seconds_count") > 0
     assert any(m["flow"] == "bydst" and m["value"] == "frames" for m in msgs)
     links = {e["key"] for m in msgs if m["flow"] == "bylink" for e in m["flows"]}
     assert links and links <= {"l1", "l2", "l3", "l4"}, links

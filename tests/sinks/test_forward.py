@@ -114,7 +114,7 @@ from sflowpipe.settings import Settings
 from sinks import forward
 logging.basicConfig(level="INFO", stream=sys.stderr)
 settings = Settings(kafka={{"bootstrap_servers": {bootstrap!r}, "topic_prefix": {prefix!r}}},
-                    sinks={{"forward": {{"consumer_group_prefix": {prefix!r} + "fwd"}}}})
+                    sinks={{"forward": {{"consumer_group_prefix": {prefix!r} + "fwd", "metrics_listen": "127.0.0.1:0"}}}})
 p = argparse.ArgumentParser()
 forward.{adder}(p)
 sys.exit(forward.{runner}(settings, p.parse_args({argv!r})))

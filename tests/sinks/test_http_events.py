@@ -17,6 +17,7 @@ from schemas.codec import AvroCodec
 from sflowpipe.kafka import ensure_topics
 from sflowpipe.settings import HttpSinkSettings, Settings
 from sinks import http_events
+from sflowpipe.metrics import Metrics
 from sinks.http_events import DeadLetters, HttpEventSink
 from tests.kafka_helpers import read_topic
 from tests.sinks.http_server import RecordingServer, Reply, elastic_ok
@@ -354,6 +355,10 @@ def test_permanent_500_goes_to_the_dead_letter_topic(kafka_bootstrap, topic_pref
     assert sorted(m["data"] for m in got) == sorted(raws)
     assert {m["stage"] for m in got} == {"http:test"}
     assert all("HTTP 500: internal error (after 2 retries)" == m["error"] for m in got)
+    assert {m["reason"] for m in got} == {"delivery_failed"}  # the one dead-letter writer's record
+    metrics = Metrics()
+    dl.writer.export(metrics)
+    assert metrics.get("sflowpipe_dead_letters_total", (("stage", "http:test"), ("reason", "delivery_failed"))) == 3
     dl.close()
 
 

@@ -9,7 +9,10 @@ import pytest
 
 from sflowpipe.settings import Settings, SyslogSettings
 from sinks import syslog
+from sflowpipe.metrics import MetricsServer
 from sinks.base import SinkRunner
+from tests.scrape import scrape
+from processors.config import wait_until
 from sinks.siem import FlowKeyNames
 from sflowpipe.net import parse_hostport
 from sinks.syslog import DEFAULT_PORTS, SD_ID, Formatter, SyslogSink, sd_escape
@@ -157,12 +160,22 @@ def test_events_topic_to_rsyslog_end_to_end(rsyslog, kafka_bootstrap, topic_pref
     runner.start()
     t = threading.Thread(target=runner.run, daemon=True)
     t.start()
+    server = MetricsServer("127.0.0.1:0", runner.metrics).start()
     try:
         got = rsyslog.wait_for(len(events), timeout=60)
+        wait_until(lambda: runner.flushed_records == len(events), 30)
+        scraped = scrape(server.url)  # the runner's counters, over HTTP
     finally:
+        server.stop()
         runner.stop()
         t.join(30)
         sink.close()
+    assert runner.flushed_records == len(events)  # counted once written (it never was before issue 13)
+    assert scraped.value("sflowpipe_sink_records_written_total") == len(events)
+    assert scraped.value("sflowpipe_sink_messages_consumed_total", topic=topic) == len(events)
+    assert scraped.value("sflowpipe_sink_flushes_total") >= 1
+    assert scraped.value("sflowpipe_sink_flush_seconds_count") == scraped.value("sflowpipe_sink_flushes_total")
+    assert scraped.value("sflowpipe_sink_flush_retries_total") == 0
     assert sorted(int(r["rfc5424-sd"][SD_ID]["eventID"]) for r in got) == list(range(1, 31))
     for r in got:
         sd = r["rfc5424-sd"][SD_ID]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ingest.sflow.errors import DecodeError
+from ingest.sflow.errors import DecodeError, DecodeReason
 from ingest.sflow.layout import F, Fixed, Kind, tool_string
 
 U8 = Kind("B", None, None, str)
@@ -27,7 +27,7 @@ def _tool_str(s: str, limit: int) -> str:
 
 def _end_check(off: int, end: int, what: str) -> None:
     if off != end:
-        raise DecodeError(off, f"{what}: record length leaves {end - off} bytes undecoded")
+        raise DecodeError(off, f"{what}: record length leaves {end - off} bytes undecoded", DecodeReason.BAD_LENGTH)
 
 
 def _fixed(name: str, cls: type, rows: tuple, optional_tail: int = 0) -> Fixed:

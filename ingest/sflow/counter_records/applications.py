@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 
 from ingest.sflow.counter_records._common import _fixed, _tool_str
-from ingest.sflow.errors import DecodeError
+from ingest.sflow.errors import DecodeError, DecodeReason
 from ingest.sflow.layout import U32, U64, Custom, enc_string, read_string
 from ingest.sflow.model import Record
 
@@ -159,7 +159,8 @@ def _decode_app_operations(buf: memoryview, off: int, length: int) -> AppOperati
     end = off + length
     app, off = read_string(buf, off, end, "app_operations application")
     if end - off != _APP_OPS.size:
-        raise DecodeError(off, f"app_operations: {end - off} bytes after the name, expected {_APP_OPS.size}")
+        raise DecodeError(off, f"app_operations: {end - off} bytes after the name, expected {_APP_OPS.size}",
+                          DecodeReason.BAD_LENGTH)
     return AppOperations(app, *_APP_OPS.unpack_from(buf, off))
 
 

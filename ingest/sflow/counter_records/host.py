@@ -10,7 +10,7 @@ import struct
 import uuid
 
 from ingest.sflow.counter_records._common import _end_check, _fixed, _tool_str
-from ingest.sflow.errors import DecodeError
+from ingest.sflow.errors import DecodeError, DecodeReason
 from ingest.sflow.layout import (
     F32,
     PERCENT,
@@ -96,14 +96,16 @@ def _decode_host_adapters(buf: memoryview, off: int, length: int) -> HostAdapter
     n = read_u32(buf, off, end, "host_adapters")
     off += 4
     if n > (end - off) // 8:
-        raise DecodeError(off - 4, f"host_adapters: {n} adapters cannot fit in {end - off} bytes")
+        raise DecodeError(off - 4, f"host_adapters: {n} adapters cannot fit in {end - off} bytes",
+                          DecodeReason.TRUNCATED)
     adaptors = []
     for _ in range(n):
         need(buf, off, 8, end, "host_adapters adapter")
         if_index, nmacs = _TWO_U32.unpack_from(buf, off)
         off += 8
         if nmacs > (end - off) // 8:
-            raise DecodeError(off - 4, f"host_adapters: {nmacs} MACs cannot fit in {end - off} bytes")
+            raise DecodeError(off - 4, f"host_adapters: {nmacs} MACs cannot fit in {end - off} bytes",
+                              DecodeReason.TRUNCATED)
         macs = tuple(bytes(buf[o : o + 6]).hex(":") for o in range(off, off + 8 * nmacs, 8))
         off += 8 * nmacs
         adaptors.append(Adaptor(if_index, macs))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 
 from ingest.sflow.counter_records._common import HEX64, U8, _end_check, _fixed, _tool_str
-from ingest.sflow.errors import DecodeError
+from ingest.sflow.errors import DecodeError, DecodeReason
 from ingest.sflow.layout import MAC, PERCENT, U32, U64, Custom, F, Fixed, enc_string, need, read_string
 from ingest.sflow.model import Record
 
@@ -347,7 +347,7 @@ def _decode_sfp(buf: memoryview, off: int, length: int) -> Sfp:
     mid, total, volts, temp, n = _SFP_HEAD.unpack_from(buf, off)
     off += _SFP_HEAD.size
     if n * _SFP_LANE.size != end - off:
-        raise DecodeError(off - 4, f"sfp: {n} lanes do not fill the {end - off} bytes left")
+        raise DecodeError(off - 4, f"sfp: {n} lanes do not fill the {end - off} bytes left", DecodeReason.BAD_LENGTH)
     lanes = tuple(SfpLane(*_SFP_LANE.unpack_from(buf, off + i * _SFP_LANE.size)) for i in range(n))
     return Sfp(mid, total, volts, temp, lanes)
 

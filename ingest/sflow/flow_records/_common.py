@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from ingest.sflow.errors import DecodeError
+from ingest.sflow.errors import DecodeError, DecodeReason
 from ingest.sflow.layout import (
     U32S,
     Custom,
@@ -40,7 +40,8 @@ class _Reader:
     def _need(self, n: int) -> int:
         pos = self.pos
         if pos + n > self.end:
-            raise DecodeError(pos, f"{self.what}: truncated, needs {n} bytes, {max(self.end - pos, 0)} left")
+            raise DecodeError(pos, f"{self.what}: truncated, needs {n} bytes, {max(self.end - pos, 0)} left",
+                              DecodeReason.TRUNCATED)
         self.pos = pos + n
         return pos
 
@@ -57,14 +58,16 @@ class _Reader:
         """XDR ``unsigned int x<>``: a count, then that many values."""
         n = self.u32()
         if n > (self.end - self.pos) // 4:
-            raise DecodeError(self.pos - 4, f"{self.what}: {n} values cannot fit in {self.end - self.pos} bytes")
+            raise DecodeError(self.pos - 4, f"{self.what}: {n} values cannot fit in {self.end - self.pos} bytes",
+                              DecodeReason.TRUNCATED)
         return struct.unpack_from(f">{n}I", self.buf, self._need(4 * n))
 
     def string(self) -> str:
         n = self.u32()
         if n > self.end - self.pos:
             raise DecodeError(self.pos - 4,
-                              f"{self.what}: string length {n} exceeds the {self.end - self.pos} bytes left")
+                              f"{self.what}: string length {n} exceeds the {self.end - self.pos} bytes left",
+                              DecodeReason.BAD_LENGTH)
         pos = self.pos
         self.pos = pos + ((n + 3) & ~3)
         return bytes(self.buf[pos : pos + n]).decode("utf-8", "replace")
@@ -81,7 +84,7 @@ class _Reader:
     def done(self) -> None:
         if self.pos - self.start != ((self.length + 3) & ~3):
             raise DecodeError(self.pos, f"{self.what}: record length {self.length}, "
-                                        f"its fields take {self.pos - self.start} bytes")
+                                        f"its fields take {self.pos - self.start} bytes", DecodeReason.BAD_LENGTH)
 
 
 def _u32s(vals) -> bytes:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import struct
 
-from ingest.sflow.errors import DecodeError
+from ingest.sflow.errors import DecodeError, DecodeReason
 from ingest.sflow.flow_records._common import _cstr, _Reader, _SFStr, _typed, _u32s, _var
 from ingest.sflow.flow_records.packet import (
     SampledHeader,
@@ -86,7 +86,8 @@ def _decode_gateway(buf: memoryview, off: int, length: int) -> ExtendedGateway:
     next_hop = r.address()
     as_number, src_as, src_peer_as, n = r.u32(), r.u32(), r.u32(), r.u32()
     if n > (r.end - r.pos) // 8:
-        raise DecodeError(r.pos - 4, f"extended_gateway: {n} AS path segments cannot fit in {r.end - r.pos} bytes")
+        raise DecodeError(r.pos - 4, f"extended_gateway: {n} AS path segments cannot fit in {r.end - r.pos} bytes",
+                          DecodeReason.TRUNCATED)
     path = tuple((r.u32(), r.u32s()) for _ in range(n))
     rec = ExtendedGateway(next_hop, as_number, src_as, src_peer_as, path, r.u32s(), r.u32())
     r.done()
@@ -350,7 +351,7 @@ class Extended80211Payload(Record):
 
 def _decode_80211_payload(buf: memoryview, off: int, length: int) -> Extended80211Payload:
     if length < 4:
-        raise DecodeError(off, f"extended_80211_payload record length {length} is too short")
+        raise DecodeError(off, f"extended_80211_payload record length {length} is too short", DecodeReason.BAD_LENGTH)
     return Extended80211Payload(U32S.unpack_from(buf, off)[0], decode_sampled_header(buf, off + 4, length - 4))
 
 

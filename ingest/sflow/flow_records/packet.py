@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 
-from ingest.sflow.errors import DecodeError
+from ingest.sflow.errors import DecodeError, DecodeReason
 from ingest.sflow.header import DecodedHeader, decode_header, header_sflowtool
 from ingest.sflow.layout import IP4, IP6, MAC, U32, Custom, F, Fixed, enc_opaque, fmt_mac, ip6_full
 from ingest.sflow.model import Record
@@ -37,12 +37,13 @@ _HEADER_HEAD = struct.Struct(">IIII")
 def decode_sampled_header(buf: memoryview, off: int, length: int) -> SampledHeader:
     end = off + length
     if length < 16:
-        raise DecodeError(off, f"sampled_header record length {length} is too short")
+        raise DecodeError(off, f"sampled_header record length {length} is too short", DecodeReason.BAD_LENGTH)
     proto, frame_length, stripped, n = _HEADER_HEAD.unpack_from(buf, off)
     off += 16
     # the record length may leave out the header's final padding (sflowtool pads it before checking)
     if n > end - off or ((n + 3) & ~3) != ((end - off + 3) & ~3):
-        raise DecodeError(off - 4, f"sampled_header: header length {n} does not fill the record ({end - off} bytes)")
+        raise DecodeError(off - 4, f"sampled_header: header length {n} does not fill the record ({end - off} bytes)",
+                          DecodeReason.BAD_LENGTH)
     header = bytes(buf[off : off + n])
     return SampledHeader(proto, frame_length, stripped, header, decode_header(proto, header))
 

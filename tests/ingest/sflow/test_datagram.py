@@ -96,3 +96,41 @@ def test_sample_length_must_match_contents():
 def test_trailing_bytes_after_last_sample_are_ignored():
     data = encode_datagram(sample_datagram())
     assert decode_datagram(data + b"\0" * 8) == decode_datagram(data)
+
+
+def test_expanded_flow_sample_without_records_is_legal():
+    """flow_sample_expanded (0:3) has an 11-word (44-byte) header; one carrying no flow records is
+    legal and must decode (issue 13: the header was read as 48 bytes and such a sample refused)."""
+    from ingest.sflow import decode_datagram, encode_datagram
+    from ingest.sflow.model import Datagram, FlowSample
+
+    sample = FlowSample(True, 7, 0, 1_000_000, 512, 5120, 0, 0, 3, 0, 4, ())
+    data = encode_datagram(Datagram(5, "192.0.2.1", 0, 1, 1000, (sample,)))
+    assert decode_datagram(data).samples == (sample,)
+
+
+def test_decode_errors_carry_a_reason_code():
+    """Each refusal names its kind with a DecodeReason (the ingest metric's label and the dead
+    letter's reason), not a class guessed from the English message."""
+    import pickle
+    import struct
+
+    import pytest
+
+    from ingest.sflow import decode_datagram, encode_datagram
+    from ingest.sflow.errors import DecodeError, DecodeReason
+    from ingest.sflow.model import Datagram, FlowSample
+
+    good = encode_datagram(Datagram(5, "192.0.2.1", 0, 1, 1000, (FlowSample(False, 7, 0, 3, 512, 5120, 0, 0, 3, 0, 4,
+                                                                            ()),)))
+    cases = {
+        DecodeReason.UNSUPPORTED_VERSION: struct.pack(">I", 4) + good[4:],
+        DecodeReason.TRUNCATED: good[:20],
+        DecodeReason.BAD_ADDRESS: good[:4] + struct.pack(">I", 3) + good[8:],
+        DecodeReason.BAD_LENGTH: good[:-4],  # the sample's length now exceeds what is left
+    }
+    for code, data in cases.items():
+        with pytest.raises(DecodeError) as e:
+            decode_datagram(data)
+        assert e.value.code is code, (code, e.value)
+        assert pickle.loads(pickle.dumps(e.value)).code is code  # crosses to the parent process intact

@@ -17,6 +17,8 @@ from ingest.sflow.model import Datagram, FlowSample
 from schemas.codec import AvroCodec
 from sflowpipe.settings import ClickHouseSettings, load_settings
 from sinks.clickhouse.migrate import applied_versions, migrate, migrations
+from sflowpipe.metrics import MetricsServer
+from tests.scrape import scrape
 from sinks.clickhouse.sink import ClickHouseService, ClickHouseSink, connect
 from sinks.clickhouse.sql import execute, owner, run_sql
 from tests.icmp_frames import echo4, unreach4, unreach6
@@ -226,6 +228,7 @@ def test_topics_to_clickhouse_and_sql(kafka_bootstrap, topic_prefix, tmp_path, c
     service.start()
     runner = threading.Thread(target=service.runner.run)
     runner.start()
+    metrics = MetricsServer("127.0.0.1:0", service.runner.metrics).start()
     try:
         # wait until every table has what was produced (read through the sink's own port)
         check = ("SELECT (SELECT count() FROM flow_samples), (SELECT count() FROM events), "
@@ -258,7 +261,15 @@ def test_topics_to_clickhouse_and_sql(kafka_bootstrap, topic_prefix, tmp_path, c
         assert got == sent
         for name, sql in READY_QUERIES.items():
             assert execute(settings, sql, data_dir=str(data_dir), fmt="csv").count(b"\n") >= 2, name
+        scraped = scrape(metrics.url)  # the sink's counters over HTTP, after everything was written
+        assert scraped.value("sflowpipe_sink_messages_consumed_total") == len(batches) + 4
+        assert scraped.value("sflowpipe_sink_rows_written_total") >= expected
+        assert scraped.value("sflowpipe_sink_records_written_total") == service.runner.flushed_records > 0
+        assert scraped.value("sflowpipe_sink_flushes_total") >= 1
+        assert scraped.value("sflowpipe_sink_duplicates_skipped_total") == 0
+        assert scraped.has("sflowpipe_sink_lag_messages")
     finally:
+        metrics.stop()
         service.stop()
         runner.join()
         service.close()

@@ -23,6 +23,7 @@ from tests.kafka_helpers import read_topic
 from tests.processors.processor_harness import ProcessorProcess
 from tests.sinks.http_server import RecordingServer
 from tests.procs import stop_gracefully
+from tests.scrape import scrape
 
 pytestmark = pytest.mark.kafka
 
@@ -53,7 +54,8 @@ class ControlProcess:
                        "release": {"method": "DELETE", "url": controller_url + "/block/${k0}"}}}}}}))
         self.env = {**os.environ, "SFLOWPIPE_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
                     "SFLOWPIPE_KAFKA__TOPIC_PREFIX": prefix, "SFLOWPIPE_KAFKA__PARTITIONS": "3",
-                    "SFLOWPIPE_KAFKA__CONSUMER": json.dumps({"session.timeout.ms": "6000"})}
+                    "SFLOWPIPE_KAFKA__CONSUMER": json.dumps({"session.timeout.ms": "6000"}),
+                    "SFLOWPIPE_SINKS__CONTROL_METRICS_LISTEN": f"127.0.0.1:{free_port()}"}
         self.group = f"{prefix}control"
         self.log = tmp / "control.log"
         self.proc: subprocess.Popen | None = None
@@ -71,6 +73,9 @@ class ControlProcess:
                 return
             time.sleep(0.2)
         raise AssertionError(f"control did not start: {self.log.read_text(errors='replace')[-3000:]}")
+
+    def metrics(self):
+        return scrape(f"http://{self.env['SFLOWPIPE_SINKS__CONTROL_METRICS_LISTEN']}/metrics")
 
     def stop(self, timeout: float = 30) -> int:
         return stop_gracefully(self.proc, timeout)
@@ -110,6 +115,11 @@ def test_udp_reflection_blocked_then_released(kafka_bootstrap, topic_prefix, tmp
                 send(sock, gen, ingest.port, 40, until=lambda: ctl.delivered("DELETE"))
                 released_at = time.time()
                 send(sock, gen, ingest.port, 3)  # normal again: nothing more
+            scraped = control.metrics()  # its /metrics over HTTP: what it did
+            assert scraped.value("sflowpipe_control_actions_total", outcome="apply") == 1
+            assert scraped.value("sflowpipe_control_actions_total", outcome="release") == 1
+            assert scraped.value("sflowpipe_control_actions_total", outcome="failed") == 0
+            assert scraped.value("sflowpipe_control_active") == 0
         finally:
             assert control.stop() == 0, control.log.read_text(errors="replace")[-3000:]
             worker.stop()

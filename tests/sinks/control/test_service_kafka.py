@@ -114,6 +114,12 @@ def test_failed_apply_goes_to_dead_letter(kafka_bootstrap, topic_prefix):
     dead = read_topic(kafka_bootstrap, topic_prefix + "deadletter", lambda ms: len(ms) >= 1, timeout=30)
     assert len(dead) == 1 and dead[0]["stage"] == "control:dns:apply"
     assert "HTTP 503" in dead[0]["error"] and json.loads(dead[0]["data"])["key"] == "192.0.2.10,53"
+    assert dead[0]["reason"] == "action_failed"
+    assert svc.metrics.get("sflowpipe_dead_letters_total", (("stage", "control:dns:apply"),
+                                                            ("reason", "action_failed"))) == 1
+    assert svc.metrics.get("sflowpipe_control_actions_total", (("outcome", "failed"),)) == 1
+    assert svc.metrics.get("sflowpipe_control_actions_total", (("outcome", "refused"),)) == 1
+    assert svc.metrics.get("sflowpipe_control_actions_total", (("outcome", "apply"),)) == 1
     evs = read_topic(kafka_bootstrap, topic_prefix + "events", lambda ms: len(ms) >= 3, timeout=30)
     assert [(e["metric"], e["flowKey"]) for e in evs] == [
         ("control_refused", "10.1.2.3,53"), ("control_failed", "192.0.2.10,53"), ("control_apply", "192.0.2.10,53")]

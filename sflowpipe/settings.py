@@ -489,7 +489,8 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
     for section, values in sections.items():
         current = getattr(settings, section)
         try:
-            update[section] = type(current).model_validate({**current.model_dump(), **values})
+            # only what was set and the overrides count as set: `up` keeps defaults it may replace
+            update[section] = type(current).model_validate({**current.model_dump(exclude_unset=True), **values})
         except ValidationError as e:
             raise SettingsError(_one_line(e, section)) from None
     if not update:

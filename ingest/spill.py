@@ -4,7 +4,8 @@ Messages are appended to segment files and read back in the same order; the read
 saved, so what was spilled before a restart is replayed after it. When the queue would exceed
 ``max_bytes`` the message is refused (the caller counts it as dropped).
 
-``flush(in_flight)`` hands what was appended to the OS (a killed process keeps it) and records
+Each append is one unbuffered write: once ``append`` returns, the record is the OS's (a killed
+process keeps it; ``pending`` never counts a record a kill could take). ``flush(in_flight)`` records
 how many messages the caller holds in memory beside it; a clean ``stop()`` records zero, so after
 a crash ``crash_in_flight`` says how many were lost with the process.
 """
@@ -70,7 +71,7 @@ class SpillQueue:
             if pos < len(data) and s == self._w_seg:
                 # a write torn by a kill: cut it, so that appends start on a record boundary
                 os.truncate(self._path(s), pos)
-        self._w = open(self._path(self._w_seg), "ab")
+        self._w = open(self._path(self._w_seg), "ab", buffering=0)
 
     def stop(self) -> None:
         if self._w:
@@ -86,9 +87,7 @@ class SpillQueue:
         self._save_cursor()
 
     def flush(self, in_flight: int) -> None:
-        """Appended messages to the OS; ``in_flight`` (held in memory by the caller) to the record."""
-        if self._w:
-            self._w.flush()
+        """``in_flight`` (held in memory by the caller) to the record (appends are written already)."""
         self._record_in_flight(in_flight)
 
     # ---------------------------------------------------------------- queue
@@ -103,7 +102,7 @@ class SpillQueue:
         if self._w.tell() >= SEGMENT_BYTES:
             self._w.close()
             self._w_seg += 1
-            self._w = open(self._path(self._w_seg), "ab")
+            self._w = open(self._path(self._w_seg), "ab", buffering=0)
         self._w.write(_HEAD.pack(len(value), len(t), 0xFFFF if key is None else len(k)) + t + k + value)
         self.pending += 1
         self.bytes += size
@@ -155,7 +154,7 @@ class SpillQueue:
         if self.pending == 0 and self._r_seg == self._w_seg:
             # empty: start the tail segment afresh
             self._w.close()
-            self._w = open(self._path(self._w_seg), "wb")
+            self._w = open(self._path(self._w_seg), "wb", buffering=0)
             self._r_pos = 0
         self._save_cursor()
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+
 from ingest import spill
 from ingest.spill import SpillQueue
 
@@ -91,3 +95,22 @@ def test_a_kill_keeps_what_was_flushed_and_counts_what_was_in_flight(tmp_path):
     clean.start()
     assert clean.crash_in_flight == 0  # a clean stop records nothing in flight
     clean.stop()
+
+
+def test_an_appended_record_survives_a_kill_before_any_flush(tmp_path):
+    """A real SIGKILL right after append() returns, with no flush() between: the record is the
+    OS's already (the spill's pending count is what the crash test reads before killing the
+    ingester; a record still in a user-space buffer would be neither on disk nor counted)."""
+    code = ("import os, signal, sys\n"
+            "from ingest.spill import SpillQueue\n"
+            "q = SpillQueue(sys.argv[1], 1 << 20)\n"
+            "q.start()\n"
+            "for i in range(5):\n"
+            "    q.append('t', None, b'v%d' % i)\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n")
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path)], timeout=60)
+    assert res.returncode == -signal.SIGKILL
+    again = SpillQueue(tmp_path, 1 << 20)
+    again.start()
+    assert [v for _, _, v in drain(again)] == [b"v%d" % i for i in range(5)]
+    again.stop()

@@ -36,3 +36,20 @@ def read_topic(bootstrap: str, topic: str, until, timeout: float = 60.0, idle: f
     finally:
         c.close()
     return out
+
+
+def group_lag(bootstrap: str, group: str, topic: str) -> int:
+    """Messages of ``topic`` the consumer group ``group`` has not committed yet (summed over the
+    partitions; a partition the group never committed counts from its beginning). Zero: nothing of
+    the topic is still in flight through that group."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:  # not subscribed: only reads the group's committed offsets, never joins (or rebalances) it
+        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+        committed = c.committed([TopicPartition(topic, p) for p in parts], timeout=10)
+        lag = 0
+        for tp in committed:
+            low, high = c.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
+            lag += high - max(tp.offset, low)
+        return lag
+    finally:
+        c.close()

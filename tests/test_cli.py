@@ -14,6 +14,8 @@ import pytest
 from ingest.sflow import encode_datagram
 from tests.ingest.sflow.test_datagram import sample_datagram
 
+pytestmark = pytest.mark.e2e  # runs the CLI as a process
+
 CLI = [sys.executable, "-m", "sflowpipe.cli"]
 
 

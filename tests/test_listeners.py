@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e  # runs every service as a process
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PORTS = {"api": 8008, "prometheus": 9344, "ingest metrics": 9343, "faust web": 6066}
 

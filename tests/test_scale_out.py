@@ -22,7 +22,9 @@ from ingest.pcap import read_udp_payloads
 from ingest.sflow.model import FlowSample
 from sflowpipe.broker import free_port
 from tests.procs import stop_gracefully
+from tests.kafka_helpers import group_lag
 from tests.sflow_data import decodable
+from tests.waiting import until
 
 pytestmark = pytest.mark.kafka
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,12 +73,34 @@ def _send(sock: socket.socket, port: int, payloads: list[bytes], rate: float) ->
             time.sleep(delay)
 
 
-def _received(metrics_port: int) -> int:
+def _metric(metrics_port: int, name: str) -> int:
     import urllib.request
 
     text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
-    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("sflowpipe_ingest_datagrams_received_total")))
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name)))
+
+
+def _received(metrics_port: int) -> int:
+    return _metric(metrics_port, "sflowpipe_ingest_datagrams_received_total")
+
+
+def _all_received(metrics_ports: list[int], sent: int, timeout: float = 60) -> list[int]:
+    """Each ingester's count of datagrams read, once they add up to ``sent``. An ingester counts a
+    datagram when it reads it off its socket, which on a loaded machine is well after the send
+    returned: the tail of a burst is still in the socket buffers. What the kernel dropped (buffer
+    full) never comes: that is named rather than waited for."""
+    shares: list[int] = []
+
+    def counted() -> bool:
+        shares[:] = [_received(p) for p in metrics_ports]
+        return sum(shares) >= sent
+
+    try:
+        until(counted, timeout=timeout)
+    except AssertionError:
+        drops = [_metric(p, "sflowpipe_ingest_kernel_drops") for p in metrics_ports]
+        raise AssertionError(f"sent {sent} datagrams, the ingesters read {shares}, the kernel dropped {drops}")
+    return shares
 
 
 def _clickhouse_rows(data_dir: Path) -> Counter | None:
@@ -147,24 +171,30 @@ def test_two_ingesters_two_workers_exactly_once_into_clickhouse(kafka_bootstrap,
         socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(8)]
         for i, s in enumerate(socks):
             _send(s, port, first[i::8], rate=250)
-        time.sleep(3)
-        assert workers[0].stop() == 0  # mid-run: worker-0 leaves, worker-1 takes its partitions
+        # mid-run: the first part is in and the workers have written some of it (a fixed pause here
+        # could end before either on a loaded machine); worker-0 leaves, worker-1 takes its partitions
+        _all_received(metrics_ports, len(first))
+        until(lambda: _clickhouse_rows(ch_dir), timeout=120, interval=1)
+        assert workers[0].stop() == 0
         for i, s in enumerate(socks):
             _send(s, port, second[i::8], rate=250)
         for s in socks:
             s.close()
 
-        # both ingesters took a share of the datagrams
-        shares = [_received(port_) for port_ in metrics_ports]
+        # both ingesters took a share of the datagrams, and between them every one
+        shares = _all_received(metrics_ports, len(first) + len(second))
         assert all(n > 0 for n in shares) and sum(shares) == len(first) + len(second), shares
-        deadline = time.monotonic() + float(os.environ.get("SCALE_OUT_WAIT_S", "180"))
-        got: Counter | None = None
-        while time.monotonic() < deadline:
-            got = _clickhouse_rows(ch_dir)
-            if got is not None and sum(got.values()) >= sum(want.values()):
-                break
-            time.sleep(2)
-        time.sleep(5)  # anything still in flight (a duplicate) would land now
+        timeout = float(os.environ.get("SCALE_OUT_WAIT_S", "180"))
+        try:
+            until(lambda: sum((_clickhouse_rows(ch_dir) or Counter()).values()) >= sum(want.values()),
+                  timeout=timeout, interval=2)
+        except AssertionError:
+            pass  # the comparison below names what is missing
+        # nothing still in flight (a duplicate would be): the workers and the sink have committed
+        # everything there is (each commits after its output is sent / its insert is done)
+        until(lambda: group_lag(kafka_bootstrap, topic_prefix + "processors", topic_prefix + "flow-samples") == 0
+              and group_lag(kafka_bootstrap, topic_prefix + "clickhouse",
+                            topic_prefix + "enriched-flow-samples") == 0, timeout=timeout, interval=1)
         got = _clickhouse_rows(ch_dir)
         assert got is not None
         missing, extra = want - got, got - want

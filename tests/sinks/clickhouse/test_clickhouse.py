@@ -21,6 +21,8 @@ from sinks.clickhouse.sink import ClickHouseService, ClickHouseSink, connect
 from sinks.clickhouse.sql import execute, owner, run_sql
 from tests.icmp_frames import echo4, unreach4, unreach6
 
+pytestmark = pytest.mark.clickhouse  # chDB, embedded
+
 SCANNERS_QUERY = """
         SELECT dst_ip AS scanner, uniq(icmp_quoted_dst_ip, icmp_quoted_protocol, icmp_quoted_dst_port) AS targets
         FROM flow_samples WHERE time > now() - INTERVAL 1 HOUR

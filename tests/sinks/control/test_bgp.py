@@ -22,7 +22,7 @@ import pytest
 from sflowpipe.settings import Settings
 from sinks.control.bgp import BgpAction, BgpOptions, FlowspecOptions
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]  # BIRD and ExaBGP processes
 
 BIRD = shutil.which("bird") or "/usr/sbin/bird"
 BIRDC = shutil.which("birdc") or "/usr/sbin/birdc"

@@ -52,13 +52,12 @@ class Proc:
                                      stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
 
     def wait_for(self, text: str, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def logged() -> bool:
             assert self.proc.poll() is None, f"{self.name} exited:\n{self.log.read_text()[-3000:]}"
-            if text in self.log.read_text(errors="replace"):
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"{self.name}: no {text!r} within {timeout}s:\n{self.log.read_text()[-3000:]}")
+            return text in self.log.read_text(errors="replace")
+
+        until(logged, timeout, message=lambda: f"{self.name}: no {text!r}:\n{self.log.read_text()[-3000:]}")
 
     def stop(self, timeout: float = 60) -> int:
         return stop_gracefully(self.proc, timeout)

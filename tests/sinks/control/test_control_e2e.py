@@ -23,6 +23,7 @@ from tests.kafka_helpers import read_topic
 from tests.processors.processor_harness import ProcessorProcess
 from tests.sinks.http_server import RecordingServer
 from tests.procs import stop_gracefully
+from tests.waiting import until
 
 pytestmark = pytest.mark.kafka
 
@@ -64,13 +65,12 @@ class ControlProcess:
                                      stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def started() -> bool:
             assert self.proc.poll() is None, self.log.read_text()
-            if "control: policies" in self.log.read_text(errors="replace"):
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"control did not start: {self.log.read_text(errors='replace')[-3000:]}")
+            return "control: policies" in self.log.read_text(errors="replace")
+
+        until(started, timeout, message=lambda: f"control did not start: {self.log.read_text(errors='replace')[-3000:]}")
 
     def stop(self, timeout: float = 30) -> int:
         return stop_gracefully(self.proc, timeout)

@@ -53,3 +53,26 @@ def group_lag(bootstrap: str, group: str, topic: str) -> int:
         return lag
     finally:
         c.close()
+
+
+def newest_timestamp(bootstrap: str, topic: str) -> float | None:
+    """The newest message timestamp (s) on ``topic``, None while it has none (or does not exist)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{os.getpid()}-{time.monotonic_ns()}",
+                  "enable.auto.commit": False})
+    try:
+        md = c.list_topics(topic, timeout=10).topics.get(topic)
+        if md is None or md.error is not None:
+            return None
+        newest = None
+        for p in md.partitions:
+            low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high <= low:
+                continue
+            c.assign([TopicPartition(topic, p, high - 1)])
+            m = c.poll(10)
+            if m is not None and m.error() is None:
+                ts = m.timestamp()[1] / 1000
+                newest = ts if newest is None else max(newest, ts)
+        return newest
+    finally:
+        c.close()

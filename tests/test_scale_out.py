@@ -69,7 +69,7 @@ def _send(sock: socket.socket, port: int, payloads: list[bytes], rate: float) ->
         sock.sendto(p, ("127.0.0.1", port))
         delay = t0 + (i + 1) / rate - time.monotonic()
         if delay > 0:
-            time.sleep(delay)
+            time.sleep(delay)  # pacing: the traffic's rate is part of the scenario
 
 
 def _metric(metrics_port: int, name: str) -> int:

@@ -84,7 +84,7 @@ def send(sock, gen: Generator, port: int, seconds: float, rate: float = 200.0, u
         n += 1
         delay = t0 + n / rate - time.monotonic()
         if delay > 0:
-            time.sleep(delay)
+            time.sleep(delay)  # pacing: the traffic's rate is part of the scenario
         if until is not None and n % 50 == 0 and until():
             return
 

@@ -29,7 +29,7 @@ def capture_files() -> list[Path]:
 # process, for the development loop. The tier marks are given here, from what a test uses, so a new
 # test cannot be put in the wrong tier by forgetting a mark; a module that starts processes itself
 # (the CLI, rsyslogd, BIRD...) says `pytestmark = pytest.mark.e2e`, and a test left `unit` that starts
-# one anyway fails, naming the mark (see _unit_tests_start_no_process).
+# one anyway fails, naming the mark (see _unit_tests_stay_in_process).
 SLOW_TIERS = ("kafka", "clickhouse", "e2e")
 FIXTURE_TIERS = {  # a fixture -> the tier of every test that uses it (directly or through other fixtures)
     "kafka_bootstrap": "kafka",

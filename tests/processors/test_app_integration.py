@@ -125,7 +125,8 @@ def test_elephant_events_one_per_flow_and_rearm(kafka_bootstrap, topic_prefix, t
                 if m["flow"] == "pair" and m["timestamp"] / 1000 > stopped:
                     top = max((e["value"] for e in m["flows"] if e["key"] in elephants), default=0.0)
                     rounds[m["timestamp"]] = max(rounds.get(m["timestamp"], 0.0), top)
-            under = sorted(ts for ts, top in rounds.items() if top <= 1_250_000)
+            last_over = max((ts for ts, top in rounds.items() if top > 1_250_000), default=0)
+            under = sorted(ts for ts, top in rounds.items() if top <= 1_250_000 and ts > last_over)
             return bool(under) and under[-1] - under[0] >= 2000
 
         assert rearmed(read_topic(kafka_bootstrap, topic_prefix + "flows", rearmed, timeout=60))

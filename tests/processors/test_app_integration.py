@@ -19,7 +19,7 @@ from ingest.sflow.flow_records import SampledHeader
 from ingest.sflow.model import Datagram, FlowSample
 from processors.config import DefinitionError, publish
 from sflowpipe.settings import load_settings
-from tests.kafka_helpers import read_topic
+from tests.kafka_helpers import group_lag, read_topic
 from tests.processors.discard_data import discard_datagram, tcp_frame
 from tests.processors.test_flowspec_parity import TOPO
 from tests.processors.processor_harness import ProcessorProcess
@@ -68,10 +68,14 @@ def test_top_flows_match_brute_force(kafka_bootstrap, topic_prefix, tmp_path, ca
         publish_kafka(datagrams, ingest_settings(kafka_bootstrap, topic_prefix, tmp_path), speed=0)
         want = brute_force_pairs([d.payload for d in datagrams])
         agents = {a for a, _ in want}
+        # the worker has processed the whole capture (it commits after processing; on a loaded machine
+        # that is well after the publishing): a report after that has every sample
+        until(lambda: group_lag(kafka_bootstrap, f"{topic_prefix}app", topic_prefix + "flow-samples") == 0, 90)
+        processed = max(time.time(), t0 + 3)
 
         def complete(msgs):
             last = latest_active(msgs, "pair")
-            return set(last) >= agents and all(m["timestamp"] / 1000 > t0 + 3 for m in last.values())
+            return set(last) >= agents and all(m["timestamp"] / 1000 > processed for m in last.values())
 
         msgs = read_topic(kafka_bootstrap, topic_prefix + "flows", complete, timeout=90)
     finally:

@@ -19,7 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupTopicPartit
 from confluent_kafka.admin import AdminClient
 
 from api.state import ApiState
-from processors.config import ConfigWatcher, startup_definitions
+from sflowpipe.config_plane import ConfigWatcher, startup_definitions
 from schemas.codec import CodecError, MessageDecoder
 from sflowpipe.kafka import client_config, ensure_topics
 from sflowpipe.settings import Settings
@@ -38,7 +38,7 @@ class TopicReader:
         self.topics = [k.topic(n) for n in (t.flows, t.metrics, t.events, t.counter_samples, t.flow_logs)] + \
             [self.status_topic]
         self.decoder = MessageDecoder(k.schema_registry_url)
-        self.watcher = ConfigWatcher(settings, state.define)
+        self.watcher = ConfigWatcher(settings, state.define, state.older)
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
         self.assigned: set[tuple[str, int]] = set()

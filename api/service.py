@@ -13,7 +13,8 @@ from api.server import Api
 from api.state import ApiState
 from sflowpipe.auth import warn_if_open
 from sflowpipe.settings import Settings
-from sinks.prometheus import parse_hostport
+from sflowpipe.net import parse_hostport
+from api.args import api_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,8 @@ class ApiService:
 
     def __init__(self, settings: Settings, listen: str | None = None) -> None:
         self.settings = settings
-        self.host, self.port = parse_hostport(listen or settings.api.listen)
+        self.host, self.port = parse_hostport(listen or settings.api.listen, default_host="127.0.0.1",
+                                              what="listen address")  # no host: loopback
         self.state = ApiState(settings.api)
         self.reader = TopicReader(settings, self.state)
         self.api = Api(settings, self.state)
@@ -43,12 +45,6 @@ class ApiService:
         if self.runner:
             await self.runner.cleanup()
         self.reader.stop()
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--listen", metavar="HOST:PORT", help="HTTP address (setting api.listen, default "
-                        "127.0.0.1:8008; 0.0.0.0:8008 exposes it: set api.token)")
-    parser.add_argument("--read-only", action="store_true", help="refuse writes (setting api.read_only)")
 
 
 def run(settings: Settings, args) -> int:

@@ -29,7 +29,7 @@ import faust
 
 from processors.blocklist import Blocklists
 from processors.scans import ScanDetector
-from processors.config import ConfigWatcher, startup_definitions
+from sflowpipe.config_plane import ConfigWatcher, startup_definitions
 from processors.engine import REPLAY_LAG_S, Engine
 from processors.enrich import Enricher
 from schemas.codec import AvroCodec, CodecError

@@ -21,21 +21,16 @@ import sys
 import threading
 from typing import Any, BinaryIO, TextIO
 
+from sflowpipe.net import parse_hostport
 from sflowpipe.settings import Settings
 from sflowpipe.signals import on_stop_signals
 from sinks.base import SinkRunner
+from sinks.args import forward_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
+from sinks.args import unhex_arguments as add_unhex_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
 
 log = logging.getLogger(__name__)
 
 MAX_FRAME = 65535
-
-
-def parse_hostport(text: str) -> tuple[str, int]:
-    """HOST:PORT or [IPv6]:PORT."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise ValueError(f"expected HOST:PORT, not {text!r}")
-    return host.strip("[]"), int(port)
 
 
 def _resolve(host: str, port: int) -> tuple[int, tuple]:
@@ -86,7 +81,7 @@ class UdpForwarder:
 
     def __init__(self, target: str, spoof: bool = False) -> None:
         self.target = target
-        host, port = parse_hostport(target)
+        host, port = parse_hostport(target, what="target")
         self.family, self.sockaddr = _resolve(host, port)
         self.sock = socket.socket(self.family, socket.SOCK_DGRAM)
         self.raw = open_raw_socket() if spoof else None
@@ -192,7 +187,7 @@ class TlsSender:
 
     def __init__(self, target: str, ca_file: str | None = None, verify: bool = True,
                  cert: str | None = None, key: str | None = None) -> None:
-        self.host, self.port = parse_hostport(target)
+        self.host, self.port = parse_hostport(target, what="target")
         self.context = ssl.create_default_context(cafile=ca_file)
         if not verify:
             self.context.check_hostname = False
@@ -266,7 +261,7 @@ class ConfigForwarder:
     change. A target starts at the newest datagram."""
 
     def __init__(self, settings: Settings, spoof: bool = False) -> None:
-        from processors.config import ConfigWatcher
+        from sflowpipe.config_plane import ConfigWatcher
 
         self.settings = settings
         self.spoof = spoof
@@ -313,7 +308,7 @@ class ConfigForwarder:
 
 
 def _group_name(prefix: str, kind: str, target: str) -> str:
-    host, port = parse_hostport(target)
+    host, port = parse_hostport(target, what="target")
     return f"{prefix}-{kind}{host}-{port}".replace(":", "_")
 
 
@@ -329,25 +324,6 @@ def build_sinks(settings: Settings, args) -> list[tuple[str, Any]]:
     targets = list(getattr(args, "to", None) or fs.targets)
     spoof = fs.spoof_source or getattr(args, "spoof_source", False)
     return [(_group_name(prefix, "", t), UdpForwarder(t, spoof)) for t in targets]
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--to", action="append", metavar="HOST:PORT",
-                        help="UDP collector (repeatable; default: setting sinks.forward.targets)")
-    parser.add_argument("--spoof-source", action="store_true",
-                        help="send with the original exporter as source (root/CAP_NET_RAW; "
-                             "setting sinks.forward.spoof_source)")
-    parser.add_argument("--hex", action="store_true", help="write one datagram per line as hex to stdout")
-    parser.add_argument("--tls-to", action="append", metavar="HOST:PORT",
-                        help="send octet-counted datagrams over TLS to `sflowpipe unhex --tls-listen`")
-    parser.add_argument("--tls-ca", metavar="FILE", help="CA file verifying the receiver (default: system CAs)")
-    parser.add_argument("--tls-insecure", action="store_true", help="do not verify the receiver's certificate")
-    parser.add_argument("--tls-cert", metavar="FILE", help="client certificate (mutual TLS)")
-    parser.add_argument("--tls-key", metavar="FILE", help="client key (mutual TLS)")
-    parser.add_argument("--from-beginning", action="store_true",
-                        help="a new consumer group starts at the oldest datagram (default: the newest)")
-    parser.add_argument("--from-config", action="store_true",
-                        help="also forward to the targets defined on the config topic (PUT /forwarding/NAME/json)")
 
 
 def _wait_for_signal(done: threading.Event | None = None) -> None:
@@ -392,7 +368,7 @@ class UdpEmitter:
     def __init__(self, targets: list[str]) -> None:
         self.dests = []
         for t in targets:
-            family, sockaddr = _resolve(*parse_hostport(t))
+            family, sockaddr = _resolve(*parse_hostport(t, what="target"))
             self.dests.append((socket.socket(family, socket.SOCK_DGRAM), sockaddr))
         self.sent = 0
 
@@ -428,7 +404,7 @@ class TlsReceiver:
     """Owns a TLS listener; each connection's octet-counted datagrams go to the emitter."""
 
     def __init__(self, listen: str, cert: str, key: str, emitter: UdpEmitter, client_ca: str | None = None) -> None:
-        host, port = parse_hostport(listen)
+        host, port = parse_hostport(listen, what="listen address")
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(cert, key)
         if client_ca:
@@ -478,16 +454,6 @@ class TlsReceiver:
                         self.emitter.send(data)
         except (OSError, ssl.SSLError, ValueError) as e:
             log.warning("unhex: connection from %s: %s", addr, e)
-
-
-def add_unhex_arguments(parser) -> None:
-    parser.add_argument("--to", action="append", required=True, metavar="HOST:PORT",
-                        help="UDP collector to re-emit to (repeatable)")
-    parser.add_argument("--tls-listen", metavar="HOST:PORT",
-                        help="receive `forward --tls-to` over TLS instead of hex lines on stdin")
-    parser.add_argument("--cert", metavar="FILE", help="server certificate (PEM) for --tls-listen")
-    parser.add_argument("--key", metavar="FILE", help="server key (PEM) for --tls-listen")
-    parser.add_argument("--client-ca", metavar="FILE", help="require client certificates signed by this CA")
 
 
 def run_unhex(settings: Settings, args) -> int:

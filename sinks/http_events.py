@@ -40,6 +40,7 @@ from schemas.codec import AvroCodec
 from sflowpipe.settings import HttpSinkSettings, KafkaSettings, Settings
 from sflowpipe.signals import on_stop_signals
 from sinks.base import SinkRunner
+from sinks.args import http_events_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
 
 log = logging.getLogger(__name__)
 
@@ -455,10 +456,6 @@ def _seconds(value: str | None) -> float:
 # --- the command -------------------------------------------------------------------------------
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", metavar="NAME", help="the endpoint: a key of the setting sinks.http")
-
-
 def build(settings: Settings, name: str) -> tuple[SinkRunner, HttpEventSink]:
     """The sink for endpoint NAME and the runner that feeds it (topics created when missing)."""
     from sflowpipe.kafka import ensure_topics
@@ -471,7 +468,7 @@ def build(settings: Settings, name: str) -> tuple[SinkRunner, HttpEventSink]:
     deadletter = settings.kafka.topic(settings.topics.deadletter)
     ensure_topics(settings.kafka, topics + [deadletter])
     sink = HttpEventSink(name, cfg, DeadLetters(settings.kafka, deadletter, f"http:{name}"))
-    runner = SinkRunner(settings, sink, topics, cfg.consumer_group or f"sflowpipe-http-{name}",
+    runner = SinkRunner(settings, sink, topics, cfg.group(name),
                         cfg.batch_size, cfg.batch_seconds)
     return runner, sink
 

@@ -23,10 +23,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sflowpipe import __version__
+from sflowpipe.net import parse_hostport
 from sflowpipe.settings import Settings, SyslogSettings
 from sflowpipe.signals import on_stop_signals
 from sinks import siem
 from sinks.base import SinkRunner
+from sinks.args import syslog_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
 
 log = logging.getLogger(__name__)
 
@@ -167,17 +169,6 @@ class Formatter:
 
 # ---- transports ----
 
-def parse_address(address: str, transport: str) -> tuple[str, int]:
-    """HOST:PORT, [IPv6]:PORT or HOST (the transport's default port)."""
-    if address.startswith("["):
-        host, _, rest = address[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else DEFAULT_PORTS[transport]
-    if address.count(":") == 1:
-        host, port = address.split(":")
-        return host, int(port)
-    return address, DEFAULT_PORTS[transport]
-
-
 class UdpTransport:
     """One message a datagram (RFC 5426); unconnected, so a receiver restart is invisible."""
 
@@ -273,7 +264,7 @@ def tls_context(cfg: SyslogSettings) -> ssl.SSLContext:
 def make_transport(cfg: SyslogSettings):
     if cfg.file:
         return FileTransport(cfg.file)
-    host, port = parse_address(cfg.address, cfg.transport)
+    host, port = parse_hostport(cfg.address, DEFAULT_PORTS[cfg.transport], what="syslog address")
     if cfg.transport == "udp":
         return UdpTransport(host, port)
     return StreamTransport(host, port, tls_context(cfg) if cfg.transport == "tls" else None)
@@ -326,18 +317,6 @@ class SyslogSink:
 
 
 # ---- `sflowpipe syslog` ----
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--address", metavar="HOST:PORT", help="syslog receiver (setting sinks.syslog.address)")
-    parser.add_argument("--transport", choices=["udp", "tcp", "tls"], help="setting sinks.syslog.transport")
-    parser.add_argument("--format", dest="syslog_format", choices=["rfc5424", "rfc3164", "cef", "leef"],
-                        help="setting sinks.syslog.format")
-    parser.add_argument("--file", metavar="PATH", help="append lines to this file instead of sending")
-    parser.add_argument("--topics", metavar="NAME[,NAME]", help="topic names before the prefix (default events)")
-    parser.add_argument("--tls-ca-file", metavar="PEM", help="CA bundle that signed the receiver's certificate")
-    parser.add_argument("--no-tls-verify", action="store_true", help="do not verify the receiver's certificate")
-    parser.add_argument("--from-latest", action="store_true", help="a new consumer group starts at the end")
-    parser.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="Kafka brokers (kafka.bootstrap_servers)")
 
 
 def resolve(settings: Settings, args: argparse.Namespace) -> SyslogSettings:

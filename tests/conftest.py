@@ -30,7 +30,7 @@ def capture_files() -> list[Path]:
 # test cannot be put in the wrong tier by forgetting a mark; a module that starts processes itself
 # (the CLI, rsyslogd, BIRD...) says `pytestmark = pytest.mark.e2e`, and a test left `unit` that starts
 # one anyway fails, naming the mark (see _unit_tests_stay_in_process).
-SLOW_TIERS = ("kafka", "clickhouse", "e2e")
+SLOW_TIERS = ("kafka", "clickhouse", "e2e", "slow")  # `slow`: in-process but long by design (fuzzing)
 FIXTURE_TIERS = {  # a fixture -> the tier of every test that uses it (directly or through other fixtures)
     "kafka_bootstrap": "kafka",
     "clickhouse": "clickhouse",  # tests/test_examples.py: chDB with the migrations applied

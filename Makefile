@@ -29,7 +29,7 @@ test: setup
 	$(VENV)/bin/ruff check --select F,E9 --ignore F811 .  # errors, unused names (F811: fixture imports)
 	$(PY) -m pytest -q
 
-# the unit tier, for the development loop (about a minute): no broker, no ClickHouse, no process
+# the unit tier, for the development loop (a minute or so): no broker, no ClickHouse, no process
 # started (tests/conftest.py gives each test its tier from what it uses). `make test` runs everything.
 test-unit: setup
 	$(VENV)/bin/ruff check --select F,E9 --ignore F811 .

@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 UP_ARGS ?=
 
-.PHONY: setup run demo test bench clean
+.PHONY: setup run demo test test-unit bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ test: setup
 	bash scripts/system-deps.sh
 	$(VENV)/bin/ruff check --select F,E9 --ignore F811 .  # errors, unused names (F811: fixture imports)
 	$(PY) -m pytest -q
+
+# the unit tier, for the development loop (a minute or so): no broker, no ClickHouse, no process
+# started (tests/conftest.py gives each test its tier from what it uses). `make test` runs everything.
+test-unit: setup
+	$(VENV)/bin/ruff check --select F,E9 --ignore F811 .
+	$(PY) -m pytest -q -m unit
 
 bench: setup
 	$(VENV)/bin/sflowpipe bench decode

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import importlib.abc
+import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -18,6 +22,100 @@ def captures_dir() -> Path:
 
 def capture_files() -> list[Path]:
     return sorted(CAPTURES.glob("*.pcap")) if CAPTURES.is_dir() else []
+
+
+# ------------------------------------------------------------------ tiers
+# `make test-unit` runs the tests marked `unit`: those that need no broker, no ClickHouse and start no
+# process, for the development loop. The tier marks are given here, from what a test uses, so a new
+# test cannot be put in the wrong tier by forgetting a mark; a module that starts processes itself
+# (the CLI, rsyslogd, BIRD...) says `pytestmark = pytest.mark.e2e`, and a test left `unit` that starts
+# one anyway fails, naming the mark (see _unit_tests_stay_in_process).
+SLOW_TIERS = ("kafka", "clickhouse", "e2e", "slow")  # `slow`: in-process but long by design (fuzzing)
+FIXTURE_TIERS = {  # a fixture -> the tier of every test that uses it (directly or through other fixtures)
+    "kafka_bootstrap": "kafka",
+    "clickhouse": "clickhouse",  # tests/test_examples.py: chDB with the migrations applied
+    "up": "e2e",  # a whole `sflowpipe up --demo` (tests/up_helpers.py)
+    "rsyslog": "e2e",  # a real rsyslogd (tests/sinks/rsyslog.py)
+    "bird_factory": "e2e",  # a real BIRD router (tests/sinks/control/test_bgp.py)
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        for fixture, tier in FIXTURE_TIERS.items():
+            if fixture in names:
+                item.add_marker(tier)
+        if not any(item.get_closest_marker(t) for t in SLOW_TIERS):
+            item.add_marker("unit")
+
+
+_STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
+_FAILED = pytest.StashKey[bool]()
+
+
+def _started_by_this_project() -> bool:
+    """Whether the process being started is asked for by the tests or the project's code (the first
+    caller outside the standard library is under ROOT), not by a library for its own ends
+    (platform.architecture runs `file`, geoip2fast runs `ps`: incidental, and cheap)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        path = Path(frame.f_code.co_filename)
+        if path.is_absolute() and not path.is_relative_to(_STDLIB) and path != Path(__file__):
+            return path.is_relative_to(ROOT) and ".venv" not in path.parts
+        frame = frame.f_back
+    return False
+
+
+class _UnitGuard(importlib.abc.MetaPathFinder):
+    """Refuses, inside a `unit` test, what belongs to another tier: starting a process (asyncio's
+    subprocesses go through Popen too) and loading chDB. Each refusal is remembered, so the test
+    fails even if it caught the exception."""
+
+    def __init__(self) -> None:
+        self.refused: list[str] = []
+
+    def refuse(self, what: str, tier: str) -> None:
+        self.refused.append(f"{what}: mark it `pytest.mark.{tier}` (or use a fixture of tests/conftest.py's "
+                            "FIXTURE_TIERS)")
+        raise AssertionError(f"a unit test {self.refused[-1]}")
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "chdb" or name.startswith("chdb."):
+            self.refuse("loaded chDB", "clickhouse")
+        return None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    if report.failed:
+        item.stash[_FAILED] = True
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_stay_in_process(request, monkeypatch):
+    """A `unit` test that starts a process or opens ClickHouse fails: its tier is wrong (the unit tier
+    must stay fast and independent of the machine's load)."""
+    if request.node.get_closest_marker("unit") is None:
+        yield
+        return
+    guard = _UnitGuard()
+    execute_child = subprocess.Popen._execute_child
+
+    def checked(self, args, *rest, **kw):
+        if _started_by_this_project():
+            guard.refuse(f"started {str(args if isinstance(args, str) else args[0])!r}", "e2e")
+        return execute_child(self, args, *rest, **kw)
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", checked)
+    sys.meta_path.insert(0, guard)  # only reached by a module not loaded yet (chDB, in the unit tier)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(guard)
+    if guard.refused and not request.node.stash.get(_FAILED, False):  # it caught the refusal
+        pytest.fail("a unit test " + "; ".join(guard.refused))
 
 
 def _hypothesis_profiles() -> None:

@@ -36,3 +36,44 @@ def read_topic(bootstrap: str, topic: str, until, timeout: float = 60.0, idle: f
     finally:
         c.close()
     return out
+
+
+def group_lag(bootstrap: str, group: str, topic: str) -> int:
+    """Messages of ``topic`` the consumer group ``group`` has not committed yet (summed over the
+    partitions; a partition the group never committed counts from its beginning). Zero: nothing of
+    the topic is still in flight through that group."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:  # not subscribed: only reads the group's committed offsets, never joins (or rebalances) it
+        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+        committed = c.committed([TopicPartition(topic, p) for p in parts], timeout=10)
+        lag = 0
+        for tp in committed:
+            low, high = c.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
+            # a Faust worker may commit one past the end of a partition (seen on Tansu): nothing left
+            lag += max(0, high - max(tp.offset, low))
+        return lag
+    finally:
+        c.close()
+
+
+def newest_timestamp(bootstrap: str, topic: str) -> float | None:
+    """The newest message timestamp (s) on ``topic``, None while it has none (or does not exist)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{os.getpid()}-{time.monotonic_ns()}",
+                  "enable.auto.commit": False})
+    try:
+        md = c.list_topics(topic, timeout=10).topics.get(topic)
+        if md is None or md.error is not None:
+            return None
+        newest = None
+        for p in md.partitions:
+            low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high <= low:
+                continue
+            c.assign([TopicPartition(topic, p, high - 1)])
+            m = c.poll(10)
+            if m is not None and m.error() is None:
+                ts = m.timestamp()[1] / 1000
+                newest = ts if newest is None else max(newest, ts)
+        return newest
+    finally:
+        c.close()

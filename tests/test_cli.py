@@ -13,6 +13,9 @@ import pytest
 
 from ingest.sflow import encode_datagram
 from tests.ingest.sflow.test_datagram import sample_datagram
+from tests.waiting import until
+
+pytestmark = pytest.mark.e2e  # runs the CLI as a process
 
 CLI = [sys.executable, "-m", "sflowpipe.cli"]
 
@@ -52,15 +55,15 @@ def test_decode_live_udp_json_and_typed():
         proc = subprocess.Popen([*CLI, "decode", "-p", str(port), *style], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         try:
-            line = ""
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
-                deadline = time.monotonic() + 20
                 os.set_blocking(proc.stdout.fileno(), False)
-                while time.monotonic() < deadline and not line:
+
+                def decoded() -> str:  # sent again until one is decoded (the first may beat the bind)
                     tx.sendto(encode_datagram(sample_datagram()), ("127.0.0.1", port))
-                    time.sleep(0.2)
-                    line = proc.stdout.readline()
-            assert line, proc.stderr.read() if proc.poll() is not None else "no output"
+                    return proc.stdout.readline()
+
+                line = until(decoded, timeout=30,
+                             message=lambda: proc.stderr.read() if proc.poll() is not None else "no output")
             assert check(json.loads(line))
         finally:
             proc.terminate()

@@ -13,6 +13,8 @@ import pytest
 
 from sflowpipe.broker import free_port
 
+pytestmark = pytest.mark.e2e  # runs the CLI as a process
+
 CLI = [sys.executable, "-m", "sflowpipe.cli"]
 UNREACHABLE = "127.0.0.1:1"
 

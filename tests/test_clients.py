@@ -296,7 +296,7 @@ def test_sflow_test_app(up):
         points["pps-flows"].append(res[3].get("metricValue") or 0)
         samples.append(requests.get(rt + "/agents/json", params={"agent": agent}, timeout=10).json()[agent]
                        ["sFlowFlowSamples"])
-        time.sleep(1)
+        time.sleep(1)  # one reading a second: the mean is over time
     assert samples[-1] > samples[0]  # its sample-rate trend
     mean = {k: sum(v) / len(v) for k, v in points.items()}
     for what in ("bps", "pps"):
@@ -486,7 +486,7 @@ def test_flow_values_top_keys_and_logged_flows_match_clickhouse(up):
                     k = (agent, ds, key)
                     topkey_sums[k] = topkey_sums.get(k, 0.0) + tk["value"]
         n += 1
-        time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))  # one reading a second: the sums are over time
     t1 = time.time()
 
     # the ClickHouse sink writes in batches: wait until it holds samples past the window

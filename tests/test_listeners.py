@@ -21,6 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.waiting import until
+
+pytestmark = pytest.mark.e2e  # runs every service as a process
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PORTS = {"api": 8008, "prometheus": 9344, "ingest metrics": 9343, "faust web": 6066,
                  # each component's own /metrics (issue 13)
@@ -54,16 +58,19 @@ def probe() -> None:
     procs = [subprocess.Popen(cli + ["ingest", "--embedded-broker"], env=env, stdout=open("ingest.log", "wb"),
                               stderr=subprocess.STDOUT)]
     deadline = time.monotonic() + 120
-    while not listening(DEFAULT_PORTS["ingest metrics"]) and time.monotonic() < deadline:
-        time.sleep(0.3)  # the broker first, then the others (they would wait for it anyway)
+    try:  # the broker first, then the others (they would wait for it anyway)
+        until(lambda: listening(DEFAULT_PORTS["ingest metrics"]), timeout=120, interval=0.3)
+    except AssertionError:
+        pass  # what listens where is printed below, for the test to name
     for name in ("api", "prometheus", "process"):
         procs.append(subprocess.Popen(cli + [name], env=env, stdout=open(f"{name}.log", "wb"),
                                       stderr=subprocess.STDOUT))
     try:
-        while time.monotonic() < deadline and not all(listening(p) for p in DEFAULT_PORTS.values()):
-            if any(p.poll() is not None for p in procs):
-                break
-            time.sleep(0.5)
+        try:  # every port listening, or a process gone (no use waiting then)
+            until(lambda: all(listening(p) for p in DEFAULT_PORTS.values()) or any(p.poll() is not None for p in procs),
+                  timeout=max(1.0, deadline - time.monotonic()), interval=0.5)
+        except AssertionError:
+            pass
         print(json.dumps({name: sorted(listening(port)) for name, port in DEFAULT_PORTS.items()}), flush=True)
     finally:
         for p in reversed(procs):

@@ -11,6 +11,8 @@ import pytest
 
 from bench.startup import CLI, HEAVY, SMALL_CAPTURE, imported, packages, subcommands
 
+pytestmark = pytest.mark.e2e  # runs the CLI as processes
+
 # the parser's budget: besides the standard library, only sflowpipe's composition modules and
 # the argument tables of the services (sinks/args.py, api/args.py)
 NOT_FOR_HELP = set(HEAVY) | {"pydantic", "pydantic_core", "pydantic_settings", "yaml", "msgspec", "orjson",

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from sflowpipe.broker import free_port
+from tests.waiting import until
 
 ELEPHANT_SOURCES = {"10.1.0.10", "10.1.1.10", "10.1.2.10"}  # sflowpipe generate's elephant flows
 
@@ -68,15 +69,18 @@ def up(tmp_path_factory):
 
 
 def wait_for(fn: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
-    """Call ``fn`` until it returns something truthy or ``timeout`` s pass; its last result."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    return last
+    """Call ``fn`` until it returns something truthy or ``timeout`` s pass; its last result (for
+    the caller's assertion to name)."""
+    last: list[Any] = [None]
+
+    def call() -> Any:
+        last[0] = fn()
+        return last[0]
+
+    try:
+        return until(call, timeout, interval)
+    except AssertionError:
+        return last[0]
 
 
 def sql_rows(data: Path, query: str, timeout: float = 60) -> list[list[str]] | None:

@@ -140,7 +140,7 @@ async def test_logged_flows_newest_first_long_polled_and_the_same_ids_everywhere
         # long-poll: waits for the next flow after the newest id
         t0 = time.monotonic()
         poll = asyncio.create_task(client.get("/flows/json?flowID=1024&timeout=10"))
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # waiting this out is the check: with nothing newer, the poll stays open
         assert not poll.done()
         state.add("flow_log", _flow_log("pair", "10.0.0.1,10.0.0.2", t + 3), 1, 1)
         got = await (await poll).json()

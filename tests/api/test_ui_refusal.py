@@ -15,6 +15,8 @@ import pytest
 
 from tests.api.test_server import _client, _settings
 
+pytestmark = pytest.mark.e2e  # runs the UI script in node
+
 APP_JS = Path(__file__).resolve().parents[2] / "api" / "static" / "app.js"
 
 # The smallest DOM the two functions touch: elements by id, attributes, focus and selection.

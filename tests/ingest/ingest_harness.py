@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections import Counter
 
@@ -17,6 +16,7 @@ from ingest.sflow.flow_records import ExtendedSwitch, SampledHeader
 from ingest.sflow.model import CounterSample, DiscardSample, FlowSample
 from schemas.model_avro import to_datum
 from sflowpipe.broker import free_port
+from tests.waiting import until
 
 
 class IngestProcess:
@@ -41,15 +41,16 @@ class IngestProcess:
     def start(self, timeout: float = 60) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "sflowpipe.cli", "ingest"], env=self.env,
                                      stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def serving() -> bool:
             assert self.proc.poll() is None, self.log.read_text()
             try:
                 self.metrics()
-                return
+                return True
             except OSError:
-                time.sleep(0.2)
-        raise AssertionError(f"ingest did not start: {self.log.read_text()}")
+                return False
+
+        until(serving, timeout, message=lambda: f"ingest did not start: {self.log.read_text()}")
 
     def metrics(self) -> dict[str, float]:
         """Metric totals by name (labels summed) and by name{labels}."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from tests.ingest.ingest_harness import IngestProcess, expected_samples, got_sam
 from tests.ingest.test_ingest_e2e import as_udp, consume_all, generated
 from ingest.replay import send_udp
 from tests.kafka_helpers import read_topic
+from tests.waiting import until
 
 pytestmark = pytest.mark.kafka
 
@@ -34,15 +34,17 @@ def s3_endpoint(tmp_path):
 
     s3 = boto3.client("s3", endpoint_url=url, aws_access_key_id="test", aws_secret_access_key="test",
                       region_name="us-east-1")
-    deadline = time.monotonic() + 30
-    while True:
+
+    def bucket() -> bool:
         try:
             s3.create_bucket(Bucket="tansu")
-            break
+            return True
         except Exception:
-            if time.monotonic() > deadline or proc.poll() is not None:
+            if proc.poll() is not None:  # moto exited: no use waiting
                 raise
-            time.sleep(0.3)
+            return False
+
+    until(bucket, timeout=30, interval=0.3)
     yield url
     proc.terminate()
     proc.wait(10)
@@ -61,13 +63,21 @@ def test_broker_outage_loses_nothing(s3_endpoint, tmp_path):
     before, during, after = generated(150, seed=1), generated(300, seed=2), generated(150, seed=3)
     try:
         send_udp(as_udp(before), f"127.0.0.1:{ing.port}", rate=1000)
-        time.sleep(2)
+
+        def delivered() -> bool:  # the broker has all of `before` when it goes down
+            m = ing.metrics()
+            return (m.get("sflowpipe_ingest_datagrams_received_total") == len(before)
+                    and m["sflowpipe_kafka_producer_queue_messages"] == 0
+                    and 0 < m.get("sflowpipe_kafka_messages_submitted_total", 0)
+                    == m.get("sflowpipe_kafka_messages_delivered_total", 0))
+
+        until(delivered, timeout=60, message=lambda: str(ing.metrics()))
         broker.kill()
         send_udp(as_udp(during), f"127.0.0.1:{ing.port}", rate=1000)
-        time.sleep(6)  # past message_timeout_s: what the producer held goes back to disk
-        m = ing.metrics()
-        assert m["sflowpipe_kafka_spill_pending_messages"] > 0
-        assert m.get("sflowpipe_kafka_messages_dropped_total", 0) == 0
+        # past message_timeout_s (4 s), what the producer held goes back to disk
+        until(lambda: ing.metrics()["sflowpipe_kafka_spill_pending_messages"] > 0, timeout=60,
+              message=lambda: str(ing.metrics()))
+        assert ing.metrics().get("sflowpipe_kafka_messages_dropped_total", 0) == 0
         broker.start()
         send_udp(as_udp(after), f"127.0.0.1:{ing.port}", rate=1000)
 
@@ -78,12 +88,12 @@ def test_broker_outage_loses_nothing(s3_endpoint, tmp_path):
         flows, counters, _, _ = consume_all(broker.bootstrap, prefix, n_flow, n_cnt, 0, 0, timeout=120)
         raw = read_topic(broker.bootstrap, prefix + "raw", lambda x: len({r["data"] for r in x}) >= len(set(payloads)),
                          timeout=60)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            m = ing.metrics()
-            if m["sflowpipe_kafka_spill_pending_messages"] == 0 and m["sflowpipe_kafka_producer_queue_messages"] == 0:
-                break
-            time.sleep(0.5)
+        try:
+            until(lambda: (m := ing.metrics())["sflowpipe_kafka_spill_pending_messages"] == 0
+                  and m["sflowpipe_kafka_producer_queue_messages"] == 0, timeout=30, interval=0.5)
+        except AssertionError:
+            pass  # the accounting below names what is left
+        m = ing.metrics()
     finally:
         code = ing.stop()
         broker.stop()

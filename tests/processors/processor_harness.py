@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
@@ -13,6 +12,7 @@ import yaml
 from sflowpipe.broker import free_port
 from tests.procs import stop_gracefully
 from tests.scrape import scrape
+from tests.waiting import until
 
 
 class ProcessorProcess:
@@ -41,14 +41,13 @@ class ProcessorProcess:
             [sys.executable, "-m", "sflowpipe.cli", "process", "--definitions", str(self.defs),
              "--worker-index", str(self.worker_index)],
             env=self.env, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
             assert self.proc.poll() is None, self.log.read_text()
             text = self.log.read_text(errors="replace")
-            if "Ready" in text and "partitions_assigned" not in text[-200:]:
-                return
-            time.sleep(0.3)
-        raise AssertionError(f"worker not ready: {self.log.read_text(errors='replace')[-3000:]}")
+            return "Ready" in text and "partitions_assigned" not in text[-200:]
+
+        until(ready, timeout, 0.3, message=lambda: f"worker not ready: {self.log.read_text(errors='replace')[-3000:]}")
 
     def metrics(self) -> dict:
         """The worker's /metrics, scraped: {(sample name, frozenset of labels): value}."""

@@ -19,11 +19,12 @@ from ingest.sflow.flow_records import SampledHeader
 from ingest.sflow.model import Datagram, FlowSample
 from sflowpipe.config_plane import DefinitionError, publish
 from sflowpipe.settings import load_settings
-from tests.kafka_helpers import read_topic
+from tests.kafka_helpers import group_lag, read_topic
 from tests.processors.discard_data import discard_datagram, tcp_frame
 from tests.sflowpipe.test_flowspec_parity import TOPO
 from tests.processors.processor_harness import ProcessorProcess
 from tests.sflow_data import decodable
+from tests.waiting import until
 
 pytestmark = pytest.mark.kafka
 
@@ -67,10 +68,14 @@ def test_top_flows_match_brute_force(kafka_bootstrap, topic_prefix, tmp_path, ca
         publish_kafka(datagrams, ingest_settings(kafka_bootstrap, topic_prefix, tmp_path), speed=0)
         want = brute_force_pairs([d.payload for d in datagrams])
         agents = {a for a, _ in want}
+        # the worker has processed the whole capture (it commits after processing; on a loaded machine
+        # that is well after the publishing): a report after that has every sample
+        until(lambda: group_lag(kafka_bootstrap, f"{topic_prefix}app", topic_prefix + "flow-samples") == 0, 90)
+        processed = max(time.time(), t0 + 3)
 
         def complete(msgs):
             last = latest_active(msgs, "pair")
-            return set(last) >= agents and all(m["timestamp"] / 1000 > t0 + 3 for m in last.values())
+            return set(last) >= agents and all(m["timestamp"] / 1000 > processed for m in last.values())
 
         msgs = read_topic(kafka_bootstrap, topic_prefix + "flows", complete, timeout=90)
     finally:
@@ -113,12 +118,26 @@ def test_elephant_events_one_per_flow_and_rearm(kafka_bootstrap, topic_prefix, t
     elephants = {f"10.1.{i}.10,192.0.2.{10 + i}" for i in range(3)}
     try:
         publish_kafka(generated(6, 20, time.time()), settings, speed=1)
+        stopped = time.time()
         first = read_topic(kafka_bootstrap, topic_prefix + "events", lambda m: len(m) >= 3, timeout=30)
-        time.sleep(8)  # traffic stopped: elephants decay under the threshold and re-arm after 2 s
+
+        def rearmed(msgs):
+            """Traffic stopped: the elephants decayed under the threshold and stayed there for its
+            timeout (2 s) between two report rounds, so the second round's check re-armed them."""
+            rounds: dict[int, float] = {}
+            for m in msgs:
+                if m["flow"] == "pair" and m["timestamp"] / 1000 > stopped:
+                    top = max((e["value"] for e in m["flows"] if e["key"] in elephants), default=0.0)
+                    rounds[m["timestamp"]] = max(rounds.get(m["timestamp"], 0.0), top)
+            last_over = max((ts for ts, top in rounds.items() if top > 1_250_000), default=0)
+            under = sorted(ts for ts, top in rounds.items() if top <= 1_250_000 and ts > last_over)
+            return bool(under) and under[-1] - under[0] >= 2000
+
+        assert rearmed(read_topic(kafka_bootstrap, topic_prefix + "flows", rearmed, timeout=60))
         publish_kafka(generated(5, 20, time.time(), seed=5), settings, speed=1)
         events = read_topic(kafka_bootstrap, topic_prefix + "events", lambda m: len(m) >= 6, timeout=30)
-        time.sleep(2)
-        events = read_topic(kafka_bootstrap, topic_prefix + "events", lambda m: False, timeout=4)
+        # then no more may come: waiting this out is the check (6 s: three report intervals and more)
+        events = read_topic(kafka_bootstrap, topic_prefix + "events", lambda m: False, timeout=6)
         metrics = read_topic(kafka_bootstrap, topic_prefix + "metrics", lambda m: len(m) >= 2, timeout=20)
         enriched = read_topic(kafka_bootstrap, topic_prefix + "enriched-flow-samples", lambda m: len(m) >= 1,
                               timeout=20)
@@ -156,7 +175,10 @@ def test_live_definition_from_config_topic(kafka_bootstrap, topic_prefix, tmp_pa
         p = Producer({"bootstrap.servers": kafka_bootstrap})
         p.produce(topic_prefix + "config", json.dumps({"keys": "ipsrc"}).encode(), b"flow:broken")
         assert p.flush(10) == 0
-        time.sleep(2)
+        # the worker has taken both flows and refused the broken one (the engine logs each flow it takes)
+        until(lambda: all(text in worker.log.read_text(errors="replace")
+                          for text in ("flow bydst: keys=", "flow bylink: keys=", "rejected b'flow:broken'")),
+              timeout=60)
         publish_kafka(generated(3, 20, time.time()), settings, speed=1)
         msgs = read_topic(kafka_bootstrap, topic_prefix + "flows",
                           lambda m: {"bydst", "bylink"} <= {x["flow"] for x in m}, timeout=30)
@@ -190,8 +212,8 @@ def test_blocklist_events_from_the_worker(kafka_bootstrap, topic_prefix, tmp_pat
     try:
         publish_kafka(generated(3, 20, time.time()), settings, speed=1)
         events = read_topic(kafka_bootstrap, topic_prefix + "events", lambda m: len(m) >= 1, timeout=30)
-        time.sleep(3)
-        events = read_topic(kafka_bootstrap, topic_prefix + "events", lambda m: False, timeout=4)
+        # then no more may come (rate-limited): waiting this out is the check
+        events = read_topic(kafka_bootstrap, topic_prefix + "events", lambda m: False, timeout=7)
     finally:
         assert worker.stop() == 0, worker.log.read_text()[-3000:]
     assert events and all(e["thresholdID"] == "blocklist" and e["metric"] == "bad" for e in events)

@@ -13,6 +13,7 @@ from sflowpipe.config_plane import DefinitionError, parse
 from processors.engine import BUDGET_EVENT, Engine
 from sflowpipe.flowspec import FlowSpecError, compile_filter
 from tests.payload_frames import flow_batch, http, record_sample, socket4
+from tests.waiting import until
 
 AGENT = "192.0.2.200"
 ISSUE = "ipsource~" + ".*" * 40 + "x"  # the filter that froze the workers (issue 12)
@@ -147,8 +148,9 @@ def test_a_delete_from_the_config_thread_stops_the_batch_under_way():
 
     worker = threading.Thread(target=run)
     worker.start()
-    time.sleep(0.3)
-    assert not done.is_set()  # still matching: the interrupt lands inside the batch
+    # the batch is under way on the slow flow: the interrupt lands inside it
+    until(lambda: e._running is not None and e._running[0].name == "slow", timeout=30, interval=0.005)
+    assert not done.is_set()
     sent = time.monotonic()
     e.interrupt("flow", "slow", None)
     assert done.wait(5)

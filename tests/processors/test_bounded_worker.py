@@ -23,6 +23,7 @@ from tests.kafka_helpers import read_topic
 from tests.payload_frames import datagram, http, record_sample, socket4
 from tests.processors.processor_harness import ProcessorProcess
 from tests.processors.test_app_integration import ingest_settings
+from tests.waiting import until
 
 pytestmark = pytest.mark.kafka
 
@@ -38,6 +39,13 @@ def url_datagrams(uris: list[str], now: float, seq0: int = 0, rate: int = 10) ->
         out.append(UdpDatagram(int(ts), int((ts % 1) * 1e6), AGENT, 6343, "", 0,
                                datagram(samples[start:start + 8], AGENT, seq0 + n + 1)))
     return out
+
+
+def report_rounds_without(msgs: list, present: str, absent: str, t: float) -> bool:
+    """Some report round after ``t`` (the messages of one timer tick share a timestamp) has flow
+    ``present`` and not flow ``absent``."""
+    rounds = {m["timestamp"] for m in msgs if m["flow"] == present and m["timestamp"] / 1000 > t}
+    return bool(rounds - {m["timestamp"] for m in msgs if m["flow"] == absent})
 
 
 def reported_after(msgs: list, flow: str, t: float) -> set[str]:
@@ -65,13 +73,18 @@ async def test_hostile_flows_cannot_stop_the_worker(kafka_bootstrap, topic_prefi
             assert r.status == 204, await r.text()
         for text in ('{"metric": "urls", "value": NaN}', '{"metric": "urls", "value": 1e999}'):
             assert (await client.put("/threshold/nan/json", data=text)).status == 400
-        time.sleep(3)  # the worker's config watcher has the four (the cap) before a fifth comes
+        # the worker's config watcher has the four (the cap) before a fifth comes: it counts a definition
+        # before handing it to the engine, which logs each one it takes
+        until(lambda: all(f"flow {name}: keys=" in worker.log.read_text(errors="replace") for name in defs),
+              timeout=60)
         # past the API: a NaN threshold and a fifth flow straight onto the config topic
         p = Producer({"bootstrap.servers": kafka_bootstrap})
         p.produce(topic_prefix + "config", b'{"metric": "urls", "value": NaN}', b"threshold:nan")
         p.produce(topic_prefix + "config", b'{"keys": "ipsource"}', b"flow:fifth")
         assert p.flush(30) == 0
-        time.sleep(3)  # the worker's config watcher has read them
+        # the worker's config watcher has read them (and refused both, each named in the log)
+        until(lambda: all(f"rejected {key!r}" in worker.log.read_text(errors="replace")
+                          for key in (b"threshold:nan", b"flow:fifth")), timeout=60)
 
         t0 = time.time()
         long_a = ["a" * (3000 + i) for i in range(300)]  # (.*a){20} matches each: milliseconds apiece
@@ -106,7 +119,19 @@ async def test_hostile_flows_cannot_stop_the_worker(kafka_bootstrap, topic_prefi
         # DELETE takes effect: no more reports of the deleted flow, nor the disabled one listed
         assert (await client.delete("/flow/endsx/json")).status == 204
         assert (await client.delete("/flow/slow/json")).status == 204
-        time.sleep(3)
+        deleted_at = time.time()
+        # the worker has both deletions: a report round after them has `urls` without `endsx`, and its
+        # evaluation status lists no disabled flow (`slow` is gone)
+        def gone(ms):
+            return report_rounds_without(ms, "urls", "endsx", deleted_at)
+
+        def none_disabled(ms):
+            return any(m.get("kind") == "evaluation" and m["time"] / 1000 > deleted_at and m["disabled"] == {}
+                       for m in ms)
+
+        assert gone(read_topic(kafka_bootstrap, topic_prefix + "flows", gone, timeout=60))
+        assert none_disabled(read_topic(kafka_bootstrap, topic_prefix + "status", none_disabled, timeout=60,
+                                        decode=json.loads))
         t2 = time.time()
         publish_kafka(url_datagrams(["/wave3/x"], t2, seq0=2000, rate=1000), ingest_settings(kafka_bootstrap, topic_prefix,
                                                                                   tmp_path))

@@ -11,6 +11,7 @@ import pytest
 
 from processors.enrich import ENRICHED_COLUMNS, Enricher
 from sflowpipe.settings import EnrichSettings
+from tests.waiting import until
 
 from .test_geo import write_asn_mmdb, write_country_mmdb
 from .test_office365 import service  # noqa: F401 - the real HTTP server fixture
@@ -95,9 +96,7 @@ def test_office365_group_set_through_the_enricher(service, tmp_path):  # noqa: F
     e = Enricher(EnrichSettings(office365_url=service.url, cache_dir=str(tmp_path)))
     e.start()
     try:
-        deadline = time.monotonic() + 5
-        while e.office365.updates == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        until(lambda: e.office365.updates, timeout=30, interval=0.01)
         assert e.group("office365", "52.112.5.5") == "Skype"
         out = e.enrich_batch({"src_ip": ["10.0.0.1"], "dst_ip": ["52.112.5.5"]})
         assert out["dst_groups"] == [["office365:Skype"]]

@@ -15,9 +15,10 @@ import pytest
 from ingest.replay import publish_kafka
 from processors.app import REPLAY_LAG_S, batch_time
 from sflowpipe.settings import ProcessorSettings
-from tests.kafka_helpers import read_topic
+from tests.kafka_helpers import newest_timestamp, read_topic
 from tests.processors.processor_harness import ProcessorProcess
 from tests.processors.test_app_integration import generated, ingest_settings
+from tests.waiting import until
 
 pytestmark = pytest.mark.kafka
 
@@ -87,7 +88,15 @@ def test_killed_worker_restarts_without_repeats_or_overshoot(kafka_bootstrap, to
     try:
         for f in feeders:
             f.start()
-        time.sleep(max(0.0, t0 + KILL_AT_S - time.time()))
+        # the kill comes KILL_AT_S into the traffic, and not before the victim's elephant events have
+        # fired and a checkpoint after them holds them (on a loaded machine that can be later)
+        time.sleep(max(0.0, t0 + KILL_AT_S - time.time()))  # a point in the traffic's timeline
+        fired = read_topic(kafka_bootstrap, kill_prefix + "events",
+                           lambda m: {e["flowKey"] for e in m} >= ELEPHANTS, timeout=60)
+        assert {e["flowKey"] for e in fired} >= ELEPHANTS, fired
+        fired_at = max(e["timestamp"] for e in fired) / 1000
+        until(lambda: (newest_timestamp(kafka_bootstrap, f"{kill_prefix}app-agent-state-changelog") or 0) > fired_at,
+              timeout=60)
         victim.kill()
         killed_at = time.time()
         first_log = victim.log.read_text(errors="replace")

@@ -166,6 +166,7 @@ def test_icmp_unreachable_logger_to_loggly(kafka_bootstrap, topic_prefix, tmp_pa
     from tests.processors.processor_harness import ProcessorProcess
     from tests.processors.test_app_integration import ingest_settings
     from tests.sinks.http_server import RecordingServer
+    from tests.waiting import until
 
     keys = "macsource,ipsource,macdestination,ipdestination,icmpunreachableport"
     defs = {"flows": {"unreach": {"keys": keys, "value": "frames", "log": True, "flowStart": True,
@@ -190,14 +191,16 @@ def test_icmp_unreachable_logger_to_loggly(kafka_bootstrap, topic_prefix, tmp_pa
                                 stdout=open(tmp_path / "sink.log", "wb"), stderr=subprocess.STDOUT)
         try:
             publish_kafka(datagrams, ingest_settings(kafka_bootstrap, topic_prefix, tmp_path), speed=1)
-            deadline = time.monotonic() + 60
-            records: list[dict] = []
-            while time.monotonic() < deadline:
-                records = [json.loads(line) for r in loggly.requests for line in r.body.splitlines() if line]
-                if len(records) >= 3:
-                    break
-                time.sleep(0.5)
-            time.sleep(3)  # a repeated flow would arrive now
+
+            def records() -> list[dict]:
+                return [json.loads(line) for r in loggly.requests for line in r.body.splitlines() if line]
+
+            until(lambda: len(records()) >= 3, timeout=60, interval=0.5,
+                  message=lambda: (tmp_path / "sink.log").read_text(errors="replace")[-3000:])
+            # waiting this out is the check: a repeated flow would arrive now (report ticks and the
+            # sink's 0.5 s batches)
+            time.sleep(3)
+            records = records()
             records = [json.loads(line) for r in loggly.requests for line in r.body.splitlines() if line]
         finally:
             sink.send_signal(signal.SIGTERM)

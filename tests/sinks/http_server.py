@@ -66,7 +66,7 @@ class RecordingServer:
                 reply = step(req) if callable(step) else step
                 req.status = reply.status
                 if reply.delay:
-                    time.sleep(reply.delay)
+                    time.sleep(reply.delay)  # a slow server, as scripted by the test
                 try:
                     self.send_response(reply.status)
                     for k, v in reply.headers.items():

@@ -10,10 +10,11 @@ import json
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.waiting import until
 
 CONF = """
 # LEEF is tab-delimited: keep tabs (rsyslog turns them into "#011" by default)
@@ -85,16 +86,17 @@ class Rsyslog:
         self.log = open(self.dir / "rsyslogd.log", "ab")
         self.proc = subprocess.Popen([binary, "-n", "-f", str(self.conf), "-i", str(self.pidfile)],
                                      stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 15
+
+        def listening(port: int) -> bool:
+            assert self.proc.poll() is None, (self.dir / "rsyslogd.log").read_text()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return True
+            except OSError:
+                return False
+
         for port in (self.tcp, self.tls):
-            while True:
-                assert self.proc.poll() is None, (self.dir / "rsyslogd.log").read_text()
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, "rsyslogd did not listen"
-                    time.sleep(0.05)
+            until(lambda: listening(port), timeout=15, interval=0.05, message="rsyslogd did not listen")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -108,12 +110,11 @@ class Rsyslog:
         return [json.loads(line) for line in self.out.read_text().splitlines() if line.strip()]
 
     def wait_for(self, count: int, timeout: float = 15.0) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            got = self.records()
-            if len(got) >= count:
-                return got
-            time.sleep(0.05)
+        """The records once there are ``count``; what there is after ``timeout`` (for the caller to name)."""
+        try:
+            until(lambda: len(self.records()) >= count, timeout, 0.05)
+        except AssertionError:
+            pass
         return self.records()
 
 

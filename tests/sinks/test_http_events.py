@@ -21,6 +21,7 @@ from sflowpipe.metrics import Metrics
 from sinks.http_events import DeadLetters, HttpEventSink
 from tests.kafka_helpers import read_topic
 from tests.sinks.http_server import RecordingServer, Reply, elastic_ok
+from tests.waiting import until
 
 TOKEN = "s3cr3t-T0KEN-7f1c9a"
 EVENTS_TOPIC = "sflow.events"
@@ -403,9 +404,10 @@ def test_events_topic_to_the_endpoint_end_to_end(kafka_bootstrap, topic_prefix, 
         t = threading.Thread(target=runner.run)
         t.start()
         try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and sink.delivered < n:
-                time.sleep(0.1)
+            try:
+                until(lambda: sink.delivered >= n, timeout=60, interval=0.1)
+            except AssertionError:
+                pass  # the comparison below names what did not arrive
         finally:
             runner.stop()
             t.join(30)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +18,10 @@ from ingest.sflow.model import Datagram
 from ingest.sflow.sflowtool import Meta, datagram_fields, json_line
 from tests.conftest import capture_files
 from tests.ingest.sflow.test_datagram import sample_datagram
+
+# thousands of generated datagrams: tens of seconds on a busy machine, so in `make test` and not in
+# the development loop's `make test-unit`
+pytestmark = pytest.mark.slow
 
 SEEDS = [encode_datagram(sample_datagram()), encode_datagram(sample_datagram("2001:db8::7"))]
 for _path in capture_files():

@@ -68,6 +68,7 @@ def test_malformed_datagram_gets_error_line_and_decoding_continues(captures_dir)
     assert len(ours) == 1 and ours[0]["error"] and isinstance(ours[0]["offset"], int)
 
 
+@pytest.mark.e2e  # runs the CLI as a process
 def test_cli_decode_j_matches(captures_dir):
     capture = captures_dir / "akvorado__data-1140.pcap"
     res = subprocess.run([sys.executable, "-m", "sflowpipe.cli", "decode", "-j", "-r", str(capture)],

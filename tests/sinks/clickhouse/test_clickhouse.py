@@ -22,6 +22,9 @@ from tests.scrape import scrape
 from sinks.clickhouse.sink import ClickHouseService, ClickHouseSink, connect
 from sinks.clickhouse.sql import execute, owner, run_sql
 from tests.icmp_frames import echo4, unreach4, unreach6
+from tests.waiting import until
+
+pytestmark = pytest.mark.clickhouse  # chDB, embedded
 
 SCANNERS_QUERY = """
         SELECT dst_ip AS scanner, uniq(icmp_quoted_dst_ip, icmp_quoted_protocol, icmp_quoted_dst_port) AS targets
@@ -233,14 +236,17 @@ def test_topics_to_clickhouse_and_sql(kafka_bootstrap, topic_prefix, tmp_path, c
         # wait until every table has what was produced (read through the sink's own port)
         check = ("SELECT (SELECT count() FROM flow_samples), (SELECT count() FROM events), "
                  "(SELECT count() FROM metrics), (SELECT count() FROM active_flows), (SELECT count() > 0 FROM counters)")
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if owner(str(data_dir)) is not None:
-                last = execute(settings, check, data_dir=str(data_dir), fmt="csv").decode().strip().splitlines()[-1]
-                n, ev, me, af, co = last.split(",")
-                if (int(n), int(ev), int(me), int(af), int(co)) == (expected, 1, 1, 1, 1):
-                    break
-            time.sleep(0.3)
+
+        def complete() -> bool:
+            if owner(str(data_dir)) is None:
+                return False
+            last = execute(settings, check, data_dir=str(data_dir), fmt="csv").decode().strip().splitlines()[-1]
+            return tuple(map(int, last.split(","))) == (expected, 1, 1, 1, 1)
+
+        try:
+            until(complete, timeout=90, interval=0.3)
+        except AssertionError:
+            pass  # the assertions below name what is missing
         # `sflowpipe sql --data-dir` while the sink owns the directory: through its port
         assert owner(str(data_dir)) is not None
         out = json.loads(execute(settings, "SELECT count() AS n, sum(bytes) AS b FROM flow_samples",

@@ -21,8 +21,9 @@ import pytest
 
 from sflowpipe.settings import Settings
 from sinks.control.bgp import BgpAction, BgpOptions, FlowspecOptions
+from tests.waiting import until
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]  # BIRD and ExaBGP processes
 
 BIRD = shutil.which("bird") or "/usr/sbin/bird"
 BIRDC = shutil.which("birdc") or "/usr/sbin/birdc"
@@ -80,13 +81,13 @@ protocol bgp exa {{
         with open(self.out, "wb") as out:  # -f: in the foreground, a child of the test
             self.proc = subprocess.Popen([BIRD, "-f", "-c", str(self.conf), "-s", self.sock,
                                           "-P", str(tmp_path / "bird.pid")], stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.sock):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                out = self.out.read_text(errors="replace")
-                pytest.fail(f"BIRD did not start (status {self.proc.returncode}): {out}\n{self._log()}")
-            time.sleep(0.05)
+        try:
+            until(lambda: os.path.exists(self.sock) or self.proc.poll() is not None, timeout=30, interval=0.05)
+            assert os.path.exists(self.sock)
+        except AssertionError:
+            self.stop()
+            out = self.out.read_text(errors="replace")
+            pytest.fail(f"BIRD did not start (status {self.proc.returncode}): {out}\n{self._log()}")
 
     def _log(self) -> str:
         return self.log.read_text() if self.log.exists() else ""
@@ -97,15 +98,17 @@ protocol bgp exa {{
         return r.stdout + r.stderr
 
     def wait_for(self, predicate, what: str, *args: str, timeout: float = 20) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            out = self.birdc(*args)
-            if predicate(out):
-                return out
-            if time.monotonic() > deadline:
-                pytest.fail(f"BIRD: {what} not seen within {timeout} s; last `birdc {' '.join(args)}`:\n{out}\n"
-                            f"protocols:\n{self.birdc('show', 'protocols', 'all', 'exa')}\nlog:\n{self._log()}")
-            time.sleep(0.2)
+        last = [""]
+
+        def seen() -> str | None:
+            last[0] = self.birdc(*args)
+            return last[0] if predicate(last[0]) else None
+
+        try:
+            return until(seen, timeout)
+        except AssertionError:
+            pytest.fail(f"BIRD: {what} not seen within {timeout} s; last `birdc {' '.join(args)}`:\n{last[0]}\n"
+                        f"protocols:\n{self.birdc('show', 'protocols', 'all', 'exa')}\nlog:\n{self._log()}")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -162,7 +165,7 @@ def test_rtbh_announce_and_withdraw(bird_factory, tmp_path):
         action.apply(second)
         assert len(action.announced) == 1
         action.release(control)
-        time.sleep(1)
+        time.sleep(1)  # waiting this out is the check: a wrong withdrawal would have reached BIRD by now
         assert "198.51.100.7/32" in bird.birdc("show", "route", "198.51.100.7/32", "all")
         action.release(second)
         bird.wait_for(lambda o: _answered(o) and "198.51.100.7/32" not in o, "the withdrawal",
@@ -197,10 +200,7 @@ def test_rtbh_route_comes_back_after_router_restart(bird_factory, tmp_path):
         with pytest.raises(RuntimeError, match="refused"):  # ExaBGP's "error" answer surfaces
             action._send("announce route 198.51.100.300/32 next-hop 192.0.2.1")
         bird.stop()
-        deadline = time.monotonic() + 10
-        while action.established and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not action.established
+        until(lambda: not action.established, timeout=30, interval=0.1)
         bird = Bird(tmp_path, port, flowspec=False)
         try:
             bird.wait_for(lambda o: "(65535,666)" in o, "the RTBH route after the restart",

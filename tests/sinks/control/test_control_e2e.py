@@ -24,6 +24,7 @@ from tests.processors.processor_harness import ProcessorProcess
 from tests.sinks.http_server import RecordingServer
 from tests.procs import stop_gracefully
 from tests.scrape import scrape
+from tests.waiting import until
 
 pytestmark = pytest.mark.kafka
 
@@ -66,13 +67,12 @@ class ControlProcess:
                                      stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def started() -> bool:
             assert self.proc.poll() is None, self.log.read_text()
-            if "control: policies" in self.log.read_text(errors="replace"):
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"control did not start: {self.log.read_text(errors='replace')[-3000:]}")
+            return "control: policies" in self.log.read_text(errors="replace")
+
+        until(started, timeout, message=lambda: f"control did not start: {self.log.read_text(errors='replace')[-3000:]}")
 
     def metrics(self):
         return scrape(f"http://{self.env['SFLOWPIPE_SINKS__CONTROL_METRICS_LISTEN']}/metrics")
@@ -89,7 +89,7 @@ def send(sock, gen: Generator, port: int, seconds: float, rate: float = 200.0, u
         n += 1
         delay = t0 + n / rate - time.monotonic()
         if delay > 0:
-            time.sleep(delay)
+            time.sleep(delay)  # pacing: the traffic's rate is part of the scenario
         if until is not None and n % 50 == 0 and until():
             return
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ingest.generate import Generator
 from ingest.sflow import decode_datagram
 from ingest.sflow.flow_records import SampledHeader
@@ -39,6 +41,7 @@ def test_flood_switches_on_and_off_and_leaves_the_normal_mix_alone():
     assert not any(d.src_port == 53 for _, d in flow_headers(before) if d)
 
 
+@pytest.mark.e2e  # runs the CLI as a process
 def test_generate_flood_flags():
     payloads = generated(600, "--rate", "400", "--flood-target", "192.0.2.99", "--flood-after", "0.5",
                          "--flood-duration", "0.5")

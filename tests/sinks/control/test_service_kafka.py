@@ -13,6 +13,7 @@ from sflowpipe.settings import load_settings
 from sinks.control.service import ControlService, read_compacted
 from tests.kafka_helpers import read_topic
 from tests.sinks.http_server import RecordingServer, Reply
+from tests.waiting import until
 
 pytestmark = pytest.mark.kafka
 
@@ -177,18 +178,17 @@ def test_a_second_instance_in_the_group_is_reported(kafka_bootstrap, topic_prefi
         first = started(settings, clock)
         t1 = threading.Thread(target=first.run, daemon=True)
         t1.start()
-        deadline = time.monotonic() + 30
-        while first.assigned == 0 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        until(lambda: first.assigned, timeout=30)
         assert first.assigned == 4 and not first.partial  # events + flows, 2 partitions each
         with caplog.at_level(logging.ERROR, logger="sinks.control.service"):
             second = started(settings, clock)
             t2 = threading.Thread(target=second.run, daemon=True)
             t2.start()
-            while not (first.partial and second.partial) and time.monotonic() < deadline + 30:
-                time.sleep(0.2)
-            for svc, t in ((second, t2), (first, t1)):
-                svc.stop()
-                t.join(30)
+            try:
+                until(lambda: first.partial and second.partial, timeout=60)
+            finally:
+                for svc, t in ((second, t2), (first, t1)):
+                    svc.stop()
+                    t.join(30)
         assert first.partial and second.partial
         assert "another member is in consumer group" in caplog.text

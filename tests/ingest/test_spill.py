@@ -6,6 +6,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from ingest import spill
 from ingest.spill import SpillQueue
 
@@ -97,6 +99,7 @@ def test_a_kill_keeps_what_was_flushed_and_counts_what_was_in_flight(tmp_path):
     clean.stop()
 
 
+@pytest.mark.e2e  # a real process, killed
 def test_an_appended_record_survives_a_kill_before_any_flush(tmp_path):
     """A real SIGKILL right after append() returns, with no flush() between: the record is the
     OS's already (the spill's pending count is what the crash test reads before killing the

@@ -12,7 +12,7 @@ from sinks import syslog
 from sflowpipe.metrics import MetricsServer
 from sinks.base import SinkRunner
 from tests.scrape import scrape
-from processors.config import wait_until
+from tests.waiting import until
 from sinks.siem import FlowKeyNames
 from sflowpipe.net import parse_hostport
 from sinks.syslog import DEFAULT_PORTS, SD_ID, Formatter, SyslogSink, sd_escape
@@ -163,7 +163,7 @@ def test_events_topic_to_rsyslog_end_to_end(rsyslog, kafka_bootstrap, topic_pref
     server = MetricsServer("127.0.0.1:0", runner.metrics).start()
     try:
         got = rsyslog.wait_for(len(events), timeout=60)
-        wait_until(lambda: runner.flushed_records == len(events), 30)
+        until(lambda: runner.flushed_records == len(events), 30)
         scraped = scrape(server.url)  # the runner's counters, over HTTP
     finally:
         server.stop()

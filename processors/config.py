@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 import yaml
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 from pydantic import ValidationError
 
 from processors.flowspec import FlowSpecError, parse_definition
 from processors.topology import parse_topology
-from sflowpipe.kafka import client_config
+from sflowpipe.kafka import KafkaClients
 from sflowpipe.settings import FlowDefinition, ForwardingDefinition, LimitSettings, Settings, ThresholdDefinition
 
 log = logging.getLogger(__name__)
@@ -174,17 +174,17 @@ def file_definitions(data: dict) -> list[tuple[str, str, Any]]:
     return out
 
 
-def publish(settings: Settings, kind: str, name: str, body: Any, timeout: float = 30.0) -> None:
+def publish(settings: Settings, kind: str, name: str, body: Any, timeout: float = 30.0,
+            clients: KafkaClients | None = None) -> None:
     """Write (or, with body None, delete) a definition on the config topic."""
     if kind not in KINDS:
         raise DefinitionError(f"unknown definition kind {kind!r}")
     if body is not None:
         parse(kind, name, body)
-    from sflowpipe.kafka import ensure_topics
-
+    clients = clients or KafkaClients(settings.kafka)
     topic = settings.kafka.topic(settings.topics.config)
-    ensure_topics(settings.kafka, [topic], config={"cleanup.policy": "compact"})
-    p = Producer(client_config({"bootstrap.servers": settings.kafka.bootstrap_servers}))
+    clients.ensure_topics([topic], config={"cleanup.policy": "compact"})
+    p = clients.producer()
     value = None if body is None else dumps(body).encode()
     p.produce(topic, value, f"{kind}:{name}".encode())
     if p.flush(timeout):
@@ -194,8 +194,9 @@ def publish(settings: Settings, kind: str, name: str, body: Any, timeout: float 
 class ConfigWatcher:
     """Owns a consumer of the whole config topic and tells listeners about every change."""
 
-    def __init__(self, settings: Settings, listener: Listener) -> None:
+    def __init__(self, settings: Settings, listener: Listener, clients: KafkaClients | None = None) -> None:
         self.settings = settings
+        self.clients = clients or KafkaClients(settings.kafka)
         self.listener = listener
         self.topic = settings.kafka.topic(settings.topics.config)
         self.stopping = threading.Event()
@@ -219,9 +220,7 @@ class ConfigWatcher:
             self.thread.join(10)
 
     def _run(self) -> None:
-        conf = {"bootstrap.servers": self.settings.kafka.bootstrap_servers, "group.id": "sflowpipe-config-reader",
-                "enable.auto.commit": False}
-        c = Consumer(client_config(conf))
+        c = self.clients.consumer("sflowpipe-config-reader", {"enable.auto.commit": False})
         try:
             while not self.stopping.is_set():
                 try:

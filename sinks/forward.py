@@ -236,11 +236,11 @@ class Forwarder:
     """Owns one SinkRunner thread per destination over the raw topic."""
 
     def __init__(self, settings: Settings, sinks: list[tuple[str, Any]], from_beginning: bool = False,
-                 batch_size: int = 500, batch_seconds: float = 0.2) -> None:
+                 batch_size: int = 500, batch_seconds: float = 0.2, clients=None, codec=None) -> None:
         topic = settings.kafka.topic(settings.topics.raw)
         self.sinks = sinks
         self.runners = [SinkRunner(settings, sink, [topic], group, batch_size, batch_seconds,
-                                   from_beginning=from_beginning) for group, sink in sinks]
+                                   from_beginning=from_beginning, clients=clients, codec=codec) for group, sink in sinks]
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
@@ -265,14 +265,15 @@ class ConfigForwarder:
     consumer group and thread per named target, started, replaced and stopped as definitions
     change. A target starts at the newest datagram."""
 
-    def __init__(self, settings: Settings, spoof: bool = False) -> None:
+    def __init__(self, settings: Settings, spoof: bool = False, clients=None, codec=None) -> None:
         from processors.config import ConfigWatcher
 
         self.settings = settings
+        self.clients, self.codec = clients, codec
         self.spoof = spoof
         self.lock = threading.Lock()
         self.active: dict[str, tuple[Any, Forwarder]] = {}  # name -> (definition, forwarder)
-        self.watcher = ConfigWatcher(settings, self.define)
+        self.watcher = ConfigWatcher(settings, self.define, clients)
 
     def define(self, kind: str, name: str, definition: Any) -> None:
         if kind != "forwarding":
@@ -295,7 +296,7 @@ class ConfigForwarder:
                 log.error("forward: %s -> %s: %s", name, target, e)
                 return
             group = f"{self.settings.sinks.forward.consumer_group_prefix}-config-{name}"
-            fwd = Forwarder(self.settings, [(group, sink)])
+            fwd = Forwarder(self.settings, [(group, sink)], clients=self.clients, codec=self.codec)
             fwd.start()
             self.active[name] = (definition, fwd)
             log.info("forward: %s -> %s", name, target)
@@ -356,7 +357,7 @@ def _wait_for_signal(done: threading.Event | None = None) -> None:
     done.wait()
 
 
-def run(settings: Settings, args) -> int:
+def run(settings: Settings, args, clients=None, codec=None) -> int:
     try:
         sinks = build_sinks(settings, args)
     except SpoofError as e:
@@ -371,9 +372,14 @@ def run(settings: Settings, args) -> int:
         print("sflowpipe forward: no targets (--to, --hex, --tls-to, --from-config or sinks.forward.targets)",
               file=sys.stderr)
         return 2
-    fwd = Forwarder(settings, sinks, from_beginning=getattr(args, "from_beginning", False))
+    if clients is None or codec is None:
+        from sflowpipe.kafka import wiring
+
+        clients, codec = wiring(settings)
+    fwd = Forwarder(settings, sinks, from_beginning=getattr(args, "from_beginning", False), clients=clients,
+                    codec=codec)
     fwd.start()
-    dynamic = ConfigForwarder(settings, settings.sinks.forward.spoof_source) if from_config else None
+    dynamic = ConfigForwarder(settings, settings.sinks.forward.spoof_source, clients, codec) if from_config else None
     if dynamic:
         dynamic.start()
     hex_writer = next((s for _, s in sinks if isinstance(s, HexWriter)), None)

@@ -34,6 +34,9 @@ class _Registry(BaseHTTPRequestHandler):
             self._reply({"error_code": 40401, "message": "not found"}, 404)
             return
         sid = int(self.path.split("/schemas/ids/")[1].split("?")[0])
+        if not 1 <= sid <= len(self.schemas):
+            self._reply({"error_code": 40403, "message": "Schema not found"}, 404)
+            return
         self._reply({"schema": self.schemas[sid - 1], "schemaType": "AVRO"})
 
     def log_message(self, *a):

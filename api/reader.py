@@ -51,8 +51,13 @@ class TopicReader:
         for kind, name, d in startup_definitions(self.settings):
             self.state.define(kind, name, d)
         self.watcher.start()
-        for target, name in ((self._run, "api-reader"), (self._lag_loop, "api-lag")):
-            th = threading.Thread(target=target, name=name, daemon=True)
+        # the clients are built here, not in the threads: a client setting librdkafka refuses stops the start
+        consumer = self.clients.consumer("sflowpipe-api-reader", {
+            "enable.auto.commit": False, "auto.offset.reset": "earliest", "enable.partition.eof": False,
+            "max.partition.fetch.bytes": 8 << 20})
+        lag = (self.clients.admin(), self.clients.consumer("sflowpipe-api-lag-probe", {"enable.auto.commit": False}))
+        for target, name, arg in ((self._run, "api-reader", consumer), (self._lag_loop, "api-lag", lag)):
+            th = threading.Thread(target=target, args=(arg,), name=name, daemon=True)
             th.start()
             self.threads.append(th)
 
@@ -64,15 +69,12 @@ class TopicReader:
 
     # ---------------------------------------------------------------- consuming
 
-    def _run(self) -> None:
+    def _run(self, consumer) -> None:
         try:
             self.clients.ensure_topics(self.topics[:-1])
             self.clients.ensure_topics([self.status_topic], config={"retention.ms": str(24 * 3600 * 1000)})
         except Exception as e:  # the broker may come later: assignment below retries
             log.warning("api: topics not ensured yet: %s", e)
-        consumer = self.clients.consumer("sflowpipe-api-reader", {
-            "enable.auto.commit": False, "auto.offset.reset": "earliest", "enable.partition.eof": False,
-            "max.partition.fetch.bytes": 8 << 20})
         next_discovery = 0.0
         try:
             while not self.stopping.is_set():
@@ -131,18 +133,14 @@ class TopicReader:
 
     # ---------------------------------------------------------------- consumer lag
 
-    def _lag_loop(self) -> None:
-        admin = None
-        probe = None
+    def _lag_loop(self, clients) -> None:
+        admin, probe = clients
         while not self.stopping.wait(5.0):
             try:
-                admin = admin or self.clients.admin()
-                probe = probe or self.clients.consumer("sflowpipe-api-lag-probe", {"enable.auto.commit": False})
                 self.state.set_lag({g: consumer_lag(admin, probe, g) for g in self.settings.api.sinks})
             except Exception as e:  # lag is informational; keep serving without it
                 log.debug("api: consumer lag: %s", e)
-        if probe is not None:
-            probe.close()
+        probe.close()
 
 
 def consumer_lag(admin: AdminClient, probe: Consumer, group: str) -> int | None:

@@ -109,8 +109,8 @@ class GapFiller:
         self.group = settings.processors.app_id
         self.conf = {"enable.auto.commit": False, "auto.offset.reset": "earliest",
                      "max.partition.fetch.bytes": settings.processors.consumer_max_fetch_size}
-        self.consumer = None
         self.lock = threading.Lock()
+        self.consumer = self.clients.consumer(self.group, self.conf)  # now: a refused client setting stops the start
 
     def _consumer(self):
         if self.consumer is None:

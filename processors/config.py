@@ -211,6 +211,8 @@ class ConfigWatcher:
                 self.names.setdefault(kind, set()).add(name)
 
     def start(self) -> None:
+        # built here, not in the thread: a client setting librdkafka refuses stops the start, in one line
+        self.consumer = self.clients.consumer("sflowpipe-config-reader", {"enable.auto.commit": False})
         self.thread = threading.Thread(target=self._run, name="config-watcher", daemon=True)
         self.thread.start()
 
@@ -220,7 +222,7 @@ class ConfigWatcher:
             self.thread.join(10)
 
     def _run(self) -> None:
-        c = self.clients.consumer("sflowpipe-config-reader", {"enable.auto.commit": False})
+        c = self.consumer
         try:
             while not self.stopping.is_set():
                 try:

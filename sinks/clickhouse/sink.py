@@ -335,9 +335,11 @@ class ClickHouseSink:
 
     def add(self, topic: str, stem: str, key: bytes | None, datum: Any, raw: bytes) -> int:
         """A message: raw only (the runner does not decode: flow batches stay Avro) or decoded."""
+        flow_schema = False
         try:
-            writer, start = self.codec.writer_of(raw or b"")  # either framing: the body is the same Avro
-            flow_schema = writer.stem in FLOW_STEMS
+            if raw or datum is None:
+                writer, start = self.codec.writer_of(raw or b"")  # either framing: the body is the same Avro
+                flow_schema = writer.stem in FLOW_STEMS
             if not flow_schema and datum is None:
                 stem, datum = self.codec.decode(raw)
         except CodecError as e:

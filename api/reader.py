@@ -19,7 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupTopicPartit
 from confluent_kafka.admin import AdminClient
 
 from api.state import ApiState
-from processors.config import ConfigWatcher, startup_definitions
+from sflowpipe.config_plane import ConfigWatcher, startup_definitions
 from schemas.codec import Codec, CodecError
 from sflowpipe.kafka import KafkaClients, wiring
 from sflowpipe.settings import Settings
@@ -41,7 +41,7 @@ class TopicReader:
         self.status_topic = k.topic(t.status)
         self.topics = [k.topic(n) for n in (t.flows, t.metrics, t.events, t.counter_samples, t.flow_logs)] + \
             [self.status_topic]
-        self.watcher = ConfigWatcher(settings, state.define, clients)
+        self.watcher = ConfigWatcher(settings, state.define, state.older, clients=clients)
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
         self.assigned: set[tuple[str, int]] = set()

@@ -22,11 +22,13 @@ from aiohttp import web
 from api import analyzer
 from api.aggregate import AGGREGATIONS
 from api.state import ApiState
-from processors.config import DefinitionError, loads, over_cap, parse, publish
+from sflowpipe.config_plane import DefinitionError, loads, over_cap, parse, publish
 from sflowpipe import __version__
 from sflowpipe.auth import CHALLENGE, Authenticator
 from sflowpipe.settings import Settings
-from sinks.prometheus import BadRequest
+from sflowpipe.names import parse_agents
+from sflowpipe.readmodels.activeflows import AGG_MODES
+from sflowpipe.readmodels.exporter import BadRequest
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +42,6 @@ EXPORT_FLOW_PARAMS = [
     ("minValue", "smallest value (default 0.1)"), ("maxFlows", "flows returned (default 20)"),
     ("aggMode", "max or sum over agents and data sources"), ("flow", "name a flow definition directly")]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _agents(spec: str) -> list[str] | None:
-    """sFlow-RT's agent list: ``ALL`` or addresses separated by ``;``."""
-    spec = unquote(spec)
-    return None if spec in ("ALL", "") else [a for a in spec.split(";") if a]
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -97,7 +93,7 @@ def _float(request: web.Request, name: str, default: float) -> float:
 class Api:
     """Owns the aiohttp application: routes, authentication, the static UI."""
 
-    def __init__(self, settings: Settings, state: ApiState, publisher: Callable[[str, str, Any], None] | None = None):
+    def __init__(self, settings: Settings, state: ApiState, publisher: Callable[[str, str, Any], tuple[int, int] | None] | None = None):
         self.settings = settings
         self.state = state
         self.publisher = publisher or (lambda kind, name, body: publish(settings, kind, name, body))
@@ -224,8 +220,8 @@ class Api:
             return _refusal(kind, name, DefinitionError(f"{kind} {name}: empty definition (use DELETE)"))
         if (full := self._over_cap(kind, [name])) is not None:
             return full
-        await asyncio.get_running_loop().run_in_executor(None, self.publisher, kind, name, body)
-        self.state.define(kind, name, typed)
+        where = await asyncio.get_running_loop().run_in_executor(None, self.publisher, kind, name, body)
+        self.state.define(kind, name, typed, written=where)
         return web.Response(status=204)
 
     async def put_groups(self, request: web.Request) -> web.Response:
@@ -246,11 +242,11 @@ class Api:
             return full
         loop = asyncio.get_running_loop()
         for name in set(self.state.get_definitions("group")) - set(sets):
-            await loop.run_in_executor(None, self.publisher, "group", name, None)
-            self.state.define("group", name, None)
+            where = await loop.run_in_executor(None, self.publisher, "group", name, None)
+            self.state.define("group", name, None, written=where)
         for name, body in sets.items():
-            await loop.run_in_executor(None, self.publisher, "group", name, body)
-            self.state.define("group", name, typed[name])
+            where = await loop.run_in_executor(None, self.publisher, "group", name, body)
+            self.state.define("group", name, typed[name], written=where)
         return web.Response(status=204)
 
     def _over_cap(self, kind: str, names: list[str], replace: bool = False) -> web.Response | None:
@@ -273,8 +269,8 @@ class Api:
     def delete_kind(self, kind: str) -> Handler:
         async def handler(request: web.Request) -> web.Response:
             name = request.match_info["name"]
-            await asyncio.get_running_loop().run_in_executor(None, self.publisher, kind, name, None)
-            self.state.define(kind, name, None)
+            where = await asyncio.get_running_loop().run_in_executor(None, self.publisher, kind, name, None)
+            self.state.define(kind, name, None, written=where)
             return web.Response(status=204)
         return handler
 
@@ -285,9 +281,9 @@ class Api:
 
     async def activeflows(self, request: web.Request) -> web.Response:
         agg = request.query.get("aggMode", "max")
-        if agg not in ("max", "sum"):
+        if agg not in AGG_MODES:
             return _error(400, "aggMode must be max or sum")
-        rows = self.state.active_flows(_agents(request.match_info["agent"]), request.match_info["name"],
+        rows = self.state.active_flows(parse_agents(request.match_info["agent"]), request.match_info["name"],
                                        _int(request, "maxFlows", 100), _float(request, "minValue", 0.0), agg)
         return _json(rows)
 
@@ -328,33 +324,34 @@ class Api:
         return _json(self.state.metric_names())
 
     async def agent_metrics(self, request: web.Request) -> web.Response:
-        rows = self.state.metric_values(_agents(request.match_info["agent"]))
+        rows = self.state.metric_values(parse_agents(request.match_info["agent"]))
         return _json({f"{r['dataSource']}.{r['metricName']}": r["metricValue"] for r in rows})
 
     async def metric(self, request: web.Request) -> web.Response:
         specs = [s for s in unquote(request.match_info["metric"]).split(",") if s]
-        return _json(self.state.metric(_agents(request.match_info["agent"]), specs))
+        return _json(self.state.metric(parse_agents(request.match_info["agent"]), specs))
 
     async def dump(self, request: web.Request) -> web.Response:
         spec = unquote(request.match_info["metric"])
         names = None if spec in ("ALL", "") else [s for s in re.split(r"[,;]", spec) if s]
-        return _json(self.state.metric_values(_agents(request.match_info["agent"]), names, text=True))
+        return _json(self.state.metric_values(parse_agents(request.match_info["agent"]), names, text=True))
 
     async def table(self, request: web.Request) -> web.Response:
         specs = [s for s in unquote(request.match_info["metric"]).split(",") if s]
-        return _json(self.state.table(_agents(request.match_info["agent"]), specs))
+        return _json(self.state.table(parse_agents(request.match_info["agent"]), specs))
 
     async def prometheus(self, request: web.Request) -> web.Response:
         spec = unquote(request.match_info["metric"])
         names = None if spec in ("ALL", "") else spec.split(",")
-        text = self.state.exporter.render_metrics(_agents(request.match_info["agent"]), names)
+        text = self.state.exporter.render_metrics(parse_agents(request.match_info["agent"]), names)
         return web.Response(text=text, headers={"Content-Type": PROMETHEUS_TEXT})
 
     async def export_flows(self, request: web.Request) -> web.Response:
-        """The exporter's own rendering (sinks/prometheus.py); a scrape naming keys no definition has
-        defines that flow on the config topic, as sFlow-RT's app does (hence the executor)."""
+        """The exporter's own rendering (sflowpipe/readmodels/exporter.py, as sinks/prometheus.py serves
+        it); a scrape naming keys no definition has defines that flow on the config topic, as
+        sFlow-RT's app does (hence the executor)."""
         query = {k: request.query.getall(k) for k in request.query}
-        agents = _agents(request.match_info["agent"])
+        agents = parse_agents(request.match_info["agent"])
         text = await asyncio.get_running_loop().run_in_executor(
             None, self.state.exporter.render_flows, agents, query)
         return web.Response(text=text, headers={"Content-Type": PROMETHEUS_TEXT})

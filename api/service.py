@@ -11,12 +11,12 @@ from aiohttp import web
 from api.reader import TopicReader
 from api.server import Api
 from api.state import ApiState
-from processors.config import publish
+from sflowpipe.config_plane import publish
 from schemas.codec import Codec
 from sflowpipe.auth import warn_if_open
 from sflowpipe.kafka import KafkaClients, wiring
 from sflowpipe.settings import Settings
-from sinks.prometheus import parse_hostport
+from sflowpipe.net import parse_hostport
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,8 @@ class ApiService:
         if clients is None or codec is None:
             clients, codec = wiring(settings)
         self.settings = settings
-        self.host, self.port = parse_hostport(listen or settings.api.listen)
+        self.host, self.port = parse_hostport(listen or settings.api.listen, default_host="127.0.0.1",
+                                              what="listen address")  # no host: loopback
         self.state = ApiState(settings.api)
         self.reader = TopicReader(settings, self.state, clients, codec)
         self.api = Api(settings, self.state, lambda kind, name, body: publish(settings, kind, name, body,

@@ -2,8 +2,9 @@
 metrics, events, logged flows, flow keys, ingester status and consumer lag.
 
 ``ApiState`` is written by one reader thread (api/reader.py) and read by the HTTP handlers; one
-lock guards it. Top flows, counter metrics and interface names live in the Prometheus
-exporter's ``ExporterState`` (the same merge and rendering as ``sflowpipe prometheus``).
+lock guards it. Top flows, counter metrics and interface names live in the shared read model
+``ExporterState`` (sflowpipe/readmodels/exporter.py: the same merge and rendering as ``sflowpipe
+prometheus``).
 Events and logged flows keep ids every API instance agrees on (their topic position, see
 api/topiclog.py), so ``/events/json?eventID=N`` and ``/flows/json?flowID=N`` long-polls see every
 record exactly once, whichever worker raised it and whichever API instance answers.
@@ -20,9 +21,10 @@ from typing import Any
 from api.aggregate import parse_sort, split_spec, summarize
 from api.topiclog import TopicLog
 from sflowpipe import __version__
+from sflowpipe.config_plane import KINDS
 from sflowpipe.settings import ApiSettings
-from ingest.agents import COUNTERS as AGENT_COUNTERS
-from sinks.prometheus import ExporterState
+from sflowpipe.names import AGENT_COUNTERS
+from sflowpipe.readmodels.exporter import ExporterState
 
 FLOWKEYS_ACTIVE_MS = 300_000  # a flow key unseen this long is no longer listed by /flowkeys/json
 TEXT_METRICS = {"ifname": "ifname", "host_name": "host"}  # string metrics /dump and /table can show
@@ -54,8 +56,8 @@ class ApiState:
         self.settings = settings
         self.lock = threading.Lock()
         self.exporter = ExporterState(stale_seconds=max(settings.stale_s, 60.0))
-        self.definitions: dict[str, dict[str, Any]] = {"flow": {}, "threshold": {}, "group": {}, "forwarding": {},
-                                                       "topology": {}}
+        self.written: dict[tuple[str, str], tuple[int, int]] = {}  # see define()
+        self.definitions: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
         self.events = TopicLog("eventID", settings.max_events)
         self.flow_logs = TopicLog("flowID", settings.max_events)
         self.flowkeys: dict[str, dict] = {}  # worker -> its last flowkeys status message
@@ -66,7 +68,10 @@ class ApiState:
 
     # ---------------------------------------------------------------- updates (reader thread)
 
-    def define(self, kind: str, name: str, definition: Any) -> None:
+    def define(self, kind: str, name: str, definition: Any, written: tuple[int, int] | None = None) -> None:
+        """Apply a definition (None: delete). ``written``: this API wrote it at (partition, offset)
+        of the config topic; messages before that one for the same name are then older than what
+        is shown and are skipped when the config reader reaches them (``older``)."""
         if kind not in self.definitions:
             return
         with self.lock:
@@ -74,7 +79,20 @@ class ApiState:
                 self.definitions[kind].pop(name, None)
             else:
                 self.definitions[kind][name] = definition
+            if written is not None:
+                self.written[(kind, name)] = written
         self.exporter.define(kind, name, definition)
+
+    def older(self, kind: str, name: str, partition: int, offset: int) -> bool:
+        """Whether a config-topic message precedes this API's own latest write of the same name."""
+        with self.lock:
+            mine = self.written.get((kind, name))
+            if mine is None or partition != mine[0]:
+                return False
+            if offset < mine[1]:
+                return True
+            del self.written[(kind, name)]  # the reader has reached our write: back to the topic's order
+            return False
 
     def add(self, stem: str, datum: dict, partition: int = 0, offset: int | None = None) -> None:
         """One decoded message; ``partition``/``offset``: where it was on its topic (the ids of

@@ -82,7 +82,7 @@ def profile(payloads: list[bytes]) -> None:
     from ingest.sflow.datagram import decode_datagram
     from processors.engine import Engine
     from processors.enrich import Enricher
-    from processors.config import parse
+    from sflowpipe.config_plane import parse
     from schemas.codec import Codec
     from sflowpipe.settings import EnrichSettings
 

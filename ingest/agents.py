@@ -13,15 +13,10 @@ import time
 from typing import Any
 
 from ingest.sflow.model import CounterSample, Datagram, FlowSample
-from processors.flows import data_source  # pure (no faust): sFlow-RT's data source names
+from sflowpipe.names import AGENT_COUNTERS, data_source
 
 # sequence numbers further apart than this are an agent restart, not loss
 RESTART_GAP = 1 << 20
-
-COUNTERS = ("sFlowDatagramsReceived", "sFlowDatagramsLost", "sFlowDatagramsDuplicates", "sFlowDatagramsOutOfOrder",
-            "sFlowFlowSamples", "sFlowFlowLostSamples", "sFlowFlowDuplicateSamples", "sFlowFlowOutOfOrderSamples",
-            "sFlowFlowDrops", "sFlowCounterSamples", "sFlowCounterLostSamples", "sFlowCounterDuplicateSamples",
-            "sFlowCounterOutOfOrderSamples", "sFlowBytesReceived")
 
 
 def _sequence(last: dict, key: Any, seq: int) -> str:
@@ -62,7 +57,7 @@ class AgentCounters:
         if c is None:
             if len(self.counters) >= self.max_agents:
                 return
-            c = self.counters[agent] = dict.fromkeys(COUNTERS, 0)
+            c = self.counters[agent] = dict.fromkeys(AGENT_COUNTERS, 0)
             self.sources[agent] = set()
             self.data_sources[agent] = (set(), set())
             self.first_seen[agent] = now or time.time()

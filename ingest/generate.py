@@ -23,7 +23,7 @@ from ingest.sflow.counter_records import EthernetCounters, IfCounters
 from ingest.sflow.encode import encode_datagram
 from ingest.sflow.flow_records import ExtendedSwitch, SampledHeader
 from ingest.sflow.model import CounterSample, Datagram, FlowSample
-from ingest.udp import parse_hostport
+from sflowpipe.net import parse_hostport
 
 
 def ipv4_packet(src: str, dst: str, proto: int, sport: int, dport: int, length: int, flags: int = 0x18,
@@ -159,7 +159,7 @@ class Generator:
 
 
 def run(args, settings) -> int:
-    host, port = parse_hostport(args.to, 6343)
+    host, port = parse_hostport(args.to, 6343, "0.0.0.0", what="target")
     gen = Generator(args.agents, args.interfaces, args.sampling_rate, args.samples_per_datagram,
                     args.counter_interval, args.seed, args.elephants, getattr(args, "flood_target", None))
     flood_after = getattr(args, "flood_after", 0) or 0

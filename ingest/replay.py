@@ -8,7 +8,7 @@ import time
 from typing import Iterable
 
 from ingest.pcap import UdpDatagram, read_udp_payloads
-from ingest.udp import parse_hostport
+from sflowpipe.net import parse_hostport
 
 
 class Pacer:
@@ -38,7 +38,7 @@ class Pacer:
 def send_udp(datagrams: Iterable[UdpDatagram], target: str, speed: float = 1.0, rate: float = 0,
              loops: int = 1) -> int:
     """Send each payload to HOST:PORT; returns how many were sent."""
-    host, port = parse_hostport(target, 6343)
+    host, port = parse_hostport(target, 6343, "0.0.0.0", what="target")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     items = list(datagrams)
     sent = 0

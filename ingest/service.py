@@ -23,9 +23,10 @@ from ingest.metrics import Metrics, MetricsServer, render
 from ingest.pipeline import IngestPipeline
 from ingest.publisher import Publisher
 from ingest.spill import SpillQueue
-from ingest.udp import UdpReceiver, parse_hostport
+from ingest.udp import UdpReceiver
 from schemas.codec import Codec
 from sflowpipe.kafka import KafkaClients, wiring
+from sflowpipe.net import parse_hostport
 from sflowpipe.settings import Settings
 from sflowpipe.signals import on_stop_signals
 
@@ -42,7 +43,7 @@ class Ingester:
         self.settings = settings
         self.worker = worker
         self.metrics = metrics or Metrics()
-        host, port = parse_hostport(settings.ingest.listen)
+        host, port = parse_hostport(settings.ingest.listen, 6343, "0.0.0.0", what="listen address")
         self.receiver = UdpReceiver(host, port, settings.ingest.rcvbuf_bytes)
         spill = SpillQueue(Path(settings.ingest.spill_dir) / f"worker-{worker}",
                            settings.ingest.spill_max_mb << 20)
@@ -167,7 +168,7 @@ def ensure_ingest_topics(settings: Settings, clients: KafkaClients) -> None:
 def run(settings: Settings, on_ready=None, clients: KafkaClients | None = None, codec: Codec | None = None) -> int:
     """Run the ingester(s) until SIGTERM/SIGINT; exit code 0 after a clean shutdown. Kafka need not
     answer yet: each ingester creates the topics when it does, and spills to disk until then."""
-    mhost, mport = parse_hostport(settings.ingest.metrics_listen, 9343)
+    mhost, mport = parse_hostport(settings.ingest.metrics_listen, 9343, "0.0.0.0", what="listen address")
     if clients is None or codec is None:
         clients, codec = wiring(settings)
     stop = threading.Event()

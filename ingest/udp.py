@@ -15,22 +15,6 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def parse_hostport(text: str, default_port: int = 6343) -> tuple[str, int]:
-    """'HOST:PORT', '[v6]:PORT', 'HOST' or ':PORT'."""
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest.lstrip(":")
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    elif text.count(":") > 1:  # bare IPv6 address
-        host, port = text, ""
-    else:
-        host, port = text, ""
-    if port and not (port.isdigit() and int(port) <= 65535):
-        raise ValueError(f"bad listen address {text!r}: the port must be a number 0-65535")
-    return host or "0.0.0.0", int(port) if port else default_port
-
-
 def bind_error(proto: str, host: str, port: int, err: OSError) -> OSError:
     """A bind failure naming the address (the CLI prints it as the command's one line)."""
     what = err.strerror or str(err)

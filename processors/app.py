@@ -29,7 +29,7 @@ import faust
 
 from processors.blocklist import Blocklists
 from processors.scans import ScanDetector
-from processors.config import ConfigWatcher, startup_definitions
+from sflowpipe.config_plane import ConfigWatcher, startup_definitions
 from processors.engine import REPLAY_LAG_S, Engine
 from processors.enrich import Enricher
 from schemas.codec import Codec, CodecError
@@ -196,7 +196,7 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
         engine.interrupt(kind, name, d)
         changes.put((kind, name, d))
 
-    watcher = ConfigWatcher(settings, on_change, clients)
+    watcher = ConfigWatcher(settings, on_change, clients=clients)
     watcher.count(startup)
 
     def apply_changes() -> None:

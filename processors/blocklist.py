@@ -39,10 +39,10 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from processors.flows import data_source
+from sflowpipe.names import data_source
 from processors.groups import AddressGroups
 from processors.lastgood import Refresher, fetch, read_copy, save_copy
-from processors.thresholds import Event, _Ids
+from processors.thresholds import Event, EventIds
 from sflowpipe.settings import BlocklistDefinition
 
 log = logging.getLogger(__name__)
@@ -122,8 +122,7 @@ class Blocklists:
         self._label = {f"{name}:{name}": name for name in self.lists}
         self._last: dict[tuple[str, str, str], float] = {}  # (list, src, dst) -> time of the last event
         self._pruned = 0.0
-        self._ids = _Ids()
-        self._ds_cache: dict[tuple[int, int], str] = {}
+        self._ids = EventIds()
         self._clock = clock
         self._refresher = Refresher("blocklists", self._refresh_due)
         self.events = 0
@@ -230,10 +229,7 @@ class Blocklists:
         return events
 
     def _event(self, batch: dict, i: int, name: str, src: str, dst: str, now: float) -> Event:
-        k = (batch["source_id_type"][i], batch["source_id_index"][i])
-        ds = self._ds_cache.get(k)
-        if ds is None:
-            ds = self._ds_cache[k] = data_source(*k)
+        ds = data_source(batch["source_id_type"][i], batch["source_id_index"][i])
         frame_length = (batch.get("frame_length") or [None] * (i + 1))[i]
         rate = (batch.get("sampling_rate") or [None] * (i + 1))[i]
         value = float(frame_length * (rate or 1)) if frame_length else 1.0

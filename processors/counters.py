@@ -68,9 +68,9 @@ from ingest.sflow.counter_records import (
     PROCESSOR,
 )
 from ingest.sflow.layout import U32, U64
+from sflowpipe.names import data_source
 
-__all__ = ["CounterMetrics", "IF_DIRECTIONS", "IF_STATUS", "IF_TYPES", "Metric", "TEXT_METRICS",
-           "data_source_name"]
+__all__ = ["CounterMetrics", "IF_DIRECTIONS", "IF_STATUS", "IF_TYPES", "Metric", "TEXT_METRICS"]
 
 NAMESPACE = "sflowpipe."
 M32 = (1 << 32) - 1
@@ -86,11 +86,6 @@ class Metric(NamedTuple):
     name: str
     value: float
     timestamp_us: int
-
-
-def data_source_name(source_id_type: int, source_id_index: int) -> str:
-    """sFlow-RT's data source name: "<ifIndex>" for class 0, "<class>.<index>" otherwise."""
-    return str(source_id_index) if source_id_type == 0 else f"{source_id_type}.{source_id_index}"
 
 
 # ---------------------------------------------------------------- enumerations (text metrics)
@@ -394,7 +389,7 @@ class CounterMetrics:
         return (dt if dt > 0 else None), up < pup
 
     def _sample(self, agent: str, state: dict, s: dict, out: list) -> None:
-        ds = data_source_name(s["source_id_type"], s["source_id_index"])
+        ds = data_source(s["source_id_type"], s["source_id_index"])
         key = f"{s['sub_agent_id']}/{ds}"
         t = s["receive_time_us"]
         up, seq = s["uptime_ms"], s["sequence_number"]

@@ -13,14 +13,15 @@ import time
 from typing import Any
 
 from processors.counters import CounterMetrics
-from processors.flows import FlowTable, data_source
+from processors.flows import FlowTable
 from processors.flowlog import FlowLog, idle_timeout
 from processors.flowkeys import FlowKeysSeen
-from processors.flowspec import EvalContext, compile_flow, compile_key, parse_definition
-from processors.flowspec.context import Budget, BudgetExceeded
+from sflowpipe.flowspec import EvalContext, compile_flow, compile_key, parse_definition
+from sflowpipe.flowspec.context import Budget, BudgetExceeded
 from processors.discards import discard_columns
-from processors.topology import LearnedTopology, Topology, parse_topology
-from processors.thresholds import Event, Thresholds, _Ids
+from sflowpipe.topology import LearnedTopology, Topology, parse_topology
+from processors.thresholds import Event, Thresholds, EventIds
+from sflowpipe.names import data_sources
 from sflowpipe.settings import FlowDefinition, ThresholdDefinition
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class Engine:
         self.budget_s = budget_s  # CPU seconds per flow definition per batch (settings.limits)
         self.budget_exceeded = 0  # definitions disabled for running past it, since start
         self._running: tuple[_Flow, Budget] | None = None  # the flow being evaluated and its budget
-        self._ids = _Ids()
+        self._ids = EventIds()
         self.blocklists = blocklists  # processors.blocklist.Blocklists or None
         self.scans = scans  # processors.scans.ScanDetector or None
         self.pending_events: list[Event] = []  # raised per batch (blocklists, scans), published by report()
@@ -82,7 +83,6 @@ class Engine:
         self.pending_metrics: dict[str, dict[tuple[str, str], float]] = {}
         self.samples = 0
         self.pending_flow_logs: list[dict] = []  # of redefined / deleted log: true flows
-        self._ds_cache: dict[tuple[int, int], str] = {}
         self.topology: Topology | None = None  # sFlow-RT's /topology/json (link: keys, aggMode edge)
         self.keys_seen = FlowKeysSeen(clock)  # which flow keys had values (/flowkeys/json)
         # cold flow-batch columns some flow reads (payload keys, requests): the app then decodes whole batches
@@ -159,9 +159,7 @@ class Engine:
             self.data_time = now
         self.data_seen_at = self.clock()
         agent = batch["agent_address"]
-        cache = self._ds_cache
-        ds = [cache.get(k) or cache.setdefault(k, data_source(*k))
-              for k in zip(batch["source_id_type"], batch["source_id_index"])]
+        ds = data_sources(batch["source_id_type"], batch["source_id_index"])
         enrich = self.enricher
         ctx = EvalContext(batch, enrich, self._topology())  # keys shared by several flows are computed once
         self._evaluate(now, agent, ds, batch, ctx, dropped=False)
@@ -217,9 +215,7 @@ class Engine:
             return
         now = self.clock() if now is None else now
         cols = discard_columns(batch)
-        cache = self._ds_cache
-        ds = [cache.get(k) or cache.setdefault(k, data_source(*k))
-              for k in zip(cols["source_id_type"], cols["source_id_index"])]
+        ds = data_sources(cols["source_id_type"], cols["source_id_index"])
         ctx = EvalContext(cols, self.enricher, self._topology())
         self._evaluate(now, cols["agent_address"], ds, cols, ctx, dropped=True)
         self.keys_seen.observe(ctx, now, dropped=True)

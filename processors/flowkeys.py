@@ -15,22 +15,22 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from processors.flowspec.context import EvalContext
-from processors.flowspec.functions import compile_key
-from processors.flowspec.keys import _BASE_KEYS, DROP_KEYS
+from sflowpipe.flowspec.context import EvalContext
+from sflowpipe.flowspec.functions import compile_key
+from sflowpipe.flowspec.keys import BASE_KEYS, DROP_KEYS
 
 _COMPILED: dict[int, tuple[tuple, tuple]] = {}
 
 
 def _keys() -> tuple[tuple, tuple]:
     """(outer, inner) compiled base keys; rebuilt if the key table grew (keys of other modules)."""
-    got = _COMPILED.get(len(_BASE_KEYS))
+    got = _COMPILED.get(len(BASE_KEYS))
     if got is None:
-        outer = tuple((name, compile_key(name)) for name in sorted(_BASE_KEYS))
-        inner = tuple((f"{name}.1", compile_key(f"{name}.1")) for name, (_, nestable) in sorted(_BASE_KEYS.items())
+        outer = tuple((name, compile_key(name)) for name in sorted(BASE_KEYS))
+        inner = tuple((f"{name}.1", compile_key(f"{name}.1")) for name, (_, nestable) in sorted(BASE_KEYS.items())
                       if nestable)
         _COMPILED.clear()
-        got = _COMPILED[len(_BASE_KEYS)] = (outer, inner)
+        got = _COMPILED[len(BASE_KEYS)] = (outer, inner)
     return got
 
 

@@ -18,29 +18,7 @@ import heapq
 import math
 from typing import Any, Iterable, Sequence
 
-__all__ = ["FlowTable", "data_source", "data_sources", "AGG_MODES"]
-
-AGG_MODES = ("max", "sum", "avg")
-
-
-def data_source(source_id_type: int, source_id_index: int) -> str:
-    """sFlow-RT's dataSource name: the ifIndex (``"3"``) for class 0 (interfaces), else ``"<class>.<index>"``
-    (e.g. ``"1.100"`` for an smonVlanDataSource, VLAN 100)."""
-    if source_id_type == 0:
-        return str(source_id_index)
-    return f"{source_id_type}.{source_id_index}"
-
-
-def data_sources(batch: dict) -> list[str]:
-    """The dataSource name of every sample of a flow sample batch."""
-    memo: dict = {}
-    out = []
-    for k in zip(batch["source_id_type"], batch["source_id_index"]):
-        s = memo.get(k)
-        if s is None:
-            s = memo[k] = data_source(*k)
-        out.append(s)
-    return out
+__all__ = ["FlowTable"]
 
 
 class FlowTable:
@@ -145,51 +123,6 @@ class FlowTable:
         t = self.t
         exp = math.exp
         return [(k, e[0] * exp(-(now - e[1]) / t) if now > e[1] else e[0]) for k, e in tab.items()]
-
-    def merged(
-        self,
-        now: float,
-        agg_mode: str = "max",
-        max_flows: int = 100,
-        min_value: float = 0.0,
-        agents: Iterable[str] | None = None,
-    ) -> list[tuple[str, float, str, str]]:
-        """Flows across data sources and agents (sFlow-RT ``/activeflows/{agent}/{name}/json``).
-
-        ``agg_mode`` combines the values of one flow key seen at several data sources: ``max`` (the
-        default; a flow crossing several switches is counted once), ``sum`` or ``avg``. Returns up to
-        ``max_flows`` ``(key, value, agent, dataSource)`` with ``value >= min_value``, largest first; agent
-        and dataSource are those where the flow's largest value was seen.
-        """
-        if agg_mode not in AGG_MODES:
-            raise ValueError(f"unknown aggMode {agg_mode!r} (want one of {', '.join(AGG_MODES)})")
-        sel = self._agents if agents is None else {a: self._agents[a] for a in agents if a in self._agents}
-        t = self.t
-        exp = math.exp
-        best: dict[str, list] = {}  # key -> [agg, max value, agent, ds, count]
-        for agent, dss in sel.items():
-            for ds, tab in dss.items():
-                for key, e in tab.items():
-                    v = e[0] * exp(-(now - e[1]) / t) if now > e[1] else e[0]
-                    b = best.get(key)
-                    if b is None:
-                        best[key] = [v, v, agent, ds, 1]
-                        continue
-                    if agg_mode == "max":
-                        if v > b[0]:
-                            b[0] = b[1] = v
-                            b[2], b[3] = agent, ds
-                        continue
-                    b[0] += v
-                    b[4] += 1
-                    if v > b[1]:
-                        b[1], b[2], b[3] = v, agent, ds
-        if agg_mode == "avg":
-            rows = ((k, b[0] / b[4], b[2], b[3]) for k, b in best.items())
-        else:
-            rows = ((k, b[0], b[2], b[3]) for k, b in best.items())
-        rows = (r for r in rows if r[1] >= min_value)
-        return heapq.nlargest(max(0, int(max_flows)), rows, key=lambda r: r[1])
 
     def agents(self) -> list[str]:
         return [a for a, dss in self._agents.items() if any(dss.values())]

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import time
 
-from processors.flows import data_source
-from processors.thresholds import Event, _Ids
+from sflowpipe.names import data_source
+from processors.thresholds import Event, EventIds
 from sflowpipe.settings import ScanSettings
 
 THRESHOLD_ID = "scan"
@@ -29,11 +29,10 @@ class ScanDetector:
     def __init__(self, settings: ScanSettings, clock=time.time) -> None:
         self.settings = settings
         self._clock = clock
-        self._ids = _Ids()
+        self._ids = EventIds()
         self._window: int | None = None  # index of the current interval
         self._targets: dict[str, set] = {}  # scanner -> distinct targets seen this interval (up to threshold)
         self._fired: set[str] = set()  # scanners that raised their event this interval
-        self._ds_cache: dict[tuple, str] = {}
         self.events = 0
 
     def match_batch(self, batch: dict, now: float | None = None) -> list[Event]:
@@ -78,9 +77,6 @@ class ScanDetector:
         return events
 
     def _event(self, batch: dict, i: int, scanner: str, count: int, now: float) -> Event:
-        k = (batch["source_id_type"][i], batch["source_id_index"][i])
-        ds = self._ds_cache.get(k)
-        if ds is None:
-            ds = self._ds_cache[k] = data_source(*k)
+        ds = data_source(batch["source_id_type"][i], batch["source_id_index"][i])
         return Event(self._ids.next(now), THRESHOLD_ID, batch["agent_address"], ds, METRIC, float(count),
                      float(self.settings.threshold), scanner, int(now * 1000))

@@ -36,7 +36,7 @@ class Event:
         return dict(self.__dict__)
 
 
-class _Ids:
+class EventIds:
     """Increasing event ids: microseconds of wall time, never repeating within a worker."""
 
     def __init__(self) -> None:
@@ -68,7 +68,7 @@ class Threshold:
             return False
         return True
 
-    def check(self, now: float, agent: str, ds: str, values: Iterable[tuple[str | None, float]], ids: _Ids) -> list[Event]:
+    def check(self, now: float, agent: str, ds: str, values: Iterable[tuple[str | None, float]], ids: EventIds) -> list[Event]:
         """Values of one agent/data source: (flow key or None for counters, value)."""
         d = self.d
         events: list[Event] = []
@@ -117,7 +117,7 @@ class Thresholds:
 
     def __init__(self) -> None:
         self.by_name: dict[str, Threshold] = {}
-        self.ids = _Ids()
+        self.ids = EventIds()
 
     def set(self, name: str, d: ThresholdDefinition | None) -> None:
         if d is None:

@@ -126,7 +126,7 @@ def _definitions_fault(settings: Settings) -> str | None:
     checked with the workers' compiler before anything connects, so a bad file is one line at once."""
     import yaml
 
-    from processors.config import DefinitionError, startup_definitions
+    from sflowpipe.config_plane import DefinitionError, startup_definitions
 
     try:
         startup_definitions(settings)
@@ -171,7 +171,7 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
 def _definitions(args: argparse.Namespace, settings: Settings) -> int:
     import yaml
 
-    from processors.config import DefinitionError, check_caps, file_definitions, parse, publish
+    from sflowpipe.config_plane import DefinitionError, check_caps, file_definitions, parse, publish
 
     clients, _ = _wiring(settings)
     if args.action == "apply":

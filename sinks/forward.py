@@ -21,6 +21,7 @@ import sys
 import threading
 from typing import Any, BinaryIO, TextIO
 
+from sflowpipe.net import parse_hostport
 from sflowpipe.settings import Settings
 from sflowpipe.signals import on_stop_signals
 from sinks.base import SinkRunner
@@ -28,14 +29,6 @@ from sinks.base import SinkRunner
 log = logging.getLogger(__name__)
 
 MAX_FRAME = 65535
-
-
-def parse_hostport(text: str) -> tuple[str, int]:
-    """HOST:PORT or [IPv6]:PORT."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise ValueError(f"expected HOST:PORT, not {text!r}")
-    return host.strip("[]"), int(port)
 
 
 def _resolve(host: str, port: int) -> tuple[int, tuple]:
@@ -86,7 +79,7 @@ class UdpForwarder:
 
     def __init__(self, target: str, spoof: bool = False) -> None:
         self.target = target
-        host, port = parse_hostport(target)
+        host, port = parse_hostport(target, what="target")
         self.family, self.sockaddr = _resolve(host, port)
         self.sock = socket.socket(self.family, socket.SOCK_DGRAM)
         self.raw = open_raw_socket() if spoof else None
@@ -192,7 +185,7 @@ class TlsSender:
 
     def __init__(self, target: str, ca_file: str | None = None, verify: bool = True,
                  cert: str | None = None, key: str | None = None) -> None:
-        self.host, self.port = parse_hostport(target)
+        self.host, self.port = parse_hostport(target, what="target")
         self.context = ssl.create_default_context(cafile=ca_file)
         if not verify:
             self.context.check_hostname = False
@@ -266,14 +259,14 @@ class ConfigForwarder:
     change. A target starts at the newest datagram."""
 
     def __init__(self, settings: Settings, spoof: bool = False, clients=None, codec=None) -> None:
-        from processors.config import ConfigWatcher
+        from sflowpipe.config_plane import ConfigWatcher
 
         self.settings = settings
         self.clients, self.codec = clients, codec
         self.spoof = spoof
         self.lock = threading.Lock()
         self.active: dict[str, tuple[Any, Forwarder]] = {}  # name -> (definition, forwarder)
-        self.watcher = ConfigWatcher(settings, self.define, clients)
+        self.watcher = ConfigWatcher(settings, self.define, clients=clients)
 
     def define(self, kind: str, name: str, definition: Any) -> None:
         if kind != "forwarding":
@@ -314,7 +307,7 @@ class ConfigForwarder:
 
 
 def _group_name(prefix: str, kind: str, target: str) -> str:
-    host, port = parse_hostport(target)
+    host, port = parse_hostport(target, what="target")
     return f"{prefix}-{kind}{host}-{port}".replace(":", "_")
 
 
@@ -398,7 +391,7 @@ class UdpEmitter:
     def __init__(self, targets: list[str]) -> None:
         self.dests = []
         for t in targets:
-            family, sockaddr = _resolve(*parse_hostport(t))
+            family, sockaddr = _resolve(*parse_hostport(t, what="target"))
             self.dests.append((socket.socket(family, socket.SOCK_DGRAM), sockaddr))
         self.sent = 0
 
@@ -434,7 +427,7 @@ class TlsReceiver:
     """Owns a TLS listener; each connection's octet-counted datagrams go to the emitter."""
 
     def __init__(self, listen: str, cert: str, key: str, emitter: UdpEmitter, client_ca: str | None = None) -> None:
-        host, port = parse_hostport(listen)
+        host, port = parse_hostport(listen, what="listen address")
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(cert, key)
         if client_ca:

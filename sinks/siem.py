@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from sflowpipe.names import split_flow_key, split_keys
+
 VENDOR = "sflowpipe"
 PRODUCT = "sflowpipe"
 
@@ -45,31 +47,31 @@ _CEF_SEVERITY = {0: 10, 1: 9, 2: 8, 3: 7, 4: 5, 5: 3, 6: 1, 7: 0}
 class FlowKeyNames:
     """Flow name -> its key names, from the flow definitions (settings and the definitions file)."""
 
-    def __init__(self, keys_by_flow: Mapping[str, list[str]] | None = None) -> None:
+    def __init__(self, keys_by_flow: Mapping[str, list[str]] | None = None,
+                 fs_by_flow: Mapping[str, str] | None = None) -> None:
         self.keys_by_flow = dict(keys_by_flow or {})
+        self.fs_by_flow = dict(fs_by_flow or {})  # a flow's key separator when not ","
 
     @classmethod
     def from_settings(cls, settings) -> FlowKeyNames:
         keys = {name: split_keys(fd.keys) for name, fd in settings.processors.flows.items()}
+        fs = {name: fd.fs for name, fd in settings.processors.flows.items()}
         path = settings.processors.definitions_file
         if path and Path(path).is_file():
             data = yaml.safe_load(Path(path).read_text()) or {}
             for name, body in (data.get("flows") or {}).items():
                 if isinstance(body, dict) and body.get("keys"):
                     keys[name] = split_keys(str(body["keys"]))
-        return cls(keys)
+                    fs[name] = str(body.get("fs", ","))
+        return cls(keys, fs)
 
     def named(self, flow: str, flow_key: str | None) -> list[tuple[str, str]]:
         """(key name, value) pairs of a flow key; [] when the names are unknown or do not fit."""
         names = self.keys_by_flow.get(flow)
         if not names or not flow_key:
             return []
-        values = flow_key.split(",")
+        values = split_flow_key(flow_key, self.fs_by_flow.get(flow, ","))
         return list(zip(names, values)) if len(values) == len(names) else []
-
-
-def split_keys(keys: str) -> list[str]:
-    return [k.strip() for k in keys.split(",") if k.strip()]
 
 
 # ---- CEF (ArcSight Common Event Format, revision 25) ----

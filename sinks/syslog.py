@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sflowpipe import __version__
+from sflowpipe.net import parse_hostport
 from sflowpipe.settings import Settings, SyslogSettings
 from sflowpipe.signals import on_stop_signals
 from sinks import siem
@@ -167,17 +168,6 @@ class Formatter:
 
 # ---- transports ----
 
-def parse_address(address: str, transport: str) -> tuple[str, int]:
-    """HOST:PORT, [IPv6]:PORT or HOST (the transport's default port)."""
-    if address.startswith("["):
-        host, _, rest = address[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else DEFAULT_PORTS[transport]
-    if address.count(":") == 1:
-        host, port = address.split(":")
-        return host, int(port)
-    return address, DEFAULT_PORTS[transport]
-
-
 class UdpTransport:
     """One message a datagram (RFC 5426); unconnected, so a receiver restart is invisible."""
 
@@ -273,7 +263,7 @@ def tls_context(cfg: SyslogSettings) -> ssl.SSLContext:
 def make_transport(cfg: SyslogSettings):
     if cfg.file:
         return FileTransport(cfg.file)
-    host, port = parse_address(cfg.address, cfg.transport)
+    host, port = parse_hostport(cfg.address, DEFAULT_PORTS[cfg.transport], what="syslog address")
     if cfg.transport == "udp":
         return UdpTransport(host, port)
     return StreamTransport(host, port, tls_context(cfg) if cfg.transport == "tls" else None)

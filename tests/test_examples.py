@@ -17,8 +17,8 @@ import pytest
 import yaml
 from pydantic import BaseModel, TypeAdapter
 
-from processors.config import parse
-from processors.flowspec import compile_flow, parse_definition
+from sflowpipe.config_plane import parse
+from sflowpipe.flowspec import compile_flow, parse_definition
 from sflowpipe.cli import build_parser
 from sflowpipe.settings import ClickHouseSettings, Settings
 

@@ -44,6 +44,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from sflowpipe.names import split_flow_key
+
 log = logging.getLogger(__name__)
 
 _COMMUNITY = re.compile(r"^(\d{1,5}:\d{1,5}|no-export|no-advertise|no-export-subconfed|nopeer|blackhole)$")
@@ -437,7 +439,7 @@ class BgpAction:
         # of the key's parts is taken as is
         fields = control.get("fields")
         parts = (list(fields) if isinstance(fields, (list, tuple)) and fields
-                 else str(control.get("key") or "").split(","))
+                 else split_flow_key(str(control.get("key") or "")))
         address = control.get("address")
         if not address and isinstance(fields, dict):
             address = fields.get(f"k{self.address_key}")

@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from processors.activeflows import ActiveFlows
+from sflowpipe.readmodels.activeflows import ActiveFlows
 from schemas.codec import Codec, CodecError
 from sflowpipe.kafka import KafkaClients, wiring
 from sflowpipe.settings import Settings

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from sflowpipe.names import split_flow_key
 from sflowpipe.settings import ControlPolicy
 
 APPLIED = "applied"
@@ -74,7 +75,7 @@ def event_fields(policy: str, event: dict[str, Any], fs: str = ",") -> dict[str,
     out: dict[str, Any] = {"policy": policy, "key": key, "agent": event.get("agent", ""),
                            "dataSource": event.get("dataSource", ""), "metric": event.get("metric", ""),
                            "value": event.get("value", 0.0), "threshold": event.get("threshold", 0.0)}
-    for i, part in enumerate(key.split(fs)):
+    for i, part in enumerate(split_flow_key(key, fs)):
         out[f"k{i}"] = part
     return out
 
@@ -87,7 +88,7 @@ class PolicyState:
 
     def allowed(self, key: str) -> bool:
         """Whether the key's address part is in an allow-listed prefix (a non-address: never)."""
-        parts = key.split(",")
+        parts = split_flow_key(key)
         if self.policy.address_key >= len(parts):
             return False
         try:

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from api.state import ApiState
-from processors.config import DefinitionError, check_caps, loads, parse
+from sflowpipe.config_plane import DefinitionError, check_caps, loads, parse
 from sflowpipe.settings import Settings
 from tests.api.test_server import _client, _feed, _settings
 

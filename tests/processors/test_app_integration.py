@@ -17,11 +17,11 @@ from ingest.replay import publish_kafka
 from ingest.sflow.encode import encode_datagram
 from ingest.sflow.flow_records import SampledHeader
 from ingest.sflow.model import Datagram, FlowSample
-from processors.config import DefinitionError, publish
+from sflowpipe.config_plane import DefinitionError, publish
 from sflowpipe.settings import load_settings
 from tests.kafka_helpers import read_topic
 from tests.processors.discard_data import discard_datagram, tcp_frame
-from tests.processors.test_flowspec_parity import TOPO
+from tests.sflowpipe.test_flowspec_parity import TOPO
 from tests.processors.processor_harness import ProcessorProcess
 from tests.sflow_data import decodable
 

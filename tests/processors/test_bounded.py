@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from processors.config import DefinitionError, parse
+from sflowpipe.config_plane import DefinitionError, parse
 from processors.engine import BUDGET_EVENT, Engine
-from processors.flowspec import FlowSpecError, compile_filter
+from sflowpipe.flowspec import FlowSpecError, compile_filter
 from tests.payload_frames import flow_batch, http, record_sample, socket4
 
 AGENT = "192.0.2.200"

@@ -17,7 +17,7 @@ from api.server import Api
 from api.state import ApiState
 from ingest.pcap import UdpDatagram
 from ingest.replay import publish_kafka
-from processors.config import publish
+from sflowpipe.config_plane import publish
 from sflowpipe.settings import load_settings
 from tests.kafka_helpers import read_topic
 from tests.payload_frames import datagram, http, record_sample, socket4

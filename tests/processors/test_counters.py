@@ -16,7 +16,6 @@ from processors.counters import (
     TEXT_METRICS,
     CounterMetrics,
     Metric,
-    data_source_name,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -351,12 +350,6 @@ def test_host_description():
 
 
 # ---------------------------------------------------------------- state, names, agents
-
-
-def test_data_source_names():
-    assert data_source_name(0, 3) == "3"
-    assert data_source_name(2, 1) == "2.1"
-    assert data_source_name(3, 17) == "3.17"
 
 
 def test_names_lists_every_metric():

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from processors.config import parse
+from sflowpipe.config_plane import parse
 from processors.engine import Engine
 from schemas.codec import AvroCodec
 from tests.processors.discard_data import discard_batch, discard_datagram, tcp_frame
-from tests.processors.test_flowspec import batch, tcp4, udp4, vxlan
-from tests.processors.test_flowspec_parity import TOPO
+from tests.sflowpipe.test_flowspec import batch, tcp4, udp4, vxlan
+from tests.sflowpipe.test_flowspec_parity import TOPO
 
 NOW = 1_700_000_000.0
 A = "192.0.2.200"

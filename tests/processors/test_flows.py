@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from processors.flows import FlowTable, data_source, data_sources
+from processors.flows import FlowTable
 
 
 def steady(table: FlowTable, rate: float, start: float, stop: float, dt: float, key: str = "k",
@@ -98,28 +98,6 @@ def test_top_n_ordering_and_limit():
     assert tab.top(5.0, "nope", "1") == []
 
 
-def test_merged_max_vs_sum():
-    tab = FlowTable(1.0, 5)
-    # flow f crosses two switches (seen twice), g only once
-    tab.add(0.0, "sw1", "1", "f", 10.0)
-    tab.add(0.0, "sw2", "4", "f", 8.0)
-    tab.add(0.0, "sw2", "5", "g", 12.0)
-    tab.add(0.0, "sw1", "2", "h", 1.0)
-    mx = tab.merged(0.0, "max")
-    assert mx == [("g", 12.0, "sw2", "5"), ("f", 10.0, "sw1", "1"), ("h", 1.0, "sw1", "2")]
-    sm = tab.merged(0.0, "sum")
-    assert sm == [("f", 18.0, "sw1", "1"), ("g", 12.0, "sw2", "5"), ("h", 1.0, "sw1", "2")]
-    av = tab.merged(0.0, "avg")
-    assert av[0] == ("g", 12.0, "sw2", "5") and av[1] == ("f", 9.0, "sw1", "1")
-    assert tab.merged(0.0, "sum", max_flows=1) == [("f", 18.0, "sw1", "1")]
-    assert [r[0] for r in tab.merged(0.0, "max", min_value=5.0)] == ["g", "f"]
-    assert tab.merged(0.0, "sum", agents=["sw2"]) == [("g", 12.0, "sw2", "5"), ("f", 8.0, "sw2", "4")]
-    # decay applies before aggregation
-    assert tab.merged(1.0, "max")[0][1] == pytest.approx(12.0 * math.exp(-1))
-    with pytest.raises(ValueError):
-        tab.merged(0.0, "median")
-
-
 def test_prune_and_agents():
     tab = FlowTable(1.0, 5)
     tab.add(0.0, "a", "1", "big", 1000.0)
@@ -187,20 +165,14 @@ def test_snapshot_restore_round_trip():
     assert tab.agents() == ["b"]
 
 
-def test_data_source_naming():
-    assert data_source(0, 3) == "3"
-    assert data_source(1, 100) == "1.100"
-    assert data_source(2, 7) == "2.7"
-    assert data_sources({"source_id_type": [0, 0, 1], "source_id_index": [3, 3, 10]}) == ["3", "3", "1.10"]
-
-
 def test_bad_t():
     with pytest.raises(ValueError):
         FlowTable(0.0, 5)
 
 
 def test_end_to_end_with_flowspec():
-    from processors.flowspec import EvalContext, compile_flow, parse_definition
+    from sflowpipe.flowspec import EvalContext, compile_flow, parse_definition
+    from sflowpipe.names import data_sources
 
     b = {
         "agent_address": "192.0.2.1",
@@ -215,7 +187,7 @@ def test_end_to_end_with_flowspec():
     }
     fd = parse_definition("src", {"keys": "ipsource", "value": "bytes", "t": 1})
     tab = FlowTable(fd.t, fd.n)
-    tab.add_batch(0.0, b["agent_address"], data_sources(b), compile_flow(fd).evaluate(b, None, EvalContext(b)))
+    ds = data_sources(b["source_id_type"], b["source_id_index"])
+    tab.add_batch(0.0, b["agent_address"], ds, compile_flow(fd).evaluate(b, None, EvalContext(b)))
     assert tab.top(0.0, "192.0.2.1", "1") == [("10.0.0.2", 3000.0), ("10.0.0.1", 1000.0)]
-    assert tab.merged(0.0, "sum")[0][:2] == ("10.0.0.1", 3000.0)
-    assert tab.merged(0.0, "max")[0][:2] == ("10.0.0.2", 3000.0)
+    assert tab.top(0.0, "192.0.2.1", "2") == [("10.0.0.1", 2000.0)]

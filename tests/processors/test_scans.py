@@ -11,7 +11,7 @@ from ingest.sflow import decode_datagram, encode_datagram
 from ingest.sflow.flow_records import SampledHeader
 from ingest.sflow.model import Datagram, FlowSample
 from processors.engine import Engine
-from processors.flowspec import EvalContext, compile_key
+from sflowpipe.flowspec import EvalContext, compile_key
 from processors.scans import ScanDetector
 from schemas.codec import AvroCodec
 from schemas.definitions import hot_field_count

@@ -19,7 +19,7 @@ from ingest.pcap import read_udp_payloads
 from ingest.sflow import decode_datagram
 from schemas import definitions
 from schemas.codec import SCHEMA_DIR, AvroCodec, Codec, CodecError, SchemaSet, decode_any, schema_set
-from schemas.examples import DIR as EXAMPLES, _jsonable, from_jsonable
+from schemas.examples import DIR as EXAMPLES, from_jsonable, to_jsonable
 from schemas.generate import render, versions
 from schemas.writer import compile_writer, encode_long
 from tests.conftest import capture_files
@@ -113,7 +113,7 @@ def test_every_example_reads_with_the_newest_reader():
     for p in examples:
         stem = p.name.split(".v")[0]
         datum = AvroCodec(stem).decode(p.read_bytes())
-        datum = from_jsonable(json.loads(json.dumps(_jsonable(datum))))  # tuples as JSON keeps them
+        datum = from_jsonable(json.loads(json.dumps(to_jsonable(datum))))  # tuples as JSON keeps them
         expected = from_jsonable(json.loads(p.with_suffix(".json").read_text()))
         for k, v in expected.items():  # fields of the older version keep their values
             assert _older_fields_kept(datum[k], v), (p.name, k)

@@ -15,7 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from schemas.codec import AvroCodec
 from sflowpipe.kafka import ensure_topics
 from sflowpipe.settings import Settings
-from sinks.prometheus import ExporterState, PrometheusExporter, split_keys
+from sflowpipe.names import split_keys
+from sflowpipe.readmodels.exporter import ExporterState
+from sinks.prometheus import PrometheusExporter
 from tests.waiting import until
 
 pytestmark = pytest.mark.kafka

@@ -115,6 +115,23 @@ def test_flow_key_names_from_settings(tmp_path):
     assert names.named("ports", "10.0.0.1,80") == [("ipsource", "10.0.0.1"), ("tcpsourceport", "80")]
 
 
+def test_flow_key_names_split_keys_as_the_compiler_does(tmp_path):
+    # a key function in brackets may hold a comma: split naively, the names did not fit the values
+    # and the SIEM fields were lost; and a flow's own separator (fs) splits its key values
+    from sflowpipe.settings import Settings
+
+    defs = tmp_path / "defs.yaml"
+    defs.write_text("flows:\n  piped:\n    keys: ipsource,ipdestination\n    fs: '|'\n")
+    s = Settings(processors={"definitions_file": str(defs), "flows": {
+        "nested": {"keys": "null:[prefix:ipsource:,:1]:none,ipdestination", "value": "bytes"},
+        "semi": {"keys": "ipsource,tcpdestinationport", "fs": ";"}}})
+    names = siem.FlowKeyNames.from_settings(s)
+    assert names.named("nested", "10.0.0.1,10.0.0.2") == [("null:[prefix:ipsource:,:1]:none", "10.0.0.1"),
+                                                          ("ipdestination", "10.0.0.2")]
+    assert names.named("piped", "10.0.0.1|10.0.0.2") == [("ipsource", "10.0.0.1"), ("ipdestination", "10.0.0.2")]
+    assert names.named("semi", "10.0.0.1;443") == [("ipsource", "10.0.0.1"), ("tcpdestinationport", "443")]
+
+
 def test_cef_over_tcp_and_leef_over_udp_through_rsyslog(rsyslog):  # noqa: F811
     for fmt, transport, port in (("cef", "tcp", rsyslog.tcp), ("leef", "udp", rsyslog.udp)):
         sink = SyslogSink(SyslogSettings(address=f"127.0.0.1:{port}", transport=transport, format=fmt),

@@ -11,7 +11,8 @@ from sflowpipe.settings import Settings, SyslogSettings
 from sinks import syslog
 from sinks.base import SinkRunner
 from sinks.siem import FlowKeyNames
-from sinks.syslog import SD_ID, Formatter, SyslogSink, parse_address, sd_escape
+from sflowpipe.net import parse_hostport
+from sinks.syslog import DEFAULT_PORTS, SD_ID, Formatter, SyslogSink, sd_escape
 from tests.sinks.rsyslog import rsyslog  # noqa: F401  (fixture)
 
 EVENT = {"eventID": 1, "thresholdID": 'ele"ph]ant\\x', "agent": "192.0.2.200", "dataSource": "3",
@@ -47,10 +48,11 @@ def test_rfc3164_layout():
     assert m.startswith("<10>Nov ") and " h sflowpipe[9]: [1] threshold " in m
 
 
-def test_parse_address():
-    assert parse_address("10.0.0.1:1514", "udp") == ("10.0.0.1", 1514)
-    assert parse_address("[2001:db8::1]:6514", "tls") == ("2001:db8::1", 6514)
-    assert parse_address("logs.example", "tls") == ("logs.example", 6514)
+def test_syslog_address_defaults_to_the_transport_port():
+    assert parse_hostport("10.0.0.1:1514", DEFAULT_PORTS["udp"]) == ("10.0.0.1", 1514)
+    assert parse_hostport("[2001:db8::1]:6514", DEFAULT_PORTS["tls"]) == ("2001:db8::1", 6514)
+    assert parse_hostport("logs.example", DEFAULT_PORTS["tls"]) == ("logs.example", 6514)
+    assert parse_hostport("2001:db8::1", DEFAULT_PORTS["udp"]) == ("2001:db8::1", 514)
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])

@@ -11,9 +11,9 @@ from ingest.sflow.errors import DecodeError
 from ingest.sflow.flow_records._common import _cstr, _Reader, _SFStr, _typed, _u32s, _var
 from ingest.sflow.flow_records.packet import (
     SampledHeader,
-    _decode_sampled_header,
-    _encode_sampled_header,
-    _sflowtool_sampled_header,
+    decode_sampled_header,
+    encode_sampled_header,
+    sflowtool_sampled_header,
 )
 from ingest.sflow.layout import U32, U32S, Custom, F, Fixed, enc_address, fmt_ip, fmt_mac
 from ingest.sflow.model import Record
@@ -351,16 +351,16 @@ class Extended80211Payload(Record):
 def _decode_80211_payload(buf: memoryview, off: int, length: int) -> Extended80211Payload:
     if length < 4:
         raise DecodeError(off, f"extended_80211_payload record length {length} is too short")
-    return Extended80211Payload(U32S.unpack_from(buf, off)[0], _decode_sampled_header(buf, off + 4, length - 4))
+    return Extended80211Payload(U32S.unpack_from(buf, off)[0], decode_sampled_header(buf, off + 4, length - 4))
 
 
 def _encode_80211_payload(r: Extended80211Payload) -> bytes:
-    return U32S.pack(r.cipher_suite) + _encode_sampled_header(r.header)
+    return U32S.pack(r.cipher_suite) + encode_sampled_header(r.header)
 
 
 def _sflowtool_80211_payload(r: Extended80211Payload, out: dict, p: str) -> None:
     out[p + "cipher_suite"] = str(r.cipher_suite)
-    _sflowtool_sampled_header(r.header, out, p)
+    sflowtool_sampled_header(r.header, out, p)
 
 
 EXTENDED_80211_PAYLOAD = Custom("extended_80211_payload", Extended80211Payload, _decode_80211_payload,

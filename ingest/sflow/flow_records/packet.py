@@ -34,7 +34,7 @@ class SampledHeader(Record):
 _HEADER_HEAD = struct.Struct(">IIII")
 
 
-def _decode_sampled_header(buf: memoryview, off: int, length: int) -> SampledHeader:
+def decode_sampled_header(buf: memoryview, off: int, length: int) -> SampledHeader:
     end = off + length
     if length < 16:
         raise DecodeError(off, f"sampled_header record length {length} is too short")
@@ -47,11 +47,11 @@ def _decode_sampled_header(buf: memoryview, off: int, length: int) -> SampledHea
     return SampledHeader(proto, frame_length, stripped, header, decode_header(proto, header))
 
 
-def _encode_sampled_header(r: SampledHeader) -> bytes:
+def encode_sampled_header(r: SampledHeader) -> bytes:
     return _HEADER_HEAD.pack(r.header_protocol, r.frame_length, r.stripped, 0)[:12] + enc_opaque(r.header)
 
 
-def _sflowtool_sampled_header(r: SampledHeader, out: dict, p: str) -> None:
+def sflowtool_sampled_header(r: SampledHeader, out: dict, p: str) -> None:
     out[p + "flowSampleType"] = "HEADER"
     out[p + "headerProtocol"] = str(r.header_protocol)
     out[p + "sampledPacketSize"] = str(r.frame_length)
@@ -62,8 +62,8 @@ def _sflowtool_sampled_header(r: SampledHeader, out: dict, p: str) -> None:
     header_sflowtool(r, out, p)
 
 
-SAMPLED_HEADER = Custom("sampled_header", SampledHeader, _decode_sampled_header, _encode_sampled_header,
-                        _sflowtool_sampled_header)
+SAMPLED_HEADER = Custom("sampled_header", SampledHeader, decode_sampled_header, encode_sampled_header,
+                        sflowtool_sampled_header)
 
 
 def _ports(proto: int, src: int, dst: int, flags: int, out: dict, p: str) -> None:

@@ -23,14 +23,14 @@ import yaml
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 from pydantic import ValidationError
 
-from processors.flowspec import FlowSpecError, parse_definition
-from processors.topology import parse_topology
+from sflowpipe.flowspec import FlowSpecError, parse_definition
+from sflowpipe.topology import parse_topology
 from sflowpipe.kafka import KafkaClients
 from sflowpipe.settings import FlowDefinition, ForwardingDefinition, LimitSettings, Settings, ThresholdDefinition
 
 log = logging.getLogger(__name__)
 
-KINDS = ("flow", "threshold", "group", "forwarding", "topology")
+KINDS = ("flow", "threshold", "group", "forwarding", "topology")  # every kind on the config topic
 TOPOLOGY_NAME = "topology"  # the one topology definition
 Listener = Callable[[str, str, Any], None]  # (kind, name, definition or None)
 
@@ -126,8 +126,7 @@ def parse(kind: str, name: str, body: Any) -> Any:
         first = e.errors()[0]
         where = ".".join(str(x) for x in first["loc"]) or "definition"
         raise DefinitionError(f"{kind} {name}: {where}: {first['msg']}", {"field": where}) from None
-    raise DefinitionError(f"unknown definition kind {kind!r} (expected flow, threshold, group, forwarding or "
-                          f"topology)")
+    raise DefinitionError(f"unknown definition kind {kind!r} (expected {', '.join(KINDS[:-1])} or {KINDS[-1]})")
 
 
 def _parse_groups(name: str, body: Any) -> dict[str, list[str]]:
@@ -175,8 +174,9 @@ def file_definitions(data: dict) -> list[tuple[str, str, Any]]:
 
 
 def publish(settings: Settings, kind: str, name: str, body: Any, timeout: float = 30.0,
-            clients: KafkaClients | None = None) -> None:
-    """Write (or, with body None, delete) a definition on the config topic."""
+            clients: KafkaClients | None = None) -> tuple[int, int] | None:
+    """Write (or, with body None, delete) a definition on the config topic; where it was written
+    (partition, offset), so that the writer can tell its own write from older ones still to be read."""
     if kind not in KINDS:
         raise DefinitionError(f"unknown definition kind {kind!r}")
     if body is not None:
@@ -186,18 +186,30 @@ def publish(settings: Settings, kind: str, name: str, body: Any, timeout: float 
     clients.ensure_topics([topic], config={"cleanup.policy": "compact"})
     p = clients.producer()
     value = None if body is None else dumps(body).encode()
-    p.produce(topic, value, f"{kind}:{name}".encode())
+    where: list[tuple[int, int]] = []
+
+    def delivered(err, msg) -> None:
+        if err is None and msg.offset() is not None and msg.offset() >= 0:
+            where.append((msg.partition(), msg.offset()))
+
+    p.produce(topic, value, f"{kind}:{name}".encode(), on_delivery=delivered)
     if p.flush(timeout):
         raise RuntimeError("config topic: message not delivered")
+    return where[0] if where else None
 
 
 class ConfigWatcher:
     """Owns a consumer of the whole config topic and tells listeners about every change."""
 
-    def __init__(self, settings: Settings, listener: Listener, clients: KafkaClients | None = None) -> None:
+    def __init__(self, settings: Settings, listener: Listener,
+                 older: Callable[[str, str, int, int], bool] | None = None,
+                 clients: KafkaClients | None = None) -> None:
         self.settings = settings
         self.clients = clients or KafkaClients(settings.kafka)
         self.listener = listener
+        # older(kind, name, partition, offset): True for a message older than what the owner wrote
+        # itself and applied already (an API answering a GET right after its PUT)
+        self.older = older
         self.topic = settings.kafka.topic(settings.topics.config)
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
@@ -238,15 +250,17 @@ class ConfigWatcher:
             while not self.stopping.is_set():
                 for m in c.consume(100, 0.5):
                     if m.error() is None:
-                        self._apply(m.key(), m.value())
+                        self._apply(m.key(), m.value(), m.partition(), m.offset())
         finally:
             c.close()
 
-    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+    def _apply(self, key: bytes | None, value: bytes | None, partition: int = -1, offset: int = -1) -> None:
         try:
             kind, _, name = (key or b"").decode().partition(":")
             if not name:
                 raise DefinitionError(f"config key {key!r}: expected kind:name")
+            if self.older is not None and self.older(kind, name, partition, offset):
+                return
             body = loads(value) if value else None
             typed = parse(kind, name, body)
             names = self.names.setdefault(kind, set())

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 
 from processors.app import decode_flow_batch
-from processors.config import DefinitionError, parse
+from sflowpipe.config_plane import DefinitionError, parse
 from processors.engine import Engine
 from processors.enrich import Enricher
-from processors.flowspec import KEY_NAMES, EvalContext, FlowSpecError, compile_flow, compile_key, parse_definition
+from sflowpipe.flowspec import KEY_NAMES, EvalContext, FlowSpecError, compile_flow, compile_key, parse_definition
 from schemas.codec import Codec
 from schemas.definitions import hot_field_count
 from sflowpipe.settings import EnrichSettings
@@ -176,7 +176,7 @@ def test_bad_uses_are_refused_with_their_token():
 
 
 def test_every_payload_key_is_in_the_key_table():
-    from processors.flowspec.payload_keys import PAYLOAD_KEYS
+    from sflowpipe.flowspec.payload_keys import PAYLOAD_KEYS
 
     assert set(PAYLOAD_KEYS) <= KEY_NAMES
     assert {"arpipsender", "dnsqname", "dnsqr", "dnsqtypename", "icmpseqno", "memcachekey", "httpurl",

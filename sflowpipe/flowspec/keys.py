@@ -1,4 +1,4 @@
-"""The base flow key table (agent, macsource, ipsource, tcpflags, vni, ...), its column extractors and _Key."""
+"""The base flow key table (agent, macsource, ipsource, tcpflags, vni, ...), its column extractors and Key."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import re
 from typing import Callable
 
 from ingest.sflow.discard_reasons import DISCARD_REASONS
-from processors.flows import data_source
-from processors.flowspec.payload_keys import PAYLOAD_KEYS
-from processors.flowspec.context import _CACHE_LIMIT, ColFn, EvalContext, _field, needing, note_needs
+from sflowpipe.names import data_sources
+from sflowpipe.flowspec.payload_keys import PAYLOAD_KEYS
+from sflowpipe.flowspec.context import CACHE_LIMIT, ColFn, EvalContext, column_at, needing, note_needs
 
 _S = tuple(str(i) for i in range(65536))  # int -> decimal text, for the 16-bit fields
 _TCPFLAGS = tuple(format(i, "09b") for i in range(512))
@@ -18,7 +18,7 @@ _BIGINT: dict[int, str] = {}
 def _istr(v: int) -> str:
     s = _BIGINT.get(v)
     if s is None:
-        if len(_BIGINT) > _CACHE_LIMIT:
+        if len(_BIGINT) > CACHE_LIMIT:
             _BIGINT.clear()
         s = _BIGINT[v] = str(v)
     return s
@@ -29,7 +29,7 @@ _MAC: dict[str, str] = {}
 
 def _mac_col(col: list) -> list:
     c = _MAC
-    if len(c) > _CACHE_LIMIT:
+    if len(c) > CACHE_LIMIT:
         c.clear()
     for m in set(col):
         if m not in c and m is not None:
@@ -47,7 +47,7 @@ def _ip_key(field: str, version: int) -> Callable[[int], ColFn]:
         def col(ctx: EvalContext) -> list:
             return [
                 s if v == version else None
-                for s, v in zip(_field(ctx, level, field), _field(ctx, level, "ip_version"))
+                for s, v in zip(column_at(ctx, level, field), column_at(ctx, level, "ip_version"))
             ]
 
         return col
@@ -64,7 +64,7 @@ def _ip_int_key(field: str, version: int, conv: Callable[[int], int] | None = No
                 S = table
                 return [
                     S[x] if v == version and x is not None else None
-                    for x, v in zip(_field(ctx, level, field), _field(ctx, level, "ip_version"))
+                    for x, v in zip(column_at(ctx, level, field), column_at(ctx, level, "ip_version"))
                 ]
 
         else:
@@ -73,7 +73,7 @@ def _ip_int_key(field: str, version: int, conv: Callable[[int], int] | None = No
                 S = table
                 return [
                     S[conv(x)] if v == version and x is not None else None
-                    for x, v in zip(_field(ctx, level, field), _field(ctx, level, "ip_version"))
+                    for x, v in zip(column_at(ctx, level, field), column_at(ctx, level, "ip_version"))
                 ]
 
         return col
@@ -90,7 +90,7 @@ def _l4_key(field: str, protos: tuple[int, ...], table: tuple = _S) -> Callable[
                 T = table
                 return [
                     T[x] if p == proto and x is not None else None
-                    for x, p in zip(_field(ctx, level, field), _field(ctx, level, "ip_protocol"))
+                    for x, p in zip(column_at(ctx, level, field), column_at(ctx, level, "ip_protocol"))
                 ]
 
         else:
@@ -100,7 +100,7 @@ def _l4_key(field: str, protos: tuple[int, ...], table: tuple = _S) -> Callable[
                 T = table
                 return [
                     T[x] if p in ps and x is not None else None
-                    for x, p in zip(_field(ctx, level, field), _field(ctx, level, "ip_protocol"))
+                    for x, p in zip(column_at(ctx, level, field), column_at(ctx, level, "ip_protocol"))
                 ]
 
         return col
@@ -115,7 +115,7 @@ def _icmp6_key(field: str) -> Callable[[int], ColFn]:
             return [
                 S[x] if p == 58 and v == 6 and x is not None else None
                 for x, p, v in zip(
-                    _field(ctx, level, field), _field(ctx, level, "ip_protocol"), _field(ctx, level, "ip_version")
+                    column_at(ctx, level, field), column_at(ctx, level, "ip_protocol"), column_at(ctx, level, "ip_version")
                 )
             ]
 
@@ -131,7 +131,7 @@ def _icmp4_key(field: str) -> Callable[[int], ColFn]:
             return [
                 S[x] if p == 1 and v == 4 and x is not None else None
                 for x, p, v in zip(
-                    _field(ctx, level, field), _field(ctx, level, "ip_protocol"), _field(ctx, level, "ip_version")
+                    column_at(ctx, level, field), column_at(ctx, level, "ip_protocol"), column_at(ctx, level, "ip_version")
                 )
             ]
 
@@ -142,7 +142,7 @@ def _icmp4_key(field: str) -> Callable[[int], ColFn]:
 
 def _mac_key(field: str) -> Callable[[int], ColFn]:
     def build(level: int) -> ColFn:
-        return lambda ctx: _mac_col(_field(ctx, level, field))
+        return lambda ctx: _mac_col(column_at(ctx, level, field))
 
     return build
 
@@ -151,7 +151,7 @@ def _int16_key(field: str) -> Callable[[int], ColFn]:
     def build(level: int) -> ColFn:
         def col(ctx: EvalContext) -> list:
             S = _S
-            return [S[x] if x is not None else None for x in _field(ctx, level, field)]
+            return [S[x] if x is not None else None for x in column_at(ctx, level, field)]
 
         return col
 
@@ -165,9 +165,9 @@ def _vlan_key(which: str, ext: str) -> Callable[[int], ColFn]:
     def build(level: int) -> ColFn:
         def col(ctx: EvalContext) -> list:
             S = _S
-            tags = _field(ctx, level, "vlans")
+            tags = column_at(ctx, level, "vlans")
             if level == 0:
-                sw = _field(ctx, 0, ext)
+                sw = column_at(ctx, 0, ext)
                 return [
                     S[t[0][which]] if t else (S[x] if x is not None else None) for t, x in zip(tags, sw)
                 ]
@@ -190,7 +190,7 @@ def _ifindex_key(field: str) -> Callable[[int], ColFn]:
             S = _S
             return [
                 (S[x] if x < 65536 else _istr(x)) if f == 0 and x is not None and x >= 0 else None
-                for x, f in zip(_field(ctx, 0, field), _field(ctx, 0, fmt_field))
+                for x, f in zip(column_at(ctx, 0, field), column_at(ctx, 0, fmt_field))
             ]
 
         return col
@@ -200,15 +200,7 @@ def _ifindex_key(field: str) -> Callable[[int], ColFn]:
 
 def _datasource_key(level: int) -> ColFn:
     def col(ctx: EvalContext) -> list:
-        cache: dict = {}
-        out = []
-        for t, i in zip(_field(ctx, 0, "source_id_type"), _field(ctx, 0, "source_id_index")):
-            k = (t, i)
-            s = cache.get(k)
-            if s is None:
-                s = cache[k] = data_source(t, i) if t is not None and i is not None else ""
-            out.append(s or None)
-        return out
+        return data_sources(column_at(ctx, 0, "source_id_type"), column_at(ctx, 0, "source_id_index"))
 
     return col
 
@@ -221,7 +213,7 @@ def _unreach_port_text(proto: int, port: int) -> str:
     k = (proto, port)
     s = _UNREACH_PORT.get(k)
     if s is None:
-        if len(_UNREACH_PORT) > _CACHE_LIMIT:
+        if len(_UNREACH_PORT) > CACHE_LIMIT:
             _UNREACH_PORT.clear()
         s = _UNREACH_PORT[k] = f"{_PROTO_NAMES.get(proto) or proto}_{port}"
     return s
@@ -243,11 +235,11 @@ def _icmp_unreachable_key(which: str) -> Callable[[int], ColFn]:
     def build(level: int) -> ColFn:
         def col(ctx: EvalContext) -> list:
             out = []
-            quoted = zip(_field(ctx, level, "icmp_quoted_protocol"), _field(ctx, level, "icmp_quoted_dst_ip"),
-                         _field(ctx, level, "icmp_quoted_dst_port"))
+            quoted = zip(column_at(ctx, level, "icmp_quoted_protocol"), column_at(ctx, level, "icmp_quoted_dst_ip"),
+                         column_at(ctx, level, "icmp_quoted_dst_port"))
             for (p, t, c), (qp, qd, qport) in zip(
-                zip(_field(ctx, level, "ip_protocol"), _field(ctx, level, "icmp_type"),
-                    _field(ctx, level, "icmp_code")), quoted):
+                zip(column_at(ctx, level, "ip_protocol"), column_at(ctx, level, "icmp_type"),
+                    column_at(ctx, level, "icmp_code")), quoted):
                 if (p == 1 and t == v4_type and c == v4_code) or (p == 58 and t == v6_type and c == v6_code):
                     if which == "port":
                         out.append(_unreach_port_text(qp, qport) if qport is not None else None)
@@ -265,7 +257,7 @@ def _icmp_unreachable_key(which: str) -> Callable[[int], ColFn]:
 
 
 # name -> (builder, allows a ``.N`` tunnel level suffix)
-_BASE_KEYS: dict[str, tuple[Callable[[int], ColFn], bool]] = {
+BASE_KEYS: dict[str, tuple[Callable[[int], ColFn], bool]] = {
     # data source and interfaces (outer only)
     "agent": (_agent_key, False),
     "datasource": (_datasource_key, False),
@@ -312,7 +304,7 @@ _BASE_KEYS: dict[str, tuple[Callable[[int], ColFn], bool]] = {
 
 def _vni_level(level: int) -> ColFn:  # vni of the packet at ``level`` (any width)
     def col(ctx: EvalContext) -> list:
-        return [(_S[x] if 0 <= x < 65536 else _istr(x)) if x is not None else None for x in _field(ctx, level, "vni")]
+        return [(_S[x] if 0 <= x < 65536 else _istr(x)) if x is not None else None for x in column_at(ctx, level, "vni")]
 
     return col
 
@@ -327,15 +319,15 @@ def _tunnel_id_key(proto: int, port: int | None = None) -> Callable[[int], ColFn
 
             def col(ctx: EvalContext) -> list:
                 return [(_S[x] if 0 <= x < 65536 else _istr(x)) if x is not None and p == proto else None
-                        for x, p in zip(_field(ctx, level, "vni"), _field(ctx, level, "ip_protocol"))]
+                        for x, p in zip(column_at(ctx, level, "vni"), column_at(ctx, level, "ip_protocol"))]
 
         else:
 
             def col(ctx: EvalContext) -> list:
                 return [(_S[x] if 0 <= x < 65536 else _istr(x)) if x is not None and p == proto and d == port
                         else None
-                        for x, p, d in zip(_field(ctx, level, "vni"), _field(ctx, level, "ip_protocol"),
-                                           _field(ctx, level, "dst_port"))]
+                        for x, p, d in zip(column_at(ctx, level, "vni"), column_at(ctx, level, "ip_protocol"),
+                                           column_at(ctx, level, "dst_port"))]
 
         return col
 
@@ -349,9 +341,9 @@ def _direction_key(level: int) -> ColFn:
 
     def col(ctx: EvalContext) -> list:
         out = []
-        for t, i, fi, x, fo, y in zip(_field(ctx, 0, "source_id_type"), _field(ctx, 0, "source_id_index"),
-                                      _field(ctx, 0, "input_format"), _field(ctx, 0, "input"),
-                                      _field(ctx, 0, "output_format"), _field(ctx, 0, "output")):
+        for t, i, fi, x, fo, y in zip(column_at(ctx, 0, "source_id_type"), column_at(ctx, 0, "source_id_index"),
+                                      column_at(ctx, 0, "input_format"), column_at(ctx, 0, "input"),
+                                      column_at(ctx, 0, "output_format"), column_at(ctx, 0, "output")):
             if t != 0 or i is None:
                 out.append(None)
             elif fi == 0 and x == i:
@@ -372,7 +364,7 @@ def _offset_key(field: str) -> Callable[[int], ColFn]:
     def build(level: int) -> ColFn:
         def col(ctx: EvalContext) -> list:
             S = _S
-            return [S[x] if x is not None and 0 <= x < 65536 else None for x in _field(ctx, level, field)]
+            return [S[x] if x is not None and 0 <= x < 65536 else None for x in column_at(ctx, level, field)]
 
         return needing(frozenset((field,)), col) if level == 0 else col
 
@@ -389,7 +381,7 @@ def _reason_key(level: int) -> ColFn:
     names = DISCARD_REASONS
 
     def col(ctx: EvalContext) -> list:
-        return [(names.get(r) or _istr(r)) if r is not None else None for r in _field(ctx, 0, "reason")]
+        return [(names.get(r) or _istr(r)) if r is not None else None for r in column_at(ctx, 0, "reason")]
 
     return needing(DROP_KEYS, col)  # a column of discard notifications only: parse_definition checks it
 
@@ -411,23 +403,23 @@ def _is_broadcast(level: int) -> ColFn:
 
     def col(ctx: EvalContext) -> list:
         return [None if m is None else ("true" if m.lower() in ("ff:ff:ff:ff:ff:ff", "ffffffffffff") else "false")
-                for m in _field(ctx, level, "dst_mac")]
+                for m in column_at(ctx, level, "dst_mac")]
 
     return col
 
 
-_BASE_KEYS["ipdscpname"] = (_ip_int_key("tos", 4, lambda x: x >> 2, _DSCP), True)
-_BASE_KEYS["ip6dscpname"] = (_ip_int_key("tos", 6, lambda x: x >> 2, _DSCP), True)
-_BASE_KEYS["isbroadcast"] = (_is_broadcast, True)
-_BASE_KEYS["vni"] = (_vni_level, True)  # VXLAN / Geneve VNI, NVGRE VSID of the tunnel at that level (alias)
-_BASE_KEYS["vxlanvni"] = (_tunnel_id_key(17, 4789), True)
-_BASE_KEYS["genevevni"] = (_tunnel_id_key(17, 6081), True)
-_BASE_KEYS["grevsid"] = (_tunnel_id_key(47), True)
-_BASE_KEYS["direction"] = (_direction_key, False)
-_BASE_KEYS["ip_offset"] = (_offset_key("ip_offset"), True)
-_BASE_KEYS["reason"] = (_reason_key, False)
-_BASE_KEYS.update(PAYLOAD_KEYS)  # ARP, DNS, ICMP echo, application records (processors/flowspec/payload_keys.py)
-KEY_NAMES = frozenset(_BASE_KEYS)
+BASE_KEYS["ipdscpname"] = (_ip_int_key("tos", 4, lambda x: x >> 2, _DSCP), True)
+BASE_KEYS["ip6dscpname"] = (_ip_int_key("tos", 6, lambda x: x >> 2, _DSCP), True)
+BASE_KEYS["isbroadcast"] = (_is_broadcast, True)
+BASE_KEYS["vni"] = (_vni_level, True)  # VXLAN / Geneve VNI, NVGRE VSID of the tunnel at that level (alias)
+BASE_KEYS["vxlanvni"] = (_tunnel_id_key(17, 4789), True)
+BASE_KEYS["genevevni"] = (_tunnel_id_key(17, 6081), True)
+BASE_KEYS["grevsid"] = (_tunnel_id_key(47), True)
+BASE_KEYS["direction"] = (_direction_key, False)
+BASE_KEYS["ip_offset"] = (_offset_key("ip_offset"), True)
+BASE_KEYS["reason"] = (_reason_key, False)
+BASE_KEYS.update(PAYLOAD_KEYS)  # ARP, DNS, ICMP echo, application records (sflowpipe/flowspec/payload_keys.py)
+KEY_NAMES = frozenset(BASE_KEYS)
 
 # sFlow-RT keys and functions whose values come from outside sFlow (refused with the reason, not as
 # unknown): sflowpipe computes flows from sFlow records only.
@@ -451,10 +443,10 @@ def not_from_sflow(name: str) -> str | None:
         why = next((w for p, w in NOT_FROM_SFLOW_PREFIXES.items() if name.startswith(p)), None)
     return why
 
-_KEY_RE = re.compile(r"([a-z0-9_]+)(?:\.([0-9]))?\Z")
+KEY_RE = re.compile(r"([a-z0-9_]+)(?:\.([0-9]))?\Z")
 
 
-class _Key:
+class Key:
     """A compiled key (base key or function): ``canon`` text and ``col(ctx)`` (cached per batch)."""
 
     __slots__ = ("canon", "col", "_raw")

@@ -13,7 +13,7 @@ from typing import Callable
 
 import re2
 
-from processors.flowspec.errors import FlowSpecError
+from sflowpipe.flowspec.errors import FlowSpecError
 
 Matcher = Callable[[str], bool]
 

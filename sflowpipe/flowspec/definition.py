@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
 
-from processors.flowspec.context import EvalContext, _field, collecting_needs, note_needs
-from processors.flowspec.errors import FlowSpecError
-from processors.flowspec.filters import compile_filter
-from processors.flowspec.functions import compile_key
-from processors.flowspec.keys import DROP_KEYS
-from processors.flowspec.payload_keys import v_requests
+from sflowpipe.flowspec.context import EvalContext, column_at, collecting_needs, note_needs
+from sflowpipe.flowspec.errors import FlowSpecError
+from sflowpipe.flowspec.filters import compile_filter
+from sflowpipe.flowspec.functions import compile_key
+from sflowpipe.flowspec.keys import DROP_KEYS
+from sflowpipe.flowspec.payload_keys import v_requests
+from sflowpipe.names import split_keys
 
 VALUES = ("bytes", "frames", "bps", "fps", "requests")
 
@@ -36,22 +37,6 @@ class FlowDef:
     fs: str = ","
     agg_mode: str | None = None  # one of AGG_MODES
     dropped: bool = False  # over discarded-packet notifications instead of packet samples
-
-
-def _split_keys(spec: str) -> list[str]:
-    out, depth, cur = [], 0, []
-    for ch in spec:
-        if ch == "[":
-            depth += 1
-        elif ch == "]":
-            depth -= 1
-        if ch == "," and depth == 0:
-            out.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur))
-    return [k.strip() for k in out]
 
 
 def _number(name: str, attr: str, v: Any, default: float) -> float:
@@ -101,7 +86,7 @@ def parse_definition(name: str, d: dict) -> FlowDef:
     if keys_spec is None or (isinstance(keys_spec, str) and not keys_spec.strip()) or keys_spec == []:
         keys = []  # sFlow-RT allows a flow without keys: one flow, the total of what the filter keeps
     elif isinstance(keys_spec, str):
-        keys = _split_keys(keys_spec)
+        keys = split_keys(keys_spec)
     elif isinstance(keys_spec, (list, tuple)) and all(isinstance(k, str) for k in keys_spec):
         keys = [k.strip() for k in keys_spec]
     else:
@@ -208,20 +193,20 @@ class CompiledFlow:
 
 
 def _v_frames(ctx: EvalContext) -> list:
-    return _field(ctx, 0, "sampling_rate")
+    return column_at(ctx, 0, "sampling_rate")
 
 
 def _v_bytes(ctx: EvalContext) -> list:
     return [
         f * r if f is not None else None
-        for f, r in zip(_field(ctx, 0, "frame_length"), _field(ctx, 0, "sampling_rate"))
+        for f, r in zip(column_at(ctx, 0, "frame_length"), column_at(ctx, 0, "sampling_rate"))
     ]
 
 
 def _v_bps(ctx: EvalContext) -> list:
     return [
         f * r * 8 if f is not None else None
-        for f, r in zip(_field(ctx, 0, "frame_length"), _field(ctx, 0, "sampling_rate"))
+        for f, r in zip(column_at(ctx, 0, "frame_length"), column_at(ctx, 0, "sampling_rate"))
     ]
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from processors.flowspec.errors import FlowSpecError
+from sflowpipe.flowspec.errors import FlowSpecError
 
 
 def _ifindex_text(v: Any) -> str | None:

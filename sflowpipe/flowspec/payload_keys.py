@@ -28,7 +28,7 @@ from ingest.sflow.flow_records import (
     MemcacheOperation,
 )
 from ingest.sflow.payload import dns_offset, parse_arp, parse_dns, parse_icmp_echo, transport_offset
-from processors.flowspec.context import ColFn, EvalContext, _field, _inner, needing
+from sflowpipe.flowspec.context import ColFn, EvalContext, column_at, inner_headers, needing
 
 _HEADER = frozenset(("header",))
 _IP_PAYLOAD = frozenset(("header", "ip_offset"))
@@ -50,8 +50,8 @@ def _arp_col(ctx: EvalContext) -> list:
 
     def make() -> list:
         out = []
-        for hp, et, h, tags in zip(_field(ctx, 0, "header_protocol"), _field(ctx, 0, "eth_type"),
-                                   _field(ctx, 0, "header"), _field(ctx, 0, "vlans")):
+        for hp, et, h, tags in zip(column_at(ctx, 0, "header_protocol"), column_at(ctx, 0, "eth_type"),
+                                   column_at(ctx, 0, "header"), column_at(ctx, 0, "vlans")):
             out.append(parse_arp(h, 14 + 4 * len(tags or ()), len(h))
                        if et == _ETH_ARP and hp == 1 and h is not None else None)
         return out
@@ -64,8 +64,8 @@ def _dns_col(ctx: EvalContext, level: int) -> list:
 
     def make() -> list:
         out = []
-        cols = zip(_field(ctx, 0, "header"), _field(ctx, level, "ip_offset"), _field(ctx, level, "ip_protocol"),
-                   _field(ctx, level, "src_port"), _field(ctx, level, "dst_port"))
+        cols = zip(column_at(ctx, 0, "header"), column_at(ctx, level, "ip_offset"), column_at(ctx, level, "ip_protocol"),
+                   column_at(ctx, level, "src_port"), column_at(ctx, level, "dst_port"))
         for h, ipo, proto, sp, dp in cols:
             msg = None
             if h is not None and (sp == 53 or dp == 53) and ipo is not None:
@@ -84,8 +84,8 @@ def _echo_col(ctx: EvalContext, level: int) -> list:
 
     def make() -> list:
         out = []
-        cols = zip(_field(ctx, 0, "header"), _field(ctx, level, "ip_offset"), _field(ctx, level, "ip_protocol"),
-                   _field(ctx, level, "ip_version"), _field(ctx, level, "icmp_type"))
+        cols = zip(column_at(ctx, 0, "header"), column_at(ctx, level, "ip_offset"), column_at(ctx, level, "ip_protocol"),
+                   column_at(ctx, level, "ip_version"), column_at(ctx, level, "icmp_type"))
         for h, ipo, proto, v, t in cols:
             echo = None
             if h is not None and proto == 1 and v == 4 and (t == 8 or t == 0) and ipo is not None:
@@ -109,7 +109,7 @@ def _record_col(ctx: EvalContext, *classes: type) -> list:
 
     def make() -> list:
         out = []
-        for recs in _field(ctx, 0, "records"):
+        for recs in column_at(ctx, 0, "records"):
             found = None
             for r in recs or ():
                 if type(r) is tuple and r[0] in names:  # decoded union members are (record name, fields)
@@ -217,7 +217,7 @@ _HTTP = (HttpRequest, HttpRequestV1)
 _SOCK4, _SOCK6, _SOCK = (ExtendedSocketIpv4,), (ExtendedSocketIpv6,), (ExtendedSocketIpv4, ExtendedSocketIpv6)
 _APP = (AppOperation,)
 
-# name -> (builder, allows a ``.N`` tunnel level suffix): merged into keys._BASE_KEYS
+# name -> (builder, allows a ``.N`` tunnel level suffix): merged into keys.BASE_KEYS
 PAYLOAD_KEYS: dict[str, tuple[Callable[[int], ColFn], bool]] = {
     # ARP (Ethernet/IPv4, outer frame)
     "arpoperation": (_arp_key("operation"), False),
@@ -295,10 +295,10 @@ def _v_requests(ctx: EvalContext) -> list:
     when it carries an application transaction record (HTTP, memcache, app_operation) or its header
     holds an ARP packet or a DNS message (also inside a tunnel); other samples have no value (they do
     not count)."""
-    rates = _field(ctx, 0, "sampling_rate")
+    rates = column_at(ctx, 0, "sampling_rate")
     counted = [a is not None or p is not None for a, p in zip(_record_col(ctx, *_TRANSACTIONS), _arp_col(ctx))]
     level = 0
-    while level <= _MAX_TUNNELS and (level == 0 or any(x is not None for x in _inner(ctx, level))):
+    while level <= _MAX_TUNNELS and (level == 0 or any(x is not None for x in inner_headers(ctx, level))):
         counted = [c or d is not None for c, d in zip(counted, _dns_col(ctx, level))]  # DNS in a tunnel counts too
         level += 1
     return [r if c else None for r, c in zip(rates, counted)]

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.flowspec import (
+from sflowpipe.flowspec import (
     FUNCTION_NAMES,
     KEY_NAMES,
     EvalContext,

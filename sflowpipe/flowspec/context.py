@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Callable, Iterator
 
-_CACHE_LIMIT = 1 << 16  # distinct values kept in a formatting / matching cache before it is cleared
+CACHE_LIMIT = 1 << 16  # distinct values kept in a formatting / matching cache before it is cleared
 
 
 class BudgetExceeded(Exception):
@@ -43,7 +43,7 @@ class EvalContext:
     def __init__(self, batch: dict, enrich: Any = None, topology: Any = None) -> None:
         self.batch = batch
         self.enrich = enrich
-        self.topology = topology  # processors.topology.Topology (link: keys) or None
+        self.topology = topology  # sflowpipe.topology.Topology (link: keys) or None
         rt = batch.get("sampling_rate")
         self.n = len(rt) if rt is not None else len(batch.get("frame_length") or ())
         self.cache: dict = {}
@@ -91,7 +91,7 @@ def collecting_needs() -> Iterator[set]:
             outer.update(s)
 
 
-def _field(ctx: EvalContext, level: int, name: str) -> list:
+def column_at(ctx: EvalContext, level: int, name: str) -> list:
     """The column ``name`` of the packet at tunnel depth ``level`` (0 outer, 1 the ``inner`` header...)."""
     if level == 0:
         col = ctx.batch.get(name)
@@ -101,18 +101,18 @@ def _field(ctx: EvalContext, level: int, name: str) -> list:
     ck = ("#f", level, name)
     col = ctx.cache.get(ck)
     if col is None:
-        inner = _inner(ctx, level)
+        inner = inner_headers(ctx, level)
         col = ctx.cache[ck] = [d.get(name) if d is not None else None for d in inner]
     return col
 
 
-def _inner(ctx: EvalContext, level: int) -> list:
+def inner_headers(ctx: EvalContext, level: int) -> list:
     ck = ("#inner", level)
     col = ctx.cache.get(ck)
     if col is None:
         if level == 1:
             col = ctx.batch.get("inner") or [None] * ctx.n
         else:
-            col = [d.get("inner") if d is not None else None for d in _inner(ctx, level - 1)]
+            col = [d.get("inner") if d is not None else None for d in inner_headers(ctx, level - 1)]
         ctx.cache[ck] = col
     return col

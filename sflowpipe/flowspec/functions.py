@@ -5,10 +5,10 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Callable
 
-from processors.flowspec.context import _CACHE_LIMIT, ColFn, EvalContext
-from processors.flowspec.errors import FlowSpecError
-from processors.flowspec.keys import _BASE_KEYS, _KEY_RE, _Key, not_from_sflow
-from processors.flowspec.oui import oui_of, vendor
+from sflowpipe.flowspec.context import CACHE_LIMIT, ColFn, EvalContext
+from sflowpipe.flowspec.errors import FlowSpecError
+from sflowpipe.flowspec.keys import BASE_KEYS, KEY_RE, Key, not_from_sflow
+from sflowpipe.flowspec.oui import oui_of, vendor
 
 
 def _split_args(text: str, what: str) -> list[tuple[str, bool]]:
@@ -47,18 +47,18 @@ def _split_args(text: str, what: str) -> list[tuple[str, bool]]:
     return out
 
 
-_MAX_DEPTH = 32
+MAX_DEPTH = 32
 
 
-def compile_key(text: str, what: str = "key") -> _Key:
+def compile_key(text: str, what: str = "key") -> Key:
     """Compile a flow key or key function expression."""
     if not isinstance(text, str):
         raise FlowSpecError(f"{what}: flow key must be a string, not {type(text).__name__}")
     return _compile_key(text.strip(), what, 0)
 
 
-def _compile_key(text: str, what: str, depth: int) -> _Key:
-    if depth > _MAX_DEPTH:
+def _compile_key(text: str, what: str, depth: int) -> Key:
+    if depth > MAX_DEPTH:
         raise FlowSpecError(f"{what}: key functions nested too deeply in {text!r}")
     if not text:
         raise FlowSpecError(f"{what}: empty flow key")
@@ -69,8 +69,8 @@ def _compile_key(text: str, what: str, depth: int) -> _Key:
     return node
 
 
-def _parse_key(toks: list, pos: int, what: str, depth: int, text: str) -> tuple[_Key, int]:
-    if depth > _MAX_DEPTH:
+def _parse_key(toks: list, pos: int, what: str, depth: int, text: str) -> tuple[Key, int]:
+    if depth > MAX_DEPTH:
         raise FlowSpecError(f"{what}: key functions nested too deeply in {text!r}")
     if pos >= len(toks):
         raise FlowSpecError(f"{what}: missing flow key in {text!r}")
@@ -80,17 +80,17 @@ def _parse_key(toks: list, pos: int, what: str, depth: int, text: str) -> tuple[
     fn = _FUNCTIONS.get(tok)
     if fn is not None:
         return fn(toks, pos + 1, what, depth + 1, text)
-    m = _KEY_RE.match(tok)
-    if m is None or m.group(1) not in _BASE_KEYS:
+    m = KEY_RE.match(tok)
+    if m is None or m.group(1) not in BASE_KEYS:
         why = not_from_sflow(m.group(1) if m is not None else tok)
         if why is not None:
             raise FlowSpecError(f"{what}: {tok!r} needs data sFlow does not carry: {why}", token=tok)
         raise FlowSpecError(f"{what}: unknown flow key {tok!r}", token=tok)
-    build, nestable = _BASE_KEYS[m.group(1)]
+    build, nestable = BASE_KEYS[m.group(1)]
     level = int(m.group(2)) if m.group(2) else 0
     if level and not nestable:
         raise FlowSpecError(f"{what}: unknown flow key {tok!r} ({m.group(1)} has no tunnel level)", token=tok)
-    return _Key(tok, build(level)), pos + 1
+    return Key(tok, build(level)), pos + 1
 
 
 def _arg(toks: list, pos: int, what: str, fname: str, text: str, argname: str) -> str:
@@ -109,7 +109,7 @@ def _int_arg(toks: list, pos: int, what: str, fname: str, text: str, argname: st
     return int(tok)
 
 
-def _lookup_col(key: _Key, lookup: Callable[[EvalContext, str], Any]) -> ColFn:
+def _lookup_col(key: Key, lookup: Callable[[EvalContext, str], Any]) -> ColFn:
     """Column of ``lookup(value)`` (as text, None kept), one lookup per distinct value per batch."""
 
     def col(ctx: EvalContext) -> list:
@@ -127,13 +127,13 @@ def _lookup_col(key: _Key, lookup: Callable[[EvalContext, str], Any]) -> ColFn:
 def _f_country(toks, pos, what, depth, text):
     key, pos = _parse_key(toks, pos, what, depth, text)
     canon = f"country:[{key.canon}]"
-    return _Key(canon, _lookup_col(key, lambda ctx, v: ctx.enrich.country(v) if ctx.enrich else None)), pos
+    return Key(canon, _lookup_col(key, lambda ctx, v: ctx.enrich.country(v) if ctx.enrich else None)), pos
 
 
 def _f_asn(toks, pos, what, depth, text):
     key, pos = _parse_key(toks, pos, what, depth, text)
     canon = f"asn:[{key.canon}]"
-    return _Key(canon, _lookup_col(key, lambda ctx, v: ctx.enrich.asn(v) if ctx.enrich else None)), pos
+    return Key(canon, _lookup_col(key, lambda ctx, v: ctx.enrich.asn(v) if ctx.enrich else None)), pos
 
 
 def _f_group(toks, pos, what, depth, text):
@@ -155,7 +155,7 @@ def _f_group(toks, pos, what, depth, text):
                 return g
         return None
 
-    return _Key(f"group:[{key.canon}]:" + ":".join(gsets), _lookup_col(key, lookup)), pos
+    return Key(f"group:[{key.canon}]:" + ":".join(gsets), _lookup_col(key, lookup)), pos
 
 
 def _f_null(toks, pos, what, depth, text):
@@ -168,7 +168,7 @@ def _f_null(toks, pos, what, depth, text):
     def col(ctx: EvalContext) -> list:
         return [default if v is None else v for v in key.col(ctx)]
 
-    return _Key(f"null:[{key.canon}]:{default}", col), pos
+    return Key(f"null:[{key.canon}]:{default}", col), pos
 
 
 def _f_or(toks, pos, what, depth, text):
@@ -186,7 +186,7 @@ def _f_or(toks, pos, what, depth, text):
             out = [a if a is not None else b for a, b in zip(out, k.col(ctx))]
         return out
 
-    return _Key("or:" + ":".join(f"[{k.canon}]" for k in ks), col), pos
+    return Key("or:" + ":".join(f"[{k.canon}]" for k in ks), col), pos
 
 
 _MASK_CACHE: dict = {}
@@ -215,7 +215,7 @@ def _f_mask(toks, pos, what, depth, text):
     def col(ctx: EvalContext) -> list:
         src = key.col(ctx)
         c = cache
-        if len(c) > _CACHE_LIMIT:
+        if len(c) > CACHE_LIMIT:
             c.clear()
         for v in set(src):
             if v not in c:
@@ -223,7 +223,7 @@ def _f_mask(toks, pos, what, depth, text):
         return [c[v] for v in src]
 
     canon = f"mask:[{key.canon}]:{b4}" + (f":{b6}" if b6 != b4 else "")
-    return _Key(canon, col), pos
+    return Key(canon, col), pos
 
 
 def _f_prefix_suffix(fname: str):
@@ -252,7 +252,7 @@ def _f_prefix_suffix(fname: str):
                     memo[v] = one(v)
             return [memo[v] for v in src]
 
-        return _Key(f"{fname}:[{key.canon}]:{sep}:{n}", col), pos
+        return Key(f"{fname}:[{key.canon}]:{sep}:{n}", col), pos
 
     return f
 
@@ -264,13 +264,13 @@ def _f_oui(toks, pos, what, depth, text):
     if pos < len(toks) and toks[pos][0] == "name" and not toks[pos][1]:
         attr, pos = "name", pos + 1
     if attr is None:
-        return _Key(f"oui:[{key.canon}]", _lookup_col(key, lambda ctx, v: oui_of(v))), pos
+        return Key(f"oui:[{key.canon}]", _lookup_col(key, lambda ctx, v: oui_of(v))), pos
 
     def name(ctx: EvalContext, v: str):
         o = oui_of(v)
         return vendor(o) if o is not None else None
 
-    return _Key(f"oui:[{key.canon}]:name", _lookup_col(key, name)), pos
+    return Key(f"oui:[{key.canon}]:name", _lookup_col(key, name)), pos
 
 
 def _f_link(toks, pos, what, depth, text):
@@ -290,7 +290,7 @@ def _f_link(toks, pos, what, depth, text):
                 memo[v] = topo.link(agent, v)
         return [memo[v] for v in src]
 
-    return _Key(f"link:[{key.canon}]", col), pos
+    return Key(f"link:[{key.canon}]", col), pos
 
 
 _FUNCTIONS: dict[str, Callable] = {

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from processors.flowspec.context import _CACHE_LIMIT, EvalContext
-from processors.flowspec.errors import FlowSpecError
-from processors.flowspec.functions import _MAX_DEPTH, compile_key
-from processors.flowspec.patterns import compile_patterns
+from sflowpipe.flowspec.context import CACHE_LIMIT, EvalContext
+from sflowpipe.flowspec.errors import FlowSpecError
+from sflowpipe.flowspec.functions import MAX_DEPTH, compile_key
+from sflowpipe.flowspec.patterns import compile_patterns
 
 _OPS = ("!=", "!~", "=", "~")
 _CHECK_EVERY = 1 << 14  # bytes of values matched between two checks of the evaluation budget
@@ -153,7 +153,7 @@ def _compile_cmp(tok: tuple) -> Callable[[EvalContext], list]:
     def col(ctx: EvalContext) -> list:
         src = key.col(ctx)
         c = memo
-        if len(c) > _CACHE_LIMIT:
+        if len(c) > CACHE_LIMIT:
             c.clear()
         budget = ctx.budget
         work = _CHECK_EVERY  # a match costs about its value's length: check the budget every so many bytes
@@ -240,7 +240,7 @@ class _FilterParser:
             raise self._unexpected(None)
         if t[0] == "(":
             self.depth += 1
-            if self.depth > _MAX_DEPTH:
+            if self.depth > MAX_DEPTH:
                 raise FlowSpecError(f"filter: parentheses nested too deeply at {t[1]}", field="filter", position=t[1])
             self.i += 1
             fn = self._or()

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from processors.config import DefinitionError, parse
-from processors.flowspec import (
+from sflowpipe.config_plane import DefinitionError, parse
+from sflowpipe.flowspec import (
     EvalContext,
     FlowSpecError,
     compile_filter,
@@ -14,8 +14,8 @@ from processors.flowspec import (
     compile_key,
     parse_definition,
 )
-from processors.topology import parse_topology
-from tests.processors.test_flowspec import INNER, batch, tcp4, udp4, vxlan
+from sflowpipe.topology import parse_topology
+from tests.sflowpipe.test_flowspec import INNER, batch, tcp4, udp4, vxlan
 
 
 def col(expr, b, topology=None):
@@ -220,7 +220,7 @@ def test_readme_flow_keys_table_lists_every_key_and_function():
     """The README's "Flow keys" tables name every base key and key function the compiler knows."""
     from pathlib import Path
 
-    from processors.flowspec import FUNCTION_NAMES, KEY_NAMES
+    from sflowpipe.flowspec import FUNCTION_NAMES, KEY_NAMES
 
     text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = text[text.index("### Flow keys"):text.index("### Outputs")]
@@ -238,7 +238,7 @@ def test_readme_processors_example_definitions_parse():
 
     import yaml
 
-    from processors.config import file_definitions
+    from sflowpipe.config_plane import file_definitions
 
     text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = text[text.index("## Processors"):]

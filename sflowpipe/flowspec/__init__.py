@@ -46,12 +46,12 @@ lacks is false whatever the operator (sFlow-RT only matches flows that have the 
 it: ``link:inputifindex=null`` holds where the sample lacks the key, ``ip_offset!=null`` where it has it.
 """
 
-from processors.flowspec.context import EvalContext
-from processors.flowspec.definition import AGG_MODES, VALUES, CompiledFlow, FlowDef, compile_flow, parse_definition
-from processors.flowspec.errors import FlowSpecError
-from processors.flowspec.filters import Filter, compile_filter
-from processors.flowspec.functions import FUNCTION_NAMES, compile_key
-from processors.flowspec.keys import DROP_KEYS, KEY_NAMES, NOT_FROM_SFLOW, not_from_sflow
+from sflowpipe.flowspec.context import EvalContext
+from sflowpipe.flowspec.definition import AGG_MODES, VALUES, CompiledFlow, FlowDef, compile_flow, parse_definition
+from sflowpipe.flowspec.errors import FlowSpecError
+from sflowpipe.flowspec.filters import Filter, compile_filter
+from sflowpipe.flowspec.functions import FUNCTION_NAMES, compile_key
+from sflowpipe.flowspec.keys import DROP_KEYS, KEY_NAMES, NOT_FROM_SFLOW, not_from_sflow
 
 __all__ = [
     "FlowSpecError",

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
+AGG_MODES = ("max", "sum")  # how one flow key seen at several data sources or agents is combined
+
 
 class ActiveFlows:
     """Owns the latest ActiveFlows message per (flow, agent)."""
@@ -31,7 +33,7 @@ class ActiveFlows:
                min_value: float = 0.0, since_ms: int = 0) -> list[dict]:
         """[{"key", "value", "agent", "dataSource"}] largest first; agent/dataSource: where the
         largest contribution was seen. Messages older than ``since_ms`` (stale) are left out."""
-        if agg_mode not in ("max", "sum"):
+        if agg_mode not in AGG_MODES:
             raise ValueError(f"aggMode must be max or sum, not {agg_mode!r}")
         wanted = None if agents is None else set(agents)
         acc: dict[str, list] = {}
@@ -49,4 +51,4 @@ class ActiveFlows:
         rows = [{"key": k, "value": v[0], "agent": v[2], "dataSource": v[3]} for k, v in acc.items()
                 if v[0] >= min_value]
         rows.sort(key=lambda r: -r["value"])
-        return rows[:max_flows]
+        return rows[:max(0, max_flows)]  # a negative slice would drop the smallest flows instead

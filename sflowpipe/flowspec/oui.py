@@ -6,7 +6,7 @@ one registration per lookup from disk, so results are memoised per OUI (a MAC's 
 
 from __future__ import annotations
 
-from processors.flowspec.context import _CACHE_LIMIT
+from sflowpipe.flowspec.context import CACHE_LIMIT
 
 _NAMES: dict[str, str | None] = {}
 
@@ -32,7 +32,7 @@ def vendor(oui: str) -> str | None:
             name = None
     except (ValueError, IndexError):
         name = None
-    if len(_NAMES) > _CACHE_LIMIT:
+    if len(_NAMES) > CACHE_LIMIT:
         _NAMES.clear()
     _NAMES[oui] = name
     return name

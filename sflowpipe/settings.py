@@ -244,6 +244,10 @@ class HttpSinkSettings(BaseModel):
     topics: list[str] = Field(default_factory=lambda: ["events"])
     consumer_group: str | None = Field(None, description="default sflowpipe-http-<name>")
 
+    def group(self, name: str) -> str:
+        """The consumer group of endpoint ``name``: the one set, else sflowpipe-http-<name>."""
+        return self.consumer_group or f"sflowpipe-http-{name}"
+
 
 def loopback_if_no_host(listen: str) -> str:
     """``:PORT`` binds the loopback address: a listener is exposed only when an address says so."""

@@ -4,16 +4,24 @@ Starts, in order, each as its own process with its log under ``DATA_DIR/logs``:
 an in-memory Kafka-compatible broker (Tansu), ingest on UDP ``--sflow-port``, the Faust
 worker(s) with the default (or configured) definitions, the ClickHouse sink into the embedded
 engine under ``DATA_DIR/clickhouse``, the Prometheus exporter, the forwarder for targets defined
-through the API, the syslog / HTTP event sinks the settings file configures, and the REST
-API + web UI on ``--http-port``. ``--demo`` adds `sflowpipe generate` traffic (with elephant
-flows), ``--replay FILE`` a capture on a loop. Each stage is started once the previous is
-ready; Ctrl-C (or SIGTERM) stops them all, newest first, and waits for every one to exit.
+through the API, the syslog / HTTP event sinks the settings configure, and the REST API + web
+UI on ``--http-port``. ``--demo`` adds `sflowpipe generate` traffic (with elephant flows),
+``--replay FILE`` a capture on a loop.
+
+Every stage runs with one typed ``Settings`` (the user's, with the embedded paths and the ports
+`up` picked) and is started once the previous one answers on its port (`Probe`). Every child,
+the broker too, is the leader of its own process group: a terminal's Ctrl-C (SIGINT to `up`'s
+whole foreground group) reaches `up` alone, which stops the stages newest first and the broker
+last, so nothing loses its broker while it shuts down.
 Internal ports (Kafka, metrics, Faust, Prometheus) are picked free, so two instances with
 different ``--sflow-port``, ``--http-port`` and ``--data-dir`` run side by side.
+
+The parser imports this module: keep its top-level imports to the standard library.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -21,16 +29,18 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import yaml
+from sflowpipe.broker import free_port
 
-from sflowpipe.broker import EmbeddedBroker, free_port
-from sflowpipe.secrets import split as split_secrets
-from sflowpipe.settings import ENV_PREFIX
+if TYPE_CHECKING:
+    from sflowpipe.broker import EmbeddedBroker
+    from sflowpipe.settings import Settings
 
 DEFAULT_DEFINITIONS = Path(__file__).with_name("flows.yaml")
+STOP_TIMEOUT_S = 8.0  # a stage still running after SIGTERM and this long is killed
 
 
 def default_data_dir() -> Path:
@@ -40,6 +50,10 @@ def default_data_dir() -> Path:
 
 
 def add_arguments(p) -> None:
+    # also accepted after `up`, where the README writes it (SUPPRESS: absent, it does not hide
+    # the global `sflowpipe --config FILE up`)
+    p.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                   help="YAML settings file (the syslog and HTTP event sinks it configures are started too)")
     p.add_argument("--sflow-port", type=int, default=6343, help="UDP port for sFlow (default 6343)")
     p.add_argument("--http-port", type=int, default=8008, help="REST API and web UI port (default 8008, "
                                                               "sFlow-RT's)")
@@ -54,23 +68,72 @@ def add_arguments(p) -> None:
     p.add_argument("--demo-rate", type=float, default=100.0, help="--demo datagrams per second (default 100)")
 
 
+# ------------------------------------------------------------------ readiness
+
+@dataclass(frozen=True)
+class PortOpen:
+    """Ready once a TCP connection to the port the stage serves succeeds."""
+
+    host: str
+    port: int
+
+    def ready(self, proc: subprocess.Popen, waited: float) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+
+@dataclass(frozen=True)
+class SqlPortOpen:
+    """The embedded ClickHouse sink: ready once it has migrated and serves `sflowpipe sql`, i.e.
+    its ``.sflowpipe-sql.json`` names this process and that port answers (a file left by an
+    earlier run names another pid)."""
+
+    data_dir: Path
+
+    def ready(self, proc: subprocess.Popen, waited: float) -> bool:
+        try:
+            info = json.loads((self.data_dir / ".sflowpipe-sql.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return info.get("pid") == proc.pid and PortOpen("127.0.0.1", int(info.get("port", 0))).ready(proc, waited)
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A feeder (generate, replay) serves nothing: ready once alive for a moment."""
+
+    seconds: float = 1.0
+
+    def ready(self, proc: subprocess.Popen, waited: float) -> bool:
+        return waited >= self.seconds
+
+
+Probe = PortOpen | SqlPortOpen | Settled
+
+
 @dataclass
 class Stage:
     name: str
     cmd: list[str]
-    ready: str | None  # a line the process logs once it is ready (None: alive after a moment)
+    probe: Probe
+    settings: Settings | None = None  # what the stage runs with (None: a feeder, no settings file)
+    wave: int = 1  # stop order (lowest first): 0 feeders, 1 readers of the topics, 2 processors, 3 ingest
     slug: str = ""  # its log file's name (default: the first word of the name)
     log: Path = Path()
     proc: subprocess.Popen | None = None
-    extra_env: dict[str, str] = field(default_factory=dict)
 
+
+# ------------------------------------------------------------------ the pipeline
 
 class Pipeline:
     """Owns the broker and the stage processes."""
 
-    def __init__(self, args, config_file: str | None, out=sys.stdout) -> None:
+    def __init__(self, args, settings: Settings, out=sys.stdout) -> None:
         self.args = args
-        self.config_file = config_file
+        self.user_settings = settings
         self.out = out
         self.data = Path(args.data_dir).expanduser().resolve() if args.data_dir else default_data_dir()
         self.logs = self.data / "logs"
@@ -78,6 +141,7 @@ class Pipeline:
         self.stages: list[Stage] = []
         self.ports: dict[str, int] = {}
         self.secret_env: dict[str, str] = {}
+        self.settings: Settings | None = None
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -85,6 +149,8 @@ class Pipeline:
     # ---------------------------------------------------------------- start
 
     def start(self) -> None:
+        from sflowpipe.broker import EmbeddedBroker
+
         a = self.args
         for option, port, kind in (("--sflow-port", a.sflow_port, socket.SOCK_DGRAM),
                                    ("--http-port", a.http_port, socket.SOCK_STREAM)):
@@ -98,7 +164,8 @@ class Pipeline:
         t0 = time.monotonic()
         self.say(f"[1/{total}] Kafka-compatible broker (Tansu, in-memory: topics are gone when it stops; "
                  f"ClickHouse keeps the history) ...")
-        self.broker = EmbeddedBroker(port=9092 if _free(9092) else None, log_path=str(self.logs / "tansu.log"))
+        self.broker = EmbeddedBroker(port=9092 if _free(9092) else None, log_path=str(self.logs / "tansu.log"),
+                                     own_group=True)
         self.broker.start()
         self.say(f"      ready on {self.broker.bootstrap} ({time.monotonic() - t0:.1f} s)")
         env = {**os.environ, **self.secret_env, "SFLOWPIPE_KAFKA__BOOTSTRAP_SERVERS": self.broker.bootstrap,
@@ -109,112 +176,139 @@ class Pipeline:
             stage.slug = stage.slug or stage.name.split()[0].lower()
             stage.log = self.logs / (stage.slug + ".log")
             logf = open(stage.log, "ab")
-            stage.proc = subprocess.Popen(stage.cmd, env={**env, **stage.extra_env}, stdout=logf,
-                                          stderr=subprocess.STDOUT, start_new_session=True)
+            # its own process group: a terminal's Ctrl-C reaches `up` only, which stops the
+            # stages in order (the broker last) instead of every process at once
+            stage.proc = subprocess.Popen(stage.cmd, env=env, stdout=logf, stderr=subprocess.STDOUT,
+                                          start_new_session=True)
             logf.close()
             self.stages.append(stage)
             self._wait_ready(stage, timeout=120)
             self.say(f"      ready ({time.monotonic() - t1:.1f} s)")
 
-    def _settings_file(self) -> Path:
-        """The settings every stage reads: the user's file (if any) with the embedded-mode paths."""
-        user = yaml.safe_load(Path(self.config_file).read_text()) if self.config_file else {}
-        user = user or {}
-        self.user_settings = user
+    def _stage_settings(self) -> Settings:
+        """The user's settings with what `up` decides: listen addresses, the ports it picked, the
+        data directory's paths (where the user set none), the definitions file and the sinks
+        whose lag the status page shows. Defaults stay the Settings model's own."""
+        s = self.user_settings
         p = self.ports
         p["metrics"] = free_port()
         p["faust"] = free_port()
         p["prometheus"] = free_port()
-        settings = dict(user)
 
-        def section(*path):
-            d = settings
-            for k in path:
-                d = d.setdefault(k, {})
-            return d
+        def updated(model, **values):
+            return model.model_copy(update=values)
 
-        section("ingest").update(listen=f"[::]:{self.args.sflow_port}", metrics_listen=f"127.0.0.1:{p['metrics']}",
-                                 spill_dir=str(self.data / "spill"))
-        proc = section("processors")
-        proc.update(data_dir=str(self.data / "processors"), web_port=p["faust"])
-        if not proc.get("definitions_file"):
-            proc["definitions_file"] = str(DEFAULT_DEFINITIONS)
-        section("enrich").setdefault("cache_dir", str(self.data / "cache"))
-        section("sinks", "clickhouse").setdefault("dsn", f"chdb://{self.data / 'clickhouse'}")
-        section("sinks", "prometheus")["listen"] = f"127.0.0.1:{p['prometheus']}"
-        api = section("api")
-        api["listen"] = f"{self.args.listen_address}:{self.args.http_port}"
-        if "sinks" not in api:  # the status page's consumer lag: the sinks this run starts
-            sinks = user.get("sinks") or {}
-            groups = ["sflowpipe-clickhouse", "sflowpipe-prometheus"]
-            if sinks.get("syslog"):
-                groups.append((sinks["syslog"] or {}).get("consumer_group", "sflowpipe-syslog"))
-            for name, conf in (sinks.get("http") or {}).items():
-                groups.append((conf or {}).get("consumer_group") or f"sflowpipe-http-{name}")
-            api["sinks"] = groups
-        # secrets (tokens, passwords, DSNs with a password) reach the stages through their
-        # environment, never the disk: the file holds the rest, readable by its owner only
-        settings, self.secret_env = secret_environment(settings, os.environ)
+        processors = updated(s.processors, data_dir=str(self.data / "processors"), web_port=p["faust"])
+        if not processors.definitions_file:
+            processors = updated(processors, definitions_file=str(DEFAULT_DEFINITIONS))
+        enrich = s.enrich if "cache_dir" in s.enrich.model_fields_set else updated(
+            s.enrich, cache_dir=str(self.data / "cache"))
+        clickhouse = s.sinks.clickhouse if "dsn" in s.sinks.clickhouse.model_fields_set else updated(
+            s.sinks.clickhouse, dsn=f"chdb://{self.data / 'clickhouse'}")
+        sinks = updated(s.sinks, clickhouse=clickhouse,
+                        prometheus=updated(s.sinks.prometheus, listen=f"127.0.0.1:{p['prometheus']}"))
+        api = updated(s.api, listen=f"{self.args.listen_address}:{self.args.http_port}")
+        if "sinks" not in s.api.model_fields_set:  # the status page's consumer lag: the sinks this run starts
+            api = updated(api, sinks=[g for g, _ in self._sink_groups(sinks)])
+        return s.model_copy(update={
+            "ingest": updated(s.ingest, listen=f"[::]:{self.args.sflow_port}",
+                              metrics_listen=f"127.0.0.1:{p['metrics']}", spill_dir=str(self.data / "spill")),
+            "processors": processors, "enrich": enrich, "sinks": sinks, "api": api})
+
+    @staticmethod
+    def _sink_groups(sinks) -> list[tuple[str, str]]:
+        """(consumer group, stage) of each sink this run starts: ClickHouse, Prometheus, and the
+        syslog and HTTP event sinks the settings configure."""
+        groups = [(sinks.clickhouse.consumer_group, "clickhouse"), (sinks.prometheus.consumer_group, "prometheus")]
+        if "syslog" in sinks.model_fields_set:
+            groups.append((sinks.syslog.consumer_group, "syslog"))
+        for name, conf in sinks.http.items():
+            groups.append((conf.group(name), f"http-events-{name}"))
+        return groups
+
+    def _settings_file(self) -> Path:
+        """Write the settings every stage reads; secrets (tokens, passwords, DSNs with a
+        password) reach the stages through their environment, never the disk: the file holds
+        the rest, readable by its owner only."""
+        import yaml
+
+        self.settings = self._stage_settings()
+        settings, self.secret_env = secret_environment(_plain(self.settings.model_dump(exclude_unset=True)),
+                                                       os.environ)
         path = self.data / "sflowpipe-up.yaml"
         self.data.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)  # an older copy may have been created with other permissions
         with os.fdopen(fd, "w") as f:
-            f.write("# written by `sflowpipe up` from the defaults and --config; read by every stage "
-                    "(secrets: in their environment)\n" + yaml.safe_dump(settings, sort_keys=False))
+            f.write("# written by `sflowpipe up` from its settings (--config, environment) and the ports it "
+                    "picked; read by every stage (secrets: in their environment)\n"
+                    + yaml.safe_dump(settings, sort_keys=False))
         return path
 
     def _plan(self, settings_file: Path) -> list[Stage]:
+        s = self.settings
+        assert s is not None, "_settings_file() first"
         cli = [sys.executable, "-m", "sflowpipe.cli", "--config", str(settings_file)]
         a = self.args
+
+        def health() -> tuple[list[str], PortOpen]:
+            """A stage serving no port of its own: the CLI's /health endpoint on a free one."""
+            port = free_port()
+            return cli + ["--health-port", str(port)], PortOpen("127.0.0.1", port)
+
+        ch_dir = _embedded_dir(s.sinks.clickhouse.dsn)
+        ch_cli, ch_probe = (cli, SqlPortOpen(ch_dir)) if ch_dir else health()
+        fwd_cli, fwd_probe = health()
         stages = [
-            Stage(f"ingest on UDP {a.sflow_port}", cli + ["ingest"], "ingest ready"),
+            Stage(f"ingest on UDP {a.sflow_port}", cli + ["ingest"], PortOpen("127.0.0.1", self.ports["metrics"]), s,
+                  wave=3),
             Stage(f"processors ({a.workers} Faust worker{'s' if a.workers > 1 else ''})",
-                  cli + ["process", "--workers", str(a.workers)], "Ready"),
-            Stage(f"clickhouse sink (embedded engine in {self.data / 'clickhouse'})", cli + ["clickhouse"],
-                  "clickhouse: writing"),
-            Stage("prometheus exporter", cli + ["prometheus"], "prometheus exporter on"),
-            Stage("forwarder (targets from PUT /forwarding/{name}/json)", cli + ["forward", "--from-config"],
-                  "forward: following"),
+                  cli + ["process", "--workers", str(a.workers)], PortOpen("127.0.0.1", self.ports["faust"]), s,
+                  wave=2),
+            Stage(f"clickhouse sink (embedded engine in {ch_dir})" if ch_dir else "clickhouse sink",
+                  ch_cli + ["clickhouse"], ch_probe, s),
+            Stage("prometheus exporter", cli + ["prometheus"], PortOpen("127.0.0.1", self.ports["prometheus"]), s),
+            Stage("forwarder (targets from PUT /forwarding/{name}/json)", fwd_cli + ["forward", "--from-config"],
+                  fwd_probe, s),
         ]
-        sinks = (self.user_settings.get("sinks") or {})
-        if sinks.get("syslog"):
-            stages.append(Stage("syslog sink", cli + ["syslog"], None))
-        for name in (sinks.get("http") or {}):
-            stages.append(Stage(f"http-events {name}", cli + ["http-events", name], None, slug=f"http-events-{name}"))
-        stages.append(Stage(f"API and web UI on http://{self._ui_host()}:{a.http_port}/", cli + ["api"], "api: REST API"))
+        for group, stage in self._sink_groups(s.sinks)[2:]:
+            stage_cli, probe = health()
+            if stage == "syslog":
+                stages.append(Stage("syslog sink", stage_cli + ["syslog"], probe, s))
+            else:
+                name = stage.removeprefix("http-events-")
+                stages.append(Stage(f"http-events {name}", stage_cli + ["http-events", name], probe, s, slug=stage))
+        stages.append(Stage(f"API and web UI on http://{self._ui_host()}:{a.http_port}/", cli + ["api"],
+                            PortOpen(self._ui_host(), a.http_port), s))
         if a.demo:
             stages.append(Stage("demo traffic (sflowpipe generate)",
                                 [sys.executable, "-m", "sflowpipe.cli", "generate", "--to",
                                  f"127.0.0.1:{a.sflow_port}", "--rate", str(a.demo_rate),
                                  # 1-in-100: the 3 elephants are ~90 Mbit/s each, the mice well under
                                  # the 10 Mbit/s elephant threshold
-                                 "--sampling-rate", "100"], None))
+                                 "--sampling-rate", "100"], Settled(), wave=0))
         elif a.replay:
             stages.append(Stage(f"replay of {a.replay}",
                                 [sys.executable, "-m", "sflowpipe.cli", "replay", str(Path(a.replay).resolve()),
-                                 "--to", f"127.0.0.1:{a.sflow_port}", "--loop", "1000000"], None))
+                                 "--to", f"127.0.0.1:{a.sflow_port}", "--loop", "1000000"], Settled(), wave=0))
         return stages
 
     def _ui_host(self) -> str:
         return "127.0.0.1" if self.args.listen_address in ("0.0.0.0", "::", "") else self.args.listen_address
 
     def _wait_ready(self, stage: Stage, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        settle = time.monotonic() + 1.0
+        start = time.monotonic()
         while True:
             code = stage.proc.poll()
             if code is not None:
                 raise RuntimeError(f"{stage.name} exited ({code}); its log, {stage.log}, ends with:\n"
                                    + _tail(stage.log))
-            if stage.ready is None:
-                if time.monotonic() >= settle:
-                    return
-            elif stage.ready in stage.log.read_text(errors="replace"):
+            waited = time.monotonic() - start
+            if stage.probe.ready(stage.proc, waited):
                 return
-            if time.monotonic() > deadline:
+            if waited > timeout:
                 raise RuntimeError(f"{stage.name} not ready after {timeout:.0f} s; see {stage.log}")
-            time.sleep(0.2)
+            time.sleep(0.1)
 
     def banner(self) -> str:
         a, p = self.args, self.ports
@@ -233,23 +327,32 @@ Ctrl-C stops everything."""
     # ---------------------------------------------------------------- stop
 
     def stop(self) -> None:
-        """Stop every stage (newest first, in parallel), then the broker; nothing is left running."""
+        """Stop every stage, newest first, then the broker, so that every stage still has its
+        broker while it commits and closes. The stages are stopped in waves (`Stage.wave`): the
+        feeder, then the readers of the topics together (API and sinks: none feeds another),
+        then the processors, then ingest; a wave is signalled newest first and awaited whole."""
         self.say("stopping ...")
-        for stage in reversed(self.stages):
-            if stage.proc and stage.proc.poll() is None:
-                _signal_group(stage.proc, signal.SIGTERM)
-        for stage in reversed(self.stages):
-            if not stage.proc:
-                continue
-            try:
-                stage.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.say(f"  {stage.name} did not stop in 30 s: killed")
-                _signal_group(stage.proc, signal.SIGKILL)
-                stage.proc.wait(10)
-            _signal_group(stage.proc, signal.SIGKILL)  # leftovers of its process group, if any
+        started = [s for s in reversed(self.stages) if s.proc]
+        for wave in sorted({s.wave for s in started}):
+            t0 = time.monotonic()
+            stages = [s for s in started if s.wave == wave]
+            for stage in stages:
+                if stage.proc.poll() is None:
+                    # the stage's own process, as a supervisor or `docker stop` signals it: a
+                    # command with worker processes (ingest, process --workers N) stops them itself
+                    stage.proc.terminate()
+            for stage in stages:
+                try:
+                    stage.proc.wait(max(0.1, STOP_TIMEOUT_S - (time.monotonic() - t0)))
+                except subprocess.TimeoutExpired:
+                    self.say(f"  {stage.name} did not stop in {STOP_TIMEOUT_S:.0f} s: killed")
+                    _signal_group(stage.proc, signal.SIGKILL)
+                    stage.proc.wait(10)
+                _signal_group(stage.proc, signal.SIGKILL)  # leftovers of its process group, if any
+                self.say(f"  stopped {stage.name} ({time.monotonic() - t0:.1f} s)")
         if self.broker:
             self.broker.stop()
+            self.say("  stopped the broker")
         self.say("stopped; nothing left running.")
 
     def failed(self) -> Stage | None:
@@ -257,10 +360,37 @@ Ctrl-C stops everything."""
                      and not s.name.startswith("replay")), None)
 
 
+def _embedded_dir(dsn: str) -> Path | None:
+    """The data directory of an embedded (chdb://) ClickHouse DSN, None for a server."""
+    if not dsn.startswith("chdb:"):
+        return None
+    rest = dsn.removeprefix("chdb://").removeprefix("chdb:").split("?", 1)[0]
+    return None if rest in ("", "memory", ":memory:") else Path(rest).resolve()
+
+
+def _plain(data):
+    """A settings dump as YAML/JSON can hold it: secrets revealed (split out just after), paths
+    and tuples as strings and lists."""
+    from pydantic import SecretStr
+
+    if isinstance(data, dict):
+        return {k: _plain(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_plain(v) for v in data]
+    if isinstance(data, SecretStr):
+        return data.get_secret_value()
+    if data is None or isinstance(data, (str, int, float, bool)):
+        return data
+    return str(data)
+
+
 def secret_environment(settings: dict, environ) -> tuple[dict, dict[str, str]]:
     """The settings without their secrets, and the ``SFLOWPIPE_<SECTION>`` variables (JSON, merged
     into the file's section by pydantic-settings) that carry them; a section's variable the user
     already set keeps its own values over the file's, as it would without `up`."""
+    from sflowpipe.secrets import split as split_secrets
+    from sflowpipe.settings import ENV_PREFIX
+
     public, secrets = split_secrets(settings)
     env = {}
     for section, values in secrets.items():
@@ -308,16 +438,15 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
-def run(args, config_file: str | None) -> int:
-    stop_requested = []
-
+def run(args, settings: Settings) -> int:
     def on_signal(signum, frame):
-        stop_requested.append(signum)
         raise KeyboardInterrupt
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too: the stages are in their own groups, so a closed terminal reaches `up` alone,
+    # which must not die and leave them running
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
-    pipeline = Pipeline(args, config_file)
+    pipeline = Pipeline(args, settings)
     code = 0
     try:
         pipeline.start()
@@ -335,7 +464,7 @@ def run(args, config_file: str | None) -> int:
         pipeline.say(f"sflowpipe up: {e}")
         code = 1
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not abandon the shutdown
         pipeline.stop()
     return code

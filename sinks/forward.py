@@ -25,6 +25,8 @@ from sflowpipe.net import parse_hostport
 from sflowpipe.settings import Settings
 from sflowpipe.signals import on_stop_signals
 from sinks.base import SinkRunner
+from sinks.args import forward_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
+from sinks.args import unhex_arguments as add_unhex_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
 
 log = logging.getLogger(__name__)
 
@@ -325,25 +327,6 @@ def build_sinks(settings: Settings, args) -> list[tuple[str, Any]]:
     return [(_group_name(prefix, "", t), UdpForwarder(t, spoof)) for t in targets]
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("--to", action="append", metavar="HOST:PORT",
-                        help="UDP collector (repeatable; default: setting sinks.forward.targets)")
-    parser.add_argument("--spoof-source", action="store_true",
-                        help="send with the original exporter as source (root/CAP_NET_RAW; "
-                             "setting sinks.forward.spoof_source)")
-    parser.add_argument("--hex", action="store_true", help="write one datagram per line as hex to stdout")
-    parser.add_argument("--tls-to", action="append", metavar="HOST:PORT",
-                        help="send octet-counted datagrams over TLS to `sflowpipe unhex --tls-listen`")
-    parser.add_argument("--tls-ca", metavar="FILE", help="CA file verifying the receiver (default: system CAs)")
-    parser.add_argument("--tls-insecure", action="store_true", help="do not verify the receiver's certificate")
-    parser.add_argument("--tls-cert", metavar="FILE", help="client certificate (mutual TLS)")
-    parser.add_argument("--tls-key", metavar="FILE", help="client key (mutual TLS)")
-    parser.add_argument("--from-beginning", action="store_true",
-                        help="a new consumer group starts at the oldest datagram (default: the newest)")
-    parser.add_argument("--from-config", action="store_true",
-                        help="also forward to the targets defined on the config topic (PUT /forwarding/NAME/json)")
-
-
 def _wait_for_signal(done: threading.Event | None = None) -> None:
     done = done or threading.Event()
     on_stop_signals(done.set)
@@ -477,16 +460,6 @@ class TlsReceiver:
                         self.emitter.send(data)
         except (OSError, ssl.SSLError, ValueError) as e:
             log.warning("unhex: connection from %s: %s", addr, e)
-
-
-def add_unhex_arguments(parser) -> None:
-    parser.add_argument("--to", action="append", required=True, metavar="HOST:PORT",
-                        help="UDP collector to re-emit to (repeatable)")
-    parser.add_argument("--tls-listen", metavar="HOST:PORT",
-                        help="receive `forward --tls-to` over TLS instead of hex lines on stdin")
-    parser.add_argument("--cert", metavar="FILE", help="server certificate (PEM) for --tls-listen")
-    parser.add_argument("--key", metavar="FILE", help="server key (PEM) for --tls-listen")
-    parser.add_argument("--client-ca", metavar="FILE", help="require client certificates signed by this CA")
 
 
 def run_unhex(settings: Settings, args) -> int:

@@ -40,6 +40,7 @@ from sflowpipe.kafka import KafkaClients, wiring
 from sflowpipe.settings import HttpSinkSettings, Settings
 from sflowpipe.signals import on_stop_signals
 from sinks.base import SinkRunner
+from sinks.args import http_events_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
 
 log = logging.getLogger(__name__)
 
@@ -453,10 +454,6 @@ def _seconds(value: str | None) -> float:
 # --- the command -------------------------------------------------------------------------------
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", metavar="NAME", help="the endpoint: a key of the setting sinks.http")
-
-
 def build(settings: Settings, name: str, clients: KafkaClients | None = None,
           codec: Codec | None = None) -> tuple[SinkRunner, HttpEventSink]:
     """The sink for endpoint NAME and the runner that feeds it (topics created when missing)."""
@@ -471,7 +468,7 @@ def build(settings: Settings, name: str, clients: KafkaClients | None = None,
     deadletter = settings.kafka.topic(settings.topics.deadletter)
     clients.ensure_topics(topics + [deadletter])
     sink = HttpEventSink(name, cfg, DeadLetters(clients, codec, deadletter, f"http:{name}"))
-    runner = SinkRunner(settings, sink, topics, cfg.consumer_group or f"sflowpipe-http-{name}",
+    runner = SinkRunner(settings, sink, topics, cfg.group(name),
                         cfg.batch_size, cfg.batch_seconds, clients=clients, codec=codec)
     return runner, sink
 

@@ -40,6 +40,7 @@ from sflowpipe.readmodels.exporter import BadRequest, ExporterState
 from sflowpipe.settings import Settings
 from sflowpipe.signals import on_stop_signals
 from sinks.base import SinkRunner
+from sinks.args import prometheus_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
 
 log = logging.getLogger(__name__)
 
@@ -167,18 +168,6 @@ class PrometheusExporter:
         self.watcher.stop()
         for th in self.threads:
             th.join(15)
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--listen", metavar="HOST:PORT", help="HTTP address (setting sinks.prometheus.listen, default "
-                                                            "127.0.0.1:9344; 0.0.0.0:9344 exposes it)")
-    parser.add_argument("--read-only", action="store_true",
-                        help="no scrape defines a flow (setting sinks.prometheus.read_only)")
-    parser.add_argument("--stale-seconds", type=float, default=60.0,
-                        help="drop a series not updated for this long (default 60)")
-    parser.add_argument("--prefix", default="", help="prefix of counter metric names (default none: sFlow-RT's)")
-    parser.add_argument("--no-names", dest="names", action="store_false",
-                        help="do not read counter samples for ifname/host labels")
 
 
 def run(settings: Settings, args, clients: KafkaClients | None = None, codec: Codec | None = None) -> int:

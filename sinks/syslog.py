@@ -28,6 +28,7 @@ from sflowpipe.settings import Settings, SyslogSettings
 from sflowpipe.signals import on_stop_signals
 from sinks import siem
 from sinks.base import SinkRunner
+from sinks.args import syslog_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
 
 log = logging.getLogger(__name__)
 
@@ -316,18 +317,6 @@ class SyslogSink:
 
 
 # ---- `sflowpipe syslog` ----
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--address", metavar="HOST:PORT", help="syslog receiver (setting sinks.syslog.address)")
-    parser.add_argument("--transport", choices=["udp", "tcp", "tls"], help="setting sinks.syslog.transport")
-    parser.add_argument("--format", dest="syslog_format", choices=["rfc5424", "rfc3164", "cef", "leef"],
-                        help="setting sinks.syslog.format")
-    parser.add_argument("--file", metavar="PATH", help="append lines to this file instead of sending")
-    parser.add_argument("--topics", metavar="NAME[,NAME]", help="topic names before the prefix (default events)")
-    parser.add_argument("--tls-ca-file", metavar="PEM", help="CA bundle that signed the receiver's certificate")
-    parser.add_argument("--no-tls-verify", action="store_true", help="do not verify the receiver's certificate")
-    parser.add_argument("--from-latest", action="store_true", help="a new consumer group starts at the end")
-    parser.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="Kafka brokers (kafka.bootstrap_servers)")
 
 
 def resolve(settings: Settings, args: argparse.Namespace) -> SyslogSettings:

@@ -51,7 +51,7 @@ def test_plan_starts_the_sinks_the_settings_file_configures(tmp_path):
     parser = argparse.ArgumentParser()
     up_module.add_arguments(parser)
     args = parser.parse_args(["--data-dir", str(tmp_path / "d"), "--sflow-port", "16343", "--http-port", "18008"])
-    pipeline = up_module.Pipeline(args, str(config))
+    pipeline = up_module.Pipeline(args, load_settings(str(config)))  # typed, as main() builds them
     settings_file = pipeline._settings_file()
     names = [s.name for s in pipeline._plan(settings_file)]
     assert names[0] == "ingest on UDP 16343" and "syslog sink" in names and "http-events loggly" in names
@@ -89,7 +89,7 @@ def test_stage_file_is_private_and_holds_no_secret(tmp_path, monkeypatch):
     (data / "sflowpipe-up.yaml").chmod(0o644)
     parser = argparse.ArgumentParser()
     up_module.add_arguments(parser)
-    pipeline = up_module.Pipeline(parser.parse_args(["--data-dir", str(data)]), str(config))
+    pipeline = up_module.Pipeline(parser.parse_args(["--data-dir", str(data)]), load_settings(str(config)))
     stage = pipeline._settings_file()
     assert stage.stat().st_mode & 0o777 == 0o600
     text = stage.read_text()
@@ -104,6 +104,71 @@ def test_stage_file_is_private_and_holds_no_secret(tmp_path, monkeypatch):
     assert s.sinks.http["Hec"].token.get_secret_value() == "hectok" and s.sinks.http["Hec"].type == "splunk"
     assert s.sinks.clickhouse.dsn == "http://u:chpw@127.0.0.1:1" and s.kafka.producer["sasl.password"] == "saslpw"
     assert s.processors.report_interval_s == 2.0 and s.api.listen == "127.0.0.1:8008"
+
+
+@pytest.mark.parametrize("argv", [["--config", "{f}", "--print-config", "up"],
+                                  ["--print-config", "up", "--config", "{f}"]])
+def test_up_takes_config_before_or_after_the_command(tmp_path, argv):
+    """`sflowpipe up --config FILE` (the README's spelling) used to be refused; the global
+    `sflowpipe --config FILE up` still works. Both resolve the file's settings."""
+    config = tmp_path / "settings.yaml"
+    config.write_text("kafka: {partitions: 3}\nprocessors: {report_interval_s: 2.5}\n")
+    res = subprocess.run([sys.executable, "-m", "sflowpipe.cli"] + [a.format(f=config) for a in argv],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    resolved = json.loads(res.stdout)
+    assert resolved["kafka"]["partitions"] == 3 and resolved["processors"]["report_interval_s"] == 2.5
+
+
+def test_stages_are_awaited_on_their_ports_not_their_logs(tmp_path):
+    """Each stage's readiness is a port it serves, taken from its typed settings: ingest's
+    metrics, Faust's web port, the embedded ClickHouse's SQL port, the exporter, the API; the
+    stages serving none get the CLI's /health endpoint; feeders are awaited alive."""
+    import argparse
+
+    from sflowpipe import up as up_module
+    from sflowpipe.settings import Settings, load_settings
+
+    config = tmp_path / "settings.yaml"
+    config.write_text("sinks: {syslog: {address: '127.0.0.1:5514'}}\n")
+    parser = argparse.ArgumentParser()
+    up_module.add_arguments(parser)
+    args = parser.parse_args(["--data-dir", str(tmp_path / "d"), "--http-port", "18008", "--demo"])
+    pipeline = up_module.Pipeline(args, load_settings(str(config)))
+    stages = {s.slug or s.name.split()[0].lower(): s for s in pipeline._plan(pipeline._settings_file())}
+    s = pipeline.settings
+    assert all(isinstance(st.settings, Settings) for name, st in stages.items() if name != "demo")
+    assert stages["ingest"].probe == up_module.PortOpen("127.0.0.1", int(s.ingest.metrics_listen.rsplit(":", 1)[1]))
+    assert stages["processors"].probe == up_module.PortOpen("127.0.0.1", s.processors.web_port)
+    assert stages["clickhouse"].probe == up_module.SqlPortOpen(tmp_path / "d" / "clickhouse")
+    assert stages["prometheus"].probe.port == int(s.sinks.prometheus.listen.rsplit(":", 1)[1])
+    assert stages["api"].probe == up_module.PortOpen("127.0.0.1", 18008)
+    for name in ("forwarder", "syslog"):
+        cmd = stages[name].cmd
+        assert cmd[cmd.index("--health-port") + 1] == str(stages[name].probe.port)
+    assert isinstance(stages["demo"].probe, up_module.Settled)
+    # the consumer-group defaults are the Settings model's, not copies
+    assert s.api.sinks == [Settings().sinks.clickhouse.consumer_group, Settings().sinks.prometheus.consumer_group,
+                           Settings().sinks.syslog.consumer_group]
+
+
+def test_health_endpoint_answers_while_the_command_runs(tmp_path):
+    """The hidden `--health-port` a stage without a port of its own gets from `up`."""
+    from sflowpipe.broker import free_port
+    from sflowpipe.up import PortOpen
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "sflowpipe.cli", "--health-port", str(port),
+                             "decode", "-p", str(free_port())], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _wait(lambda: PortOpen("127.0.0.1", port).ready(proc, 0), 30)
+        r = requests.get(f"http://127.0.0.1:{port}/health", timeout=5)
+        assert r.status_code == 200 and r.text == "ok\n"
+        assert requests.get(f"http://127.0.0.1:{port}/other", timeout=5).status_code == 404
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert not PortOpen("127.0.0.1", port).ready(proc, 0)
 
 
 def test_banner_shows_progress_and_where_everything_listens(up):
@@ -372,7 +437,8 @@ def _write_pcap(path: Path, payloads: list[bytes], interval: float = 0.01) -> No
 
 
 def test_a_second_instance_side_by_side_replaying_a_capture(up, tmp_path):
-    """`up --replay FILE` shows data with no devices, and runs beside the first instance (its
+    """`up --replay FILE --config FILE` (the option after `up`, as the README writes it) shows
+    data with no devices, and runs beside the first instance (its
     own ports and data directory; internal ports are picked free). Its settings file holds an
     API token: the API asks for it, and the stage file `up` writes holds no copy (issue 12)."""
     import yaml
@@ -386,7 +452,7 @@ def test_a_second_instance_side_by_side_replaying_a_capture(up, tmp_path):
     config.write_text(yaml.safe_dump({"api": {"token": "second-s3cret"}}))
     auth = {"Authorization": "Bearer second-s3cret"}
     sflow_port, http_port = free_udp_port(), free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "sflowpipe.cli", "--config", str(config), "up", "--replay",
+    proc = subprocess.Popen([sys.executable, "-m", "sflowpipe.cli", "up", "--config", str(config), "--replay",
                              str(capture), "--sflow-port", str(sflow_port), "--http-port", str(http_port),
                              "--data-dir", str(tmp_path / "second")],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -411,14 +477,34 @@ def test_a_second_instance_side_by_side_replaying_a_capture(up, tmp_path):
     assert proc.returncode == 0 and "stopped; nothing left running." in out
 
 
-def test_ctrl_c_stops_everything(up):
+def test_terminal_ctrl_c_stops_every_stage_newest_first_the_broker_last(up):
+    """A terminal's Ctrl-C is SIGINT to the whole foreground process group (`up` runs as a job,
+    its own group): it used to reach the broker first, so the Faust worker was killed after 30 s
+    and the sinks ended in tracebacks (~45 s). Now every stage stops, newest first, then the
+    broker, within 10 s, and no stage logs a traceback while stopping."""
     proc = up["proc"]
+    assert os.getpgid(proc.pid) == proc.pid  # a job's group, as a shell makes it
     children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
     assert len(children) >= 8  # broker + 7 stages (ingest, processors, clickhouse, prometheus, forward, api, demo)
-    groups = {int(c) for c in children}
-    proc.send_signal(signal.SIGINT)
+    started = [line.split("] ", 1)[1].removesuffix(" ...") for line in up["banner"].splitlines()
+               if line.startswith("[") and line.endswith(" ...")][1:]  # [1/8] is the broker
+    logs = sorted((up["data"] / "logs").glob("*.log"))
+    sizes = {log: log.stat().st_size for log in logs}
+    t0 = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0 and "stopped; nothing left running." in out
-    left = subprocess.run(["pgrep", "-g", ",".join(str(g) for g in groups)], capture_output=True, text=True).stdout
+    took = time.monotonic() - t0
+    assert proc.returncode == 0 and "stopped; nothing left running." in out, out
+    assert took < 10, f"stopping took {took:.1f} s:\n{out}"
+    stopped = [line.strip().removeprefix("stopped ").rsplit(" (", 1)[0] for line in out.splitlines()
+               if line.startswith("  stopped ")]
+    assert stopped == started[::-1] + ["the broker"], out
+    assert "killed" not in out, out
+    for log in logs:  # what each stage wrote while stopping
+        with open(log, "rb") as f:
+            f.seek(sizes[log])
+            tail = f.read().decode(errors="replace")
+        assert "Traceback" not in tail, f"{log.name}:\n{tail[-3000:]}"
+    left = subprocess.run(["pgrep", "-g", ",".join(children)], capture_output=True, text=True).stdout
     alive = [c for c in children if Path(f"/proc/{c}").exists()]
     assert not alive and not left.strip(), f"processes left running: {alive} {left}"

@@ -48,7 +48,10 @@ def run_up_demo(data: Path, config: Path | None = None) -> Iterator[dict]:
     proc = subprocess.Popen([sys.executable, "-m", "sflowpipe.cli", *settings, "up", "--demo", "--sflow-port",
                              str(sflow_port),
                              "--http-port", str(http_port), "--data-dir", str(data)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            # its own process group, as a shell starts a job: a test can signal the
+                            # whole group as a terminal's Ctrl-C does, without signalling pytest
+                            start_new_session=True)
     banner = read_banner(proc)
     if "sflowpipe is up" not in banner:
         proc.kill()

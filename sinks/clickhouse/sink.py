@@ -31,6 +31,7 @@ from sflowpipe.signals import on_stop_signals
 from sinks.base import SinkRunner
 
 from .migrate import migrate
+from sinks.args import clickhouse_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
 
 log = logging.getLogger(__name__)
 
@@ -440,14 +441,6 @@ class ClickHouseRunner(SinkRunner):
 def topics_of(settings: Settings) -> list[str]:
     t = settings.topics
     return [settings.kafka.topic(n) for n in (t.enriched_flow_samples, t.counter_samples, t.metrics, t.flows, t.events)]
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--dsn", help="chdb:///path (embedded) or http://host:8123 (default: sinks.clickhouse.dsn)")
-    parser.add_argument("--data-dir", help="embedded engine data directory (same as --dsn chdb:///DIR)")
-    parser.add_argument("--no-sql-server", action="store_true",
-                        help="do not serve `sflowpipe sql` on a local port (embedded engine only)")
-    parser.add_argument("--migrate-only", action="store_true", help="apply migrations and exit")
 
 
 def effective_settings(settings: Settings, args) -> ClickHouseSettings:

@@ -18,9 +18,10 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from sflowpipe.settings import Settings
+from sinks.args import SQL_FORMATS as FORMATS
+from sinks.args import sql_arguments as add_sql_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
 
 SQL_FILE = ".sflowpipe-sql.json"
-FORMATS = {"table": "PrettyCompactMonoBlock", "json": "JSONEachRow", "csv": "CSVWithNames"}
 
 
 class SqlServer:
@@ -138,13 +139,6 @@ def execute(settings: Settings, sql: str, dsn: str | None = None, data_dir: str 
         return run_query(client, sql, fmt, ch.database)
     finally:
         client.close()
-
-
-def add_sql_arguments(parser) -> None:
-    parser.add_argument("query", help="the SQL to run (tables live in database sinks.clickhouse.database)")
-    parser.add_argument("--dsn", help="http://host:8123 or chdb:///path (default: sinks.clickhouse.dsn)")
-    parser.add_argument("--data-dir", help="embedded engine data directory (through the running sink if any)")
-    parser.add_argument("--format", choices=sorted(FORMATS), default="table")
 
 
 def run_sql(settings: Settings, args) -> int:

@@ -42,6 +42,7 @@ from sflowpipe.settings import Settings
 from sflowpipe.signals import on_stop_signals
 from sinks.control.actions import Action, make_action
 from sinks.control.state import APPLIED, RELEASED, Control, ControlState, key_of
+from sinks.args import control_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
 
 log = logging.getLogger(__name__)
 
@@ -329,11 +330,6 @@ class ControlService:
 
 
 # --- the command -------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--consumer-group", default="sflowpipe-control", metavar="GROUP",
-                        help="consumer group over the events and flows topics (default sflowpipe-control)")
 
 
 def run(settings: Settings, args: argparse.Namespace, clients: KafkaClients | None = None,

@@ -1,0 +1,67 @@
+"""Start-up (issue 13): building the parser imports argparse-level modules only, and a command
+imports what it runs. `sflowpipe --help` used to take 2-3.6 s: the parser imported the ClickHouse
+sink, pyarrow and aiohttp. Each command line runs in a fresh interpreter under ``-X importtime``;
+`sflowpipe bench startup` prints the times."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from bench.startup import CLI, HEAVY, SMALL_CAPTURE, imported, packages, subcommands
+
+# the parser's budget: besides the standard library, only sflowpipe's composition modules and
+# the argument tables of the services (sinks/args.py, api/args.py)
+NOT_FOR_HELP = set(HEAVY) | {"pydantic", "pydantic_core", "pydantic_settings", "yaml", "msgspec", "orjson",
+                             "requests", "ingest", "processors", "schemas", "bench"}
+PARSER_MODULES = {"sflowpipe", "sflowpipe.cli", "sflowpipe.up", "sflowpipe.broker", "sinks", "sinks.args",
+                  "api", "api.args"}
+
+COMMANDS = subcommands()
+
+
+def test_every_command_is_covered():
+    names = {argv[0] for argv in COMMANDS}
+    assert {"decode", "ingest", "process", "up", "clickhouse", "sql", "api", "control", "bench"} <= names
+    assert ["bench", "startup"] in COMMANDS and ["definitions", "apply"] in COMMANDS
+
+
+@pytest.mark.parametrize("argv", [["--help"]] + [c + ["--help"] for c in COMMANDS], ids=" ".join)
+def test_help_imports_only_the_parser(argv):
+    code, modules = imported(argv)
+    assert code == 0
+    assert not packages(modules) & NOT_FOR_HELP, sorted(packages(modules) & NOT_FOR_HELP)
+    ours = {m for m in modules if m.split(".")[0] in ("sflowpipe", "sinks", "api", "ingest", "processors")}
+    assert ours <= PARSER_MODULES, sorted(ours - PARSER_MODULES)
+
+
+def test_decode_of_a_small_capture_imports_what_decoding_needs():
+    """The sflowtool drop-in: the decoder and its output, not the settings model, Kafka or Avro."""
+    argv = ["decode", "-r", str(SMALL_CAPTURE)]
+    code, modules = imported(argv)
+    assert code == 0
+    assert not packages(modules) & (set(HEAVY) | {"pydantic", "pydantic_settings", "yaml"}), \
+        sorted(packages(modules) & (set(HEAVY) | {"pydantic", "pydantic_settings", "yaml"}))
+    assert "ingest.sflow.datagram" in modules  # it did decode
+    out = subprocess.run(CLI + argv, capture_output=True, text=True, timeout=60).stdout
+    assert out.startswith("startDatagram") and "endDatagram" in out
+
+
+def test_decode_live_still_reads_its_settings(tmp_path):
+    """Without -r, decode listens where the settings say: those are loaded (and checked)."""
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("decode:\n  port: 99999\n")
+    res = subprocess.run(CLI + ["--config", str(cfg), "decode"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "invalid settings" in res.stderr and "port" in res.stderr
+
+
+def test_bench_startup_prints_each_command_line():
+    res = subprocess.run(CLI + ["bench", "startup", "--runs", "1"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("python -c pass:") and lines[-1].startswith("slowest:")
+    assert any(line.endswith("sflowpipe --help") for line in lines)
+    assert any(" sflowpipe decode -r " in line for line in lines)
+    assert len([line for line in lines if " ms  sflowpipe " in line]) == len(COMMANDS) + 3
+    assert not any("imports" in line for line in lines if "--help" in line), res.stdout

@@ -20,8 +20,8 @@ from confluent_kafka.admin import AdminClient
 
 from api.state import ApiState
 from sflowpipe.config_plane import ConfigWatcher, startup_definitions
-from schemas.codec import CodecError, MessageDecoder
-from sflowpipe.kafka import client_config, ensure_topics
+from schemas.codec import Codec, CodecError
+from sflowpipe.kafka import KafkaClients, wiring
 from sflowpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,15 +30,18 @@ log = logging.getLogger(__name__)
 class TopicReader:
     """Owns the consumer thread feeding ``ApiState`` and the config watcher."""
 
-    def __init__(self, settings: Settings, state: ApiState) -> None:
+    def __init__(self, settings: Settings, state: ApiState, clients: KafkaClients | None = None,
+                 codec: Codec | None = None) -> None:
+        if clients is None or codec is None:
+            clients, codec = wiring(settings)
+        self.clients, self.codec = clients, codec
         self.settings = settings
         self.state = state
         k, t = settings.kafka, settings.topics
         self.status_topic = k.topic(t.status)
         self.topics = [k.topic(n) for n in (t.flows, t.metrics, t.events, t.counter_samples, t.flow_logs)] + \
             [self.status_topic]
-        self.decoder = MessageDecoder(k.schema_registry_url)
-        self.watcher = ConfigWatcher(settings, state.define, state.older)
+        self.watcher = ConfigWatcher(settings, state.define, state.older, clients=clients)
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
         self.assigned: set[tuple[str, int]] = set()
@@ -48,8 +51,13 @@ class TopicReader:
         for kind, name, d in startup_definitions(self.settings):
             self.state.define(kind, name, d)
         self.watcher.start()
-        for target, name in ((self._run, "api-reader"), (self._lag_loop, "api-lag")):
-            th = threading.Thread(target=target, name=name, daemon=True)
+        # the clients are built here, not in the threads: a client setting librdkafka refuses stops the start
+        consumer = self.clients.consumer("sflowpipe-api-reader", {
+            "enable.auto.commit": False, "auto.offset.reset": "earliest", "enable.partition.eof": False,
+            "max.partition.fetch.bytes": 8 << 20})
+        lag = (self.clients.admin(), self.clients.consumer("sflowpipe-api-lag-probe", {"enable.auto.commit": False}))
+        for target, name, arg in ((self._run, "api-reader", consumer), (self._lag_loop, "api-lag", lag)):
+            th = threading.Thread(target=target, args=(arg,), name=name, daemon=True)
             th.start()
             self.threads.append(th)
 
@@ -61,18 +69,12 @@ class TopicReader:
 
     # ---------------------------------------------------------------- consuming
 
-    def _run(self) -> None:
-        k = self.settings.kafka
+    def _run(self, consumer) -> None:
         try:
-            ensure_topics(k, self.topics[:-1])
-            ensure_topics(k, [self.status_topic], config={"retention.ms": str(24 * 3600 * 1000)})
+            self.clients.ensure_topics(self.topics[:-1])
+            self.clients.ensure_topics([self.status_topic], config={"retention.ms": str(24 * 3600 * 1000)})
         except Exception as e:  # the broker may come later: assignment below retries
             log.warning("api: topics not ensured yet: %s", e)
-        conf = {"bootstrap.servers": k.bootstrap_servers, "group.id": "sflowpipe-api-reader",
-                "enable.auto.commit": False, "auto.offset.reset": "earliest", "enable.partition.eof": False,
-                "max.partition.fetch.bytes": 8 << 20}
-        conf.update(k.consumer)
-        consumer = Consumer(client_config(conf))
         next_discovery = 0.0
         try:
             while not self.stopping.is_set():
@@ -122,7 +124,7 @@ class TopicReader:
             if topic == self.status_topic:  # JSON with a "kind": ingester (the default) or flowkeys
                 self.state.status_message(json.loads(value))
                 return
-            stem, datum = self.decoder.decode(value)
+            stem, datum = self.codec.decode(value)
         except (CodecError, ValueError, KeyError) as e:
             self.errors += 1
             log.warning("api reader: skipping undecodable message on %s: %s", topic, e)
@@ -131,19 +133,14 @@ class TopicReader:
 
     # ---------------------------------------------------------------- consumer lag
 
-    def _lag_loop(self) -> None:
-        admin = None
-        probe = None
+    def _lag_loop(self, clients) -> None:
+        admin, probe = clients
         while not self.stopping.wait(5.0):
             try:
-                admin = admin or AdminClient(client_config({"bootstrap.servers": self.settings.kafka.bootstrap_servers}))
-                probe = probe or Consumer(client_config({"bootstrap.servers": self.settings.kafka.bootstrap_servers,
-                                           "group.id": "sflowpipe-api-lag-probe", "enable.auto.commit": False}))
                 self.state.set_lag({g: consumer_lag(admin, probe, g) for g in self.settings.api.sinks})
             except Exception as e:  # lag is informational; keep serving without it
                 log.debug("api: consumer lag: %s", e)
-        if probe is not None:
-            probe.close()
+        probe.close()
 
 
 def consumer_lag(admin: AdminClient, probe: Consumer, group: str) -> int | None:

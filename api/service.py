@@ -11,8 +11,11 @@ from aiohttp import web
 from api.reader import TopicReader
 from api.server import Api
 from api.state import ApiState
+from sflowpipe.config_plane import publish
+from schemas.codec import Codec
 from sflowpipe.auth import warn_if_open
 from sflowpipe.metrics import MetricsServer
+from sflowpipe.kafka import KafkaClients, wiring
 from sflowpipe.settings import Settings
 from sflowpipe.net import parse_hostport
 from api.args import api_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
@@ -23,13 +26,17 @@ log = logging.getLogger(__name__)
 class ApiService:
     """Owns the state, the topic reader and the HTTP server."""
 
-    def __init__(self, settings: Settings, listen: str | None = None) -> None:
+    def __init__(self, settings: Settings, listen: str | None = None, clients: KafkaClients | None = None,
+                 codec: Codec | None = None) -> None:
+        if clients is None or codec is None:
+            clients, codec = wiring(settings)
         self.settings = settings
         self.host, self.port = parse_hostport(listen or settings.api.listen, default_host="127.0.0.1",
                                               what="listen address")  # no host: loopback
         self.state = ApiState(settings.api)
-        self.reader = TopicReader(settings, self.state)
-        self.api = Api(settings, self.state)
+        self.reader = TopicReader(settings, self.state, clients, codec)
+        self.api = Api(settings, self.state, lambda kind, name, body: publish(settings, kind, name, body,
+                                                                              clients=clients))
         self.runner: web.AppRunner | None = None
         self.metrics = MetricsServer(settings.api.metrics_listen, self.api.metrics, 9351)
 
@@ -51,12 +58,12 @@ class ApiService:
         self.metrics.stop()
 
 
-def run(settings: Settings, args) -> int:
+def run(settings: Settings, args, clients: KafkaClients | None = None, codec: Codec | None = None) -> int:
     if getattr(args, "read_only", False):
         settings = settings.model_copy(update={"api": settings.api.model_copy(update={"read_only": True})})
 
     async def main() -> None:
-        service = ApiService(settings, getattr(args, "listen", None))
+        service = ApiService(settings, getattr(args, "listen", None), clients, codec)
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

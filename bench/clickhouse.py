@@ -13,7 +13,6 @@ import tempfile
 import threading
 import time
 
-from confluent_kafka import Producer
 
 from ingest.batches import AgentBatches
 from ingest.generate import Generator
@@ -57,8 +56,11 @@ def enriched_batches(n_samples: int, agents: int = 4, seed: int = 1, start_us: i
 
 
 def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "zstd",
-                  "message.max.bytes": 16 << 20})
+    from sflowpipe.kafka import KafkaClients
+    from sflowpipe.settings import KafkaSettings
+
+    p = KafkaClients(KafkaSettings(bootstrap_servers=bootstrap)).producer(
+        {"linger.ms": 20, "compression.type": "zstd", "message.max.bytes": 16 << 20})
     for key, value in messages:
         while True:
             try:

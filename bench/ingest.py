@@ -110,7 +110,8 @@ def profile(payloads: list[bytes], bootstrap: str) -> None:
     """Where the time goes, per flow sample, on the same path in-process."""
     from ingest.batches import AgentBatches
     from schemas.codec import AvroCodec
-    from confluent_kafka import Producer
+    from sflowpipe.kafka import KafkaClients
+    from sflowpipe.settings import KafkaSettings
 
     dgs = [decode_datagram(p) for p in payloads]
     flows = sum(sum(type(s) is FlowSample for s in d.samples) for d in dgs)
@@ -134,7 +135,8 @@ def profile(payloads: list[bytes], bootstrap: str) -> None:
     t0 = time.perf_counter()
     values = [codecs[b.kind].encode(b.datum) for b in out]
     t_avro = time.perf_counter() - t0
-    prod = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "zstd"})
+    prod = KafkaClients(KafkaSettings(bootstrap_servers=bootstrap)).producer({"linger.ms": 20,
+                                                                              "compression.type": "zstd"})
     t0 = time.perf_counter()
     for p in payloads:
         prod.produce("bench-profile", p)

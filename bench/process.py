@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import yaml
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from bench.decode import DEFAULT_CAPTURE
 from ingest.pcap import read_udp_payloads
@@ -46,10 +46,16 @@ def _cpu(pid: int) -> float:
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _clients(bootstrap: str):
+    from sflowpipe.kafka import KafkaClients
+    from sflowpipe.settings import KafkaSettings
+
+    return KafkaClients(KafkaSettings(bootstrap_servers=bootstrap))
+
+
 def _count(bootstrap: str, topic: str, want: int, timeout: float) -> tuple[int, int, int]:
     """Messages on a topic and the first/last Kafka timestamps (ms), once ``want`` arrived."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{time.time_ns()}",
-                  "auto.offset.reset": "earliest"})
+    c = _clients(bootstrap).consumer(f"bench-{time.time_ns()}", {"auto.offset.reset": "earliest"})
     deadline = time.monotonic() + timeout
     n, first, last = 0, None, 0
     try:
@@ -77,7 +83,7 @@ def profile(payloads: list[bytes]) -> None:
     from processors.engine import Engine
     from processors.enrich import Enricher
     from sflowpipe.config_plane import parse
-    from schemas.codec import AvroCodec
+    from schemas.codec import Codec
     from sflowpipe.settings import EnrichSettings
 
     batches = AgentBatches(500, 1e9)
@@ -88,9 +94,9 @@ def profile(payloads: list[bytes]) -> None:
     from processors.app import EnrichedEncoder, decode_flow_batch
     from schemas.definitions import hot_field_count
 
-    codec = AvroCodec("flow_sample_batch")
-    enriched = EnrichedEncoder(codec, AvroCodec("enriched_flow_sample_batch"))
-    messages = [codec.encode(d) for d in flow]
+    codec = Codec()
+    enriched = EnrichedEncoder(codec)
+    messages = [codec.encode("flow_sample_batch", d) for d in flow]
     enricher = Enricher(EnrichSettings(office365_enabled=False))
     enricher.start()
     engine = Engine(enricher)

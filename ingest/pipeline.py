@@ -16,7 +16,7 @@ from ingest.publisher import Publisher
 from ingest.sflow.datagram import decode_datagram
 from ingest.sflow.errors import DecodeError
 from ingest.sflow.header import HEADER_FAILURES
-from schemas.codec import AvroCodec, ConfluentCodec
+from schemas.codec import Codec
 from sflowpipe.settings import Settings
 
 MAX_TRACKED_AGENTS = 10_000  # per-agent metric series and sequence state
@@ -43,37 +43,27 @@ def describe_metrics(m: Metrics) -> None:
                lambda: {(k,): v for k, v in HEADER_FAILURES.items()}, ("error",))
 
 
-def make_codecs(settings: Settings) -> dict[str, object]:
-    """One codec per message schema: single-object encoding, or Confluent with a registry."""
-    url = settings.kafka.schema_registry_url
-    topics = settings.topics
-    k = settings.kafka
-    stems = {"raw_datagram": k.topic(topics.raw), "dead_letter": k.topic(topics.deadletter),
-             "flow_sample_batch": k.topic(topics.flow_samples),
-             "counter_sample_batch": k.topic(topics.counter_samples),
-             "discard_sample_batch": k.topic(topics.discard_samples)}
-    if url:
-        return {stem: ConfluentCodec(stem, url, f"{topic}-value") for stem, topic in stems.items()}
-    return {stem: AvroCodec(stem) for stem in stems}
-
-
 class IngestPipeline:
     """Owns the per-agent batches between the decoder and the publisher."""
 
-    def __init__(self, settings: Settings, publisher: Publisher, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, publisher: Publisher, metrics: Metrics, codec: Codec | None = None) -> None:
         k, t = settings.kafka, settings.topics
         self.publisher = publisher
         self.metrics = metrics
         self.batches = AgentBatches(settings.ingest.batch_max_samples, settings.ingest.batch_max_ms / 1000)
-        self.codecs = make_codecs(settings)
+        if codec is None:
+            from sflowpipe.kafka import make_codec
+
+            codec = make_codec(k, t)
+        self.codec = codec
+        codec.prepare(["raw_datagram", "dead_letter", *STEMS.values()])  # a registry fault: said at start
         self.raw_topic = k.topic(t.raw)
         self.deadletter_topic = k.topic(t.deadletter)
         self.sample_topics = {FLOW: k.topic(t.flow_samples), COUNTERS: k.topic(t.counter_samples),
                               DISCARDS: k.topic(t.discard_samples)}
         self.last_sequence: dict[tuple[str, int], int] = {}
         self.agents = AgentCounters(MAX_TRACKED_AGENTS)  # sFlow-RT's /agents/json counters
-        self._raw = self.codecs["raw_datagram"]
-        self.dead_letters = DeadLetterWriter(self.deadletter_topic, self.codecs["dead_letter"],
+        self.dead_letters = DeadLetterWriter(self.deadletter_topic, self.codec,
                                              lambda topic, key, value, _headers: publisher.publish(topic, key, value))
         describe_metrics(metrics)
         self.dead_letters.export(metrics)
@@ -86,7 +76,7 @@ class IngestPipeline:
         m.inc("sflowpipe_ingest_datagrams_received_total")
         m.inc("sflowpipe_ingest_bytes_received_total", len(data))
         key = exporter.encode()
-        self.publisher.publish(self.raw_topic, key, self._raw.encode(
+        self.publisher.publish(self.raw_topic, key, self.codec.encode("raw_datagram",
             {"receive_time_us": receive_time_us, "exporter_address": exporter, "exporter_port": port, "data": data}))
         t0 = time.perf_counter()
         try:
@@ -125,7 +115,7 @@ class IngestPipeline:
             self._publish(batch)
 
     def _publish(self, b: Batch) -> None:
-        value = self.codecs[STEMS[b.kind]].encode(b.datum)
+        value = self.codec.encode(STEMS[b.kind], b.datum)
         self.publisher.publish(self.sample_topics[b.kind], b.agent.encode(), value)
         self.metrics.inc("sflowpipe_ingest_samples_total", b.samples, (("kind", b.kind),))
         self.metrics.inc("sflowpipe_ingest_batches_total", 1, (("kind", b.kind),))

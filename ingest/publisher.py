@@ -21,8 +21,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from sflowpipe.metrics import Metrics
 from ingest.spill import SpillQueue
-from sflowpipe.kafka import client_config, one_line
-from sflowpipe.settings import KafkaSettings
+from sflowpipe.kafka import KafkaClients, one_line
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +51,10 @@ _FATAL_CODES = {KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH, K
 class Publisher:
     """Owns the Kafka producer and the spill queue behind it."""
 
-    def __init__(self, kafka: KafkaSettings, spill: SpillQueue, metrics: Metrics, client_id: str = "sflowpipe",
+    def __init__(self, clients: KafkaClients, spill: SpillQueue, metrics: Metrics, client_id: str = "sflowpipe",
                  ensure_topics: Callable[[], None] | None = None) -> None:
-        self.kafka = kafka
+        self.clients = clients
+        self.kafka = clients.settings
         self.spill = spill
         self.metrics = metrics
         self.client_id = client_id
@@ -119,7 +119,6 @@ class Publisher:
 
     def _new_producer(self) -> Producer:
         conf = {
-            "bootstrap.servers": self.kafka.bootstrap_servers,
             "client.id": self.client_id,
             "acks": "all",
             "enable.idempotence": True,
@@ -131,8 +130,7 @@ class Publisher:
             "message.timeout.ms": int(self.kafka.message_timeout_s * 1000),
             "error_cb": self._error,
         }
-        conf.update(self.kafka.producer)
-        return Producer(client_config(conf))
+        return self.clients.producer(conf)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Flush what Kafka will take within ``timeout``; spill the rest to disk for next time."""

@@ -62,20 +62,23 @@ def send_udp(datagrams: Iterable[UdpDatagram], target: str, speed: float = 1.0, 
     return sent
 
 
-def publish_kafka(datagrams: Iterable[UdpDatagram], settings, speed: float = 0, keep_timestamps: bool = False) -> int:
+def publish_kafka(datagrams: Iterable[UdpDatagram], settings, speed: float = 0, keep_timestamps: bool = False,
+                  clients=None, codec=None) -> int:
     """Publish through IngestPipeline, as if each datagram had arrived from its capture source."""
     from sflowpipe.metrics import Metrics
     from ingest.pipeline import IngestPipeline
     from ingest.publisher import Publisher
     from ingest.spill import SpillQueue
     from pathlib import Path
-    from sflowpipe.kafka import ensure_topics
+    from sflowpipe.kafka import wiring
 
+    if clients is None or codec is None:
+        clients, codec = wiring(settings)
     metrics = Metrics()
     spill = SpillQueue(Path(settings.ingest.spill_dir) / "replay", settings.ingest.spill_max_mb << 20)
-    publisher = Publisher(settings.kafka, spill, metrics, client_id="sflowpipe-replay")
-    pipeline = IngestPipeline(settings, publisher, metrics)
-    ensure_topics(settings.kafka, pipeline.topics())
+    publisher = Publisher(clients, spill, metrics, client_id="sflowpipe-replay")
+    pipeline = IngestPipeline(settings, publisher, metrics, codec)
+    clients.ensure_topics(pipeline.topics())
     publisher.start()
     pacer = Pacer(speed)
     n = 0
@@ -95,10 +98,11 @@ def publish_kafka(datagrams: Iterable[UdpDatagram], settings, speed: float = 0, 
     return n
 
 
-def run(args, settings) -> int:
+def run(args, settings, clients=None, codec=None) -> int:
     datagrams = read_udp_payloads(args.file)
     if args.to == "kafka":
-        n = publish_kafka(datagrams, settings, speed=args.speed, keep_timestamps=args.keep_timestamps)
+        n = publish_kafka(datagrams, settings, speed=args.speed, keep_timestamps=args.keep_timestamps,
+                          clients=clients, codec=codec)
     else:
         n = send_udp(datagrams, args.to, speed=args.speed, rate=args.rate, loops=args.loop)
     print(f"replayed {n} datagrams from {args.file} to {args.to}")

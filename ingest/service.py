@@ -23,9 +23,10 @@ from ingest.pipeline import IngestPipeline
 from ingest.publisher import Publisher
 from ingest.spill import SpillQueue
 from ingest.udp import UdpReceiver
+from schemas.codec import Codec
+from sflowpipe.kafka import KafkaClients, wiring
 from sflowpipe.net import parse_hostport
 from prometheus_client import CollectorRegistry
-from sflowpipe.kafka import ensure_topics
 from sflowpipe.metrics import Metrics, MetricsServer, Snapshots
 from sflowpipe.settings import Settings
 from sflowpipe.signals import on_stop_signals
@@ -36,7 +37,10 @@ log = logging.getLogger(__name__)
 class Ingester:
     """Owns one UDP socket and the path from it to Kafka."""
 
-    def __init__(self, settings: Settings, worker: int = 0, metrics: Metrics | None = None) -> None:
+    def __init__(self, settings: Settings, worker: int = 0, metrics: Metrics | None = None,
+                 clients: KafkaClients | None = None, codec: Codec | None = None) -> None:
+        if clients is None or codec is None:
+            clients, codec = wiring(settings)
         self.settings = settings
         self.worker = worker
         self.metrics = metrics or Metrics()
@@ -44,9 +48,9 @@ class Ingester:
         self.receiver = UdpReceiver(host, port, settings.ingest.rcvbuf_bytes)
         spill = SpillQueue(Path(settings.ingest.spill_dir) / f"worker-{worker}",
                            settings.ingest.spill_max_mb << 20)
-        self.publisher = Publisher(settings.kafka, spill, self.metrics, client_id=f"sflowpipe-ingest-{worker}",
-                                   ensure_topics=lambda: ensure_ingest_topics(settings))
-        self.pipeline = IngestPipeline(settings, self.publisher, self.metrics)
+        self.publisher = Publisher(clients, spill, self.metrics, client_id=f"sflowpipe-ingest-{worker}",
+                                   ensure_topics=lambda: ensure_ingest_topics(settings, clients))
+        self.pipeline = IngestPipeline(settings, self.publisher, self.metrics, codec)
         self.stopping = threading.Event()
         self.status_topic = settings.kafka.topic(settings.topics.status)
         # host:pid:worker plus a random tag: replicas on a host network can share host and pid
@@ -128,11 +132,11 @@ class Ingester:
             log.debug("status not published: %s", e)
 
 
-def _worker_main(settings: Settings, worker: int, snapshots, ready) -> None:
+def _worker_main(settings: Settings, worker: int, snapshots, ready, clients: KafkaClients, codec: Codec) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=settings.log_level, format=f"%(asctime)s ingest[{worker}] %(levelname)s %(message)s")
     try:
-        ing = Ingester(settings, worker)
+        ing = Ingester(settings, worker, clients=clients, codec=codec)
         signal.signal(signal.SIGTERM, lambda *_: ing.stopping.set())
         ing.start()
     except Exception as e:  # the parent says it in one line (a port taken...), not a traceback per worker
@@ -153,21 +157,23 @@ def _worker_main(settings: Settings, worker: int, snapshots, ready) -> None:
         snapshots.put((worker, ing.metrics.snapshot()))
 
 
-def ensure_ingest_topics(settings: Settings) -> None:
+def ensure_ingest_topics(settings: Settings, clients: KafkaClients) -> None:
     k, t = settings.kafka, settings.topics
-    ensure_topics(k, [k.topic(n) for n in (t.raw, t.flow_samples, t.counter_samples, t.discard_samples,
-                                           t.deadletter)], timeout=1)
-    ensure_topics(k, [k.topic(t.status)], timeout=1, config={"retention.ms": str(24 * 3600 * 1000)})
+    clients.ensure_topics([k.topic(n) for n in (t.raw, t.flow_samples, t.counter_samples, t.discard_samples,
+                                                t.deadletter)], timeout=1)
+    clients.ensure_topics([k.topic(t.status)], timeout=1, config={"retention.ms": str(24 * 3600 * 1000)})
 
 
-def run(settings: Settings, on_ready=None) -> int:
+def run(settings: Settings, on_ready=None, clients: KafkaClients | None = None, codec: Codec | None = None) -> int:
     """Run the ingester(s) until SIGTERM/SIGINT; exit code 0 after a clean shutdown. Kafka need not
     answer yet: each ingester creates the topics when it does, and spills to disk until then."""
+    if clients is None or codec is None:
+        clients, codec = wiring(settings)
     stop = threading.Event()
     on_stop_signals(stop.set)
 
     if settings.ingest.workers == 1:
-        ing = Ingester(settings)
+        ing = Ingester(settings, clients=clients, codec=codec)
         server = MetricsServer(settings.ingest.metrics_listen, ing.metrics, default_port=9343)
         ing.start()
         server.start()
@@ -186,7 +192,7 @@ def run(settings: Settings, on_ready=None) -> int:
     snapshots, ready = ctx.Queue(), ctx.Queue()
     workers = Snapshots()  # the workers' latest metrics, served with a worker label
     latest = workers.latest
-    procs = [ctx.Process(target=_worker_main, args=(settings, i, snapshots, ready), name=f"ingest-{i}")
+    procs = [ctx.Process(target=_worker_main, args=(settings, i, snapshots, ready, clients, codec), name=f"ingest-{i}")
              for i in range(settings.ingest.workers)]
     for p in procs:
         p.start()

@@ -11,11 +11,11 @@ import time
 from typing import Iterator
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaException, TopicPartition
 
 from ingest.batches import flow_rows
-from schemas.codec import CodecError, MessageDecoder
-from sflowpipe.kafka import client_config, require_broker
+from schemas.codec import Codec, CodecError
+from sflowpipe.kafka import KafkaClients, wiring
 from sflowpipe.settings import Settings
 
 
@@ -46,14 +46,12 @@ def resolve_topic(name: str, settings: Settings) -> str:
     return settings.kafka.topic(name) if name in short else name
 
 
-def messages(settings: Settings, topic: str, from_beginning: bool, idle_timeout: float | None,
+def messages(clients: KafkaClients, topic: str, from_beginning: bool, idle_timeout: float | None,
              group: str | None = None) -> Iterator[tuple[int, int, bytes, bytes | None]]:
     """(partition, offset, value, key) of a topic's messages; stops after idle_timeout seconds of silence."""
-    conf = {"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": group or "sflowpipe-tail",
-            "enable.auto.commit": False, "auto.offset.reset": "earliest" if from_beginning else "latest"}
-    conf.update(settings.kafka.consumer)
-    require_broker(settings.kafka)
-    c = Consumer(client_config(conf))
+    clients.require_broker()
+    c = clients.consumer(group or "sflowpipe-tail", {"enable.auto.commit": False,
+                                                     "auto.offset.reset": "earliest" if from_beginning else "latest"})
     try:
         md = c.list_topics(topic, timeout=10)
         tmd = md.topics.get(topic)
@@ -77,15 +75,16 @@ def messages(settings: Settings, topic: str, from_beginning: bool, idle_timeout:
         c.close()
 
 
-def run(args, settings: Settings) -> int:
+def run(args, settings: Settings, clients: KafkaClients | None = None, codec: Codec | None = None) -> int:
+    if clients is None or codec is None:
+        clients, codec = wiring(settings)
     topic = resolve_topic(args.topic, settings)
     out = sys.stdout.buffer
     n = 0
-    decoder = MessageDecoder(settings.kafka.schema_registry_url)
     try:
-        for _, _, value, _ in messages(settings, topic, args.from_beginning, args.timeout):
+        for _, _, value, _ in messages(clients, topic, args.from_beginning, args.timeout):
             try:
-                stem, datum = decoder.decode(value)
+                stem, datum = codec.decode(value)
             except CodecError as e:
                 sys.stderr.write(f"skipping undecodable message: {e}\n")
                 continue

@@ -32,9 +32,10 @@ from processors.scans import ScanDetector
 from sflowpipe.config_plane import ConfigWatcher, startup_definitions
 from processors.engine import REPLAY_LAG_S, Engine
 from processors.enrich import Enricher
-from schemas.codec import AvroCodec, CodecError
+from schemas.codec import Codec, CodecError
 from schemas.definitions import hot_field_count
 from sflowpipe.metrics import Metrics, MetricsServer
+from sflowpipe.kafka import KafkaClients, wiring
 from sflowpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,34 +60,37 @@ def batch_time(batch: dict, now: float) -> float:
 
 class EnrichedEncoder:
     """An enriched batch without re-encoding the batch: the enriched schema is the flow-sample
-    schema plus trailing columns, so its Avro body is the original body followed by theirs."""
+    schema plus trailing columns, so its Avro body is the original body followed by theirs (in
+    either framing: the codec's header for the enriched schema replaces the flow-sample one)."""
 
-    def __init__(self, plain: AvroCodec, enriched: AvroCodec) -> None:
-        names = [f["name"] for f in enriched.current.raw["fields"]]
-        base = [f["name"] for f in plain.current.raw["fields"]]
+    def __init__(self, codec: Codec) -> None:
+        plain, enriched = codec.current("flow_sample_batch"), codec.current("enriched_flow_sample_batch")
+        names = [f["name"] for f in enriched.raw["fields"]]
+        base = [f["name"] for f in plain.raw["fields"]]
         assert names[: len(base)] == base, "enriched schema must extend the flow-sample schema"
-        self.extra_fields = [f for f in enriched.current.raw["fields"][len(base):]]
+        self.extra_fields = [f for f in enriched.raw["fields"][len(base):]]
         self.extra_schema = {"type": "record", "name": "EnrichmentColumns", "namespace": "sflowpipe",
                              "fields": self.extra_fields}
         from schemas.writer import compile_writer
         import fastavro
 
         self.write_extra = compile_writer(fastavro.parse_schema(self.extra_schema))
-        self.plain_prefix = plain.current.prefix
-        self.prefix = enriched.current.prefix
+        self.codec = codec
+        self.plain = plain
 
     def encode(self, message: bytes, extra: dict) -> bytes:
-        if not message.startswith(self.plain_prefix):  # written with another schema version
+        writer, start = self.codec.writer_of(message)
+        if writer is not self.plain:  # written with another schema version
             raise CodecError("flow-sample message not in the current schema version")
-        return self.prefix + message[len(self.plain_prefix):] + self.write_extra(extra)
+        return self.codec.prefix("enriched_flow_sample_batch") + message[start:] + self.write_extra(extra)
 
 
-def decode_flow_batch(codec: AvroCodec, message: bytes, hot_fields: int, engine: Engine) -> dict:
+def decode_flow_batch(codec: Codec, message: bytes, hot_fields: int, engine: Engine) -> dict:
     """A flow-sample message as the engine needs it: the hot prefix only (the usual case, measurably
     faster), the whole batch while some flow definition reads cold columns (payload keys, requests)."""
     if engine.cold_columns:
-        return codec.decode(message)
-    return codec.decode_prefix(message, hot_fields)
+        return codec.decode_as("flow_sample_batch", message)
+    return codec.decode_prefix("flow_sample_batch", message, hot_fields)
 
 
 class GapFiller:
@@ -100,22 +104,18 @@ class GapFiller:
     group), and processes them before going on. Flow-sample topics are neither compacted nor
     transactional, so their offsets have no legitimate gaps."""
 
-    def __init__(self, settings: Settings, topic: str) -> None:
+    def __init__(self, settings: Settings, topic: str, clients: KafkaClients | None = None) -> None:
         self.topic = topic
-        self.conf = {"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": settings.processors.app_id,
-                     "enable.auto.commit": False, "auto.offset.reset": "earliest",
+        self.clients = clients or KafkaClients(settings.kafka)
+        self.group = settings.processors.app_id
+        self.conf = {"enable.auto.commit": False, "auto.offset.reset": "earliest",
                      "max.partition.fetch.bytes": settings.processors.consumer_max_fetch_size}
-        self.conf.update(settings.kafka.consumer)
-        self.consumer = None
         self.lock = threading.Lock()
+        self.consumer = self.clients.consumer(self.group, self.conf)  # now: a refused client setting stops the start
 
     def _consumer(self):
-        from confluent_kafka import Consumer
-
         if self.consumer is None:
-            from sflowpipe.kafka import client_config
-
-            self.consumer = Consumer(client_config(self.conf))
+            self.consumer = self.clients.consumer(self.group, self.conf)
         return self.consumer
 
     def committed(self, partition: int) -> int | None:
@@ -182,12 +182,16 @@ def batch_size(batch: dict) -> int:
     return len(col) if col is not None else len(batch.get("samples") or ())
 
 
-def make_app(settings: Settings, worker: int = 0, metrics: Metrics | None = None) -> faust.App:
+def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None = None,
+             codec: Codec | None = None, metrics: Metrics | None = None) -> faust.App:
+    """The worker's Faust app; ``clients`` and ``codec`` are the process's (sflowpipe/cli.py)."""
+    if clients is None or codec is None:
+        clients, codec = wiring(settings)
     k, t, p = settings.kafka, settings.topics, settings.processors
     Path(p.data_dir).mkdir(parents=True, exist_ok=True)
     app = faust.App(
         p.app_id,
-        broker=[f"kafka://{b}" for b in k.bootstrap_servers.split(",")],
+        **clients.faust_settings(),
         store="memory://",
         topic_partitions=k.partitions,
         topic_replication_factor=k.replication_factor,
@@ -219,7 +223,7 @@ def make_app(settings: Settings, worker: int = 0, metrics: Metrics | None = None
         engine.interrupt(kind, name, d)
         changes.put((kind, name, d))
 
-    watcher = ConfigWatcher(settings, on_change)
+    watcher = ConfigWatcher(settings, on_change, clients=clients)
     watcher.count(startup)
     rejected = [0]  # definitions the engine refused to apply (the watcher keeps its own refusals)
     metrics.observed("sflowpipe_processors_definitions_rejected_total", "counter",
@@ -249,14 +253,12 @@ def make_app(settings: Settings, worker: int = 0, metrics: Metrics | None = None
     discard_topic = app.topic(k.topic(t.discard_samples), **raw)  # dropped: true flows
     status_topic = app.topic(k.topic(t.status), **raw)  # flowkeys (processors/flowkeys.py)
     worker_id = f"{socket.gethostname()}:{p.app_id}:{worker}"
-    flow_log_codec = AvroCodec("flow_log")
     # keys are agent addresses (raw bytes), values JSON (the app's default serializers)
     checkpoints = app.Table("agent-state", default=None)
 
-    codecs = {name: AvroCodec(name) for name in ("flow_sample_batch", "counter_sample_batch", "discard_sample_batch",
-                                                 "enriched_flow_sample_batch", "active_flows", "metrics", "event")}
+    codec.prepare(["enriched_flow_sample_batch", "active_flows", "metrics", "event", "flow_log"])
     hot_fields = hot_field_count()  # the columns flows and filters read; the rest is not parsed
-    enriched = EnrichedEncoder(codecs["flow_sample_batch"], codecs["enriched_flow_sample_batch"])
+    enriched = EnrichedEncoder(codec)
     owner: dict[str, int] = {}  # agent -> partition it arrives on
     restored: set[str] = set()
     last_checkpoint: dict[str, float] = {}
@@ -315,7 +317,7 @@ def make_app(settings: Settings, worker: int = 0, metrics: Metrics | None = None
 
     async def on_flow_message(value: bytes, partition: int, offset: int | None) -> None:
         try:
-            batch = decode_flow_batch(codecs["flow_sample_batch"], value, hot_fields, engine)
+            batch = decode_flow_batch(codec, value, hot_fields, engine)
         except CodecError as e:
             metrics.inc("sflowpipe_processors_undecodable_total", labels=(("kind", "flow"),))
             log.error("flow-samples: skipping undecodable message: %s", e)
@@ -334,9 +336,9 @@ def make_app(settings: Settings, worker: int = 0, metrics: Metrics | None = None
         try:
             out = enriched.encode(value, extra)
         except CodecError:  # an older schema version: re-encode in the current one
-            batch = codecs["flow_sample_batch"].decode(value)
+            batch = codec.decode_as("flow_sample_batch", value)
             batch.update(extra)
-            out = codecs["enriched_flow_sample_batch"].encode(batch)
+            out = codec.encode("enriched_flow_sample_batch", batch)
         await enriched_topic.send(key=agent.encode(), value=out)
         maybe_checkpoint(agent, now)
 
@@ -363,7 +365,7 @@ def make_app(settings: Settings, worker: int = 0, metrics: Metrics | None = None
             log.debug("lag not measured: %s", e)
     metrics.observed("sflowpipe_processors_lag_messages", "gauge", "messages behind the end of each assigned "
                      "partition of the sample topics (at the last report)", lambda: dict(lag), ("topic", "partition"))
-    gaps = GapFiller(settings, flow_topic_name)
+    gaps = GapFiller(settings, flow_topic_name, clients)
     next_offset: dict[int, int] = {}  # partition -> the offset expected next (this generation)
 
     @app.agent(flow_topic, name="flow-samples")
@@ -391,7 +393,7 @@ def make_app(settings: Settings, worker: int = 0, metrics: Metrics | None = None
             apply_changes()
             position[(event.message.topic, event.message.partition)] = event.message.offset + 1
             try:
-                batch = codecs["counter_sample_batch"].decode(event.value)
+                batch = codec.decode_as("counter_sample_batch", event.value)
             except CodecError as e:
                 metrics.inc("sflowpipe_processors_undecodable_total", labels=(("kind", "counter"),))
                 log.error("counter-samples: skipping undecodable message: %s", e)
@@ -413,7 +415,7 @@ def make_app(settings: Settings, worker: int = 0, metrics: Metrics | None = None
             if not engine.wants_discards:  # no dropped: true flow: not even decoded
                 continue
             try:
-                batch = codecs["discard_sample_batch"].decode(event.value)
+                batch = codec.decode_as("discard_sample_batch", event.value)
             except CodecError as e:
                 metrics.inc("sflowpipe_processors_undecodable_total", labels=(("kind", "discard"),))
                 log.error("discard-samples: skipping undecodable message: %s", e)
@@ -428,19 +430,19 @@ def make_app(settings: Settings, worker: int = 0, metrics: Metrics | None = None
         await status_topic.send(key=worker_id.encode(), value=json.dumps(engine.keys_seen.message(worker_id)).encode())
         await status_topic.send(key=worker_id.encode(), value=json.dumps(engine.evaluation_status(worker_id)).encode())
         for r in engine.flow_logs():
-            await flow_logs_topic.send(key=r["agent"].encode(), value=flow_log_codec.encode(r))
+            await flow_logs_topic.send(key=r["agent"].encode(), value=codec.encode("flow_log", r))
         active, counter_metrics, events = engine.report()
         for m in active:
-            await flows_topic.send(key=m["agent"].encode(), value=codecs["active_flows"].encode(m))
+            await flows_topic.send(key=m["agent"].encode(), value=codec.encode("active_flows", m))
         for m in counter_metrics:
-            await metrics_topic.send(key=m["agent"].encode(), value=codecs["metrics"].encode(m))
+            await metrics_topic.send(key=m["agent"].encode(), value=codec.encode("metrics", m))
         metrics.inc("sflowpipe_processors_reports_total", len(active), (("kind", "flows"),))
         metrics.inc("sflowpipe_processors_reports_total", len(counter_metrics), (("kind", "metrics"),))
         metrics.inc("sflowpipe_processors_events_total", len(events))
         update_lag()
         for e in events:
             last_checkpoint.pop(e.agent, None)  # checkpointed with its next batch: a restart will not repeat it
-            await events_topic.send(key=e.agent.encode(), value=codecs["event"].encode(e.to_dict()))
+            await events_topic.send(key=e.agent.encode(), value=codec.encode("event", e.to_dict()))
             log.info("event %s: %s %s on %s/%s = %.0f > %.0f", e.eventID, e.thresholdID, e.flowKey or e.metric,
                      e.agent, e.dataSource, e.value, e.threshold)
 
@@ -485,16 +487,16 @@ def make_app(settings: Settings, worker: int = 0, metrics: Metrics | None = None
     return app
 
 
-def run(settings: Settings, worker: int = 0) -> int:
+def run(settings: Settings, worker: int = 0, clients: KafkaClients | None = None, codec: Codec | None = None) -> int:
     """Run one Faust worker until SIGTERM/SIGINT."""
-    from sflowpipe.kafka import ensure_topics
-
+    if clients is None or codec is None:
+        clients, codec = wiring(settings)
     k, t = settings.kafka, settings.topics
-    ensure_topics(k, [k.topic(n) for n in (t.flow_samples, t.counter_samples, t.discard_samples,
-                                           t.enriched_flow_samples, t.flows, t.metrics, t.events, t.flow_logs)])
-    ensure_topics(k, [k.topic(t.status)], config={"retention.ms": str(24 * 3600 * 1000)})  # as the ingesters
-    ensure_topics(k, [k.topic(t.config)], config={"cleanup.policy": "compact"})
-    app = make_app(settings, worker)
+    clients.ensure_topics([k.topic(n) for n in (t.flow_samples, t.counter_samples, t.discard_samples,
+                                                t.enriched_flow_samples, t.flows, t.metrics, t.events, t.flow_logs)])
+    clients.ensure_topics([k.topic(t.status)], config={"retention.ms": str(24 * 3600 * 1000)})  # as the ingesters
+    clients.ensure_topics([k.topic(t.config)], config={"cleanup.policy": "compact"})
+    app = make_app(settings, worker, clients, codec)
     server = MetricsServer(settings.processors.metrics_listen, app.sflowpipe_metrics, default_port=9345)
     if server.port:
         server.port += worker  # one listener per worker on a host, as the Faust web port

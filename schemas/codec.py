@@ -6,9 +6,12 @@ the .avsc files resolves the writer schema from the fingerprint, no server neede
 readers know every released version and read with the newest (schema resolution fills added
 fields from their defaults).
 
-With a Confluent-compatible Schema Registry configured, ``ConfluentCodec`` uses confluent-kafka's
-registry client and AvroDeserializer, and the Confluent wire format (``00`` + 4-byte schema id +
-body); the body is the same Avro binary either way.
+With a Confluent-compatible Schema Registry configured (``kafka.schema_registry_url``), messages
+are written in the Confluent wire format (``00`` + 4-byte big-endian schema id + body); the body is
+the same Avro binary either way, so both framings decode through the same fastavro reader into the
+same datum shape. ``Codec`` is the one object a process uses for both (built by the composition
+root, sflowpipe/cli.py, and handed to every component); ``AvroCodec`` is its single-object,
+single-schema core, for tools and tests.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -162,60 +166,153 @@ def decode_any(message: bytes, schemas: SchemaSet | None = None) -> tuple[str, A
     return writer.stem, AvroCodec(writer.stem, schemas).decode(message)
 
 
-class MessageDecoder:
-    """Decodes messages of any sflowpipe schema in either wire format: (schema name, datum)."""
+class Codec:
+    """Every sflowpipe message's wire format: encode by schema name, decode whatever was written.
 
-    def __init__(self, registry_url: str | None = None, schemas: SchemaSet | None = None) -> None:
+    Without a registry it writes Avro single-object encoding. With ``registry_url`` it writes the
+    Confluent wire format, each schema registered (once, on first use or ``prepare``) under its
+    topic's subject (``subjects``: schema name -> subject, e.g. ``sflow.flow-samples-value``).
+    Decoding accepts both framings (a Confluent-framed message needs the registry to name its
+    schema id), always returns unions of records as ``(record name, dict)``, and raises only
+    ``CodecError``: registry and fastavro errors are mapped to it. Picklable (worker processes
+    get a fresh registry client)."""
+
+    def __init__(self, registry_url: str | None = None, subjects: dict[str, str] | None = None,
+                 schemas: SchemaSet | None = None, registry_conf: dict[str, Any] | None = None) -> None:
+        self.registry_url = registry_url or None
+        self.registry_conf = dict(registry_conf or {})  # more SchemaRegistryClient settings (retries...)
+        self.subjects = dict(subjects or {})
         self.schemas = schemas or schema_set()
-        self.registry_url = registry_url
-        self._deserializer = None
-        self._stem_by_name = {v[-1].raw["namespace"] + "." + v[-1].raw["name"]: stem
-                              for stem, v in self.schemas.by_stem.items()}
-        self._stem_by_id: dict[int, str] = {}
+        self._client = None
+        self._lock = threading.Lock()
+        self._ids: dict[str, int] = {}  # schema name -> registry id of its current version
+        self._by_id: dict[int, SchemaVersion] = {}
+        self._prefix_schemas: dict[tuple[str, int], Any] = {}
+
+    def __getstate__(self) -> dict:
+        return {"registry_url": self.registry_url, "subjects": self.subjects, "registry_conf": self.registry_conf}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["registry_url"], state["subjects"], registry_conf=state["registry_conf"])
+
+    @property
+    def framing(self) -> str:
+        return "confluent" if self.registry_url else "single-object"
+
+    def current(self, stem: str) -> SchemaVersion:
+        return self.schemas.newest(stem)
+
+    # ---------------------------------------------------------------- writing
+
+    def prepare(self, stems: list[str]) -> None:
+        """Register these schemas now (a producer's start), so a registry fault shows at once."""
+        for stem in stems:
+            self.prefix(stem)
+
+    def prefix(self, stem: str) -> bytes:
+        """The framing header this codec writes before a body of ``stem``'s current version."""
+        current = self.current(stem)
+        if not self.registry_url:
+            return current.prefix
+        sid = self._ids.get(stem)
+        if sid is None:
+            sid = self._register(stem, current)
+        return b"\x00" + struct.pack(">I", sid)
+
+    def encode(self, stem: str, datum: Any) -> bytes:
+        body = self.current(stem).writer(datum)
+        return self.prefix(stem) + body
+
+    def _register(self, stem: str, current: SchemaVersion) -> int:
+        from confluent_kafka.schema_registry import Schema
+
+        subject = self.subjects.get(stem)
+        if subject is None:
+            raise CodecError(f"no registry subject for {stem} messages")
+        try:
+            sid = self._registry().register_schema(subject, Schema(json.dumps(current.raw), "AVRO"))
+        except Exception as e:  # SchemaRegistryError, connection errors
+            raise CodecError(f"schema registry {self.registry_url}: cannot register {subject}: {_one_line(e)}") from None
+        self._ids[stem] = sid
+        self._by_id[sid] = current
+        return sid
+
+    def _registry(self):
+        with self._lock:
+            if self._client is None:
+                from confluent_kafka.schema_registry import SchemaRegistryClient
+
+                self._client = SchemaRegistryClient({"url": self.registry_url, **self.registry_conf})
+            return self._client
+
+    # ---------------------------------------------------------------- reading
+
+    def writer_of(self, message: bytes) -> tuple[SchemaVersion, int]:
+        """The schema version a message was written with, and where its Avro body starts."""
+        if len(message) >= 10 and message[:2] == MAGIC:
+            fp = struct.unpack_from("<Q", message, 2)[0]
+            writer = self.schemas.by_fingerprint.get(fp)
+            if writer is None:
+                raise CodecError(f"unknown writer schema fingerprint {fp:016x}")
+            return writer, 10
+        if len(message) >= 5 and message[:1] == b"\x00":
+            sid = struct.unpack_from(">I", message, 1)[0]
+            writer = self._by_id.get(sid)
+            if writer is None:
+                writer = self._lookup(sid)
+            return writer, 5
+        raise CodecError("neither Avro single-object encoding nor Confluent framing")
+
+    def _lookup(self, sid: int) -> SchemaVersion:
+        if not self.registry_url:
+            raise CodecError(f"Confluent-framed message (schema id {sid}) but no kafka.schema_registry_url is set")
+        try:  # the registry client retries transient faults itself (max.retries, with backoff)
+            raw = json.loads(self._registry().get_schema(sid).schema_str)
+        except Exception as e:  # SchemaRegistryError, connection errors, a body that is not JSON
+            raise CodecError(f"schema registry {self.registry_url}: schema id {sid}: {_one_line(e)}") from None
+        writer = self.schemas.by_fingerprint.get(fingerprint64(to_parsing_canonical_form(raw)))
+        if writer is None:
+            raise CodecError(f"schema id {sid} ({raw.get('name')}) is not a released sflowpipe schema")
+        self._by_id[sid] = writer
+        return writer
 
     def decode(self, message: bytes) -> tuple[str, Any]:
-        if message[:2] == MAGIC:
-            return decode_any(message, self.schemas)
-        if message[:1] == b"\x00" and len(message) >= 5 and self.registry_url:
-            return self._confluent(message)
-        raise CodecError("neither Avro single-object encoding nor (with a registry) Confluent framing")
+        """(schema name, datum) of a message of any sflowpipe schema, in either framing."""
+        writer, start = self.writer_of(message)
+        return writer.stem, self._read(writer, message, start)
 
-    def _confluent(self, message: bytes) -> tuple[str, Any]:
-        from confluent_kafka.schema_registry import SchemaRegistryClient
-        from confluent_kafka.schema_registry.avro import AvroDeserializer
-        from confluent_kafka.serialization import MessageField, SerializationContext
+    def decode_as(self, stem: str, message: bytes) -> Any:
+        """A message that must be of schema ``stem`` (CodecError otherwise)."""
+        writer, start = self.writer_of(message)
+        if writer.stem != stem:
+            raise CodecError(f"a {writer.stem} message where {stem} was expected")
+        return self._read(writer, message, start)
 
-        if self._deserializer is None:
-            self._client = SchemaRegistryClient({"url": self.registry_url})
-            self._deserializer = AvroDeserializer(self._client)
-        sid = struct.unpack_from(">I", message, 1)[0]
-        stem = self._stem_by_id.get(sid)
-        if stem is None:
-            raw = json.loads(self._client.get_schema(sid).schema_str)
-            stem = self._stem_by_name.get(f"{raw.get('namespace', '')}.{raw['name']}", raw["name"])
-            self._stem_by_id[sid] = stem
-        return stem, self._deserializer(message, SerializationContext("", MessageField.VALUE))
+    def decode_prefix(self, stem: str, message: bytes, fields: int) -> Any:
+        """Only the first ``fields`` fields of the record (the rest is not even parsed) when the
+        message was written with the current schema version; otherwise the whole message."""
+        writer, start = self.writer_of(message)
+        current = self.current(stem)
+        if writer is not current:
+            return self.decode_as(stem, message)
+        schema = self._prefix_schemas.get((stem, fields))
+        if schema is None:
+            raw = dict(current.raw, fields=current.raw["fields"][:fields])
+            schema = self._prefix_schemas[(stem, fields)] = fastavro.parse_schema(raw)
+        return _read_body(stem, message, start, schema, None)
+
+    def _read(self, writer: SchemaVersion, message: bytes, start: int) -> Any:
+        current = self.current(writer.stem)
+        return _read_body(writer.stem, message, start, writer.parsed, None if writer is current else current.parsed)
 
 
-class ConfluentCodec:
-    """Confluent Schema Registry wire format, through confluent-kafka's registry client."""
+def _read_body(stem: str, message: bytes, start: int, writer, reader) -> Any:
+    try:
+        return fastavro.schemaless_reader(io.BytesIO(memoryview(message)[start:]), writer, reader,
+                                          return_record_name=True, return_record_name_override=True)
+    except Exception as e:  # fastavro raises assorted errors on corrupt input
+        raise CodecError(f"corrupt {stem} message: {e}") from None
 
-    def __init__(self, stem: str, registry_url: str, subject: str, schemas: SchemaSet | None = None) -> None:
-        from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-        from confluent_kafka.schema_registry.avro import AvroDeserializer
 
-        self.schemas = schemas or schema_set()
-        self.current = self.schemas.newest(stem)
-        self.client = SchemaRegistryClient({"url": registry_url})
-        self.schema_id = self.client.register_schema(subject, Schema(json.dumps(self.current.raw), "AVRO"))
-        self.prefix = b"\x00" + struct.pack(">I", self.schema_id)
-        self._deserializer = AvroDeserializer(self.client)
-
-    def encode(self, datum: Any) -> bytes:
-        # the same bytes confluent's AvroSerializer writes, with the compiled writer for the body
-        return self.prefix + self.current.writer(datum)
-
-    def decode(self, message: bytes) -> Any:
-        from confluent_kafka.serialization import MessageField, SerializationContext
-
-        return self._deserializer(message, SerializationContext("", MessageField.VALUE))
+def _one_line(err: object) -> str:
+    return " ".join(str(err).split())[:300]

@@ -76,11 +76,20 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     return bench_decode.main(args.capture, args.datagrams, args.sflowtool)
 
 
+def _wiring(settings: Settings):
+    """This process's one Kafka client factory and one codec (sflowpipe/kafka.py), built here and
+    handed to the command's components: none builds its own client configuration or picks a framing."""
+    from sflowpipe.kafka import wiring
+
+    return wiring(settings)
+
+
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     from ingest import service
 
     if not args.embedded_broker:
-        return service.run(settings)
+        clients, codec = _wiring(settings)
+        return service.run(settings, clients=clients, codec=codec)
     from sflowpipe.broker import EmbeddedBroker, free_port
 
     host, _, port = settings.kafka.bootstrap_servers.split(",")[0].rpartition(":")
@@ -95,7 +104,8 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     try:
         settings = settings.model_copy(update={"kafka": settings.kafka.model_copy(
             update={"bootstrap_servers": broker.bootstrap})})
-        return service.run(settings)
+        clients, codec = _wiring(settings)
+        return service.run(settings, clients=clients, codec=codec)
     finally:
         broker.stop()
 
@@ -116,7 +126,8 @@ def _process(args: argparse.Namespace, settings: Settings) -> int:
     if workers > 1 and args.worker_index == 0 and not args.single:
         return _process_workers(args, workers)
     _sys.argv = [_sys.argv[0], "worker"]  # Faust's Worker parses the command line
-    return processors_app.run(settings, args.worker_index)
+    clients, codec = _wiring(settings)
+    return processors_app.run(settings, args.worker_index, clients, codec)
 
 
 def _definitions_fault(settings: Settings) -> str | None:
@@ -171,6 +182,7 @@ def _definitions(args: argparse.Namespace, settings: Settings) -> int:
 
     from sflowpipe.config_plane import DefinitionError, check_caps, file_definitions, parse, publish
 
+    clients, _ = _wiring(settings)
     if args.action == "apply":
         data = yaml.safe_load(open(args.file)) or {}
         todo = file_definitions(data)
@@ -189,10 +201,10 @@ def _definitions(args: argparse.Namespace, settings: Settings) -> int:
             print("\n".join(faults) + "\nnothing published", file=sys.stderr)
             return 2
         for kind, name, body in todo:
-            publish(settings, kind, name, body)
+            publish(settings, kind, name, body, clients=clients)
         print(f"published {len(todo)} definitions to {settings.kafka.topic(settings.topics.config)}")
     else:
-        publish(settings, args.kind, args.name, None)
+        publish(settings, args.kind, args.name, None, clients=clients)
         print(f"deleted {args.kind} {args.name}")
     return 0
 
@@ -200,13 +212,13 @@ def _definitions(args: argparse.Namespace, settings: Settings) -> int:
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from ingest import replay
 
-    return replay.run(args, settings)
+    return replay.run(args, settings, *_wiring(settings))
 
 
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
     from ingest import tail
 
-    return tail.run(args, settings)
+    return tail.run(args, settings, *_wiring(settings))
 
 
 def _generate(args: argparse.Namespace, settings: Settings) -> int:
@@ -219,12 +231,14 @@ def _kafka_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="Kafka brokers (setting kafka.bootstrap_servers)")
 
 
-def _lazy(module: str, fn: str):
-    """A subcommand handler importing its module only when run."""
+def _lazy(module: str, fn: str, uses_kafka: bool = True):
+    """A subcommand handler importing its module only when run (given this process's Kafka clients
+    and codec when it uses Kafka)."""
     def handler(args: argparse.Namespace, settings: Settings) -> int:
         import importlib
 
-        return getattr(importlib.import_module(module), fn)(settings, args)
+        run = getattr(importlib.import_module(module), fn)
+        return run(settings, args, *_wiring(settings)) if uses_kafka else run(settings, args)
     return handler
 
 
@@ -261,7 +275,7 @@ def _add_sinks(sub) -> None:
         getattr(importlib.import_module(args_module), function)(p)
         if kafka:
             _kafka_option(p)
-        p.set_defaults(func=_lazy(module, run))
+        p.set_defaults(func=_lazy(module, run, uses_kafka=name not in ("sql", "unhex")))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 import yaml
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 from pydantic import ValidationError
 
 from sflowpipe.flowspec import FlowSpecError, parse_definition
 from sflowpipe.topology import parse_topology
-from sflowpipe.kafka import client_config
+from sflowpipe.kafka import KafkaClients
 from sflowpipe.settings import FlowDefinition, ForwardingDefinition, LimitSettings, Settings, ThresholdDefinition
 
 log = logging.getLogger(__name__)
@@ -173,18 +173,18 @@ def file_definitions(data: dict) -> list[tuple[str, str, Any]]:
     return out
 
 
-def publish(settings: Settings, kind: str, name: str, body: Any, timeout: float = 30.0) -> tuple[int, int] | None:
+def publish(settings: Settings, kind: str, name: str, body: Any, timeout: float = 30.0,
+            clients: KafkaClients | None = None) -> tuple[int, int] | None:
     """Write (or, with body None, delete) a definition on the config topic; where it was written
     (partition, offset), so that the writer can tell its own write from older ones still to be read."""
     if kind not in KINDS:
         raise DefinitionError(f"unknown definition kind {kind!r}")
     if body is not None:
         parse(kind, name, body)
-    from sflowpipe.kafka import ensure_topics
-
+    clients = clients or KafkaClients(settings.kafka)
     topic = settings.kafka.topic(settings.topics.config)
-    ensure_topics(settings.kafka, [topic], config={"cleanup.policy": "compact"})
-    p = Producer(client_config({"bootstrap.servers": settings.kafka.bootstrap_servers}))
+    clients.ensure_topics([topic], config={"cleanup.policy": "compact"})
+    p = clients.producer()
     value = None if body is None else dumps(body).encode()
     where: list[tuple[int, int]] = []
 
@@ -202,8 +202,10 @@ class ConfigWatcher:
     """Owns a consumer of the whole config topic and tells listeners about every change."""
 
     def __init__(self, settings: Settings, listener: Listener,
-                 older: Callable[[str, str, int, int], bool] | None = None) -> None:
+                 older: Callable[[str, str, int, int], bool] | None = None,
+                 clients: KafkaClients | None = None) -> None:
         self.settings = settings
+        self.clients = clients or KafkaClients(settings.kafka)
         self.listener = listener
         # older(kind, name, partition, offset): True for a message older than what the owner wrote
         # itself and applied already (an API answering a GET right after its PUT)
@@ -221,6 +223,8 @@ class ConfigWatcher:
                 self.names.setdefault(kind, set()).add(name)
 
     def start(self) -> None:
+        # built here, not in the thread: a client setting librdkafka refuses stops the start, in one line
+        self.consumer = self.clients.consumer("sflowpipe-config-reader", {"enable.auto.commit": False})
         self.thread = threading.Thread(target=self._run, name="config-watcher", daemon=True)
         self.thread.start()
 
@@ -230,9 +234,7 @@ class ConfigWatcher:
             self.thread.join(10)
 
     def _run(self) -> None:
-        conf = {"bootstrap.servers": self.settings.kafka.bootstrap_servers, "group.id": "sflowpipe-config-reader",
-                "enable.auto.commit": False}
-        c = Consumer(client_config(conf))
+        c = self.consumer
         try:
             while not self.stopping.is_set():
                 try:

@@ -22,8 +22,8 @@ Produce = Callable[[str, bytes | None, bytes, list[tuple[str, bytes]]], None]
 ERROR_CHARS = 1000  # of an error's text kept in the record
 
 
-class Encoder(Protocol):
-    def encode(self, datum: dict) -> bytes: ...
+class Encoder(Protocol):  # schemas.codec.Codec
+    def encode(self, stem: str, datum: dict) -> bytes: ...
 
 
 def dead_letter(stage: str, reason: str, error: str, data: bytes, *, receive_time_us: int | None = None,
@@ -45,7 +45,7 @@ class DeadLetterWriter:
 
     def write(self, record: dict, key: bytes | None = None, source_topic: str | None = None) -> None:
         headers = [("source_topic", source_topic.encode())] if source_topic else []
-        self.produce(self.topic, key, self.codec.encode(record), headers)
+        self.produce(self.topic, key, self.codec.encode("dead_letter", record), headers)
         k = (record["stage"], record.get("reason") or "")
         self.counts[k] = self.counts.get(k, 0) + 1
 

@@ -42,6 +42,9 @@ class KafkaSettings(BaseModel):
                                      "taken within this goes back to the disk spill (what a kill can lose)")
     schema_registry_url: str | None = Field(None, description="Confluent-compatible Schema Registry; "
                                                               "unset: Avro single-object encoding")
+    common: dict[str, str] = Field(default_factory=dict, description="librdkafka settings for every client (producers, "
+                                   "consumers, admin; security.protocol, sasl.*, ssl.* also mapped to the Faust "
+                                   "workers): TLS and SASL go here")
     producer: dict[str, str] = Field(default_factory=dict, description="extra librdkafka producer settings")
     consumer: dict[str, str] = Field(default_factory=dict, description="extra librdkafka consumer settings")
 

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from schemas.codec import CodecError, MessageDecoder
-from sflowpipe.kafka import client_config, require_broker
+from schemas.codec import Codec, CodecError
+from sflowpipe.kafka import KafkaClients, wiring
 from sflowpipe.metrics import Metrics, MetricsServer
 from sflowpipe.settings import Settings
 
@@ -67,20 +67,21 @@ class SinkRunner:
     """Owns one consumer group over some topics, driving one sink."""
 
     def __init__(self, settings: Settings, sink: Sink, topics: list[str], group: str, batch_size: int,
-                 batch_seconds: float, from_beginning: bool = True, decode: bool = True) -> None:
+                 batch_seconds: float, from_beginning: bool = True, decode: bool = True,
+                 clients: KafkaClients | None = None, codec: Codec | None = None) -> None:
+        if clients is None or codec is None:
+            clients, codec = wiring(settings)
         self.settings = settings
+        self.clients = clients
+        self.codec = codec
         self.sink = sink
         self.topics = topics
         self.group = group
         self.batch_size = batch_size
         self.batch_seconds = batch_seconds
         self.decode = decode
-        self.decoder = MessageDecoder(settings.kafka.schema_registry_url)
-        conf = {"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": group,
-                "enable.auto.commit": False, "auto.offset.reset": "earliest" if from_beginning else "latest",
-                "session.timeout.ms": 10_000, "max.partition.fetch.bytes": 8 << 20}
-        conf.update(settings.kafka.consumer)
-        self.conf = conf
+        self.conf = {"enable.auto.commit": False, "auto.offset.reset": "earliest" if from_beginning else "latest",
+                     "session.timeout.ms": 10_000, "max.partition.fetch.bytes": 8 << 20}
         self.consumer: Consumer | None = None
         self.stopping = threading.Event()
         self.offsets: dict[tuple[str, int], int] = {}
@@ -93,8 +94,8 @@ class SinkRunner:
         self._next_lag = 0.0
 
     def start(self) -> None:
-        require_broker(self.settings.kafka)  # unreachable at start: one line and exit, not a silent wait
-        self.consumer = Consumer(client_config(self.conf))
+        self.clients.require_broker()  # unreachable at start: one line and exit, not a silent wait
+        self.consumer = self.clients.consumer(self.group, self.conf)
         self.consumer.subscribe(self.topics, on_revoke=self.on_revoke)
 
     def on_revoke(self, consumer, partitions) -> None:
@@ -152,7 +153,7 @@ class SinkRunner:
         value = m.value()
         if self.decode:
             try:
-                stem, datum = self.decoder.decode(value)
+                stem, datum = self.codec.decode(value)
             except CodecError as e:
                 self.metrics.inc("sflowpipe_sink_undecodable_total", labels=(("topic", m.topic()),))
                 log.error("%s: skipping undecodable message on %s: %s", self.group, m.topic(), e)

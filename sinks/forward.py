@@ -234,11 +234,11 @@ class Forwarder:
     """Owns one SinkRunner thread per destination over the raw topic."""
 
     def __init__(self, settings: Settings, sinks: list[tuple[str, Any]], from_beginning: bool = False,
-                 batch_size: int = 500, batch_seconds: float = 0.2) -> None:
+                 batch_size: int = 500, batch_seconds: float = 0.2, clients=None, codec=None) -> None:
         topic = settings.kafka.topic(settings.topics.raw)
         self.sinks = sinks
         self.runners = [SinkRunner(settings, sink, [topic], group, batch_size, batch_seconds,
-                                   from_beginning=from_beginning) for group, sink in sinks]
+                                   from_beginning=from_beginning, clients=clients, codec=codec) for group, sink in sinks]
         self.threads: list[threading.Thread] = []
         self.metrics = Snapshots("group")  # each destination's runner, labelled by its consumer group
         for (group, _), runner in zip(sinks, self.runners):
@@ -266,14 +266,15 @@ class ConfigForwarder:
     consumer group and thread per named target, started, replaced and stopped as definitions
     change. A target starts at the newest datagram."""
 
-    def __init__(self, settings: Settings, spoof: bool = False) -> None:
+    def __init__(self, settings: Settings, spoof: bool = False, clients=None, codec=None) -> None:
         from sflowpipe.config_plane import ConfigWatcher
 
         self.settings = settings
+        self.clients, self.codec = clients, codec
         self.spoof = spoof
         self.lock = threading.Lock()
         self.active: dict[str, tuple[Any, Forwarder]] = {}  # name -> (definition, forwarder)
-        self.watcher = ConfigWatcher(settings, self.define)
+        self.watcher = ConfigWatcher(settings, self.define, clients=clients)
         self.metrics = Snapshots("group")  # the live targets' runners (run() serves them with the static ones)
 
     def define(self, kind: str, name: str, definition: Any) -> None:
@@ -299,7 +300,7 @@ class ConfigForwarder:
                 log.error("forward: %s -> %s: %s", name, target, e)
                 return
             group = f"{self.settings.sinks.forward.consumer_group_prefix}-config-{name}"
-            fwd = Forwarder(self.settings, [(group, sink)])
+            fwd = Forwarder(self.settings, [(group, sink)], clients=self.clients, codec=self.codec)
             fwd.start()
             self.active[name] = (definition, fwd)
             self.metrics.latest.update(fwd.metrics.latest)
@@ -342,7 +343,7 @@ def _wait_for_signal(done: threading.Event | None = None) -> None:
     done.wait()
 
 
-def run(settings: Settings, args) -> int:
+def run(settings: Settings, args, clients=None, codec=None) -> int:
     try:
         sinks = build_sinks(settings, args)
     except SpoofError as e:
@@ -357,8 +358,13 @@ def run(settings: Settings, args) -> int:
         print("sflowpipe forward: no targets (--to, --hex, --tls-to, --from-config or sinks.forward.targets)",
               file=sys.stderr)
         return 2
-    fwd = Forwarder(settings, sinks, from_beginning=getattr(args, "from_beginning", False))
-    dynamic = ConfigForwarder(settings, settings.sinks.forward.spoof_source) if from_config else None
+    if clients is None or codec is None:
+        from sflowpipe.kafka import wiring
+
+        clients, codec = wiring(settings)
+    fwd = Forwarder(settings, sinks, from_beginning=getattr(args, "from_beginning", False), clients=clients,
+                    codec=codec)
+    dynamic = ConfigForwarder(settings, settings.sinks.forward.spoof_source, clients, codec) if from_config else None
     if dynamic:
         dynamic.metrics = fwd.metrics  # one family per metric over the static and the live targets
     registry = CollectorRegistry()

@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import orjson
-from confluent_kafka import Producer
 
-from schemas.codec import AvroCodec
-from sflowpipe.settings import HttpSinkSettings, KafkaSettings, Settings
+from schemas.codec import Codec
+from sflowpipe.kafka import KafkaClients, wiring
+from sflowpipe.settings import HttpSinkSettings, Settings
 from sflowpipe.signals import on_stop_signals
 from sflowpipe.deadletter import DeadLetterWriter, dead_letter
 from sinks.base import SinkRunner, serve_metrics
@@ -283,18 +283,16 @@ class Transport:
 class DeadLetters:
     """Writes refused messages to the dead-letter topic; raises unless the broker took them all."""
 
-    def __init__(self, kafka: KafkaSettings, topic: str, stage: str, flush_timeout_s: float = 30.0) -> None:
+    def __init__(self, clients: KafkaClients, codec: Codec, topic: str, stage: str,
+                 flush_timeout_s: float = 30.0) -> None:
         self.topic = topic
         self.stage = stage
         self.flush_timeout_s = flush_timeout_s
-        self.codec = AvroCodec("dead_letter")
-        conf = {"bootstrap.servers": kafka.bootstrap_servers, "acks": "all", "enable.idempotence": True,
-                "compression.type": kafka.compression, "linger.ms": 5,
-                "message.timeout.ms": int(flush_timeout_s * 1000)}
-        conf.update(kafka.producer)
-        from sflowpipe.kafka import client_config
-
-        self.producer = Producer(client_config(conf))
+        self.codec = codec
+        codec.prepare(["dead_letter"])
+        self.producer = clients.producer({"acks": "all", "enable.idempotence": True,
+                                          "compression.type": clients.settings.compression, "linger.ms": 5,
+                                          "message.timeout.ms": int(flush_timeout_s * 1000)})
         self.writer = DeadLetterWriter(topic, self.codec, self._produce)
         self._failures: list[str] = []  # delivery errors of the current write
 
@@ -459,9 +457,11 @@ def _seconds(value: str | None) -> float:
 # --- the command -------------------------------------------------------------------------------
 
 
-def build(settings: Settings, name: str) -> tuple[SinkRunner, HttpEventSink]:
+def build(settings: Settings, name: str, clients: KafkaClients | None = None,
+          codec: Codec | None = None) -> tuple[SinkRunner, HttpEventSink]:
     """The sink for endpoint NAME and the runner that feeds it (topics created when missing)."""
-    from sflowpipe.kafka import ensure_topics
+    if clients is None or codec is None:
+        clients, codec = wiring(settings)
 
     cfg = settings.sinks.http.get(name)
     if cfg is None:
@@ -469,10 +469,10 @@ def build(settings: Settings, name: str) -> tuple[SinkRunner, HttpEventSink]:
                        f"{', '.join(sorted(settings.sinks.http)) or 'none'})")
     topics = [settings.kafka.topic(t) for t in cfg.topics]
     deadletter = settings.kafka.topic(settings.topics.deadletter)
-    ensure_topics(settings.kafka, topics + [deadletter])
-    sink = HttpEventSink(name, cfg, DeadLetters(settings.kafka, deadletter, f"http:{name}"))
+    clients.ensure_topics(topics + [deadletter])
+    sink = HttpEventSink(name, cfg, DeadLetters(clients, codec, deadletter, f"http:{name}"))
     runner = SinkRunner(settings, sink, topics, cfg.group(name),
-                        cfg.batch_size, cfg.batch_seconds)
+                        cfg.batch_size, cfg.batch_seconds, clients=clients, codec=codec)
     m = runner.metrics
     m.observed("sflowpipe_sink_messages_written_total", "counter", "records the endpoint accepted",
                lambda: sink.delivered)
@@ -483,9 +483,10 @@ def build(settings: Settings, name: str) -> tuple[SinkRunner, HttpEventSink]:
     return runner, sink
 
 
-def run(settings: Settings, args: argparse.Namespace) -> int:
+def run(settings: Settings, args: argparse.Namespace, clients: KafkaClients | None = None,
+        codec: Codec | None = None) -> int:
     try:
-        runner, sink = build(settings, args.name)
+        runner, sink = build(settings, args.name, clients, codec)
     except (KeyError, ValueError) as e:
         sys.stderr.write(f"sflowpipe http-events: {e.args[0] if isinstance(e, KeyError) else e}\n")
         return 2

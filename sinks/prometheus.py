@@ -30,8 +30,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from schemas.codec import Codec
 from sflowpipe.auth import CHALLENGE, Authenticator, warn_if_open
 from sflowpipe.config_plane import ConfigWatcher, publish, startup_definitions
+from sflowpipe.kafka import KafkaClients, wiring
 from sflowpipe.names import parse_agents
 from sflowpipe.net import parse_hostport
 from sflowpipe.readmodels.exporter import BadRequest, ExporterState
@@ -120,23 +122,26 @@ class PrometheusExporter:
     """Owns the HTTP server, the consumer of the metrics/flows/counter topics and the state."""
 
     def __init__(self, settings: Settings, listen: str | None = None, stale_seconds: float = 60.0,
-                 names: bool = True, prefix: str = "", from_beginning: bool = True) -> None:
+                 names: bool = True, prefix: str = "", from_beginning: bool = True,
+                 clients: KafkaClients | None = None, codec: Codec | None = None) -> None:
+        if clients is None or codec is None:
+            clients, codec = wiring(settings)
         self.settings = settings
         self.state = ExporterState(stale_seconds, prefix)
         conf = settings.sinks.prometheus
         if conf.defines_flows:  # as sFlow-RT's app: a scrape defines the flow it names (off when read-only)
-            self.state.publish_definition = lambda name, body: publish(settings, "flow", name, body)
+            self.state.publish_definition = lambda name, body: publish(settings, "flow", name, body, clients=clients)
         self.auth = Authenticator(conf, log, "prometheus")
         for kind, name, definition in startup_definitions(settings):
             self.state.define(kind, name, definition)
-        self.watcher = ConfigWatcher(settings, self.state.define)
+        self.watcher = ConfigWatcher(settings, self.state.define, clients=clients)
         t = settings.topics
         topics = [settings.kafka.topic(t.metrics), settings.kafka.topic(t.flows)]
         if names:
             topics.append(settings.kafka.topic(t.counter_samples))
         self.runner = SinkRunner(settings, ExporterSink(self.state), topics,
                                  settings.sinks.prometheus.consumer_group, batch_size=1000, batch_seconds=1.0,
-                                 from_beginning=from_beginning)
+                                 from_beginning=from_beginning, clients=clients, codec=codec)
         host, port = parse_hostport(listen or settings.sinks.prometheus.listen, default_host="127.0.0.1",
                                     what="listen address")  # no host: loopback, never every interface
         server_class = _Server6 if ":" in host else ThreadingHTTPServer
@@ -165,12 +170,13 @@ class PrometheusExporter:
             th.join(15)
 
 
-def run(settings: Settings, args) -> int:
+def run(settings: Settings, args, clients: KafkaClients | None = None, codec: Codec | None = None) -> int:
     if getattr(args, "read_only", False):
         settings = settings.model_copy(update={"sinks": settings.sinks.model_copy(update={
             "prometheus": settings.sinks.prometheus.model_copy(update={"read_only": True})})})
     try:
-        exporter = PrometheusExporter(settings, args.listen, args.stale_seconds, args.names, args.prefix)
+        exporter = PrometheusExporter(settings, args.listen, args.stale_seconds, args.names, args.prefix,
+                                      clients=clients, codec=codec)
     except (OSError, ValueError) as e:
         log.error("prometheus: %s", e)
         return 2

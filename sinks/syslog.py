@@ -333,16 +333,17 @@ def resolve(settings: Settings, args: argparse.Namespace) -> SyslogSettings:
     return SyslogSettings.model_validate({**settings.sinks.syslog.model_dump(), **update})
 
 
-def run(settings: Settings, args: argparse.Namespace) -> int:
+def run(settings: Settings, args: argparse.Namespace, clients=None, codec=None) -> int:
     """Consume the configured topics and send each record to syslog until SIGTERM/SIGINT."""
-    if getattr(args, "bootstrap_servers", None):
+    if getattr(args, "bootstrap_servers", None) and args.bootstrap_servers != settings.kafka.bootstrap_servers:
         settings = settings.model_copy(update={"kafka": settings.kafka.model_copy(
             update={"bootstrap_servers": args.bootstrap_servers})})
+        clients = codec = None  # built below from these settings
     cfg = resolve(settings, args)
     sink = SyslogSink(cfg, siem.FlowKeyNames.from_settings(settings))
     topics = [settings.kafka.topic(t) for t in cfg.topics]
     runner = SinkRunner(settings, sink, topics, cfg.consumer_group, batch_size=500, batch_seconds=1.0,
-                        from_beginning=not getattr(args, "from_latest", False))
+                        from_beginning=not getattr(args, "from_latest", False), clients=clients, codec=codec)
     on_stop_signals(runner.stop)
     runner.metrics.observed("sflowpipe_sink_messages_written_total", "counter", "syslog messages sent",
                             lambda: sink.sent)

@@ -14,6 +14,7 @@ class _Registry(BaseHTTPRequestHandler):
     """The slice of the Confluent Schema Registry REST API the client uses."""
 
     schemas: list = []
+    subjects: dict = {}  # subject -> schema ids registered under it
 
     def _reply(self, obj, status=200):
         body = json.dumps(obj).encode()
@@ -27,22 +28,42 @@ class _Registry(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if body["schema"] not in self.schemas:
             self.schemas.append(body["schema"])
-        self._reply({"id": self.schemas.index(body["schema"]) + 1})
+        sid = self.schemas.index(body["schema"]) + 1
+        if self.path.startswith("/subjects/"):
+            self.subjects.setdefault(self.path.split("/")[2], set()).add(sid)
+        self._reply({"id": sid})
 
     def do_GET(self):  # noqa: N802
         if "/schemas/ids/" not in self.path:
             self._reply({"error_code": 40401, "message": "not found"}, 404)
             return
         sid = int(self.path.split("/schemas/ids/")[1].split("?")[0])
+        if not 1 <= sid <= len(self.schemas):
+            self._reply({"error_code": 40403, "message": "Schema not found"}, 404)
+            return
         self._reply({"schema": self.schemas[sid - 1], "schemaType": "AVRO"})
 
     def log_message(self, *a):
         pass
 
 
+def serve() -> tuple[ThreadingHTTPServer, type]:
+    handler = type("Registry", (_Registry,), {"schemas": [], "subjects": {}})
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, handler
+
+
 @pytest.fixture
 def registry_url():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), type("Registry", (_Registry,), {"schemas": []}))
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    srv, _ = serve()
     yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+
+
+@pytest.fixture
+def registry():
+    """The registry's URL and what was registered: ``subjects`` (subject -> schema ids)."""
+    srv, handler = serve()
+    yield type("Registry", (), {"url": f"http://127.0.0.1:{srv.server_address[1]}", "subjects": handler.subjects})
     srv.shutdown()

@@ -40,11 +40,14 @@ def read_banner(proc: subprocess.Popen, timeout: float = 180) -> str:
     return "".join(lines)
 
 
-def run_up_demo(data: Path) -> Iterator[dict]:
-    """`sflowpipe up --demo` on free ports with its data in ``data``; yields what tests need to
-    talk to it (url, banner, data dir, sFlow port, the process) and stops it with Ctrl-C after."""
+def run_up_demo(data: Path, config: Path | None = None) -> Iterator[dict]:
+    """`sflowpipe up --demo` on free ports with its data in ``data`` (and settings from ``config``);
+    yields what tests need to talk to it (url, banner, data dir, sFlow port, the process) and stops
+    it with Ctrl-C after."""
     sflow_port, http_port = free_udp_port(), free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "sflowpipe.cli", "up", "--demo", "--sflow-port", str(sflow_port),
+    settings = ["--config", str(config)] if config else []
+    proc = subprocess.Popen([sys.executable, "-m", "sflowpipe.cli", *settings, "up", "--demo", "--sflow-port",
+                             str(sflow_port),
                              "--http-port", str(http_port), "--data-dir", str(data)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             # its own process group, as a shell starts a job: a test can signal the

@@ -23,9 +23,9 @@ from typing import Any
 import clickhouse_connect
 import pyarrow as pa
 import pyarrow.compute as pc
-from confluent_kafka import Consumer
 
-from schemas.codec import CodecError, MessageDecoder, schema_set
+from schemas.codec import Codec, CodecError, schema_set
+from sflowpipe.kafka import KafkaClients, wiring
 from sflowpipe.settings import ClickHouseSettings, Settings
 from sflowpipe.signals import on_stop_signals
 from sinks.base import SinkRunner, serve_metrics
@@ -301,7 +301,7 @@ class ClickHouseSink:
     """Buffers decoded messages per table and writes them as one idempotent Arrow insert per table."""
 
     def __init__(self, client, settings: ClickHouseSettings, group: str, lock: threading.Lock | None = None,
-                 decoder_registry: str | None = None) -> None:
+                 codec: Codec | None = None) -> None:
         self.client = client
         self.settings = settings
         self.db = settings.database
@@ -316,8 +316,8 @@ class ClickHouseSink:
         self.duplicates = 0
         self.recent = RecentDigests(settings.dedup_window)
         self.inserted_rows = 0
-        self.decoder = MessageDecoder(decoder_registry)
-        # single-object encoded flow batches: fingerprint prefix -> writer schema (JSON) for the container
+        self.codec = codec or Codec()
+        # flow batches, by their writer version's single-object prefix -> its schema (JSON) for the container
         self.flow_schemas = {v.prefix: json.dumps(v.raw).encode() for stem in FLOW_STEMS
                              for v in schema_set().by_stem.get(stem, [])}
         self.flow_bodies: dict[bytes, list[bytes]] = {}
@@ -336,14 +336,17 @@ class ClickHouseSink:
 
     def add(self, topic: str, stem: str, key: bytes | None, datum: Any, raw: bytes) -> int:
         """A message: raw only (the runner does not decode: flow batches stay Avro) or decoded."""
-        flow_schema = self.flow_schemas.get(raw[:10]) if raw else None
-        if flow_schema is None and datum is None:
-            try:
-                stem, datum = self.decoder.decode(raw)
-            except CodecError as e:
-                log.error("clickhouse: skipping undecodable message on %s: %s", topic, e)
-                return 0
-        if flow_schema is None and stem not in TABLES:
+        flow_schema = False
+        try:
+            if raw or datum is None:
+                writer, start = self.codec.writer_of(raw or b"")  # either framing: the body is the same Avro
+                flow_schema = writer.stem in FLOW_STEMS
+            if not flow_schema and datum is None:
+                stem, datum = self.codec.decode(raw)
+        except CodecError as e:
+            log.error("clickhouse: skipping undecodable message on %s: %s", topic, e)
+            return 0
+        if not flow_schema and stem not in TABLES:
             log.warning("clickhouse: no table for %s messages on %s", stem, topic)
             return 0
         if self.position is not None:
@@ -356,12 +359,13 @@ class ClickHouseSink:
                 self.ranges[(t, p)] = [o, o]
             else:
                 r[1] = o
-        if (flow_schema is not None or stem == "event") and self.recent.check_and_add(raw):
+        if (flow_schema or stem == "event") and self.recent.check_and_add(raw):
             self.duplicates += 1  # a processor's redelivery (at-least-once): already written
             return 0
-        if flow_schema is not None:
-            n = samples_in(raw[10:])
-            self.flow_bodies.setdefault(raw[:10], []).append(raw[10:])
+        if flow_schema:
+            body = raw[start:]
+            n = samples_in(body)
+            self.flow_bodies.setdefault(writer.prefix, []).append(body)
             self.rows += n
             return n
         table, _, count = TABLES[stem]
@@ -424,10 +428,8 @@ class ClickHouseRunner(SinkRunner):
     """SinkRunner that tells the sink each message's position and reloads written offsets on assignment."""
 
     def start(self) -> None:
-        from sflowpipe.kafka import client_config, require_broker
-
-        require_broker(self.settings.kafka)  # unreachable at start: one line and exit, not a silent wait
-        self.consumer = Consumer(client_config(self.conf))
+        self.clients.require_broker()  # unreachable at start: one line and exit, not a silent wait
+        self.consumer = self.clients.consumer(self.group, self.conf)
         self.consumer.subscribe(self.topics, on_assign=lambda consumer, partitions: self.sink.load_written_offsets(),
                                 on_revoke=self.on_revoke)
 
@@ -450,7 +452,11 @@ def effective_settings(settings: Settings, args) -> ClickHouseSettings:
 class ClickHouseService:
     """Owns the client, the migrations, the sink, its consumer and (embedded) the local SQL port."""
 
-    def __init__(self, settings: Settings, ch: ClickHouseSettings, serve_sql: bool = True) -> None:
+    def __init__(self, settings: Settings, ch: ClickHouseSettings, serve_sql: bool = True,
+                 clients: KafkaClients | None = None, codec: Codec | None = None) -> None:
+        if clients is None or codec is None:
+            clients, codec = wiring(settings)
+        self.clients, self.codec = clients, codec
         self.settings = settings
         self.ch = ch
         self.serve_sql = serve_sql
@@ -465,12 +471,12 @@ class ClickHouseService:
         self.client = connect(self.ch.dsn)
         migrate(self.client, self.ch)
         lock = threading.Lock()
-        sink = ClickHouseSink(self.client, self.ch, self.ch.consumer_group, lock,
-                              self.settings.kafka.schema_registry_url)
+        sink = ClickHouseSink(self.client, self.ch, self.ch.consumer_group, lock, self.codec)
         sink.load_written_offsets()
         # the sink decodes what it needs itself: flow batches go to ClickHouse still Avro-encoded
         self.runner = ClickHouseRunner(self.settings, sink, topics_of(self.settings), self.ch.consumer_group,
-                                       self.ch.batch_rows, self.ch.batch_seconds, decode=False)
+                                       self.ch.batch_rows, self.ch.batch_seconds, decode=False,
+                                       clients=self.clients, codec=self.codec)
         if data_dir and self.serve_sql:
             self.sql_server = SqlServer(self.client, lock, data_dir, self.ch.database)
             self.sql_server.start()
@@ -494,13 +500,14 @@ class ClickHouseService:
             self.client.close()
 
 
-def run(settings: Settings, args) -> int:
+def run(settings: Settings, args, clients: KafkaClients | None = None, codec: Codec | None = None) -> int:
     ch = effective_settings(settings, args)
     if getattr(args, "migrate_only", False):
         client = connect(ch.dsn)
         print("applied:", migrate(client, ch) or "nothing (up to date)")
         return 0
-    service = ClickHouseService(settings, ch, serve_sql=not getattr(args, "no_sql_server", False))
+    service = ClickHouseService(settings, ch, serve_sql=not getattr(args, "no_sql_server", False),
+                                clients=clients, codec=codec)
     on_stop_signals(service.stop)
     service.start()
     metrics = serve_metrics(ch.metrics_listen, service.runner.metrics, "clickhouse")

@@ -36,7 +36,8 @@ from typing import Any, Callable
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from sflowpipe.readmodels.activeflows import ActiveFlows
-from schemas.codec import AvroCodec, CodecError, MessageDecoder
+from schemas.codec import Codec, CodecError
+from sflowpipe.kafka import KafkaClients, wiring
 from sflowpipe.deadletter import DeadLetterWriter, dead_letter
 from sflowpipe.metrics import Metrics, MetricsServer
 from sflowpipe.settings import Settings
@@ -52,16 +53,12 @@ STALE_FLOWS_S = 10.0  # active-flows messages older than this are ignored (their
 RELEASE_RETRY_S = 30.0  # a release that failed is tried again after this
 
 
-def read_compacted(settings: Settings, topic: str, quiet_s: float = 2.0, timeout: float = 300.0
+def read_compacted(clients: KafkaClients, topic: str, quiet_s: float = 2.0, timeout: float = 300.0
                    ) -> dict[str, dict[str, Any] | None]:
     """The latest value per key of a compacted topic, read from its beginning until no message
     came for ``quiet_s`` (Tansu's high watermarks are not trusted). Raises rather than return a
     partial state after ``timeout``: starting from one could apply a control twice."""
-    from sflowpipe.kafka import client_config
-
-    c = Consumer(client_config({"bootstrap.servers": settings.kafka.bootstrap_servers,
-                                "group.id": "sflowpipe-control-restore",
-                                "enable.auto.commit": False, "auto.offset.reset": "earliest"}))
+    c = clients.consumer("sflowpipe-control-restore", {"enable.auto.commit": False, "auto.offset.reset": "earliest"})
     out: dict[str, dict[str, Any] | None] = {}
     try:
         deadline = time.monotonic() + timeout
@@ -99,7 +96,11 @@ class ControlService:
 
     def __init__(self, settings: Settings, group: str = "sflowpipe-control",
                  actions: dict[str, Action] | None = None, clock: Callable[[], float] = time.time,
-                 restore_quiet_s: float = 2.0) -> None:
+                 restore_quiet_s: float = 2.0, clients: KafkaClients | None = None, codec: Codec | None = None
+                 ) -> None:
+        if clients is None or codec is None:
+            clients, codec = wiring(settings)
+        self.clients, self.codec = clients, codec
         self.settings = settings
         self.policies = settings.sinks.controls
         k, t = settings.kafka, settings.topics
@@ -113,9 +114,6 @@ class ControlService:
         self.state = ControlState(self.policies, clock)
         self.actions = actions if actions is not None else {
             name: make_action(p, settings, name) for name, p in self.policies.items()}
-        self.decoder = MessageDecoder(k.schema_registry_url)
-        self.event_codec = AvroCodec("event")
-        self.dead_codec = AvroCodec("dead_letter")
         self.flows = ActiveFlows()
         self.stopping = threading.Event()
         self.consumer: Consumer | None = None
@@ -141,26 +139,22 @@ class ControlService:
 
     def start(self) -> None:
         """Create the topics, restore the controls from the compacted topic, then subscribe."""
-        from sflowpipe.kafka import client_config, ensure_topics
-
         k = self.settings.kafka
-        ensure_topics(k, [self.events_topic, self.flows_topic, self.deadletter_topic])
-        ensure_topics(k, [self.controls_topic], config={"cleanup.policy": "compact"})
-        conf = {"bootstrap.servers": k.bootstrap_servers, "acks": "all", "enable.idempotence": True,
-                # no disk spill behind this producer: not the ingester's short window, wait it out
-                "linger.ms": 5, "message.timeout.ms": int(max(k.message_timeout_s, 300.0) * 1000)}
-        conf.update(k.producer)
-        self.producer = Producer(client_config(conf))
+        self.clients.ensure_topics([self.events_topic, self.flows_topic, self.deadletter_topic])
+        self.clients.ensure_topics([self.controls_topic], config={"cleanup.policy": "compact"})
+        self.codec.prepare(["event", "dead_letter"])
+        self.producer = self.clients.producer({
+            "acks": "all", "enable.idempotence": True,
+            # no disk spill behind this producer: not the ingester's short window, wait it out
+            "linger.ms": 5, "message.timeout.ms": int(max(k.message_timeout_s, 300.0) * 1000)})
         for action in self.actions.values():
             action.start()
-        restored = self.state.restore(read_compacted(self.settings, self.controls_topic, self.restore_quiet_s))
+        restored = self.state.restore(read_compacted(self.clients, self.controls_topic, self.restore_quiet_s))
         for c in restored:
             log.info("control %s: %s restored (applied %.0fs ago)", c.policy, c.key, self.clock() - c.applied_at)
-        cconf = {"bootstrap.servers": k.bootstrap_servers, "group.id": self.group, "enable.auto.commit": False,
-                 "auto.offset.reset": "earliest", "session.timeout.ms": 10_000,
-                 "max.partition.fetch.bytes": 8 << 20}
-        cconf.update(k.consumer)
-        self.consumer = Consumer(client_config(cconf))
+        self.consumer = self.clients.consumer(self.group, {"enable.auto.commit": False, "auto.offset.reset": "earliest",
+                                                           "session.timeout.ms": 10_000,
+                                                           "max.partition.fetch.bytes": 8 << 20})
         self.consumer.subscribe([self.events_topic, self.flows_topic], on_assign=self._assigned)
 
     def stop(self) -> None:
@@ -212,7 +206,7 @@ class ControlService:
     def _message(self, m) -> None:
         self.offsets[(m.topic(), m.partition())] = m.offset() + 1
         try:
-            stem, datum = self.decoder.decode(m.value() or b"")
+            stem, datum = self.codec.decode(m.value() or b"")
         except CodecError as e:
             log.error("control: skipping undecodable message on %s: %s", m.topic(), e)
             return
@@ -321,7 +315,7 @@ class ControlService:
               "dataSource": str(source.get("dataSource", "")), "metric": metric,
               "value": float(source.get("value", 0.0)), "threshold": float(source.get("threshold", 0.0)),
               "flowKey": key, "timestamp": int(now * 1000)}
-        self.producer.produce(self.events_topic, self.event_codec.encode(ev), ev["agent"].encode())
+        self.producer.produce(self.events_topic, self.codec.encode("event", ev), ev["agent"].encode())
         self.producer.poll(0)
 
     def _flush(self, what: str) -> None:
@@ -348,12 +342,13 @@ class ControlService:
 # --- the command -------------------------------------------------------------------------------
 
 
-def run(settings: Settings, args: argparse.Namespace) -> int:
+def run(settings: Settings, args: argparse.Namespace, clients: KafkaClients | None = None,
+        codec: Codec | None = None) -> int:
     if not settings.sinks.controls:
         sys.stderr.write("sflowpipe control: no policies under sinks.controls\n")
         return 2
     try:
-        service = ControlService(settings, args.consumer_group)
+        service = ControlService(settings, args.consumer_group, clients=clients, codec=codec)
     except (ValueError, ImportError) as e:
         sys.stderr.write(f"sflowpipe control: {e}\n")
         return 2

@@ -9,7 +9,7 @@ from sflowpipe.metrics import Metrics
 from ingest.publisher import Publisher
 from ingest.spill import SpillQueue
 from sflowpipe.broker import free_port
-from sflowpipe.kafka import KafkaUnreachable
+from sflowpipe.kafka import KafkaClients, KafkaUnreachable
 from sflowpipe.settings import KafkaSettings
 
 
@@ -20,7 +20,7 @@ def _down() -> None:
 def test_broker_away_spills_then_drops_are_counted_and_logged(tmp_path, caplog):
     kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}")  # nothing listens there
     metrics = Metrics()
-    pub = Publisher(kafka, SpillQueue(tmp_path, 10 * 120), metrics, ensure_topics=_down)
+    pub = Publisher(KafkaClients(kafka), SpillQueue(tmp_path, 10 * 120), metrics, ensure_topics=_down)
     pub.start()
     try:
         with caplog.at_level(logging.WARNING, logger="ingest.publisher"):

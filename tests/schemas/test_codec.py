@@ -18,7 +18,7 @@ from ingest.generate import Generator
 from ingest.pcap import read_udp_payloads
 from ingest.sflow import decode_datagram
 from schemas import definitions
-from schemas.codec import SCHEMA_DIR, AvroCodec, CodecError, ConfluentCodec, SchemaSet, decode_any, schema_set
+from schemas.codec import SCHEMA_DIR, AvroCodec, Codec, CodecError, SchemaSet, decode_any, schema_set
 from schemas.examples import DIR as EXAMPLES, from_jsonable, to_jsonable
 from schemas.generate import render, versions
 from schemas.writer import compile_writer, encode_long
@@ -148,14 +148,61 @@ def test_confluent_wire_format(registry_url):
     from confluent_kafka.serialization import MessageField, SerializationContext
 
     b = [x for x in all_batches() if x.kind == "counters"][0]
-    codec = ConfluentCodec("counter_sample_batch", registry_url, "sflow.counter-samples-value")
-    msg = codec.encode(b.datum)
-    assert msg[0] == 0 and struct.unpack(">I", msg[1:5])[0] == codec.schema_id
+    codec = Codec(registry_url, {"counter_sample_batch": "sflow.counter-samples-value"})
+    msg = codec.encode("counter_sample_batch", b.datum)
     ctx = SerializationContext("sflow.counter-samples", MessageField.VALUE)
     client = SchemaRegistryClient({"url": registry_url})
+    sid = struct.unpack(">I", msg[1:5])[0]
+    assert msg[0] == 0 and json.loads(client.get_schema(sid).schema_str) == codec.current("counter_sample_batch").raw
     theirs = AvroDeserializer(client)(msg, ctx)
     assert theirs["agent_address"] == b.agent and len(theirs["samples"]) == b.samples
     # byte-identical to confluent-kafka's own serializer
-    ser = AvroSerializer(client, json.dumps(codec.current.raw),
+    ser = AvroSerializer(client, json.dumps(codec.current("counter_sample_batch").raw),
                          conf={"auto.register.schemas": True})
     assert ser(b.datum, ctx) == msg
+
+
+
+def test_both_framings_decode_to_the_same_datum(registry_url):
+    """Registry mode: a reader gets what the single-object path gives, unions of records as
+    (record name, dict) included (confluent-kafka's AvroDeserializer returns them bare)."""
+    subjects = {"counter_sample_batch": "c-value", "flow_sample_batch": "f-value"}
+    confluent, plain = Codec(registry_url, subjects), Codec()
+    for b in [x for x in all_batches() if x.kind in ("counters", "flow")][:6]:
+        stem = "counter_sample_batch" if b.kind == "counters" else "flow_sample_batch"
+        framed, single = confluent.encode(stem, b.datum), plain.encode(stem, b.datum)
+        assert framed[:1] == b"\x00" and single[:2] == b"\xc3\x01"
+        want = plain.decode(single)
+        # any reader with the registry reads either framing, and one without it the single-object one
+        assert Codec(registry_url).decode(framed) == want == confluent.decode(single)
+        assert isinstance(want[1]["samples"][0]["records"][0], tuple) if stem == "counter_sample_batch" else True
+        assert Codec(registry_url).decode_prefix(stem, framed, 3) == plain.decode_prefix(stem, single, 3)
+
+
+def test_registry_and_decoder_faults_are_codec_errors(registry_url):
+    b = [x for x in all_batches() if x.kind == "counters"][0]
+    framed = Codec(registry_url, {"counter_sample_batch": "c-value"}).encode("counter_sample_batch", b.datum)
+    with pytest.raises(CodecError, match="schema_registry_url"):
+        Codec().decode(framed)  # Confluent framing without a registry configured
+    with pytest.raises(CodecError, match="schema id 99"):
+        Codec(registry_url).decode(b"\x00" + struct.pack(">I", 99) + framed[5:])  # unknown id (404)
+    with pytest.raises(CodecError, match="corrupt"):
+        Codec(registry_url).decode(framed[:5] + b"\xff" * 8)
+    down = Codec("http://127.0.0.1:9", {"counter_sample_batch": "c-value"}, registry_conf={"max.retries": 0})
+    with pytest.raises(CodecError, match="127.0.0.1:9"):
+        down.encode("counter_sample_batch", b.datum)
+    with pytest.raises(CodecError, match="127.0.0.1:9"):
+        down.decode(framed)
+    with pytest.raises(CodecError):
+        Codec().decode(b"\x01garbage")
+
+
+def test_codec_survives_pickling(registry_url):
+    import pickle
+
+    codec = Codec(registry_url, {"event": "e-value"})
+    ev = {"eventID": 1, "thresholdID": "t", "agent": "a", "dataSource": "1", "metric": "m", "value": 1.0,
+          "threshold": 0.5, "flowKey": None, "timestamp": 1}
+    msg = codec.encode("event", ev)
+    again = pickle.loads(pickle.dumps(codec))
+    assert again.decode(msg) == ("event", ev) and again.framing == "confluent"

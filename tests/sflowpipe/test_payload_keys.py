@@ -11,7 +11,7 @@ from sflowpipe.config_plane import DefinitionError, parse
 from processors.engine import Engine
 from processors.enrich import Enricher
 from sflowpipe.flowspec import KEY_NAMES, EvalContext, FlowSpecError, compile_flow, compile_key, parse_definition
-from schemas.codec import AvroCodec
+from schemas.codec import Codec
 from schemas.definitions import hot_field_count
 from sflowpipe.settings import EnrichSettings
 from tests.payload_frames import (
@@ -137,14 +137,14 @@ def test_compiled_flows_declare_cold_columns():
 
 def test_engine_decodes_whole_batches_only_while_a_flow_needs_them():
     engine = Engine(Enricher(EnrichSettings(office365_enabled=False)))
-    codec = AvroCodec("flow_sample_batch")
+    codec = Codec()
     samples = [header_sample(dns_frame("10.0.0.9", "10.0.0.53", 1, "example.net"), 1)]
     from ingest.batches import AgentBatches
     from ingest.sflow import decode_datagram
 
     b = AgentBatches(10_000, 1e9)
     b.add(decode_datagram(datagram(samples)), "192.0.2.200", 1_763_683_200_000_000)
-    message = codec.encode([x for x in b.drain() if x.kind == "flow"][0].datum)
+    message = codec.encode("flow_sample_batch", [x for x in b.drain() if x.kind == "flow"][0].datum)
     hot = hot_field_count()
     engine.apply("flow", "pair", parse("flow", "pair", {"keys": "ipsource,ipdestination"}))
     assert engine.cold_columns == frozenset() and "header" not in decode_flow_batch(codec, message, hot, engine)

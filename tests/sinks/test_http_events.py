@@ -14,7 +14,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from schemas.codec import AvroCodec
-from sflowpipe.kafka import ensure_topics
+from sflowpipe.kafka import ensure_topics, wiring
 from sflowpipe.settings import HttpSinkSettings, Settings
 from sinks import http_events
 from sflowpipe.metrics import Metrics
@@ -339,7 +339,7 @@ def _settings(kafka_bootstrap: str, topic_prefix: str, **http) -> Settings:
 def _real_dead_letters(settings: Settings) -> DeadLetters:
     topic = settings.kafka.topic(settings.topics.deadletter)
     ensure_topics(settings.kafka, [topic])
-    return DeadLetters(settings.kafka, topic, "http:test")
+    return DeadLetters(*wiring(settings), topic, "http:test")
 
 
 @pytest.mark.kafka

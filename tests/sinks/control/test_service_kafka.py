@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from sflowpipe.kafka import KafkaClients
 from sflowpipe.settings import load_settings
 from sinks.control.service import ControlService, read_compacted
 from tests.kafka_helpers import read_topic
@@ -90,7 +91,7 @@ def test_restart_neither_reapplies_nor_forgets(kafka_bootstrap, topic_prefix):
         assert svc.active() == []
         stopped(svc)
 
-    state = read_compacted(settings, topic_prefix + "controls", quiet_s=1.5)
+    state = read_compacted(KafkaClients(settings.kafka), topic_prefix + "controls", quiet_s=1.5)
     assert state == {"dns|192.0.2.10,53": None}
     evs = read_topic(kafka_bootstrap, topic_prefix + "events",
                      lambda ms: sum(m["metric"].startswith("control_") for m in ms) >= 2, timeout=30)

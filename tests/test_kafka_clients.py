@@ -72,6 +72,7 @@ def test_user_settings_win_over_component_defaults():
     assert "auto.offset.reset" in refused(lambda: clients.consumer("g", {"auto.offset.reset": "earliest"}))
 
 
+@pytest.mark.e2e  # generates a certificate with openssl
 def test_security_settings_map_to_faust_credentials(tmp_path):
     from tests.sinks.rsyslog import self_signed
 

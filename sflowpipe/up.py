@@ -386,10 +386,10 @@ def _plain(data):
 
 def secret_environment(settings: dict, environ) -> tuple[dict, dict[str, str]]:
     """The settings without their secrets, and the ``SFLOWPIPE_<SECTION>`` variables (JSON, merged
-    into the file's section by pydantic-settings) that carry them; a section's variable the user
+    into the file's section by `load_settings`) that carry them; a section's variable the user
     already set keeps its own values over the file's, as it would without `up`."""
     from sflowpipe.secrets import split as split_secrets
-    from sflowpipe.settings import ENV_PREFIX
+    from sflowpipe.settings import ENV_PREFIX, merged
 
     public, secrets = split_secrets(settings)
     env = {}
@@ -400,16 +400,9 @@ def secret_environment(settings: dict, environ) -> tuple[dict, dict[str, str]]:
         except ValueError:
             own = {}
         if isinstance(values, dict) and isinstance(own, dict):
-            values = _merged(values, own)
+            values = merged(values, own)
         env[var] = json.dumps(values) if isinstance(values, (dict, list)) else str(values)
     return public, env
-
-
-def _merged(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:

@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -453,6 +452,8 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
         raise SettingsError("; ".join(faults))
     data: dict[str, Any] = {}
     if config_file:
+        import yaml  # only with a file: a command without one does not pay its import
+
         try:
             loaded = yaml.safe_load(Path(config_file).read_text()) or {}
         except (OSError, yaml.YAMLError) as e:

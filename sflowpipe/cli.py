@@ -330,9 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
                                   "web UI on 8008) until Ctrl-C",
                        description="Run everything on embedded defaults: Tansu broker, ingest, Faust workers, "
                                    "ClickHouse (chDB), sinks, REST API and web UI.")
-    from sflowpipe import up as _up_module
+    from sflowpipe import up_args
 
-    _up_module.add_arguments(p)
+    up_args.add_arguments(p)
     p.set_defaults(func=_up)
 
     p = sub.add_parser("definitions", help="publish flow/threshold/group definitions to the config topic (live)")

@@ -2,6 +2,9 @@
 
 Sources, later ones winning: defaults, a YAML file (``--config``), environment variables
 ``SFLOWPIPE_<SECTION>__<NAME>`` (e.g. ``SFLOWPIPE_DECODE__PORT=6343``), then command-line flags.
+Plain pydantic models and `load_settings`, the one reader of those sources: pydantic-settings did
+the same, and importing it cost every command that reads its settings ~90-125 ms more (asyncio,
+its cloud secret providers; README "Start-up").
 """
 
 from __future__ import annotations
@@ -15,10 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class DecodeSettings(BaseModel):
@@ -417,10 +418,10 @@ def _refuse_non_finite(value: Any, where: str) -> None:
             _refuse_non_finite(v, f"{where}[{i}]")
 
 
-class Settings(BaseSettings):
-    """Everything sflowpipe can be configured with."""
+class Settings(BaseModel):
+    """Everything sflowpipe can be configured with (`load_settings` reads its sources)."""
 
-    model_config = SettingsConfigDict(env_prefix="SFLOWPIPE_", env_nested_delimiter="__", extra="forbid")
+    model_config = ConfigDict(extra="forbid")
 
     log_level: str = Field("INFO", description="logging level")
     decode: DecodeSettings = DecodeSettings()
@@ -437,12 +438,6 @@ class Settings(BaseSettings):
     def _finite(self):
         _refuse_non_finite(self, "")
         return self
-
-    @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
-                                   file_secret_settings):
-        # the environment overrides the YAML file (passed in as init values)
-        return (env_settings, init_settings)
 
     @model_validator(mode="before")
     @classmethod
@@ -473,6 +468,8 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
         raise SettingsError("; ".join(faults))
     data: dict[str, Any] = {}
     if config_file:
+        import yaml  # only with a file: a command without one does not pay its import
+
         try:
             loaded = yaml.safe_load(Path(config_file).read_text()) or {}
         except (OSError, yaml.YAMLError) as e:
@@ -480,8 +477,9 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
         if not isinstance(loaded, dict):
             raise SettingsError(f"{config_file}: expected a mapping of settings")
         data.update(loaded)
+    data = merged(data, environment_values(os.environ))  # the environment over the file, key by key
     try:
-        settings = Settings(**data)
+        settings = Settings.model_validate(data)
     except ValidationError as e:
         raise SettingsError(_one_line(e)) from None
     sections: dict[str, dict[str, Any]] = {}
@@ -504,6 +502,69 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
     except ValueError as e:
         raise SettingsError(str(e)) from None
     return settings
+
+
+def merged(base: dict, over: dict) -> dict:
+    """``base`` with ``over`` on top, nested mappings merged key by key (lists are replaced)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def environment_values(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The settings the ``SFLOWPIPE_*`` variables give, as nested data (names case-insensitive):
+    ``SFLOWPIPE_API__TOKEN=x`` is ``{"api": {"token": "x"}}``; a variable naming a section, a
+    mapping or a list holds JSON (``SFLOWPIPE_SINKS='{"http": ...}'``, as `up` passes secrets to
+    its stages) and the variables below it win over that JSON. Values stay strings: the models
+    convert them. Run `unknown_variables` first: this one takes every name for a setting."""
+    found = []
+    for var, value in environ.items():
+        if var.upper().startswith(ENV_PREFIX) and var.upper() not in NOT_SETTINGS:
+            found.append((tuple(var[len(ENV_PREFIX):].lower().split("__")), var, value))
+    data: dict[str, Any] = {}
+    for path, var, value in sorted(found, key=lambda f: len(f[0])):  # a section before what is in it
+        structured, text_too = _structured(_annotation_at(path))
+        if structured:
+            try:
+                value = json.loads(value)
+            except ValueError as e:
+                if not text_too:
+                    raise SettingsError(f"{var}: expected JSON ({e})") from None
+        node = data
+        for key in path[:-1]:
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        last = path[-1]
+        node[last] = merged(node[last], value) if isinstance(value, dict) and isinstance(node.get(last), dict) \
+            else value
+    return data
+
+
+def _annotation_at(path: tuple[str, ...]) -> Any:
+    """The type of the setting at ``path``, None if there is none (the walk of `unknown_variables`)."""
+    ann: Any = Settings
+    for part in path:
+        ann = _unwrap(ann, {})
+        model = _model_of(ann)
+        if model is not None and part in _keys(model):
+            ann = model.model_fields[_keys(model)[part]].annotation
+        elif get_origin(ann) is dict and part:
+            ann = get_args(ann)[1]
+        else:
+            return None
+    return ann
+
+
+def _structured(ann: Any) -> tuple[bool, bool]:
+    """(a variable for this type holds JSON, plain text is also one of its values)."""
+    while get_origin(ann) is Annotated:
+        ann = get_args(ann)[0]
+    members = [a for a in get_args(ann) if a is not type(None)] if get_origin(ann) in (Union, types.UnionType) \
+        else [ann]
+    structured = [_model_of(a) is not None or get_origin(a) in (dict, list) or a in (dict, list) for a in members]
+    return any(structured), not all(structured)
 
 
 def _one_line(e: ValidationError, prefix: str = "") -> str:
@@ -598,8 +659,8 @@ def _variable(path: tuple[str, ...]) -> str:
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
-    """Faults of the ``SFLOWPIPE_*`` variables: names that are no setting (pydantic-settings
-    would ignore them) and unknown keys inside JSON values of sections."""
+    """Faults of the ``SFLOWPIPE_*`` variables: names that are no setting (an ignored variable is
+    a setting silently not set) and unknown keys inside JSON values of sections."""
     out = []
     for var, value in sorted(environ.items()):
         if not var.upper().startswith(ENV_PREFIX) or var.upper() in NOT_SETTINGS:
@@ -628,6 +689,6 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
                 try:
                     parsed = json.loads(value)
                 except ValueError:
-                    continue  # not JSON: pydantic names the fault
+                    continue  # not JSON: environment_values names the fault
                 out += [f"{var}: {fault}" for fault in unknown_keys(ann, parsed, parts)]
     return out

@@ -16,12 +16,11 @@ last, so nothing loses its broker while it shuts down.
 Internal ports (Kafka, metrics, Faust, Prometheus) are picked free, so two instances with
 different ``--sflow-port``, ``--http-port`` and ``--data-dir`` run side by side.
 
-The parser imports this module: keep its top-level imports to the standard library.
+The parser reads the arguments from `sflowpipe/up_args.py`: only `up` imports this module.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sflowpipe.broker import free_port
+from sflowpipe.up_args import add_arguments, default_data_dir  # noqa: F401  (add_arguments: re-export)
 
 if TYPE_CHECKING:
     from sflowpipe.broker import EmbeddedBroker
@@ -41,31 +41,6 @@ if TYPE_CHECKING:
 
 DEFAULT_DEFINITIONS = Path(__file__).with_name("flows.yaml")
 STOP_TIMEOUT_S = 8.0  # a stage still running after SIGTERM and this long is killed
-
-
-def default_data_dir() -> Path:
-    """$XDG_DATA_HOME/sflowpipe (usually ~/.local/share/sflowpipe)."""
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "sflowpipe"
-
-
-def add_arguments(p) -> None:
-    # also accepted after `up`, where the README writes it (SUPPRESS: absent, it does not hide
-    # the global `sflowpipe --config FILE up`)
-    p.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
-                   help="YAML settings file (the syslog and HTTP event sinks it configures are started too)")
-    p.add_argument("--sflow-port", type=int, default=6343, help="UDP port for sFlow (default 6343)")
-    p.add_argument("--http-port", type=int, default=8008, help="REST API and web UI port (default 8008, "
-                                                              "sFlow-RT's)")
-    p.add_argument("--data-dir", default=None, help=f"where ClickHouse data, spill and logs go "
-                                                    f"(default {default_data_dir()})")
-    p.add_argument("--listen-address", default="127.0.0.1",
-                   help="address for the API/UI (default 127.0.0.1; 0.0.0.0 exposes it: set api.token)")
-    p.add_argument("--workers", type=int, default=1, help="Faust worker processes (default 1)")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--demo", action="store_true", help="feed generated sFlow (with >10 Mbit/s elephant flows)")
-    src.add_argument("--replay", metavar="FILE.pcap", help="feed a capture, looped, at its recorded pace")
-    p.add_argument("--demo-rate", type=float, default=100.0, help="--demo datagrams per second (default 100)")
 
 
 # ------------------------------------------------------------------ readiness
@@ -398,10 +373,10 @@ def _plain(data):
 
 def secret_environment(settings: dict, environ) -> tuple[dict, dict[str, str]]:
     """The settings without their secrets, and the ``SFLOWPIPE_<SECTION>`` variables (JSON, merged
-    into the file's section by pydantic-settings) that carry them; a section's variable the user
+    into the file's section by `load_settings`) that carry them; a section's variable the user
     already set keeps its own values over the file's, as it would without `up`."""
     from sflowpipe.secrets import split as split_secrets
-    from sflowpipe.settings import ENV_PREFIX
+    from sflowpipe.settings import ENV_PREFIX, merged
 
     public, secrets = split_secrets(settings)
     env = {}
@@ -412,16 +387,9 @@ def secret_environment(settings: dict, environ) -> tuple[dict, dict[str, str]]:
         except ValueError:
             own = {}
         if isinstance(values, dict) and isinstance(own, dict):
-            values = _merged(values, own)
+            values = merged(values, own)
         env[var] = json.dumps(values) if isinstance(values, (dict, list)) else str(values)
     return public, env
-
-
-def _merged(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:

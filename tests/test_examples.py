@@ -20,7 +20,7 @@ from pydantic import BaseModel, TypeAdapter
 from sflowpipe.config_plane import parse
 from sflowpipe.flowspec import compile_flow, parse_definition
 from sflowpipe.cli import build_parser
-from sflowpipe.settings import ClickHouseSettings, Settings
+from sflowpipe.settings import ClickHouseSettings, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAFANA = ROOT / "deploy" / "grafana"
@@ -159,7 +159,7 @@ def test_compose_environment_is_real_settings(compose, monkeypatch, service):
     for var, value in variables.items():
         assert isinstance(value, str), f"{var}: quote it (YAML would make it {type(value).__name__})"
         monkeypatch.setenv(var, value)
-    settings = Settings()  # reads SFLOWPIPE_* with the __ delimiter, as the container will
+    settings = load_settings()  # reads SFLOWPIPE_* with the __ delimiter, as the container's command will
     for var, value in variables.items():
         path = setting_path(var)
         field = resolve_field(path)  # nested models ignore unknown keys: check the name itself

@@ -1,7 +1,7 @@
 """The layers, checked from the source: every module's imports (lazy ones in functions too) point
 down, never up or sideways.
 
-    sflowpipe/cli.py, sflowpipe/up.py        the composition root: may import anything
+    sflowpipe/cli.py, up.py, up_args.py      the composition root: may import anything
     ingest/  processors/  sinks/  api/       services: themselves and everything below
     sflowpipe/ (the rest)                    the shared layer: config plane, read models, helpers
     schemas/                                 wire format
@@ -20,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("ingest", "processors", "sinks", "api", "schemas", "sflowpipe")
-COMPOSITION = {"sflowpipe.cli", "sflowpipe.up", "sflowpipe.app", "sflowpipe.commands"}  # and modules below them
+COMPOSITION = {"sflowpipe.cli", "sflowpipe.up", "sflowpipe.up_args", "sflowpipe.app", "sflowpipe.commands"}  # and modules below them
 SERVICES = ("ingest", "processors", "sinks", "api")
 DECODER = "ingest.sflow"
 

@@ -1,7 +1,8 @@
 """Start-up (issue 13): building the parser imports argparse-level modules only, and a command
 imports what it runs. `sflowpipe --help` used to take 2-3.6 s: the parser imported the ClickHouse
-sink, pyarrow and aiohttp. Each command line runs in a fresh interpreter under ``-X importtime``;
-`sflowpipe bench startup` prints the times."""
+sink, pyarrow and aiohttp; every command reading its settings imported pydantic-settings (asyncio,
+importlib.metadata) and `sflowpipe.up`. Each command line runs in a fresh interpreter under
+``-X importtime``; `sflowpipe bench startup` prints the times."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import subprocess
 
 import pytest
 
-from bench.startup import CLI, HEAVY, SMALL_CAPTURE, imported, packages, subcommands
+from bench.startup import CLI, HEAVY, SMALL_CAPTURE, imported, packages, services, subcommands
 
 pytestmark = pytest.mark.e2e  # runs the CLI as processes
 
@@ -17,10 +18,18 @@ pytestmark = pytest.mark.e2e  # runs the CLI as processes
 # the argument tables of the services (sinks/args.py, api/args.py)
 NOT_FOR_HELP = set(HEAVY) | {"pydantic", "pydantic_core", "pydantic_settings", "yaml", "msgspec", "orjson",
                              "requests", "ingest", "processors", "schemas", "bench"}
-PARSER_MODULES = {"sflowpipe", "sflowpipe.cli", "sflowpipe.up", "sflowpipe.broker", "sinks", "sinks.args",
-                  "api", "api.args"}
+PARSER_MODULES = {"sflowpipe", "sflowpipe.cli", "sflowpipe.up_args", "sinks", "sinks.args", "api", "api.args"}
+# a command that reads its settings: pydantic and the settings model on top of the parser, not
+# pydantic-settings (asyncio, importlib.metadata's providers), not YAML without a file, not
+# `up`'s processes and sockets
+NOT_FOR_SETTINGS = set(HEAVY) | {"pydantic_settings", "asyncio", "yaml"}
+SETTINGS_MODULES = PARSER_MODULES | {"sflowpipe.settings"}
+# api and prometheus check the start-up definitions before they serve (sflowpipe/cli.py
+# _definitions_fault): the config plane, which reads and writes the config topic, is their work
+CHECKS_DEFINITIONS = {"api", "prometheus"}
 
 COMMANDS = subcommands()
+SERVICES = services()
 
 
 def test_every_command_is_covered():
@@ -36,6 +45,41 @@ def test_help_imports_only_the_parser(argv):
     assert not packages(modules) & NOT_FOR_HELP, sorted(packages(modules) & NOT_FOR_HELP)
     ours = {m for m in modules if m.split(".")[0] in ("sflowpipe", "sinks", "api", "ingest", "processors")}
     assert ours <= PARSER_MODULES, sorted(ours - PARSER_MODULES)
+
+
+def test_print_config_imports_the_settings_model_only(tmp_path):
+    """`--print-config` used to import pydantic-settings (asyncio, importlib.metadata...) and
+    `sflowpipe.up`, which it does not run."""
+    code, modules = imported(["--print-config"])
+    assert code == 0
+    assert not packages(modules) & NOT_FOR_SETTINGS, sorted(packages(modules) & NOT_FOR_SETTINGS)
+    assert {"pydantic", "sflowpipe.settings", "sflowpipe.secrets"} <= modules  # it did read the settings
+    ours = {m for m in modules if m.split(".")[0] in ("sflowpipe", "sinks", "api", "ingest", "processors")}
+    assert ours <= SETTINGS_MODULES | {"sflowpipe.secrets"}, sorted(ours - SETTINGS_MODULES)
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("decode: {port: 7000}\n")
+    code, modules = imported(["--config", str(cfg), "--print-config"])
+    assert code == 0 and "yaml" in packages(modules)  # a file is read with the YAML parser, then only
+    assert not packages(modules) & (NOT_FOR_SETTINGS - {"yaml"})
+
+
+@pytest.mark.parametrize("argv", SERVICES, ids=" ".join)
+def test_a_command_imports_only_settings_until_its_work_starts(argv):
+    """Every command up to the call of its handler (arguments, settings, logging): what its work
+    needs (Kafka clients, Faust, aiohttp...) is imported by the handler, not before."""
+    code, modules = imported(argv, to_work=True)
+    assert code == 0
+    assert "sflowpipe.settings" in modules  # it did read the settings
+    ours = {m for m in modules if m.split(".")[0] in ("sflowpipe", "sinks", "api", "ingest", "processors")}
+    budget = NOT_FOR_SETTINGS
+    if argv[0] in CHECKS_DEFINITIONS:  # the config plane's YAML and Kafka client (asyncio with it)
+        assert "sflowpipe.config_plane" in modules
+        budget = NOT_FOR_SETTINGS - {"yaml", "confluent_kafka", "asyncio"}
+        ours = {m for m in ours if m != "ingest" and not m.startswith((
+            "sflowpipe.config_plane", "sflowpipe.flowspec", "sflowpipe.kafka", "sflowpipe.topology",
+            "sflowpipe.names", "ingest.sflow"))}
+    assert not packages(modules) & budget, sorted(packages(modules) & budget)
+    assert ours <= SETTINGS_MODULES, sorted(ours - SETTINGS_MODULES)
 
 
 def test_decode_of_a_small_capture_imports_what_decoding_needs():
@@ -62,8 +106,10 @@ def test_bench_startup_prints_each_command_line():
     res = subprocess.run(CLI + ["bench", "startup", "--runs", "1"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
-    assert lines[0].startswith("python -c pass:") and lines[-1].startswith("slowest:")
+    assert lines[0].startswith("python -c pass:") and lines[-1].startswith("slowest start-up:")
     assert any(line.endswith("sflowpipe --help") for line in lines)
     assert any(" sflowpipe decode -r " in line for line in lines)
-    assert len([line for line in lines if " ms  sflowpipe " in line]) == len(COMMANDS) + 3
+    assert any(line.endswith(" ms  sflowpipe ingest") for line in lines)  # up to its work
+    assert len([line for line in lines if " ms  sflowpipe " in line]) == len(COMMANDS) + 3 + len(SERVICES)
+    assert any(" ms  import api.service   imports aiohttp" in line for line in lines)  # its work
     assert not any("imports" in line for line in lines if "--help" in line), res.stdout

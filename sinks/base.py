@@ -22,6 +22,7 @@ from schemas.codec import CodecError, MessageDecoder
 from sflowpipe.kafka import client_config, require_broker
 from sflowpipe.metrics import Metrics, MetricsServer
 from sflowpipe.settings import Settings
+from sflowpipe.status import SINK_FIELDS, StatusProducer, component_status, instance_id
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +92,18 @@ class SinkRunner:
         describe_runner_metrics(self.metrics, self)
         self.lag: dict[tuple[str, int], int] = {}
         self._next_lag = 0.0
+        # the status page's and /analyzer's sink numbers: this registry's, on the status topic
+        self.instance = instance_id(group)
+        self.status = StatusProducer(settings.kafka, settings.kafka.topic(settings.topics.status), self.status_message)
+
+    def status_message(self) -> dict:
+        return component_status("sink", self.group, self.instance, self.metrics, SINK_FIELDS)
 
     def start(self) -> None:
         require_broker(self.settings.kafka)  # unreachable at start: one line and exit, not a silent wait
         self.consumer = Consumer(client_config(self.conf))
         self.consumer.subscribe(self.topics, on_revoke=self.on_revoke)
+        self.status.start()
 
     def on_revoke(self, consumer, partitions) -> None:
         """Before a rebalance: write and commit what is buffered. Otherwise the messages consumed
@@ -122,6 +130,7 @@ class SinkRunner:
                     self._add(m)
                 if time.monotonic() >= self._next_lag:
                     self._update_lag()
+                self.status.tick()
                 if self.sink.pending() and (self.sink.pending() >= self.batch_size
                                             or time.monotonic() - self.first_pending >= self.batch_seconds):
                     self._flush_and_commit()
@@ -129,6 +138,7 @@ class SinkRunner:
                 self._flush_and_commit(retry_forever=False)
         finally:
             self.consumer.close()
+            self.status.close()
 
     def _update_lag(self) -> None:
         """Per assigned partition: its high watermark minus this consumer's position."""

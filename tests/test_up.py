@@ -280,9 +280,26 @@ def test_sflow_rt_clients_read_flow_metrics_agent_counters_and_analyzer(up):
     analyzer = requests.get(rt + "/analyzer/json", timeout=10).json()
     assert analyzer["sFlowAgents"] == 2 and analyzer["sFlowDatagramsReceived"] > 0
     assert analyzer["sFlowFlowSamples"] > 0 and analyzer["sFlowParseErrors"] == 0
+    # sflowpipe's own fields beside sFlow-RT's: the processor workers' and sinks' registries, via
+    # their status messages (sflowpipe/status.py), once each has processed and flushed
+    def pipeline_numbers():
+        a = requests.get(rt + "/analyzer/json", timeout=10).json()
+        return a if a["processorSamples"] > 0 and a["sinkRecordsWritten"] > 0 and a["sinkInstances"] >= 2 else None
+    analyzer = _wait(pipeline_numbers, 60)
+    assert analyzer, requests.get(rt + "/analyzer/json", timeout=10).json()
+    assert analyzer["processorWorkers"] == 1 and analyzer["processorBatches"] > 0
+    assert analyzer["processorDefinitionsRejected"] == 0 and analyzer["sinkDeadLetters"] == 0
+    status = requests.get(rt + "/sflowpipe/status/json", timeout=10).json()
+    [worker] = status["processors"]
+    assert worker["alive"] and worker["samples"] > 0 and worker["component"] == "sflowpipe-processors", worker
+    sinks = {s["component"]: s for s in status["sink_instances"]}
+    assert {"sflowpipe-clickhouse", "sflowpipe-prometheus"} <= set(sinks), sinks
+    assert sinks["sflowpipe-prometheus"]["records_written"] > 0 and sinks["sflowpipe-prometheus"]["flushes"] > 0
     text = requests.get(rt + "/prometheus/analyzer/txt", timeout=10).text
     families = {f.name: f for f in text_string_to_metric_families(text)}
     assert families["sflow_analyzer_datagrams_received"].samples[0].value > 0
+    assert families["sflow_analyzer_processor_samples"].samples[0].value > 0
+    assert families["sflow_analyzer_sink_records_written"].samples[0].value > 0
     # interface rates need two counter samples each
     def table():
         rows = requests.get(rt + "/table/ALL/sort:ifinoctets:-3/json", timeout=10).json()
@@ -368,6 +385,12 @@ def test_web_ui_pages_show_live_data_in_a_real_browser(up, tmp_path):
         wait.until(lambda d: float(rows("#ingesters tbody tr td")[2].text.rstrip("k") or 0) > 0)
         assert rows("#rates .uplot canvas"), "no chart drawn"
         assert "192.0.2.200" in driver.find_element(By.ID, "agents").text
+        # the processor worker's and the sinks' own numbers, from their status messages
+        wait.until(lambda d: len(rows("#processors tbody tr")) == 1
+                   and int(rows("#processors tbody tr td")[2].text or 0) > 0)
+        wait.until(lambda d: {"sflowpipe-clickhouse", "sflowpipe-prometheus"}
+                   <= {r.find_elements(By.TAG_NAME, "td")[0].text for r in rows("#sink-instances tbody tr")})
+        assert "up" in rows("#processors tbody tr")[0].text
         assert driver.find_element(By.ID, "error").text == ""
         driver.save_screenshot(str(shots / "status.png"))
 

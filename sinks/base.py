@@ -103,7 +103,6 @@ class SinkRunner:
         require_broker(self.settings.kafka)  # unreachable at start: one line and exit, not a silent wait
         self.consumer = Consumer(client_config(self.conf))
         self.consumer.subscribe(self.topics, on_revoke=self.on_revoke)
-        self.status.start()
 
     def on_revoke(self, consumer, partitions) -> None:
         """Before a rebalance: write and commit what is buffered. Otherwise the messages consumed
@@ -120,6 +119,7 @@ class SinkRunner:
 
     def run(self) -> None:
         """Consume until stop(); flush and commit what is pending before returning."""
+        self.status.start()  # here, not in start(): subclasses replace start()
         try:
             while not self.stopping.is_set():
                 for m in self.consumer.consume(1000, 0.2):

@@ -385,12 +385,14 @@ def test_web_ui_pages_show_live_data_in_a_real_browser(up, tmp_path):
         wait.until(lambda d: float(rows("#ingesters tbody tr td")[2].text.rstrip("k") or 0) > 0)
         assert rows("#rates .uplot canvas"), "no chart drawn"
         assert "192.0.2.200" in driver.find_element(By.ID, "agents").text
-        # the processor worker's and the sinks' own numbers, from their status messages
-        wait.until(lambda d: len(rows("#processors tbody tr")) == 1
-                   and int(rows("#processors tbody tr td")[2].text or 0) > 0)
-        wait.until(lambda d: {"sflowpipe-clickhouse", "sflowpipe-prometheus"}
-                   <= {r.find_elements(By.TAG_NAME, "td")[0].text for r in rows("#sink-instances tbody tr")})
-        assert "up" in rows("#processors tbody tr")[0].text
+        # the processor worker's and the sinks' own numbers, from their status messages (read in
+        # one script: the page redraws its tables every 2 s, an element found earlier goes stale)
+        def cells(table):
+            return driver.execute_script("return Array.from(document.querySelectorAll(arguments[0] + ' tbody tr'))"
+                                         ".map(r => Array.from(r.cells).map(c => c.textContent))", table)
+        wait.until(lambda d: (p := cells("#processors")) and len(p) == 1 and int(p[0][2]) > 0 and p[0][-1] == "up")
+        wait.until(lambda d: {"sflowpipe-clickhouse", "sflowpipe-prometheus"} <= {r[0] for r in cells("#sink-instances")})
+        assert all(r[-1] == "up" and r[1] for r in cells("#sink-instances"))
         assert driver.find_element(By.ID, "error").text == ""
         driver.save_screenshot(str(shots / "status.png"))
 

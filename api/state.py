@@ -157,7 +157,7 @@ class ApiState:
                 return
             history.append(status)
             del history[:-2]
-            cutoff = status["time"] - COMPONENT_FORGET_MS
+            cutoff = time.time() * 1000 - COMPONENT_FORGET_MS  # history read at start included
             for ident in [i for i, h in instances.items() if h[-1]["time"] < cutoff]:
                 del instances[ident]
 

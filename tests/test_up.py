@@ -395,6 +395,8 @@ def test_web_ui_pages_show_live_data_in_a_real_browser(up, tmp_path):
         assert all(r[-1] == "up" and r[1] for r in cells("#sink-instances"))
         assert driver.find_element(By.ID, "error").text == ""
         driver.save_screenshot(str(shots / "status.png"))
+        driver.execute_script("document.getElementById('processors').scrollIntoView()")
+        driver.save_screenshot(str(shots / "status-components.png"))
 
         # flow browser: type keys and value, see the top-N table and the trend chart fill
         driver.get(up["url"] + "/ui/flows.html")
@@ -442,7 +444,7 @@ def test_web_ui_pages_show_live_data_in_a_real_browser(up, tmp_path):
         assert not logs, logs
     finally:
         driver.quit()
-    for name in ("status", "flows", "events", "counters"):
+    for name in ("status", "status-components", "flows", "events", "counters"):
         assert (shots / f"{name}.png").stat().st_size > 10_000
 
 

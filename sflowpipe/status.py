@@ -15,8 +15,12 @@ import logging
 import os
 import socket
 import time
+from typing import TYPE_CHECKING, Callable
 
 from sflowpipe.metrics import Metrics
+
+if TYPE_CHECKING:
+    from sflowpipe.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +71,17 @@ class StatusProducer:
     """Publishes a component's status message every ``every`` seconds from its own loop (``tick``),
     best effort: a status that cannot be sent is skipped, never an error for the component."""
 
-    def __init__(self, kafka, topic: str, build, every: float = STATUS_EVERY_S) -> None:
-        self.kafka = kafka  # KafkaSettings
+    def __init__(self, kafka: "KafkaSettings", topic: str, build: Callable[[], dict],
+                 every: float = STATUS_EVERY_S) -> None:
+        self.kafka = kafka
         self.topic = topic
-        self.build = build  # () -> the message
+        self.build = build  # () -> the message (component_status)
         self.every = every
         self.producer = None
         self.next = 0.0
 
     def start(self) -> "StatusProducer":
-        from confluent_kafka import Producer
+        from confluent_kafka import Producer  # here: importing this module stays cheap
 
         from sflowpipe.kafka import client_config
 

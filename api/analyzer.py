@@ -23,6 +23,17 @@ SERIES: tuple[tuple[str, str, str, str, float], ...] = (
      "datagrams of an sFlow version other than 5", 1),
     ("eventsGenerated", "sflow_analyzer_events_generated_total", "counter", "threshold events read", 1),
     ("flowsGenerated", "sflow_analyzer_flows_generated_total", "counter", "logged flows read", 1),
+    # sflowpipe's own, from the processor workers' and sinks' status messages (no sFlow-RT series)
+    ("processorWorkers", "sflow_analyzer_processor_workers", "gauge", "processor workers that reported in the "
+     "last minute", 1),
+    ("processorSamples", "sflow_analyzer_processor_samples_total", "counter", "samples the processor workers "
+     "processed (since each started)", 1),
+    ("processorLag", "sflow_analyzer_processor_lag_messages", "gauge", "messages the processor workers are behind", 1),
+    ("sinkInstances", "sflow_analyzer_sink_instances", "gauge", "sinks that reported in the last minute", 1),
+    ("sinkRecordsWritten", "sflow_analyzer_sink_records_written_total", "counter", "records the sinks wrote "
+     "(since each started)", 1),
+    ("sinkDeadLetters", "sflow_analyzer_sink_dead_letters_total", "counter", "records the sinks dead-lettered", 1),
+    ("sinkLag", "sflow_analyzer_sink_lag_messages", "gauge", "messages the sinks are behind", 1),
 )
 
 

@@ -121,7 +121,7 @@ class TopicReader:
         if not value:
             return
         try:
-            if topic == self.status_topic:  # JSON with a "kind": ingester (the default) or flowkeys
+            if topic == self.status_topic:  # JSON with a "kind": ingester (the default), processor, sink, flowkeys...
                 self.state.status_message(json.loads(value))
                 return
             stem, datum = self.codec.decode(value)

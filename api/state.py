@@ -26,6 +26,7 @@ from sflowpipe.settings import ApiSettings
 from sflowpipe.names import AGENT_COUNTERS
 from sflowpipe.readmodels.exporter import ExporterState
 
+COMPONENT_FORGET_MS = 300_000  # a processor or sink silent this long is no longer listed (a restarted sink is new)
 FLOWKEYS_ACTIVE_MS = 300_000  # a flow key unseen this long is no longer listed by /flowkeys/json
 TEXT_METRICS = {"ifname": "ifname", "host_name": "host"}  # string metrics /dump and /table can show
 
@@ -62,6 +63,8 @@ class ApiState:
         self.flow_logs = TopicLog("flowID", settings.max_events)
         self.flowkeys: dict[str, dict] = {}  # worker -> its last flowkeys status message
         self.status: dict[str, list[dict]] = {}  # ingester -> its last two status messages
+        # "processor"/"sink" -> instance -> its last two status messages (sflowpipe/status.py)
+        self.components: dict[str, dict[str, list[dict]]] = {"processor": {}, "sink": {}}
         self.lag: dict[str, int | None] = {}
         self.metric_seen: dict[str, float] = {}  # metric name -> last time (s)
         self.started = time.time()
@@ -124,10 +127,13 @@ class ApiState:
         self.flow_logs.add(record, partition, offset, content)
 
     def status_message(self, message: dict) -> None:
-        """A status-topic message: ``kind`` says whose (ingester when absent, or flowkeys)."""
+        """A status-topic message: ``kind`` says whose (ingester when absent, processor, sink, or
+        flowkeys; other kinds are not the API's)."""
         kind = message.get("kind", "ingester")
         if kind == "ingester":
             self.add_status(message)
+        elif kind in self.components:
+            self.add_component(kind, message)
         elif kind == "flowkeys":
             with self.lock:
                 old = self.flowkeys.get(message["worker"])
@@ -141,6 +147,47 @@ class ApiState:
                 return
             history.append(status)
             del history[:-2]
+
+    def add_component(self, kind: str, status: dict) -> None:
+        """A processor worker's or a sink's status: kept with its previous one (rates), the silent forgotten."""
+        with self.lock:
+            instances = self.components[kind]
+            history = instances.setdefault(status["instance"], [])
+            if history and status["time"] <= history[-1]["time"]:
+                return
+            history.append(status)
+            del history[:-2]
+            cutoff = time.time() * 1000 - COMPONENT_FORGET_MS  # history read at start included
+            for ident in [i for i, h in instances.items() if h[-1]["time"] < cutoff]:
+                del instances[ident]
+
+    def live_components(self, kind: str, max_age_ms: float = 60_000) -> list[dict]:
+        """Each instance's last status, of those heard from within ``max_age_ms``."""
+        now_ms = time.time() * 1000
+        with self.lock:
+            return [h[-1] for h in self.components[kind].values() if now_ms - h[-1]["time"] <= max_age_ms]
+
+    def component_rows(self, kind: str, rate_field: str) -> list[dict]:
+        """The status page's processors or sinks table: each instance's numbers, ``rate_field`` per
+        second over its last two messages, mean flush or checkpoint time in ms."""
+        now_ms = time.time() * 1000
+        with self.lock:
+            histories = {k: list(v) for k, v in self.components[kind].items()}
+        rows = []
+        for ident, h in sorted(histories.items()):
+            last = h[-1]
+            alive = now_ms - last["time"] < 30_000
+            rate = 0.0
+            if len(h) == 2 and alive and h[1]["time"] > h[0]["time"]:
+                rate = (h[1].get(rate_field, 0) - h[0].get(rate_field, 0)) / ((h[1]["time"] - h[0]["time"]) / 1000.0)
+            row = {k: v for k, v in last.items() if k not in ("kind", "time")}
+            row.update(alive=alive, lastSeen=int(now_ms - last["time"]), per_s=round(max(rate, 0.0), 1))
+            for total, count, mean in (("flush_seconds", "flushes", "flush_ms"),
+                                       ("checkpoint_seconds", "checkpoints", "checkpoint_ms")):
+                if count in last:
+                    row[mean] = round(1000 * last[total] / last[count], 1) if last[count] else 0.0
+            rows.append(row)
+        return rows
 
     def set_lag(self, lag: dict[str, int | None]) -> None:
         with self.lock:
@@ -343,6 +390,11 @@ class ApiState:
             agents.update(st.get("agents", {}))
         with self.lock:
             events, flows = self.events.read, self.flow_logs.read
+        procs, sinks = self.live_components("processor"), self.live_components("sink")
+
+        def summed(rows: list[dict], field: str) -> int:
+            return sum(int(r.get(field, 0)) for r in rows)
+
         return {"version": __version__, "uptime": int((time.time() - self.started) * 1000),
                 "sFlowAgents": len(agents), "sFlowDatagramsReceived": total["datagrams"],
                 "sFlowBytesReceived": total["bytes"], "sFlowFlowSamples": samples["flow"],
@@ -351,7 +403,17 @@ class ApiState:
                 "sFlowParseErrors": total["malformed"] - total["unsupported_version"],
                 "sFlowUnsupportedVersion": total["unsupported_version"],
                 "eventsGenerated": events, "flowsGenerated": flows,
-                "ingesters": len(self._live_statuses()), "availableProcessors": os.cpu_count() or 1}
+                "ingesters": len(self._live_statuses()), "availableProcessors": os.cpu_count() or 1,
+                # sflowpipe's own (sFlow-RT has no such fields): the processor workers' and sinks'
+                # counters summed over the instances heard from in the last minute (sflowpipe/status.py)
+                "processorWorkers": len(procs), "processorSamples": summed(procs, "samples"),
+                "processorBatches": summed(procs, "batches"), "processorLag": summed(procs, "lag"),
+                "processorRebalances": summed(procs, "rebalances"),
+                "processorDefinitionsRejected": summed(procs, "definitions_rejected"),
+                "processorEventsRaised": summed(procs, "events"),
+                "sinkInstances": len(sinks), "sinkRecordsWritten": summed(sinks, "records_written"),
+                "sinkFlushRetries": summed(sinks, "flush_retries"), "sinkDeadLetters": summed(sinks, "dead_letters"),
+                "sinkDuplicatesSkipped": summed(sinks, "duplicates_skipped"), "sinkLag": summed(sinks, "lag")}
 
     def license(self) -> dict[str, Any]:
         """sFlow-RT's /license/json shape; sflowpipe has no license key, rate limit or expiry."""
@@ -362,7 +424,8 @@ class ApiState:
                             "host_ok": True, "max_bps": 0, "max_bps_ok": True, "expires": 0, "expires_ok": True}}
 
     def pipeline_status(self) -> dict:
-        """The status page: per ingester rates and losses, totals, consumer lag per sink."""
+        """The status page: per ingester rates and losses, totals, consumer lag per sink group (the
+        API's own probe), per processor worker and per sink instance their own numbers."""
         now_ms = time.time() * 1000
         with self.lock:
             histories = {k: list(v) for k, v in self.status.items()}
@@ -392,6 +455,8 @@ class ApiState:
         totals["samples_per_s"] = round(totals["samples_per_s"], 1)
         return {"time": int(now_ms), "uptime_s": int(time.time() - self.started), "ingesters": ingesters,
                 "totals": totals, "agents": len(self.agents()), "sinks": lag,
+                "processors": self.component_rows("processor", "samples"),
+                "sink_instances": self.component_rows("sink", "records_written"),
                 "events": self.events_read(),
                 "flows": sorted(self.get_definitions("flow")), "thresholds": sorted(self.get_definitions("threshold"))}
 

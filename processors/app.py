@@ -37,6 +37,7 @@ from schemas.definitions import hot_field_count
 from sflowpipe.metrics import Metrics, MetricsServer
 from sflowpipe.kafka import KafkaClients, wiring
 from sflowpipe.settings import Settings
+from sflowpipe.status import PROCESSOR_FIELDS, STATUS_EVERY_S, component_status
 
 log = logging.getLogger(__name__)
 
@@ -424,6 +425,8 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
             adopt(batch["agent_address"], event.message.partition)
             engine.on_discard_batch(batch, time.time())
 
+    next_status = [0.0]
+
     @app.timer(interval=p.report_interval_s)
     async def report():
         apply_changes()
@@ -440,6 +443,10 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
         metrics.inc("sflowpipe_processors_reports_total", len(counter_metrics), (("kind", "metrics"),))
         metrics.inc("sflowpipe_processors_events_total", len(events))
         update_lag()
+        if time.monotonic() >= next_status[0]:  # this registry's numbers: the status page, /analyzer/json
+            next_status[0] = time.monotonic() + STATUS_EVERY_S
+            status = component_status("processor", p.app_id, worker_id, metrics, PROCESSOR_FIELDS)
+            await status_topic.send(key=worker_id.encode(), value=json.dumps(status).encode())
         for e in events:
             last_checkpoint.pop(e.agent, None)  # checkpointed with its next batch: a restart will not repeat it
             await events_topic.send(key=e.agent.encode(), value=codec.encode("event", e.to_dict()))

@@ -22,6 +22,7 @@ from schemas.codec import Codec, CodecError
 from sflowpipe.kafka import KafkaClients, wiring
 from sflowpipe.metrics import Metrics, MetricsServer
 from sflowpipe.settings import Settings
+from sflowpipe.status import SINK_FIELDS, StatusProducer, component_status, instance_id
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,12 @@ class SinkRunner:
         describe_runner_metrics(self.metrics, self)
         self.lag: dict[tuple[str, int], int] = {}
         self._next_lag = 0.0
+        # the status page's and /analyzer's sink numbers: this registry's, on the status topic
+        self.instance = instance_id(group)
+        self.status = StatusProducer(self.clients, settings.kafka.topic(settings.topics.status), self.status_message)
+
+    def status_message(self) -> dict:
+        return component_status("sink", self.group, self.instance, self.metrics, SINK_FIELDS)
 
     def start(self) -> None:
         self.clients.require_broker()  # unreachable at start: one line and exit, not a silent wait
@@ -113,6 +120,7 @@ class SinkRunner:
 
     def run(self) -> None:
         """Consume until stop(); flush and commit what is pending before returning."""
+        self.status.start()  # here, not in start(): subclasses replace start()
         try:
             while not self.stopping.is_set():
                 for m in self.consumer.consume(1000, 0.2):
@@ -123,6 +131,7 @@ class SinkRunner:
                     self._add(m)
                 if time.monotonic() >= self._next_lag:
                     self._update_lag()
+                self.status.tick()
                 if self.sink.pending() and (self.sink.pending() >= self.batch_size
                                             or time.monotonic() - self.first_pending >= self.batch_seconds):
                     self._flush_and_commit()
@@ -130,6 +139,7 @@ class SinkRunner:
                 self._flush_and_commit(retry_forever=False)
         finally:
             self.consumer.close()
+            self.status.close()
 
     def _update_lag(self) -> None:
         """Per assigned partition: its high watermark minus this consumer's position."""

@@ -101,6 +101,23 @@ def test_compose_ports_and_host_network_ingest(compose):
     assert spill in ingest["volumes"], "an anonymous volume per replica, never a shared named one"
 
 
+# service -> the setting of its own /metrics listener (README "Metrics")
+METRICS_LISTEN = {"ingest": "SFLOWPIPE_INGEST__METRICS_LISTEN", "processors": "SFLOWPIPE_PROCESSORS__METRICS_LISTEN",
+                  "clickhouse-sink": "SFLOWPIPE_SINKS__CLICKHOUSE__METRICS_LISTEN",
+                  "prometheus-exporter": "SFLOWPIPE_SINKS__PROMETHEUS__METRICS_LISTEN",
+                  "syslog": "SFLOWPIPE_SINKS__SYSLOG__METRICS_LISTEN", "api": "SFLOWPIPE_API__METRICS_LISTEN",
+                  "control": "SFLOWPIPE_SINKS__CONTROL_METRICS_LISTEN"}
+
+
+def test_compose_metrics_listeners_are_reachable_from_prometheus(compose):
+    """sflowpipe's default /metrics address is loopback: in a container, unreachable by any
+    Prometheus. Every long-running service listens on all its container's addresses."""
+    services = sflowpipe_services(compose)
+    assert set(services) - {"clickhouse-migrate"} == set(METRICS_LISTEN)  # a new service names its listener
+    for name, var in METRICS_LISTEN.items():
+        assert env(services[name])[var].startswith("0.0.0.0:"), name
+
+
 def test_compose_kafka_listeners_match_the_clients(compose):
     s = compose["services"]
     kafka = env(s["kafka"])

@@ -280,9 +280,26 @@ def test_sflow_rt_clients_read_flow_metrics_agent_counters_and_analyzer(up):
     analyzer = requests.get(rt + "/analyzer/json", timeout=10).json()
     assert analyzer["sFlowAgents"] == 2 and analyzer["sFlowDatagramsReceived"] > 0
     assert analyzer["sFlowFlowSamples"] > 0 and analyzer["sFlowParseErrors"] == 0
+    # sflowpipe's own fields beside sFlow-RT's: the processor workers' and sinks' registries, via
+    # their status messages (sflowpipe/status.py), once each has processed and flushed
+    def pipeline_numbers():
+        a = requests.get(rt + "/analyzer/json", timeout=10).json()
+        return a if a["processorSamples"] > 0 and a["sinkRecordsWritten"] > 0 and a["sinkInstances"] >= 2 else None
+    analyzer = _wait(pipeline_numbers, 60)
+    assert analyzer, requests.get(rt + "/analyzer/json", timeout=10).json()
+    assert analyzer["processorWorkers"] == 1 and analyzer["processorBatches"] > 0
+    assert analyzer["processorDefinitionsRejected"] == 0 and analyzer["sinkDeadLetters"] == 0
+    status = requests.get(rt + "/sflowpipe/status/json", timeout=10).json()
+    [worker] = status["processors"]
+    assert worker["alive"] and worker["samples"] > 0 and worker["component"] == "sflowpipe-processors", worker
+    sinks = {s["component"]: s for s in status["sink_instances"]}
+    assert {"sflowpipe-clickhouse", "sflowpipe-prometheus"} <= set(sinks), sinks
+    assert sinks["sflowpipe-prometheus"]["records_written"] > 0 and sinks["sflowpipe-prometheus"]["flushes"] > 0
     text = requests.get(rt + "/prometheus/analyzer/txt", timeout=10).text
     families = {f.name: f for f in text_string_to_metric_families(text)}
     assert families["sflow_analyzer_datagrams_received"].samples[0].value > 0
+    assert families["sflow_analyzer_processor_samples"].samples[0].value > 0
+    assert families["sflow_analyzer_sink_records_written"].samples[0].value > 0
     # interface rates need two counter samples each
     def table():
         rows = requests.get(rt + "/table/ALL/sort:ifinoctets:-3/json", timeout=10).json()
@@ -370,8 +387,18 @@ def test_web_ui_pages_show_live_data_in_a_real_browser(up, tmp_path):
         wait.until(lambda d: float(rows("#ingesters tbody tr td")[2].text.rstrip("k") or 0) > 0)
         assert rows("#rates .uplot canvas"), "no chart drawn"
         assert "192.0.2.200" in driver.find_element(By.ID, "agents").text
+        # the processor worker's and the sinks' own numbers, from their status messages (read in
+        # one script: the page redraws its tables every 2 s, an element found earlier goes stale)
+        def cells(table):
+            return driver.execute_script("return Array.from(document.querySelectorAll(arguments[0] + ' tbody tr'))"
+                                         ".map(r => Array.from(r.cells).map(c => c.textContent))", table)
+        wait.until(lambda d: (p := cells("#processors")) and len(p) == 1 and int(p[0][2]) > 0 and p[0][-1] == "up")
+        wait.until(lambda d: {"sflowpipe-clickhouse", "sflowpipe-prometheus"} <= {r[0] for r in cells("#sink-instances")})
+        assert all(r[-1] == "up" and r[1] for r in cells("#sink-instances"))
         assert driver.find_element(By.ID, "error").text == ""
         driver.save_screenshot(str(shots / "status.png"))
+        driver.execute_script("document.getElementById('processors').scrollIntoView()")
+        driver.save_screenshot(str(shots / "status-components.png"))
 
         # flow browser: type keys and value, see the top-N table and the trend chart fill
         driver.get(up["url"] + "/ui/flows.html")
@@ -419,7 +446,7 @@ def test_web_ui_pages_show_live_data_in_a_real_browser(up, tmp_path):
         assert not logs, logs
     finally:
         driver.quit()
-    for name in ("status", "flows", "events", "counters"):
+    for name in ("status", "status-components", "flows", "events", "counters"):
         assert (shots / f"{name}.png").stat().st_size > 10_000
 
 

@@ -193,6 +193,65 @@ async def test_status_and_agents_from_ingester_status_messages():
 
 
 @pytest.mark.asyncio
+async def test_processor_and_sink_status_messages_reach_the_status_page_and_analyzer():
+    """Processor workers and sinks publish their registry's numbers (sflowpipe/status.py): the
+    status page shows each instance with its rate, /analyzer/json sums the live ones under
+    sflowpipe's own field names, a silent instance is forgotten, other kinds are not mixed in."""
+    from sflowpipe.metrics import Metrics
+    from sflowpipe.status import PROCESSOR_FIELDS, SINK_FIELDS, component_status
+
+    proc, sink = Metrics(), Metrics()
+    proc.counter("sflowpipe_processors_samples_total", "", ("kind",))
+    proc.counter("sflowpipe_processors_undecodable_total", "", ("kind",))
+    proc.counter("sflowpipe_processors_definitions_rejected_total", "")
+    proc.histogram("sflowpipe_processors_checkpoint_seconds", "")
+    sink.observed("sflowpipe_sink_records_written_total", "counter", "", lambda: written[0])
+    sink.histogram("sflowpipe_sink_flush_seconds", "")
+    sink.observed("sflowpipe_sink_lag_messages", "gauge", "", lambda: {("t", 0): 4, ("t", 1): 3}, ("topic", "partition"))
+    sink.observed("sflowpipe_dead_letters_total", "counter", "", lambda: {("http:x", "delivery_failed"): 2},
+                  ("stage", "reason"))
+    written = [100]
+    client, state, _ = await _client(_settings())
+    try:
+        now = int(time.time() * 1000)
+        proc.inc("sflowpipe_processors_samples_total", 1000, (("kind", "flow"),))
+        proc.inc("sflowpipe_processors_samples_total", 10, (("kind", "counter"),))
+        proc.inc("sflowpipe_processors_undecodable_total", 1, (("kind", "flow"),))
+        proc.inc("sflowpipe_processors_definitions_rejected_total", 2)
+        proc.observe("sflowpipe_processors_checkpoint_seconds", 0.004)
+        sink.observe("sflowpipe_sink_flush_seconds", 0.02)
+        first = component_status("processor", "sflowpipe-processors", "h:app:0", proc, PROCESSOR_FIELDS)
+        state.status_message({**first, "time": now - 2000})
+        state.status_message({**component_status("sink", "sflowpipe-syslog", "h:9:sflowpipe-syslog", sink, SINK_FIELDS),
+                              "time": now - 2000})
+        proc.inc("sflowpipe_processors_samples_total", 2000, (("kind", "flow"),))
+        written[0] = 300
+        state.status_message(component_status("processor", "sflowpipe-processors", "h:app:0", proc, PROCESSOR_FIELDS))
+        state.status_message(component_status("sink", "sflowpipe-syslog", "h:9:sflowpipe-syslog", sink, SINK_FIELDS))
+        # a sink that went silent long ago (restarted: a new pid), and a kind the API does not keep
+        state.status_message({"kind": "sink", "component": "sflowpipe-syslog", "instance": "h:8:sflowpipe-syslog",
+                              "time": now - 400_000, "records_written": 5})
+        state.status_message({"kind": "evaluation", "worker": "h:app:0", "time": now})
+        st = await (await client.get("/sflowpipe/status/json")).json()
+        [p] = st["processors"]
+        assert p["instance"] == "h:app:0" and p["alive"] and p["samples"] == 3010
+        assert p["per_s"] == pytest.approx(1000.0, rel=0.05) and p["checkpoint_ms"] == pytest.approx(4.0)
+        assert p["undecodable"] == 1 and p["definitions_rejected"] == 2
+        [s] = st["sink_instances"]  # the silent one forgotten
+        assert s["component"] == "sflowpipe-syslog" and s["records_written"] == 300 and s["lag"] == 7
+        assert s["per_s"] == pytest.approx(100.0, rel=0.05) and s["flush_ms"] == pytest.approx(20.0)
+        assert s["dead_letters"] == 2
+        a = await (await client.get("/analyzer/json")).json()
+        assert a["processorWorkers"] == 1 and a["processorSamples"] == 3010 and a["processorDefinitionsRejected"] == 2
+        assert a["sinkInstances"] == 1 and a["sinkRecordsWritten"] == 300 and a["sinkLag"] == 7
+        assert a["sinkDeadLetters"] == 2 and a["sFlowDatagramsReceived"] == 0  # sFlow-RT's fields unchanged
+        text = await (await client.get("/prometheus/analyzer/txt")).text()
+        assert "sflow_analyzer_sink_records_written_total 300\n" in text
+    finally:
+        await client.close()
+
+
+@pytest.mark.asyncio
 async def test_bearer_and_basic_auth_and_read_only():
     from pydantic import SecretStr
 

@@ -183,8 +183,17 @@ def test_live_definition_from_config_topic(kafka_bootstrap, topic_prefix, tmp_pa
         msgs = read_topic(kafka_bootstrap, topic_prefix + "flows",
                           lambda m: {"bydst", "bylink"} <= {x["flow"] for x in m}, timeout=30)
         metrics = worker.metrics()  # the worker's own /metrics, with the traffic just processed
+        # the same registry's numbers on the status topic (the API's status page and /analyzer/json)
+        statuses = read_topic(kafka_bootstrap, topic_prefix + "status", decode=json.loads, timeout=30,
+                              until=lambda ms: any(m.get("kind") == "processor" and m["samples"] > 0
+                                                   and m["definitions_rejected"] >= 1 for m in ms))
     finally:
         worker.stop()
+    status = next(m for m in statuses if m.get("kind") == "processor" and m["samples"] > 0
+                  and m["definitions_rejected"] >= 1)
+    assert status["component"] == f"{topic_prefix}app" and status["instance"].endswith(f":{topic_prefix}app:0")
+    assert status["batches"] > 0 and status["rebalances"] >= 1 and status["checkpoints"] > 0
+    assert status["undecodable"] == 0
     assert metrics.value("sflowpipe_processors_samples_total", kind="flow") > 0
     assert metrics.value("sflowpipe_processors_samples_total", kind="counter") > 0
     assert metrics.value("sflowpipe_processors_batches_total", kind="flow") > 0

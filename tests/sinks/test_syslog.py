@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import threading
 
 import pytest
@@ -11,6 +12,7 @@ from sflowpipe.settings import Settings, SyslogSettings
 from sinks import syslog
 from sflowpipe.metrics import MetricsServer
 from sinks.base import SinkRunner
+from tests.kafka_helpers import read_topic
 from tests.scrape import scrape
 from tests.waiting import until
 from sinks.siem import FlowKeyNames
@@ -146,7 +148,9 @@ def test_events_topic_to_rsyslog_end_to_end(rsyslog, kafka_bootstrap, topic_pref
                                           "tls_ca_file": str(rsyslog.cert)}})
     topic = settings.kafka.topic("events")
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30)
+    status_topic = settings.kafka.topic(settings.topics.status)
+    for f in admin.create_topics([NewTopic(topic, 2, 1), NewTopic(status_topic, 1, 1)]).values():
+        f.result(30)
     codec = AvroCodec("event")
     events = [dict(EVENT, eventID=i, agent=f"192.0.2.{i}") for i in range(1, 31)]
     p = Producer({"bootstrap.servers": kafka_bootstrap})
@@ -182,6 +186,15 @@ def test_events_topic_to_rsyslog_end_to_end(rsyslog, kafka_bootstrap, topic_pref
         assert sd == expected_sd(dict(EVENT, eventID=int(sd["eventID"]), agent=sd["agent"]))
         assert r["input"] == "tls"
     assert runner.failed_flushes == 0
+    # the same numbers on the status topic, for the API's status page and /analyzer/json: the last
+    # one sent as the runner stopped
+    statuses = read_topic(kafka_bootstrap, status_topic, decode=json.loads,
+                          until=lambda ms: any(m["records_written"] == len(events) for m in ms))
+    final = next(m for m in statuses if m["records_written"] == len(events))
+    assert final["kind"] == "sink" and final["component"] == cfg.consumer_group
+    assert final["instance"] == runner.instance and final["consumed"] == len(events)
+    assert final["flushes"] == scraped.value("sflowpipe_sink_flushes_total") and final["flush_retries"] == 0
+    assert final["dead_letters"] == 0 and final["undecodable"] == 0
 
 
 def test_cli_arguments_override_settings():

@@ -125,7 +125,7 @@ class ControlService:
         self.partial = False  # another instance shares the consumer group (see _assigned)
         self.metrics = Metrics()
         # the producer exists once started: looked up at each write
-        self.dead_letters = DeadLetterWriter(self.deadletter_topic, self.dead_codec,
+        self.dead_letters = DeadLetterWriter(self.deadletter_topic, self.codec,
                                              lambda t, key, value, headers: self.producer.produce(
                                                  t, value, key, headers=headers))
         self.dead_letters.export(self.metrics)

@@ -13,16 +13,17 @@ import json
 import logging
 import threading
 import time
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, \
     TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from api.state import ApiState
-from sflowpipe.config_plane import ConfigWatcher, startup_definitions
+from sflowpipe.config_plane import ConfigWatcher
 from schemas.codec import Codec, CodecError
-from sflowpipe.kafka import KafkaClients, wiring
-from sflowpipe.settings import Settings
+from sflowpipe.kafka import KafkaClients
+from sflowpipe.settings import ApiSettings, KafkaSettings, LimitSettings, TopicNames
 
 log = logging.getLogger(__name__)
 
@@ -30,25 +31,27 @@ log = logging.getLogger(__name__)
 class TopicReader:
     """Owns the consumer thread feeding ``ApiState`` and the config watcher."""
 
-    def __init__(self, settings: Settings, state: ApiState, clients: KafkaClients | None = None,
-                 codec: Codec | None = None) -> None:
-        if clients is None or codec is None:
-            clients, codec = wiring(settings)
+    def __init__(self, cfg: ApiSettings, state: ApiState, kafka: KafkaSettings, t: TopicNames,
+                 limits: LimitSettings, clients: KafkaClients, codec: Codec,
+                 definitions: list[tuple[str, str, Any]] = ()) -> None:
+        """``kafka`` names the topics (its prefix) with ``t``; ``definitions`` are the start-up ones
+        (settings and definitions file: sflowpipe.config_plane.startup_definitions)."""
         self.clients, self.codec = clients, codec
-        self.settings = settings
+        self.cfg = cfg
         self.state = state
-        k, t = settings.kafka, settings.topics
+        self.definitions = list(definitions)
+        k = kafka
         self.status_topic = k.topic(t.status)
         self.topics = [k.topic(n) for n in (t.flows, t.metrics, t.events, t.counter_samples, t.flow_logs)] + \
             [self.status_topic]
-        self.watcher = ConfigWatcher(settings, state.define, state.older, clients=clients)
+        self.watcher = ConfigWatcher(clients, k.topic(t.config), limits, state.define, state.older)
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
         self.assigned: set[tuple[str, int]] = set()
         self.errors = 0
 
     def start(self) -> None:
-        for kind, name, d in startup_definitions(self.settings):
+        for kind, name, d in self.definitions:
             self.state.define(kind, name, d)
         self.watcher.start()
         # the clients are built here, not in the threads: a client setting librdkafka refuses stops the start
@@ -104,7 +107,7 @@ class TopicReader:
                for p in md.topics[t].partitions if (t, p) not in self.assigned]
         if not new:
             return
-        since_ms = int((time.time() - self.settings.api.history_s) * 1000)
+        since_ms = int((time.time() - self.cfg.history_s) * 1000)
         start = [TopicPartition(tp.topic, tp.partition, since_ms) for tp in new]
         try:
             start = consumer.offsets_for_times(start, timeout=5)
@@ -137,7 +140,7 @@ class TopicReader:
         admin, probe = clients
         while not self.stopping.wait(5.0):
             try:
-                self.state.set_lag({g: consumer_lag(admin, probe, g) for g in self.settings.api.sinks})
+                self.state.set_lag({g: consumer_lag(admin, probe, g) for g in self.cfg.sinks})
             except Exception as e:  # lag is informational; keep serving without it
                 log.debug("api: consumer lag: %s", e)
         probe.close()

@@ -23,11 +23,11 @@ from aiohttp import web
 from api import analyzer
 from api.aggregate import AGGREGATIONS
 from api.state import ApiState
-from sflowpipe.config_plane import DefinitionError, loads, over_cap, parse, publish
+from sflowpipe.config_plane import DefinitionError, loads, over_cap, parse
 from sflowpipe import __version__
 from sflowpipe.auth import CHALLENGE, Authenticator
 from sflowpipe.metrics import Metrics
-from sflowpipe.settings import Settings
+from sflowpipe.settings import ApiSettings, LimitSettings
 from sflowpipe.names import parse_agents
 from sflowpipe.readmodels.activeflows import AGG_MODES
 from sflowpipe.readmodels.exporter import BadRequest
@@ -95,10 +95,12 @@ def _float(request: web.Request, name: str, default: float) -> float:
 class Api:
     """Owns the aiohttp application: routes, authentication, the static UI."""
 
-    def __init__(self, settings: Settings, state: ApiState, publisher: Callable[[str, str, Any], tuple[int, int] | None] | None = None):
-        self.settings = settings
+    def __init__(self, cfg: ApiSettings, limits: LimitSettings, state: ApiState,
+                 publisher: Callable[[str, str, Any], tuple[int, int] | None]):
+        self.cfg = cfg
+        self.limits = limits
         self.state = state
-        self.publisher = publisher or (lambda kind, name, body: publish(settings, kind, name, body))
+        self.publisher = publisher  # writes a definition to the config topic: (partition, offset)
         self.closing = asyncio.Event()  # set at shutdown: open long-polls answer at once
         self.metrics = Metrics()  # served by api/service.py on api.metrics_listen
         self.metrics.describe("sflowpipe_api_requests_total", "counter", "HTTP requests answered, by method, route "
@@ -107,8 +109,8 @@ class Api:
                               "included), by route", labels=("route",))
         self.long_polls = self.metrics.gauge("sflowpipe_api_long_polls_open", "long-polls waiting now "
                                              "(/events/json, /flows/json with a timeout)")
-        self.auth = Authenticator(settings.api, log, "api")
-        if not settings.api.defines_flows:  # read-only: no path defines anything, a scrape neither
+        self.auth = Authenticator(cfg, log, "api")
+        if not cfg.defines_flows:  # read-only: no path defines anything, a scrape neither
             state.exporter.publish_definition = None
         elif state.exporter.publish_definition is None:  # export.js scrapes define the flows they name
             state.exporter.publish_definition = lambda name, body: self.publisher("flow", name, body)
@@ -206,7 +208,7 @@ class Api:
 
     @web.middleware
     async def auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        a = self.settings.api
+        a = self.cfg
         if not self.auth.allows(request.headers.get("Authorization"), request.remote):
             return web.Response(status=401, text="authentication required\n", headers={"WWW-Authenticate": CHALLENGE})
         if a.read_only and request.method not in ("GET", "HEAD", "OPTIONS"):
@@ -282,7 +284,7 @@ class Api:
         """409 naming the limit when defining ``names`` would pass the cap on ``kind`` (``replace``:
         they are all there will be)."""
         have = set() if replace else set(self.state.get_definitions(kind))
-        e = over_cap(self.settings.limits, kind, len(have | set(names)))
+        e = over_cap(self.limits, kind, len(have | set(names)))
         if e is None:
             return None
         log.warning("refused %s %s: %s", kind, ",".join(names[:3]), e)
@@ -417,7 +419,7 @@ class Api:
                                "info": {"title": "sflowpipe REST API (sFlow-RT compatible subset)",
                                         "version": __version__},
                                "paths": paths}
-        a = self.settings.api
+        a = self.cfg
         if a.token is not None or a.basic_user:
             doc["components"] = {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
                                                      "basic": {"type": "http", "scheme": "basic"}}}

@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from functools import partial
+from typing import Any
 
 from aiohttp import web
 
 from api.reader import TopicReader
 from api.server import Api
 from api.state import ApiState
-from sflowpipe.config_plane import publish
+from sflowpipe.config_plane import publish_to, startup_definitions
 from schemas.codec import Codec
 from sflowpipe.auth import warn_if_open
 from sflowpipe.metrics import MetricsServer
 from sflowpipe.kafka import KafkaClients, wiring
-from sflowpipe.settings import Settings
+from sflowpipe.settings import ApiSettings, KafkaSettings, LimitSettings, Settings, TopicNames
 from sflowpipe.net import parse_hostport
 from api.args import api_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
 
@@ -26,19 +28,18 @@ log = logging.getLogger(__name__)
 class ApiService:
     """Owns the state, the topic reader and the HTTP server."""
 
-    def __init__(self, settings: Settings, listen: str | None = None, clients: KafkaClients | None = None,
-                 codec: Codec | None = None) -> None:
-        if clients is None or codec is None:
-            clients, codec = wiring(settings)
-        self.settings = settings
-        self.host, self.port = parse_hostport(listen or settings.api.listen, default_host="127.0.0.1",
+    def __init__(self, cfg: ApiSettings, kafka: KafkaSettings, topics: TopicNames, limits: LimitSettings,
+                 clients: KafkaClients, codec: Codec, definitions: list[tuple[str, str, Any]] = (),
+                 listen: str | None = None) -> None:
+        """``kafka`` and ``topics`` name the topics; ``definitions``: the start-up ones."""
+        self.cfg = cfg
+        self.host, self.port = parse_hostport(listen or cfg.listen, default_host="127.0.0.1",
                                               what="listen address")  # no host: loopback
-        self.state = ApiState(settings.api)
-        self.reader = TopicReader(settings, self.state, clients, codec)
-        self.api = Api(settings, self.state, lambda kind, name, body: publish(settings, kind, name, body,
-                                                                              clients=clients))
+        self.state = ApiState(cfg)
+        self.reader = TopicReader(cfg, self.state, kafka, topics, limits, clients, codec, definitions)
+        self.api = Api(cfg, limits, self.state, partial(publish_to, clients, kafka.topic(topics.config)))
         self.runner: web.AppRunner | None = None
-        self.metrics = MetricsServer(settings.api.metrics_listen, self.api.metrics, 9351)
+        self.metrics = MetricsServer(cfg.metrics_listen, self.api.metrics, 9351)
 
     async def start(self) -> None:
         self.metrics.start()
@@ -61,9 +62,12 @@ class ApiService:
 def run(settings: Settings, args, clients: KafkaClients | None = None, codec: Codec | None = None) -> int:
     if getattr(args, "read_only", False):
         settings = settings.model_copy(update={"api": settings.api.model_copy(update={"read_only": True})})
+    if clients is None or codec is None:
+        clients, codec = wiring(settings)
 
     async def main() -> None:
-        service = ApiService(settings, getattr(args, "listen", None), clients, codec)
+        service = ApiService(settings.api, settings.kafka, settings.topics, settings.limits, clients, codec,
+                             startup_definitions(settings), getattr(args, "listen", None))
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

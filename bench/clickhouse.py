@@ -75,7 +75,8 @@ def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes
 def main(settings: Settings, args) -> int:
     from sflowpipe.broker import EmbeddedBroker
     from sflowpipe.kafka import ensure_topics
-    from sinks.clickhouse.sink import ClickHouseService
+    from sflowpipe.kafka import wiring
+    from sinks.clickhouse.sink import ClickHouseService, topics_of
 
     samples = getattr(args, "samples", None) or 200_000
     bootstrap = getattr(args, "bootstrap_servers", None)
@@ -109,7 +110,8 @@ def main(settings: Settings, args) -> int:
             print(f"prefilled {total:,} flow samples in {len(msgs):,} messages "
                   f"({sum(len(v) for _, v in msgs) / total:.0f} bytes/sample) in {time.perf_counter() - t0:.1f}s")
 
-            service = ClickHouseService(s, ch, serve_sql=False)
+            service = ClickHouseService(ch, topics_of(s.kafka, s.topics), kafka.topic(s.topics.status), *wiring(s),
+                                        serve_sql=False)
             service.start()
             sink = service.runner.sink
             thread = threading.Thread(target=service.runner.run)

@@ -17,7 +17,7 @@ from ingest.sflow.datagram import decode_datagram
 from ingest.sflow.errors import DecodeError
 from ingest.sflow.header import HEADER_FAILURES
 from schemas.codec import Codec
-from sflowpipe.settings import Settings
+from sflowpipe.settings import IngestSettings, KafkaSettings, TopicNames
 
 MAX_TRACKED_AGENTS = 10_000  # per-agent metric series and sequence state
 # decode latency buckets, seconds
@@ -46,15 +46,13 @@ def describe_metrics(m: Metrics) -> None:
 class IngestPipeline:
     """Owns the per-agent batches between the decoder and the publisher."""
 
-    def __init__(self, settings: Settings, publisher: Publisher, metrics: Metrics, codec: Codec | None = None) -> None:
-        k, t = settings.kafka, settings.topics
+    def __init__(self, cfg: IngestSettings, kafka: KafkaSettings, t: TopicNames, publisher: Publisher,
+                 metrics: Metrics, codec: Codec) -> None:
+        """``kafka`` names the topics (its prefix) with ``t``."""
+        k = kafka
         self.publisher = publisher
         self.metrics = metrics
-        self.batches = AgentBatches(settings.ingest.batch_max_samples, settings.ingest.batch_max_ms / 1000)
-        if codec is None:
-            from sflowpipe.kafka import make_codec
-
-            codec = make_codec(k, t)
+        self.batches = AgentBatches(cfg.batch_max_samples, cfg.batch_max_ms / 1000)
         self.codec = codec
         codec.prepare(["raw_datagram", "dead_letter", *STEMS.values()])  # a registry fault: said at start
         self.raw_topic = k.topic(t.raw)

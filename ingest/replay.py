@@ -77,7 +77,7 @@ def publish_kafka(datagrams: Iterable[UdpDatagram], settings, speed: float = 0, 
     metrics = Metrics()
     spill = SpillQueue(Path(settings.ingest.spill_dir) / "replay", settings.ingest.spill_max_mb << 20)
     publisher = Publisher(clients, spill, metrics, client_id="sflowpipe-replay")
-    pipeline = IngestPipeline(settings, publisher, metrics, codec)
+    pipeline = IngestPipeline(settings.ingest, settings.kafka, settings.topics, publisher, metrics, codec)
     clients.ensure_topics(pipeline.topics())
     publisher.start()
     pacer = Pacer(speed)

@@ -28,7 +28,7 @@ from sflowpipe.kafka import KafkaClients, wiring
 from sflowpipe.net import parse_hostport
 from prometheus_client import CollectorRegistry
 from sflowpipe.metrics import Metrics, MetricsServer, Snapshots
-from sflowpipe.settings import Settings
+from sflowpipe.settings import IngestSettings, KafkaSettings, Settings, TopicNames
 from sflowpipe.signals import on_stop_signals
 
 log = logging.getLogger(__name__)
@@ -37,22 +37,20 @@ log = logging.getLogger(__name__)
 class Ingester:
     """Owns one UDP socket and the path from it to Kafka."""
 
-    def __init__(self, settings: Settings, worker: int = 0, metrics: Metrics | None = None,
-                 clients: KafkaClients | None = None, codec: Codec | None = None) -> None:
-        if clients is None or codec is None:
-            clients, codec = wiring(settings)
-        self.settings = settings
+    def __init__(self, cfg: IngestSettings, kafka: KafkaSettings, topics: TopicNames, clients: KafkaClients,
+                 codec: Codec, worker: int = 0, metrics: Metrics | None = None) -> None:
+        """``kafka`` names the topics (its prefix) with ``topics``."""
+        self.cfg = cfg
         self.worker = worker
         self.metrics = metrics or Metrics()
-        host, port = parse_hostport(settings.ingest.listen, 6343, "0.0.0.0", what="listen address")
-        self.receiver = UdpReceiver(host, port, settings.ingest.rcvbuf_bytes)
-        spill = SpillQueue(Path(settings.ingest.spill_dir) / f"worker-{worker}",
-                           settings.ingest.spill_max_mb << 20)
+        host, port = parse_hostport(cfg.listen, 6343, "0.0.0.0", what="listen address")
+        self.receiver = UdpReceiver(host, port, cfg.rcvbuf_bytes)
+        spill = SpillQueue(Path(cfg.spill_dir) / f"worker-{worker}", cfg.spill_max_mb << 20)
         self.publisher = Publisher(clients, spill, self.metrics, client_id=f"sflowpipe-ingest-{worker}",
-                                   ensure_topics=lambda: ensure_ingest_topics(settings, clients))
-        self.pipeline = IngestPipeline(settings, self.publisher, self.metrics, codec)
+                                   ensure_topics=lambda: ensure_ingest_topics(kafka, topics, clients))
+        self.pipeline = IngestPipeline(cfg, kafka, topics, self.publisher, self.metrics, codec)
         self.stopping = threading.Event()
-        self.status_topic = settings.kafka.topic(settings.topics.status)
+        self.status_topic = kafka.topic(topics.status)
         # host:pid:worker plus a random tag: replicas on a host network can share host and pid
         self.ident = f"{socket.gethostname()}:{os.getpid()}:{worker}:{secrets.token_hex(2)}"
         m = self.metrics
@@ -78,7 +76,7 @@ class Ingester:
         poller = select.poll()
         poller.register(sock.fileno(), select.POLLIN)
         next_service = next_drops = next_status = 0.0
-        status_every = self.settings.ingest.status_interval_s
+        status_every = self.cfg.status_interval_s
         while not self.stopping.is_set():
             if poller.poll(5):
                 for _ in range(256):  # drain the socket in bursts
@@ -112,7 +110,7 @@ class Ingester:
         for agent, counters in self.pipeline.agents.snapshot().items():
             agents.setdefault(agent, {}).update(counters)
         samples = {dict(labels).get("kind", ""): int(v) for labels, v in m.series("sflowpipe_ingest_samples_total").items()}
-        return {"kind": "ingester", "ingester": self.ident, "listen": self.settings.ingest.listen,
+        return {"kind": "ingester", "ingester": self.ident, "listen": self.cfg.listen,
                 "time": int(time.time() * 1000),
                 "datagrams": int(m.total("sflowpipe_ingest_datagrams_received_total")),
                 "bytes": int(m.total("sflowpipe_ingest_bytes_received_total")),
@@ -136,7 +134,7 @@ def _worker_main(settings: Settings, worker: int, snapshots, ready, clients: Kaf
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=settings.log_level, format=f"%(asctime)s ingest[{worker}] %(levelname)s %(message)s")
     try:
-        ing = Ingester(settings, worker, clients=clients, codec=codec)
+        ing = Ingester(settings.ingest, settings.kafka, settings.topics, clients, codec, worker)
         signal.signal(signal.SIGTERM, lambda *_: ing.stopping.set())
         ing.start()
     except Exception as e:  # the parent says it in one line (a port taken...), not a traceback per worker
@@ -157,8 +155,7 @@ def _worker_main(settings: Settings, worker: int, snapshots, ready, clients: Kaf
         snapshots.put((worker, ing.metrics.snapshot()))
 
 
-def ensure_ingest_topics(settings: Settings, clients: KafkaClients) -> None:
-    k, t = settings.kafka, settings.topics
+def ensure_ingest_topics(k: KafkaSettings, t: TopicNames, clients: KafkaClients) -> None:
     clients.ensure_topics([k.topic(n) for n in (t.raw, t.flow_samples, t.counter_samples, t.discard_samples,
                                                 t.deadletter)], timeout=1)
     clients.ensure_topics([k.topic(t.status)], timeout=1, config={"retention.ms": str(24 * 3600 * 1000)})
@@ -173,7 +170,7 @@ def run(settings: Settings, on_ready=None, clients: KafkaClients | None = None, 
     on_stop_signals(stop.set)
 
     if settings.ingest.workers == 1:
-        ing = Ingester(settings, clients=clients, codec=codec)
+        ing = Ingester(settings.ingest, settings.kafka, settings.topics, clients, codec)
         server = MetricsServer(settings.ingest.metrics_listen, ing.metrics, default_port=9343)
         ing.start()
         server.start()

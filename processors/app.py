@@ -36,7 +36,7 @@ from schemas.codec import Codec, CodecError
 from schemas.definitions import hot_field_count
 from sflowpipe.metrics import Metrics, MetricsServer
 from sflowpipe.kafka import KafkaClients, wiring
-from sflowpipe.settings import Settings
+from sflowpipe.settings import ProcessorSettings, Settings
 from sflowpipe.status import PROCESSOR_FIELDS, STATUS_EVERY_S, component_status
 
 log = logging.getLogger(__name__)
@@ -105,12 +105,12 @@ class GapFiller:
     group), and processes them before going on. Flow-sample topics are neither compacted nor
     transactional, so their offsets have no legitimate gaps."""
 
-    def __init__(self, settings: Settings, topic: str, clients: KafkaClients | None = None) -> None:
+    def __init__(self, processors: ProcessorSettings, topic: str, clients: KafkaClients) -> None:
         self.topic = topic
-        self.clients = clients or KafkaClients(settings.kafka)
-        self.group = settings.processors.app_id
+        self.clients = clients
+        self.group = processors.app_id
         self.conf = {"enable.auto.commit": False, "auto.offset.reset": "earliest",
-                     "max.partition.fetch.bytes": settings.processors.consumer_max_fetch_size}
+                     "max.partition.fetch.bytes": processors.consumer_max_fetch_size}
         self.lock = threading.Lock()
         self.consumer = self.clients.consumer(self.group, self.conf)  # now: a refused client setting stops the start
 
@@ -185,7 +185,11 @@ def batch_size(batch: dict) -> int:
 
 def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None = None,
              codec: Codec | None = None, metrics: Metrics | None = None) -> faust.App:
-    """The worker's Faust app; ``clients`` and ``codec`` are the process's (sflowpipe/cli.py)."""
+    """The worker's Faust app; ``clients`` and ``codec`` are the process's (sflowpipe/cli.py).
+
+    The whole Settings on purpose: this is the worker's composition (its agents are closures over
+    the parts built here), reading kafka, topics, processors, enrich and limits and the start-up
+    definitions (settings and definitions file); each part it builds takes only its own section."""
     if clients is None or codec is None:
         clients, codec = wiring(settings)
     k, t, p = settings.kafka, settings.topics, settings.processors
@@ -224,7 +228,7 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
         engine.interrupt(kind, name, d)
         changes.put((kind, name, d))
 
-    watcher = ConfigWatcher(settings, on_change, clients=clients)
+    watcher = ConfigWatcher(clients, k.topic(t.config), settings.limits, on_change)
     watcher.count(startup)
     rejected = [0]  # definitions the engine refused to apply (the watcher keeps its own refusals)
     metrics.observed("sflowpipe_processors_definitions_rejected_total", "counter",
@@ -366,7 +370,7 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
             log.debug("lag not measured: %s", e)
     metrics.observed("sflowpipe_processors_lag_messages", "gauge", "messages behind the end of each assigned "
                      "partition of the sample topics (at the last report)", lambda: dict(lag), ("topic", "partition"))
-    gaps = GapFiller(settings, flow_topic_name, clients)
+    gaps = GapFiller(p, flow_topic_name, clients)
     next_offset: dict[int, int] = {}  # partition -> the offset expected next (this generation)
 
     @app.agent(flow_topic, name="flow-samples")

@@ -177,12 +177,18 @@ def publish(settings: Settings, kind: str, name: str, body: Any, timeout: float 
             clients: KafkaClients | None = None) -> tuple[int, int] | None:
     """Write (or, with body None, delete) a definition on the config topic; where it was written
     (partition, offset), so that the writer can tell its own write from older ones still to be read."""
+    return publish_to(clients or KafkaClients(settings.kafka), settings.kafka.topic(settings.topics.config),
+                      kind, name, body, timeout)
+
+
+def publish_to(clients: KafkaClients, topic: str, kind: str, name: str, body: Any,
+               timeout: float = 30.0) -> tuple[int, int] | None:
+    """``publish`` for a component: its Kafka clients and the (prefixed) config topic, no Settings
+    (``functools.partial(publish_to, clients, topic)`` is a component's publisher)."""
     if kind not in KINDS:
         raise DefinitionError(f"unknown definition kind {kind!r}")
     if body is not None:
         parse(kind, name, body)
-    clients = clients or KafkaClients(settings.kafka)
-    topic = settings.kafka.topic(settings.topics.config)
     clients.ensure_topics([topic], config={"cleanup.policy": "compact"})
     p = clients.producer()
     value = None if body is None else dumps(body).encode()
@@ -201,23 +207,22 @@ def publish(settings: Settings, kind: str, name: str, body: Any, timeout: float 
 class ConfigWatcher:
     """Owns a consumer of the whole config topic and tells listeners about every change."""
 
-    def __init__(self, settings: Settings, listener: Listener,
-                 older: Callable[[str, str, int, int], bool] | None = None,
-                 clients: KafkaClients | None = None) -> None:
-        self.settings = settings
-        self.clients = clients or KafkaClients(settings.kafka)
+    def __init__(self, clients: KafkaClients, topic: str, limits: LimitSettings, listener: Listener,
+                 older: Callable[[str, str, int, int], bool] | None = None) -> None:
+        self.clients = clients
+        self.limits = limits
         self.listener = listener
         # older(kind, name, partition, offset): True for a message older than what the owner wrote
         # itself and applied already (an API answering a GET right after its PUT)
         self.older = older
-        self.topic = settings.kafka.topic(settings.topics.config)
+        self.topic = topic  # the config topic, prefixed
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
         self.errors: list[str] = []
-        self.names: dict[str, set[str]] = {}  # defined names per kind, for the caps in settings.limits
+        self.names: dict[str, set[str]] = {}  # defined names per kind, for the caps in limits
 
     def count(self, definitions: list[tuple[str, str, Any]]) -> None:
-        """Definitions applied otherwise (start-up): they count toward the caps in settings.limits."""
+        """Definitions applied otherwise (start-up): they count toward the caps in limits."""
         for kind, name, d in definitions:
             if d is not None:
                 self.names.setdefault(kind, set()).add(name)
@@ -265,7 +270,7 @@ class ConfigWatcher:
             typed = parse(kind, name, body)
             names = self.names.setdefault(kind, set())
             if typed is not None and name not in names:
-                refusal = over_cap(self.settings.limits, kind, len(names) + 1)
+                refusal = over_cap(self.limits, kind, len(names) + 1)
                 if refusal is not None:
                     raise refusal
             self.listener(kind, name, typed)

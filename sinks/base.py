@@ -19,9 +19,8 @@ from typing import Any, Protocol
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from schemas.codec import Codec, CodecError
-from sflowpipe.kafka import KafkaClients, wiring
+from sflowpipe.kafka import KafkaClients
 from sflowpipe.metrics import Metrics, MetricsServer
-from sflowpipe.settings import Settings
 from sflowpipe.status import SINK_FIELDS, StatusProducer, component_status, instance_id
 
 log = logging.getLogger(__name__)
@@ -67,12 +66,10 @@ def serve_metrics(listen: str, metrics, what: str, default_port: int = 0) -> Met
 class SinkRunner:
     """Owns one consumer group over some topics, driving one sink."""
 
-    def __init__(self, settings: Settings, sink: Sink, topics: list[str], group: str, batch_size: int,
-                 batch_seconds: float, from_beginning: bool = True, decode: bool = True,
-                 clients: KafkaClients | None = None, codec: Codec | None = None) -> None:
-        if clients is None or codec is None:
-            clients, codec = wiring(settings)
-        self.settings = settings
+    def __init__(self, sink: Sink, topics: list[str], group: str, batch_size: int, batch_seconds: float,
+                 *, clients: KafkaClients, codec: Codec, status_topic: str, from_beginning: bool = True,
+                 decode: bool = True) -> None:
+        """``topics`` and ``status_topic`` (where this runner's numbers go) are prefixed names."""
         self.clients = clients
         self.codec = codec
         self.sink = sink
@@ -95,7 +92,7 @@ class SinkRunner:
         self._next_lag = 0.0
         # the status page's and /analyzer's sink numbers: this registry's, on the status topic
         self.instance = instance_id(group)
-        self.status = StatusProducer(self.clients, settings.kafka.topic(settings.topics.status), self.status_message)
+        self.status = StatusProducer(self.clients, status_topic, self.status_message)
 
     def status_message(self) -> dict:
         return component_status("sink", self.group, self.instance, self.metrics, SINK_FIELDS)

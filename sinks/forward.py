@@ -19,10 +19,10 @@ import ssl
 import struct
 import sys
 import threading
-from typing import Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from sflowpipe.net import parse_hostport
-from sflowpipe.settings import Settings
+from sflowpipe.settings import ForwardSettings, LimitSettings, Settings
 from sflowpipe.signals import on_stop_signals
 from prometheus_client import CollectorRegistry
 
@@ -30,6 +30,10 @@ from sflowpipe.metrics import Snapshots
 from sinks.base import SinkRunner, serve_metrics
 from sinks.args import forward_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
 from sinks.args import unhex_arguments as add_unhex_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
+
+if TYPE_CHECKING:  # annotations only
+    from schemas.codec import Codec
+    from sflowpipe.kafka import KafkaClients
 
 log = logging.getLogger(__name__)
 
@@ -233,12 +237,13 @@ class TlsSender:
 class Forwarder:
     """Owns one SinkRunner thread per destination over the raw topic."""
 
-    def __init__(self, settings: Settings, sinks: list[tuple[str, Any]], from_beginning: bool = False,
-                 batch_size: int = 500, batch_seconds: float = 0.2, clients=None, codec=None) -> None:
-        topic = settings.kafka.topic(settings.topics.raw)
+    def __init__(self, topic: str, status_topic: str, sinks: list[tuple[str, Any]], clients: KafkaClients,
+                 codec: Codec, from_beginning: bool = False, batch_size: int = 500, batch_seconds: float = 0.2) -> None:
+        """``topic``: the raw-datagram topic, ``status_topic`` the status one (prefixed); ``sinks``:
+        (consumer group, destination)."""
         self.sinks = sinks
-        self.runners = [SinkRunner(settings, sink, [topic], group, batch_size, batch_seconds,
-                                   from_beginning=from_beginning, clients=clients, codec=codec) for group, sink in sinks]
+        self.runners = [SinkRunner(sink, [topic], group, batch_size, batch_seconds, from_beginning=from_beginning,
+                                   clients=clients, codec=codec, status_topic=status_topic) for group, sink in sinks]
         self.threads: list[threading.Thread] = []
         self.metrics = Snapshots("group")  # each destination's runner, labelled by its consumer group
         for (group, _), runner in zip(sinks, self.runners):
@@ -266,15 +271,17 @@ class ConfigForwarder:
     consumer group and thread per named target, started, replaced and stopped as definitions
     change. A target starts at the newest datagram."""
 
-    def __init__(self, settings: Settings, spoof: bool = False, clients=None, codec=None) -> None:
+    def __init__(self, cfg: ForwardSettings, raw_topic: str, status_topic: str, config_topic: str,
+                 limits: LimitSettings, clients: KafkaClients, codec: Codec, spoof: bool = False) -> None:
         from sflowpipe.config_plane import ConfigWatcher
 
-        self.settings = settings
+        self.cfg = cfg
+        self.raw_topic, self.status_topic = raw_topic, status_topic
         self.clients, self.codec = clients, codec
         self.spoof = spoof
         self.lock = threading.Lock()
         self.active: dict[str, tuple[Any, Forwarder]] = {}  # name -> (definition, forwarder)
-        self.watcher = ConfigWatcher(settings, self.define, clients=clients)
+        self.watcher = ConfigWatcher(clients, config_topic, limits, self.define)
         self.metrics = Snapshots("group")  # the live targets' runners (run() serves them with the static ones)
 
     def define(self, kind: str, name: str, definition: Any) -> None:
@@ -299,8 +306,8 @@ class ConfigForwarder:
             except (OSError, ValueError, SpoofError) as e:
                 log.error("forward: %s -> %s: %s", name, target, e)
                 return
-            group = f"{self.settings.sinks.forward.consumer_group_prefix}-config-{name}"
-            fwd = Forwarder(self.settings, [(group, sink)], clients=self.clients, codec=self.codec)
+            group = f"{self.cfg.consumer_group_prefix}-config-{name}"
+            fwd = Forwarder(self.raw_topic, self.status_topic, [(group, sink)], self.clients, self.codec)
             fwd.start()
             self.active[name] = (definition, fwd)
             self.metrics.latest.update(fwd.metrics.latest)
@@ -362,9 +369,11 @@ def run(settings: Settings, args, clients=None, codec=None) -> int:
         from sflowpipe.kafka import wiring
 
         clients, codec = wiring(settings)
-    fwd = Forwarder(settings, sinks, from_beginning=getattr(args, "from_beginning", False), clients=clients,
-                    codec=codec)
-    dynamic = ConfigForwarder(settings, settings.sinks.forward.spoof_source, clients, codec) if from_config else None
+    k, t = settings.kafka, settings.topics
+    fwd = Forwarder(k.topic(t.raw), k.topic(t.status), sinks, clients, codec,
+                    from_beginning=getattr(args, "from_beginning", False))
+    dynamic = ConfigForwarder(settings.sinks.forward, k.topic(t.raw), k.topic(t.status), k.topic(t.config),
+                              settings.limits, clients, codec, settings.sinks.forward.spoof_source) if from_config else None
     if dynamic:
         dynamic.metrics = fwd.metrics  # one family per metric over the static and the live targets
     registry = CollectorRegistry()

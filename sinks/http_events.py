@@ -471,8 +471,8 @@ def build(settings: Settings, name: str, clients: KafkaClients | None = None,
     deadletter = settings.kafka.topic(settings.topics.deadletter)
     clients.ensure_topics(topics + [deadletter])
     sink = HttpEventSink(name, cfg, DeadLetters(clients, codec, deadletter, f"http:{name}"))
-    runner = SinkRunner(settings, sink, topics, cfg.group(name),
-                        cfg.batch_size, cfg.batch_seconds, clients=clients, codec=codec)
+    runner = SinkRunner(sink, topics, cfg.group(name), cfg.batch_size, cfg.batch_seconds, clients=clients, codec=codec,
+                        status_topic=settings.kafka.topic(settings.topics.status))
     m = runner.metrics
     m.observed("sflowpipe_sink_messages_written_total", "counter", "records the endpoint accepted",
                lambda: sink.delivered)

@@ -32,12 +32,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from schemas.codec import Codec
 from sflowpipe.auth import CHALLENGE, Authenticator, warn_if_open
-from sflowpipe.config_plane import ConfigWatcher, publish, startup_definitions
+from sflowpipe.config_plane import ConfigWatcher, publish_to, startup_definitions
 from sflowpipe.kafka import KafkaClients, wiring
 from sflowpipe.names import parse_agents
 from sflowpipe.net import parse_hostport
 from sflowpipe.readmodels.exporter import BadRequest, ExporterState
-from sflowpipe.settings import Settings
+from sflowpipe.settings import KafkaSettings, LimitSettings, PrometheusSettings, Settings, TopicNames
 from sflowpipe.signals import on_stop_signals
 from sinks.base import SinkRunner, serve_metrics
 from sinks.args import prometheus_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
@@ -121,28 +121,27 @@ class _Server6(ThreadingHTTPServer):
 class PrometheusExporter:
     """Owns the HTTP server, the consumer of the metrics/flows/counter topics and the state."""
 
-    def __init__(self, settings: Settings, listen: str | None = None, stale_seconds: float = 60.0,
-                 names: bool = True, prefix: str = "", from_beginning: bool = True,
-                 clients: KafkaClients | None = None, codec: Codec | None = None) -> None:
-        if clients is None or codec is None:
-            clients, codec = wiring(settings)
-        self.settings = settings
+    def __init__(self, conf: PrometheusSettings, kafka: KafkaSettings, t: TopicNames, limits: LimitSettings,
+                 clients: KafkaClients, codec: Codec, definitions: list[tuple[str, str, Any]] = (),
+                 listen: str | None = None, stale_seconds: float = 60.0, names: bool = True, prefix: str = "",
+                 from_beginning: bool = True) -> None:
+        """``kafka`` and ``t`` name the topics; ``definitions``: the start-up ones (settings, file)."""
+        self.conf = conf
         self.state = ExporterState(stale_seconds, prefix)
-        conf = settings.sinks.prometheus
+        config_topic = kafka.topic(t.config)
         if conf.defines_flows:  # as sFlow-RT's app: a scrape defines the flow it names (off when read-only)
-            self.state.publish_definition = lambda name, body: publish(settings, "flow", name, body, clients=clients)
+            self.state.publish_definition = lambda name, body: publish_to(clients, config_topic, "flow", name, body)
         self.auth = Authenticator(conf, log, "prometheus")
-        for kind, name, definition in startup_definitions(settings):
+        for kind, name, definition in definitions:
             self.state.define(kind, name, definition)
-        self.watcher = ConfigWatcher(settings, self.state.define, clients=clients)
-        t = settings.topics
-        topics = [settings.kafka.topic(t.metrics), settings.kafka.topic(t.flows)]
+        self.watcher = ConfigWatcher(clients, config_topic, limits, self.state.define)
+        topics = [kafka.topic(t.metrics), kafka.topic(t.flows)]
         if names:
-            topics.append(settings.kafka.topic(t.counter_samples))
-        self.runner = SinkRunner(settings, ExporterSink(self.state), topics,
-                                 settings.sinks.prometheus.consumer_group, batch_size=1000, batch_seconds=1.0,
-                                 from_beginning=from_beginning, clients=clients, codec=codec)
-        host, port = parse_hostport(listen or settings.sinks.prometheus.listen, default_host="127.0.0.1",
+            topics.append(kafka.topic(t.counter_samples))
+        self.runner = SinkRunner(ExporterSink(self.state), topics, conf.consumer_group, batch_size=1000,
+                                 batch_seconds=1.0, from_beginning=from_beginning, clients=clients, codec=codec,
+                                 status_topic=kafka.topic(t.status))
+        host, port = parse_hostport(listen or conf.listen, default_host="127.0.0.1",
                                     what="listen address")  # no host: loopback, never every interface
         server_class = _Server6 if ":" in host else ThreadingHTTPServer
         self.server = server_class((host, port), _handler(self.state, self.auth))
@@ -175,8 +174,11 @@ def run(settings: Settings, args, clients: KafkaClients | None = None, codec: Co
         settings = settings.model_copy(update={"sinks": settings.sinks.model_copy(update={
             "prometheus": settings.sinks.prometheus.model_copy(update={"read_only": True})})})
     try:
-        exporter = PrometheusExporter(settings, args.listen, args.stale_seconds, args.names, args.prefix,
-                                      clients=clients, codec=codec)
+        if clients is None or codec is None:
+            clients, codec = wiring(settings)
+        exporter = PrometheusExporter(settings.sinks.prometheus, settings.kafka, settings.topics, settings.limits,
+                                      clients, codec, startup_definitions(settings), args.listen,
+                                      args.stale_seconds, args.names, args.prefix)
     except (OSError, ValueError) as e:
         log.error("prometheus: %s", e)
         return 2

@@ -53,10 +53,11 @@ class FlowKeyNames:
         self.fs_by_flow = dict(fs_by_flow or {})  # a flow's key separator when not ","
 
     @classmethod
-    def from_settings(cls, settings) -> FlowKeyNames:
-        keys = {name: split_keys(fd.keys) for name, fd in settings.processors.flows.items()}
-        fs = {name: fd.fs for name, fd in settings.processors.flows.items()}
-        path = settings.processors.definitions_file
+    def from_settings(cls, processors) -> FlowKeyNames:
+        """From the processors' section: its flows and definitions file name each flow's keys."""
+        keys = {name: split_keys(fd.keys) for name, fd in processors.flows.items()}
+        fs = {name: fd.fs for name, fd in processors.flows.items()}
+        path = processors.definitions_file
         if path and Path(path).is_file():
             data = yaml.safe_load(Path(path).read_text()) or {}
             for name, body in (data.get("flows") or {}).items():

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sflowpipe import __version__
+from sflowpipe.kafka import wiring
 from sflowpipe.net import parse_hostport
 from sflowpipe.settings import Settings, SyslogSettings
 from sflowpipe.signals import on_stop_signals
@@ -339,10 +340,13 @@ def run(settings: Settings, args: argparse.Namespace, clients=None, codec=None) 
         settings = settings.model_copy(update={"kafka": settings.kafka.model_copy(
             update={"bootstrap_servers": args.bootstrap_servers})})
         clients = codec = None  # built below from these settings
+    if clients is None or codec is None:
+        clients, codec = wiring(settings)
     cfg = resolve(settings, args)
-    sink = SyslogSink(cfg, siem.FlowKeyNames.from_settings(settings))
+    sink = SyslogSink(cfg, siem.FlowKeyNames.from_settings(settings.processors))
     topics = [settings.kafka.topic(t) for t in cfg.topics]
-    runner = SinkRunner(settings, sink, topics, cfg.consumer_group, batch_size=500, batch_seconds=1.0,
+    runner = SinkRunner(sink, topics, cfg.consumer_group, batch_size=500, batch_seconds=1.0,
+                        status_topic=settings.kafka.topic(settings.topics.status),
                         from_beginning=not getattr(args, "from_latest", False), clients=clients, codec=codec)
     on_stop_signals(runner.stop)
     runner.metrics.observed("sflowpipe_sink_messages_written_total", "counter", "syslog messages sent",

@@ -91,7 +91,8 @@ def check_control(bootstrap: str, registry_url: str) -> None:
     policy = ControlPolicy.model_validate({"threshold": "elephant", "min_hold_s": 600, "action": {"type": "dryrun"}})
     settings = settings.model_copy(update={"sinks": settings.sinks.model_copy(update={"controls": {"block": policy}})})
     clients, codec = wiring(settings)
-    svc = ControlService(settings, group="registry-control", restore_quiet_s=1.0, clients=clients, codec=codec)
+    svc = ControlService(settings.sinks.controls, settings.kafka, settings.topics, clients, codec, group="registry-control",
+                         restore_quiet_s=1.0)
     svc.start()
     th = threading.Thread(target=svc.run, daemon=True)
     th.start()

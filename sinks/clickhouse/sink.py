@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 
 from schemas.codec import Codec, CodecError, schema_set
 from sflowpipe.kafka import KafkaClients, wiring
-from sflowpipe.settings import ClickHouseSettings, Settings
+from sflowpipe.settings import ClickHouseSettings, KafkaSettings, Settings, TopicNames
 from sflowpipe.signals import on_stop_signals
 from sinks.base import SinkRunner, serve_metrics
 
@@ -438,9 +438,9 @@ class ClickHouseRunner(SinkRunner):
         super()._add(m)
 
 
-def topics_of(settings: Settings) -> list[str]:
-    t = settings.topics
-    return [settings.kafka.topic(n) for n in (t.enriched_flow_samples, t.counter_samples, t.metrics, t.flows, t.events)]
+def topics_of(kafka: KafkaSettings, t: TopicNames) -> list[str]:
+    """The topics the ClickHouse sink writes, prefixed."""
+    return [kafka.topic(n) for n in (t.enriched_flow_samples, t.counter_samples, t.metrics, t.flows, t.events)]
 
 
 def effective_settings(settings: Settings, args) -> ClickHouseSettings:
@@ -452,12 +452,11 @@ def effective_settings(settings: Settings, args) -> ClickHouseSettings:
 class ClickHouseService:
     """Owns the client, the migrations, the sink, its consumer and (embedded) the local SQL port."""
 
-    def __init__(self, settings: Settings, ch: ClickHouseSettings, serve_sql: bool = True,
-                 clients: KafkaClients | None = None, codec: Codec | None = None) -> None:
-        if clients is None or codec is None:
-            clients, codec = wiring(settings)
+    def __init__(self, ch: ClickHouseSettings, topics: list[str], status_topic: str, clients: KafkaClients,
+                 codec: Codec, serve_sql: bool = True) -> None:
+        """``topics``: what it writes (``topics_of``), ``status_topic`` where its numbers go; prefixed."""
         self.clients, self.codec = clients, codec
-        self.settings = settings
+        self.topics, self.status_topic = topics, status_topic
         self.ch = ch
         self.serve_sql = serve_sql
         self.client = None
@@ -474,9 +473,9 @@ class ClickHouseService:
         sink = ClickHouseSink(self.client, self.ch, self.ch.consumer_group, lock, self.codec)
         sink.load_written_offsets()
         # the sink decodes what it needs itself: flow batches go to ClickHouse still Avro-encoded
-        self.runner = ClickHouseRunner(self.settings, sink, topics_of(self.settings), self.ch.consumer_group,
-                                       self.ch.batch_rows, self.ch.batch_seconds, decode=False,
-                                       clients=self.clients, codec=self.codec)
+        self.runner = ClickHouseRunner(sink, self.topics, self.ch.consumer_group, self.ch.batch_rows,
+                                       self.ch.batch_seconds, decode=False, clients=self.clients, codec=self.codec,
+                                       status_topic=self.status_topic)
         if data_dir and self.serve_sql:
             self.sql_server = SqlServer(self.client, lock, data_dir, self.ch.database)
             self.sql_server.start()
@@ -506,8 +505,11 @@ def run(settings: Settings, args, clients: KafkaClients | None = None, codec: Co
         client = connect(ch.dsn)
         print("applied:", migrate(client, ch) or "nothing (up to date)")
         return 0
-    service = ClickHouseService(settings, ch, serve_sql=not getattr(args, "no_sql_server", False),
-                                clients=clients, codec=codec)
+    if clients is None or codec is None:
+        clients, codec = wiring(settings)
+    service = ClickHouseService(ch, topics_of(settings.kafka, settings.topics), settings.kafka.topic(settings.topics.status),
+                                clients, codec,
+                                serve_sql=not getattr(args, "no_sql_server", False))
     on_stop_signals(service.stop)
     service.start()
     metrics = serve_metrics(ch.metrics_listen, service.runner.metrics, "clickhouse")

@@ -21,7 +21,7 @@ from typing import Any, Callable, Protocol
 
 import orjson
 
-from sflowpipe.settings import ControlPolicy, HttpRequestTemplate, Settings
+from sflowpipe.settings import ControlPolicy, HttpRequestTemplate
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class Action(Protocol):
 class DryRunAction:
     """Logs what would be done: for trying a policy on live traffic before it blocks anything."""
 
-    def __init__(self, policy: ControlPolicy, settings: Settings | None = None, name: str = "") -> None:
+    def __init__(self, policy: ControlPolicy, name: str = "") -> None:
         self.name = name
         self.applied: list[dict] = []
         self.released: list[dict] = []
@@ -80,7 +80,7 @@ class HttpAction:
     """One templated request to apply and one to release, each retried with exponential backoff
     and jitter on connection errors, timeouts, 429 and 5xx; any other 4xx is final at once."""
 
-    def __init__(self, policy: ControlPolicy, settings: Settings | None = None, name: str = "",
+    def __init__(self, policy: ControlPolicy, name: str = "",
                  sleep: Callable[[float], None] = time.sleep) -> None:
         a = policy.action
         if a.apply is None or a.release is None:
@@ -152,15 +152,15 @@ class HttpAction:
             conn.close()
 
 
-def make_action(policy: ControlPolicy, settings: Settings | None = None, name: str = "") -> Action:
+def make_action(policy: ControlPolicy, name: str = "") -> Action:
     """The action a policy names; bgp is imported only when used (it brings its own dependencies)."""
     kind = policy.action.type
     if kind == "http":
-        return HttpAction(policy, settings, name)
+        return HttpAction(policy, name)
     if kind == "dryrun":
-        return DryRunAction(policy, settings, name)
+        return DryRunAction(policy, name)
     if kind == "bgp":
         from sinks.control.bgp import BgpAction
 
-        return BgpAction(policy, settings)
+        return BgpAction(policy)
     raise ValueError(f"controls.{name}: unknown action type {kind!r}")

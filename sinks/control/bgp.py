@@ -236,11 +236,10 @@ def _port(value: Any, what: str) -> int:
 class BgpAction:
     """Announce / withdraw RTBH routes or FlowSpec rules for controls through an ExaBGP child."""
 
-    def __init__(self, policy: Any, settings: Any = None) -> None:
+    def __init__(self, policy: Any) -> None:
         self.opts = _bgp_options(policy)
         # which part of a flow key is the address (settings.ControlPolicy.address_key)
         self.address_key = 0 if isinstance(policy, BgpOptions) else int(_get(policy, "address_key") or 0)
-        self.settings = settings
         self._proc: subprocess.Popen | None = None
         self._run_dir: Path | None = None
         self._own_run_dir = False

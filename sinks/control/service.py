@@ -40,7 +40,7 @@ from schemas.codec import Codec, CodecError
 from sflowpipe.kafka import KafkaClients, wiring
 from sflowpipe.deadletter import DeadLetterWriter, dead_letter
 from sflowpipe.metrics import Metrics, MetricsServer
-from sflowpipe.settings import Settings
+from sflowpipe.settings import ControlPolicy, KafkaSettings, Settings, TopicNames
 from sflowpipe.signals import on_stop_signals
 from sinks.control.actions import Action, make_action
 from sinks.control.state import APPLIED, RELEASED, Control, ControlState, key_of
@@ -94,16 +94,16 @@ def read_compacted(clients: KafkaClients, topic: str, quiet_s: float = 2.0, time
 class ControlService:
     """Owns the consumer, the producer, the state machine and the policies' actions."""
 
-    def __init__(self, settings: Settings, group: str = "sflowpipe-control",
+    def __init__(self, policies: dict[str, ControlPolicy], kafka: KafkaSettings, t: TopicNames,
+                 clients: KafkaClients, codec: Codec, group: str = "sflowpipe-control",
                  actions: dict[str, Action] | None = None, clock: Callable[[], float] = time.time,
-                 restore_quiet_s: float = 2.0, clients: KafkaClients | None = None, codec: Codec | None = None
-                 ) -> None:
-        if clients is None or codec is None:
-            clients, codec = wiring(settings)
+                 restore_quiet_s: float = 2.0) -> None:
+        """``policies``: sinks.controls; ``kafka`` names the topics with ``t`` and bounds the producer's
+        in-flight window (message_timeout_s)."""
         self.clients, self.codec = clients, codec
-        self.settings = settings
-        self.policies = settings.sinks.controls
-        k, t = settings.kafka, settings.topics
+        self.kafka = kafka
+        self.policies = policies
+        k = kafka
         self.events_topic = k.topic(t.events)
         self.flows_topic = k.topic(t.flows)
         self.controls_topic = k.topic(t.controls)
@@ -113,7 +113,7 @@ class ControlService:
         self.restore_quiet_s = restore_quiet_s
         self.state = ControlState(self.policies, clock)
         self.actions = actions if actions is not None else {
-            name: make_action(p, settings, name) for name, p in self.policies.items()}
+            name: make_action(p, name) for name, p in self.policies.items()}
         self.flows = ActiveFlows()
         self.stopping = threading.Event()
         self.consumer: Consumer | None = None
@@ -139,7 +139,7 @@ class ControlService:
 
     def start(self) -> None:
         """Create the topics, restore the controls from the compacted topic, then subscribe."""
-        k = self.settings.kafka
+        k = self.kafka
         self.clients.ensure_topics([self.events_topic, self.flows_topic, self.deadletter_topic])
         self.clients.ensure_topics([self.controls_topic], config={"cleanup.policy": "compact"})
         self.codec.prepare(["event", "dead_letter"])
@@ -348,7 +348,10 @@ def run(settings: Settings, args: argparse.Namespace, clients: KafkaClients | No
         sys.stderr.write("sflowpipe control: no policies under sinks.controls\n")
         return 2
     try:
-        service = ControlService(settings, args.consumer_group, clients=clients, codec=codec)
+        if clients is None or codec is None:
+            clients, codec = wiring(settings)
+        service = ControlService(settings.sinks.controls, settings.kafka, settings.topics, clients, codec,
+                                 args.consumer_group)
     except (ValueError, ImportError) as e:
         sys.stderr.write(f"sflowpipe control: {e}\n")
         return 2

@@ -13,9 +13,9 @@ from confluent_kafka import Producer
 from api.reader import TopicReader
 from api.state import ApiState
 from api.topiclog import position_id as flow_id
-from sflowpipe.config_plane import ConfigWatcher, parse, publish
+from sflowpipe.config_plane import ConfigWatcher, parse, publish, startup_definitions
 from schemas.codec import AvroCodec
-from sflowpipe.kafka import ensure_topics
+from sflowpipe.kafka import KafkaClients, ensure_topics, wiring
 from sflowpipe.settings import Settings
 from tests.waiting import until
 
@@ -47,7 +47,8 @@ def test_two_readers_give_logged_flows_the_same_ids_and_dispatch_status_kinds(ka
     try:
         for _ in range(2):
             state = ApiState(settings.api)
-            reader = TopicReader(settings, state)
+            reader = TopicReader(settings.api, state, settings.kafka, settings.topics, settings.limits,
+                                 *wiring(settings), startup_definitions(settings))
             reader.start()
             readers.append((reader, state))
         got = [until(lambda s=s: (f := s.flows_after(-1, 100, None)) and len(f) == 6 and f) for _, s in readers]
@@ -82,7 +83,8 @@ def test_a_get_after_a_put_never_sees_an_older_write(kafka_bootstrap, topic_pref
         state.define(kind, name, d)
         seen.append(state.get_definition("flow", "f") is not None)
 
-    watcher = ConfigWatcher(settings, reader_applies, state.older)
+    watcher = ConfigWatcher(KafkaClients(settings.kafka), settings.kafka.topic(settings.topics.config), settings.limits,
+                            reader_applies, state.older)
     watcher.start()
     try:
         until(lambda: not state.written or len(seen) >= 3, 30)  # the reader reached the last write

@@ -32,7 +32,7 @@ class Recorder:
 async def _client(settings: Settings, state: ApiState | None = None):
     state = state or ApiState(settings.api)
     rec = Recorder()
-    api = Api(settings, state, rec)
+    api = Api(settings.api, settings.limits, state, rec)
     client = TestClient(TestServer(api.app()))
     await client.start_server()
     return client, state, rec
@@ -285,7 +285,7 @@ async def test_failed_logins_are_logged_with_the_address_at_most_once_per_10_s(c
 
     settings = _settings(token=SecretStr("s3cret"), basic_user="ops", basic_password=SecretStr("pw"))
     rec = Recorder()
-    api = Api(settings, ApiState(settings.api), rec)
+    api = Api(settings.api, settings.limits, ApiState(settings.api), rec)
     now = [1000.0]
     api.auth.failures.clock = lambda: now[0]
     client = TestClient(TestServer(api.app()))
@@ -410,7 +410,7 @@ async def test_requests_and_open_long_polls_on_the_api_metrics():
 
     settings = _settings()
     state = ApiState(settings.api)
-    api = Api(settings, state, Recorder())
+    api = Api(settings.api, settings.limits, state, Recorder())
     client = TestClient(TestServer(api.app()))
     await client.start_server()
     server = MetricsServer("127.0.0.1:0", api.metrics).start()

@@ -4,6 +4,7 @@ bounded per-agent state."""
 from __future__ import annotations
 
 from ingest import pipeline
+from sflowpipe.kafka import make_codec
 from sflowpipe.metrics import Metrics
 from ingest.pipeline import IngestPipeline
 from ingest.sflow import encode_datagram
@@ -26,7 +27,8 @@ class RecordingPublisher:
 
 def make():
     pub, m = RecordingPublisher(), Metrics()
-    return IngestPipeline(load_settings(), pub, m), pub, m
+    s = load_settings()
+    return IngestPipeline(s.ingest, s.kafka, s.topics, pub, m, make_codec(s.kafka, s.topics)), pub, m
 
 
 def test_raw_batches_and_deadletter():

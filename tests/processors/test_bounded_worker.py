@@ -59,7 +59,7 @@ async def test_hostile_flows_cannot_stop_the_worker(kafka_bootstrap, topic_prefi
                               extra_env=env)
     settings = load_settings(**{"kafka.bootstrap_servers": kafka_bootstrap, "kafka.topic_prefix": topic_prefix,
                                 "kafka.partitions": 3})
-    api = Api(settings, ApiState(settings.api), lambda kind, name, body: publish(settings, kind, name, body))
+    api = Api(settings.api, settings.limits, ApiState(settings.api), lambda kind, name, body: publish(settings, kind, name, body))
     client = TestClient(TestServer(api.app()))
     await client.start_server()
     worker.start()

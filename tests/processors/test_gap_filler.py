@@ -7,7 +7,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from processors.app import GapFiller
-from sflowpipe.kafka import ensure_topics
+from sflowpipe.kafka import KafkaClients, ensure_topics
 from sflowpipe.settings import load_settings
 
 pytestmark = pytest.mark.kafka
@@ -22,7 +22,7 @@ def test_committed_offset_and_reading_a_gap(kafka_bootstrap, topic_prefix):
     for i in range(10):
         p.produce(topic, f"m{i}".encode(), partition=1)
     assert p.flush(30) == 0
-    gaps = GapFiller(settings, topic)
+    gaps = GapFiller(settings.processors, topic, KafkaClients(settings.kafka))
     try:
         assert gaps.committed(1) is None  # the group never committed
         c = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": settings.processors.app_id})

@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import Producer
 
 from schemas.codec import AvroCodec
-from sflowpipe.kafka import ensure_topics
+from sflowpipe.kafka import ensure_topics, wiring
 from sflowpipe.settings import Settings
 from sinks.forward import (Forwarder, TlsReceiver, TlsSender, UdpEmitter, UdpForwarder, frame, ipv4_udp_packet,
                            read_frames)
@@ -88,7 +88,8 @@ def test_two_collectors_identical_dead_and_stalled_targets_hold_back_nobody(kafk
     stalled.bind(("127.0.0.1", 0))
     targets = [_target(a), _target(b), _target(stalled), f"127.0.0.1:{_free_udp_port()}"]  # last: nobody there
     sinks = [(f"{topic_prefix}fwd-{i}", UdpForwarder(t)) for i, t in enumerate(targets)]
-    fwd = Forwarder(settings, sinks, from_beginning=True)
+    fwd = Forwarder(settings.kafka.topic(settings.topics.raw), settings.kafka.topic(settings.topics.status),
+                    sinks, *wiring(settings), from_beginning=True)
     started = time.monotonic()
     fwd.start()
     try:
@@ -177,7 +178,9 @@ def test_tls_round_trip(kafka_bootstrap, topic_prefix, tmp_path):
     receiver = TlsReceiver("127.0.0.1:0", cert, key, emitter)
     receiver.start()
     sender = TlsSender(f"127.0.0.1:{receiver.port}", ca_file=cert)  # verified against the self-signed cert
-    fwd = Forwarder(settings, [(topic_prefix + "tls", sender)], from_beginning=True)
+    fwd = Forwarder(settings.kafka.topic(settings.topics.raw), settings.kafka.topic(settings.topics.status),
+                    [(topic_prefix + "tls", sender)], *wiring(settings),
+                    from_beginning=True)
     fwd.start()
     try:
         got = _receive(out, len(sent))
@@ -203,7 +206,9 @@ def test_spoofed_source(kafka_bootstrap, topic_prefix):
     sent = _datagrams(20)
     _produce(settings, sent, exporter="127.0.0.7")
     out = _collector()
-    fwd = Forwarder(settings, [(topic_prefix + "spoof", UdpForwarder(_target(out), spoof=True))], from_beginning=True)
+    fwd = Forwarder(settings.kafka.topic(settings.topics.raw), settings.kafka.topic(settings.topics.status),
+                    [(topic_prefix + "spoof", UdpForwarder(_target(out), spoof=True))],
+                    *wiring(settings), from_beginning=True)
     fwd.start()
     try:
         got = _receive(out, len(sent))

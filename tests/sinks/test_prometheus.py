@@ -13,7 +13,8 @@ from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.codec import AvroCodec
-from sflowpipe.kafka import ensure_topics
+from sflowpipe.config_plane import startup_definitions
+from sflowpipe.kafka import ensure_topics, wiring
 from sflowpipe.settings import Settings
 from sflowpipe.names import split_keys
 from sflowpipe.readmodels.exporter import ExporterState
@@ -24,6 +25,12 @@ pytestmark = pytest.mark.kafka
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
 FLOWS_URL = "/app/prometheus/scripts/export.js/flows/ALL/txt"
+
+
+def _exporter(settings: Settings) -> PrometheusExporter:
+    """The exporter as `sflowpipe prometheus` builds it from the settings."""
+    return PrometheusExporter(settings.sinks.prometheus, settings.kafka, settings.topics, settings.limits,
+                              *wiring(settings), startup_definitions(settings))
 
 
 def _settings(bootstrap: str, prefix: str) -> Settings:
@@ -88,7 +95,7 @@ def exporter(kafka_bootstrap, topic_prefix):
                                              "flows": [{"dataSource": "7", "key": "10.0.0.1,10.0.0.2", "value": 500.0},
                                                        {"dataSource": "7", "key": "10.0.0.7,10.0.0.8", "value": 200.0}]}))
     assert p.flush(30) == 0
-    exp = PrometheusExporter(settings)
+    exp = _exporter(settings)
     exp.start()
     try:
         until(lambda: 'ifname="eth0"' in _scrape(exp.port, "/metrics")[1]
@@ -146,8 +153,8 @@ def test_scrape_of_an_undefined_flow_defines_it_on_the_config_topic(exporter):
 
     status, text = _scrape(exporter.port, f"{FLOWS_URL}?metric=x&key=macsource&value=frames&filter=vlan=10")
     assert status == 200 and text == ""  # values from the processors' next report on
-    topic = exporter.settings.kafka.topic(exporter.settings.topics.config)
-    c = Consumer({"bootstrap.servers": exporter.settings.kafka.bootstrap_servers, "group.id": "t",
+    topic = exporter.watcher.topic  # the config topic
+    c = Consumer({"bootstrap.servers": exporter.runner.clients.bootstrap, "group.id": "t",
                   "auto.offset.reset": "earliest"})
     c.assign([TopicPartition(topic, p, OFFSET_BEGINNING)
               for p in c.list_topics(topic, timeout=10).topics[topic].partitions])
@@ -208,7 +215,7 @@ def test_exporter_auth_and_read_only(kafka_bootstrap, topic_prefix, caplog):
     settings = base.model_copy(update={"sinks": base.sinks.model_copy(update={"prometheus": prom})})
     ensure_topics(settings.kafka, [settings.kafka.topic(n) for n in ("metrics", "flows", "counter-samples")])
     caplog.set_level(logging.WARNING, logger="sinks.prometheus")
-    exp = PrometheusExporter(settings)
+    exp = _exporter(settings)
     exp.start()
     try:
         assert exp.state.publish_definition is None  # read-only: no scrape path can define a flow

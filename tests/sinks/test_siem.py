@@ -110,7 +110,7 @@ def test_flow_key_names_from_settings(tmp_path):
     defs.write_text("flows:\n  ports:\n    keys: ipsource, tcpsourceport\n    value: frames\n")
     s = Settings(processors={"definitions_file": str(defs),
                              "flows": {"pair": {"keys": "ipsource,ipdestination", "value": "bytes"}}})
-    names = siem.FlowKeyNames.from_settings(s)
+    names = siem.FlowKeyNames.from_settings(s.processors)
     assert names.named("pair", "10.0.0.1,10.0.0.2") == [("ipsource", "10.0.0.1"), ("ipdestination", "10.0.0.2")]
     assert names.named("ports", "10.0.0.1,80") == [("ipsource", "10.0.0.1"), ("tcpsourceport", "80")]
 
@@ -125,7 +125,7 @@ def test_flow_key_names_split_keys_as_the_compiler_does(tmp_path):
     s = Settings(processors={"definitions_file": str(defs), "flows": {
         "nested": {"keys": "null:[prefix:ipsource:,:1]:none,ipdestination", "value": "bytes"},
         "semi": {"keys": "ipsource,tcpdestinationport", "fs": ";"}}})
-    names = siem.FlowKeyNames.from_settings(s)
+    names = siem.FlowKeyNames.from_settings(s.processors)
     assert names.named("nested", "10.0.0.1,10.0.0.2") == [("null:[prefix:ipsource:,:1]:none", "10.0.0.1"),
                                                           ("ipdestination", "10.0.0.2")]
     assert names.named("piped", "10.0.0.1|10.0.0.2") == [("ipsource", "10.0.0.1"), ("ipdestination", "10.0.0.2")]

@@ -10,6 +10,7 @@ import pytest
 
 from sflowpipe.settings import Settings, SyslogSettings
 from sinks import syslog
+from sflowpipe.kafka import wiring
 from sflowpipe.metrics import MetricsServer
 from sinks.base import SinkRunner
 from tests.kafka_helpers import read_topic
@@ -160,7 +161,9 @@ def test_events_topic_to_rsyslog_end_to_end(rsyslog, kafka_bootstrap, topic_pref
 
     cfg = settings.sinks.syslog
     sink = SyslogSink(cfg)
-    runner = SinkRunner(settings, sink, [topic], cfg.consumer_group, batch_size=10, batch_seconds=0.2)
+    clients, codec = wiring(settings)
+    runner = SinkRunner(sink, [topic], cfg.consumer_group, batch_size=10, batch_seconds=0.2,
+                        clients=clients, codec=codec, status_topic=settings.kafka.topic(settings.topics.status))
     runner.start()
     t = threading.Thread(target=runner.run, daemon=True)
     t.start()

@@ -19,7 +19,8 @@ from sflowpipe.settings import ClickHouseSettings, load_settings
 from sinks.clickhouse.migrate import applied_versions, migrate, migrations
 from sflowpipe.metrics import MetricsServer
 from tests.scrape import scrape
-from sinks.clickhouse.sink import ClickHouseService, ClickHouseSink, connect
+from sflowpipe.kafka import wiring
+from sinks.clickhouse.sink import ClickHouseService, ClickHouseSink, connect, topics_of
 from sinks.clickhouse.sql import execute, owner, run_sql
 from tests.icmp_frames import echo4, unreach4, unreach6
 from tests.waiting import until
@@ -227,7 +228,8 @@ def test_topics_to_clickhouse_and_sql(kafka_bootstrap, topic_prefix, tmp_path, c
         produce(kafka_bootstrap, k.topic(topic), [(b"192.0.2.200", AvroCodec(stem).encode(examples[stem]))])
 
     expected = sum(len(b["receive_time_us"]) for b in batches)
-    service = ClickHouseService(settings, settings.sinks.clickhouse)
+    service = ClickHouseService(settings.sinks.clickhouse, topics_of(settings.kafka, settings.topics),
+                                settings.kafka.topic(settings.topics.status), *wiring(settings))
     service.start()
     runner = threading.Thread(target=service.runner.run)
     runner.start()

@@ -39,7 +39,7 @@ def test_render_quotes_url_values_not_the_body():
 
 def test_apply_and_release_requests():
     with RecordingServer() as ctl:
-        a = make_action(http_policy(ctl.url), None, "dns")
+        a = make_action(http_policy(ctl.url), "dns")
         assert isinstance(a, HttpAction)
         a.apply(control())
         a.release(control())
@@ -52,7 +52,7 @@ def test_apply_and_release_requests():
 def test_retries_with_backoff_then_succeeds():
     slept = []
     with RecordingServer(script=[Reply(503, b'{}'), Reply(500, b'{}'), Reply(429, b'{}')]) as ctl:
-        a = HttpAction(http_policy(ctl.url), None, "dns", sleep=slept.append)
+        a = HttpAction(http_policy(ctl.url), "dns", sleep=slept.append)
         a.apply(control())
     assert [c.status for c in ctl.requests] == [503, 500, 429, 200]
     assert len(slept) == 3 and slept[0] < slept[2]  # doubling (with jitter 0.5-1.5: 0.005-0.015 then 0.02-0.06)
@@ -60,12 +60,12 @@ def test_retries_with_backoff_then_succeeds():
 
 def test_gives_up_after_the_budget_and_at_once_on_4xx():
     with RecordingServer(Reply(503, b'{}')) as ctl:
-        a = HttpAction(http_policy(ctl.url, max_retries=2), None, "dns", sleep=lambda s: None)
+        a = HttpAction(http_policy(ctl.url, max_retries=2), "dns", sleep=lambda s: None)
         with pytest.raises(ActionFailed, match="after 2 retries"):
             a.apply(control())
         assert len(ctl.requests) == 3
     with RecordingServer(Reply(403, b'{}')) as ctl:
-        a = HttpAction(http_policy(ctl.url), None, "dns", sleep=lambda s: None)
+        a = HttpAction(http_policy(ctl.url), "dns", sleep=lambda s: None)
         with pytest.raises(ActionFailed, match="HTTP 403"):
             a.release(control())
         assert len(ctl.requests) == 1
@@ -74,7 +74,7 @@ def test_gives_up_after_the_budget_and_at_once_on_4xx():
 def test_connection_refused_is_retried():
     from sflowpipe.broker import free_port
 
-    a = HttpAction(http_policy(f"http://127.0.0.1:{free_port()}", max_retries=1), None, "dns",
+    a = HttpAction(http_policy(f"http://127.0.0.1:{free_port()}", max_retries=1), "dns",
                    sleep=lambda s: None)
     with pytest.raises(ActionFailed, match="after 1 retries"):
         a.apply(control())
@@ -83,10 +83,10 @@ def test_connection_refused_is_retried():
 
 def test_bad_templates_and_dryrun():
     with pytest.raises(ValueError, match="bad template"):
-        HttpAction(http_policy("http://h/$nope"), None, "dns")
+        HttpAction(http_policy("http://h/$nope"), "dns")
     with pytest.raises(ValueError, match="needs apply and release"):
-        make_action(ControlPolicy.model_validate({"threshold": "t", "action": {"type": "http"}}), None, "x")
-    d = make_action(ControlPolicy(threshold="t"), None, "x")
+        make_action(ControlPolicy.model_validate({"threshold": "t", "action": {"type": "http"}}), "x")
+    d = make_action(ControlPolicy(threshold="t"), "x")
     assert isinstance(d, DryRunAction)
     d.apply(control())
     d.release(control())

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from sflowpipe.settings import Settings
 from sinks.control.bgp import BgpAction, BgpOptions, FlowspecOptions
 from tests.waiting import until
 
@@ -148,7 +147,7 @@ def _options(port: int, **kw) -> BgpOptions:
 
 def test_rtbh_announce_and_withdraw(bird_factory, tmp_path):
     bird, port = bird_factory(flowspec=False)
-    action = BgpAction({"bgp": _options(port, run_dir=str(tmp_path / "exabgp"))}, Settings())
+    action = BgpAction({"bgp": _options(port, run_dir=str(tmp_path / "exabgp"))})
     action.start()
     try:
         bird.wait_for(lambda out: re.search(r"exa\s+BGP\s+\S+\s+up\s", out), "session up", "show", "protocols")
@@ -191,7 +190,7 @@ def test_rtbh_announce_and_withdraw(bird_factory, tmp_path):
 def test_rtbh_route_comes_back_after_router_restart(bird_factory, tmp_path):
     """ExaBGP keeps what was announced and sends it again when the session comes back."""
     bird, port = bird_factory(flowspec=False)
-    action = BgpAction({"bgp": _options(port)}, Settings())
+    action = BgpAction({"bgp": _options(port)})
     action.start()
     try:
         control = {"key": "198.51.100.8", "fields": ["198.51.100.8"], "address": "198.51.100.8"}
@@ -219,7 +218,7 @@ def test_passive_exabgp_accepts_the_router(bird_factory):
     """listen_port + passive: ExaBGP waits on 127.0.0.2:PORT and BIRD connects to it."""
     listen = _free_port(EXA_ADDR)
     bird, port = bird_factory(flowspec=False, connect_to=listen)
-    action = BgpAction({"bgp": _options(port, listen_port=listen, passive=True)}, Settings())
+    action = BgpAction({"bgp": _options(port, listen_port=listen, passive=True)})
     action.start()
     try:
         action.apply({"key": "198.51.100.9", "fields": ["198.51.100.9"], "address": "198.51.100.9"})
@@ -236,7 +235,7 @@ def test_passive_exabgp_accepts_the_router(bird_factory):
 def test_flowspec_announce_and_withdraw(bird_factory, how, community):
     bird, port = bird_factory(flowspec=True)
     opts = _options(port, mode="flowspec", flowspec=FlowspecOptions(protocol="udp", source_port_key=1, action=how))
-    action = BgpAction({"bgp": opts.model_dump()}, Settings())
+    action = BgpAction({"bgp": opts.model_dump()})
     action.start()
     try:
         control = {"key": "203.0.113.9,53", "fields": ["203.0.113.9", "53"], "address": "203.0.113.9"}
@@ -263,7 +262,7 @@ def test_flowspec_announce_and_withdraw(bird_factory, how, community):
 
 def test_start_fails_clearly_without_peer(tmp_path):
     port = _free_port()  # nobody listens there
-    action = BgpAction({"bgp": _options(port, connect_timeout_s=3)}, Settings())
+    action = BgpAction({"bgp": _options(port, connect_timeout_s=3)})
     with pytest.raises(RuntimeError, match="not established within 3 s"):
         action.start()
     assert action._proc is None

@@ -14,7 +14,7 @@ import pytest
 from confluent_kafka import Producer
 
 from schemas.codec import AvroCodec
-from sflowpipe.kafka import ensure_topics
+from sflowpipe.kafka import ensure_topics, wiring
 from sflowpipe.settings import ControlPolicy, load_settings
 from sinks.control.service import ControlService
 from tests.kafka_helpers import read_topic
@@ -69,7 +69,8 @@ def test_rtbh_route_announced_then_withdrawn(kafka_bootstrap, topic_prefix, bird
     ensure_topics(settings.kafka, [events_topic, flows_topic])
     producer = Producer({"bootstrap.servers": kafka_bootstrap, "acks": "all", "linger.ms": 5})
 
-    service = ControlService(settings, group=f"{topic_prefix}control", restore_quiet_s=1.0)
+    service = ControlService(settings.sinks.controls, settings.kafka, settings.topics, *wiring(settings),
+                             group=f"{topic_prefix}control", restore_quiet_s=1.0)
     service.start()  # starts ExaBGP: returns once the session to BIRD is up
     runner = threading.Thread(target=service.run, name="control", daemon=True)
     runner.start()

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from sflowpipe.kafka import KafkaClients
+from sflowpipe.kafka import KafkaClients, wiring
 from sflowpipe.settings import load_settings
 from sinks.control.service import ControlService, read_compacted
 from tests.kafka_helpers import read_topic
@@ -49,7 +49,8 @@ def event(clock: Clock, key: str = "192.0.2.10,53", metric: str = "reflection") 
 
 
 def started(settings, clock) -> ControlService:
-    svc = ControlService(settings, group=f"{settings.kafka.topic_prefix}control", clock=clock, restore_quiet_s=1.5)
+    svc = ControlService(settings.sinks.controls, settings.kafka, settings.topics, *wiring(settings),
+                         group=f"{settings.kafka.topic_prefix}control", clock=clock, restore_quiet_s=1.5)
     svc.start()
     return svc
 

@@ -88,7 +88,10 @@ def test_sigkill_during_outage_loses_nothing_uncounted(s3_endpoint, tmp_path):  
     missing_raw = set(before + during) - raw
     assert len(missing_raw) <= lost_counted  # published, or counted as lost
     assert lost_counted == 0  # past the window, nothing was held in memory
-    assert not (want - got), f"{sum((want - got).values())} samples lost"
+    lost = want - got
+    assert not lost, (f"{sum(lost.values())} samples lost, of datagrams "
+                      f"{sorted({k[:4] for k in lost}, key=str)[:20]}; "
+                      f"before the outage: {len(before)}, during: {len(during)}")
     assert m["sflowpipe_kafka_messages_delivered_total"] > 0
 
 

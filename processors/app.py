@@ -271,14 +271,18 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
     enriched = EnrichedEncoder(codec)
     owner: dict[str, int] = {}  # agent -> partition it arrives on
     restored: set[str] = set()
+    # agents whose flow samples between the checkpoint and the committed offset were read back: on the
+    # first flow batch after the restore, whichever topic's batch restored it (a counter batch often
+    # comes first: the gap was then never read, up to a checkpoint interval of flow samples lost)
+    flow_gap_read: set[str] = set()
     last_checkpoint: dict[str, float] = {}
     # agent -> topic kind -> [partition, offset] of its last batch in the engine's state; restored
     # from the checkpoint, so a replayed batch at or before it is not accounted twice
     accounted: dict[str, dict[str, list[int]]] = {}
     app.sflowpipe_engine = engine  # for tests and benchmarks
 
-    def adopt(agent: str, partition: int) -> bool:
-        """Owns ``agent`` from now on; True if its state was just restored from the checkpoint."""
+    def adopt(agent: str, partition: int) -> None:
+        """Owns ``agent`` from now on; restores its state from the checkpoint the first time."""
         owner[agent] = partition
         if agent not in restored:
             restored.add(agent)
@@ -287,8 +291,6 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
                 engine.restore(agent, state)
                 accounted[agent] = {kind: list(po) for kind, po in (state.get("offsets") or {}).items()}
                 log.info("restored state of agent %s from the checkpoint table", agent)
-                return True
-        return False
 
     async def replay_since_checkpoint(agent: str, partition: int, offset: int) -> None:
         """The group's committed offset can be past the agent's checkpoint (commits are more frequent):
@@ -334,8 +336,11 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
             return
         count("flow", batch)
         agent = batch["agent_address"]
-        if adopt(agent, partition) and offset is not None and p.fill_stream_gaps:
-            await replay_since_checkpoint(agent, partition, offset)
+        adopt(agent, partition)
+        if agent not in flow_gap_read:
+            flow_gap_read.add(agent)
+            if offset is not None and p.fill_stream_gaps:
+                await replay_since_checkpoint(agent, partition, offset)
         now = time.time()
         if already_accounted(agent, "flow", partition, offset):
             metrics.inc("sflowpipe_processors_replayed_batches_total", labels=(("kind", "flow"),))
@@ -475,6 +480,7 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
             if part in parts:
                 engine.forget(agent)
                 restored.discard(agent)
+                flow_gap_read.discard(agent)
                 owner.pop(agent, None)
                 accounted.pop(agent, None)
                 last_checkpoint.pop(agent, None)

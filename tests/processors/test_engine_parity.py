@@ -214,6 +214,8 @@ def test_a_restarted_worker_catching_up_reports_the_restored_rates_not_them_deca
     [(key, live)] = tops(ref, arrivals[-1]).items()  # steady (2 minutes of t = 10 s): read at a batch
     restarted = worker(NOW)
     restarted.restore(A, victim.snapshot(A))
+    restored = victim.report(killed)[0][0]["flows"][0]["value"]  # what the victim reported at the kill
+    assert tops(restarted, NOW)[key] == pytest.approx(restored, rel=1e-3)  # before its backlog's first batch
     backlog = [at for at in arrivals if at > killed]
     for at in backlog[: len(backlog) // 3]:  # a third of the backlog read when the report comes
         restarted.on_flow_batch(received(at), batch_time(received(at), NOW))

@@ -42,12 +42,22 @@ from sflowpipe.status import PROCESSOR_FIELDS, STATUS_EVERY_S, component_status
 log = logging.getLogger(__name__)
 
 
-# Flow values are read at the newest accounted batch's time, at most this far behind the clock (a
-# worker catching up reports true rates, not rates decayed by its lag: processors/engine.py).
-LAG_GRACE_S = 10.0
+# Flow values are read at the newest accounted batch's time, at most lag_grace_s() behind the clock
+# (a worker catching up reports true rates, not rates decayed by its lag: processors/engine.py).
+LAG_GRACE_S = 60.0
 # Read back at most this many flow-sample messages between a restored checkpoint and the committed
 # offset (a few checkpoint intervals of batches; an older checkpoint is a stale table, not a restart).
 MAX_CHECKPOINT_GAP = 20_000
+
+
+def lag_grace_s(p: ProcessorSettings) -> float:
+    """How far behind the clock a worker catching up reads flow values. It must cover a restart's
+    backlog, or the restarted worker reports its restored rates decayed by the blank (measured: down
+    to 0.07x on a loaded machine with 10 s): the dead member's session expiring (about twice
+    ``session_timeout_s``), start-up, the samples since the last checkpoint, and catching up on all
+    that while the machine is busy. A replay older than this (an old capture sent with
+    --keep-timestamps to an idle worker) is history: read at the clock, decayed."""
+    return max(LAG_GRACE_S, 4 * p.session_timeout_s + 2 * p.checkpoint_interval_s)
 
 
 def batch_time(batch: dict, now: float) -> float:
@@ -218,7 +228,7 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
     blocklists = Blocklists(p.blocklists, settings.enrich.cache_dir) if p.blocklists else None
     scans = ScanDetector(p.scans) if p.scans.enabled else None
     engine = Engine(enricher, blocklists=blocklists, scans=scans, budget_s=settings.limits.definition_budget_s,
-                    lag_grace_s=LAG_GRACE_S)
+                    lag_grace_s=lag_grace_s(p))
     changes: queue.Queue = queue.Queue()
     startup = startup_definitions(settings)
     for kind, name, d in startup:
@@ -266,14 +276,18 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
     enriched = EnrichedEncoder(codec)
     owner: dict[str, int] = {}  # agent -> partition it arrives on
     restored: set[str] = set()
+    # agents whose flow samples between the checkpoint and the committed offset were read back: on the
+    # first flow batch after the restore, whichever topic's batch restored it (a counter batch often
+    # comes first: the gap was then never read, up to a checkpoint interval of flow samples lost)
+    flow_gap_read: set[str] = set()
     last_checkpoint: dict[str, float] = {}
     # agent -> topic kind -> [partition, offset] of its last batch in the engine's state; restored
     # from the checkpoint, so a replayed batch at or before it is not accounted twice
     accounted: dict[str, dict[str, list[int]]] = {}
     app.sflowpipe_engine = engine  # for tests and benchmarks
 
-    def adopt(agent: str, partition: int) -> bool:
-        """Owns ``agent`` from now on; True if its state was just restored from the checkpoint."""
+    def adopt(agent: str, partition: int) -> None:
+        """Owns ``agent`` from now on; restores its state from the checkpoint the first time."""
         owner[agent] = partition
         if agent not in restored:
             restored.add(agent)
@@ -282,8 +296,6 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
                 engine.restore(agent, state)
                 accounted[agent] = {kind: list(po) for kind, po in (state.get("offsets") or {}).items()}
                 log.info("restored state of agent %s from the checkpoint table", agent)
-                return True
-        return False
 
     async def replay_since_checkpoint(agent: str, partition: int, offset: int) -> None:
         """The group's committed offset can be past the agent's checkpoint (commits are more frequent):
@@ -329,8 +341,11 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
             return
         count("flow", batch)
         agent = batch["agent_address"]
-        if adopt(agent, partition) and offset is not None and p.fill_stream_gaps:
-            await replay_since_checkpoint(agent, partition, offset)
+        adopt(agent, partition)
+        if agent not in flow_gap_read:
+            flow_gap_read.add(agent)
+            if offset is not None and p.fill_stream_gaps:
+                await replay_since_checkpoint(agent, partition, offset)
         now = time.time()
         if already_accounted(agent, "flow", partition, offset):
             metrics.inc("sflowpipe_processors_replayed_batches_total", labels=(("kind", "flow"),))
@@ -476,6 +491,7 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
             if part in parts:
                 engine.forget(agent)
                 restored.discard(agent)
+                flow_gap_read.discard(agent)
                 owner.pop(agent, None)
                 accounted.pop(agent, None)
                 last_checkpoint.pop(agent, None)

@@ -69,6 +69,9 @@ class Engine:
         self.lag_grace_s = lag_grace_s
         self.data_time = 0.0  # the newest accounted batch's time
         self.data_seen_at = 0.0  # when (by the clock) a batch was last accounted
+        # agents restored from a checkpoint whose first flow batch since has not come yet: their
+        # backlog is on its way (a report before it reads the restored rates at their own time)
+        self.awaiting_backlog: set[str] = set()
         self.budget_s = budget_s  # CPU seconds per flow definition per batch (settings.limits)
         self.budget_exceeded = 0  # definitions disabled for running past it, since start
         self._running: tuple[_Flow, Budget] | None = None  # the flow being evaluated and its budget
@@ -159,6 +162,7 @@ class Engine:
             self.data_time = now
         self.data_seen_at = self.clock()
         agent = batch["agent_address"]
+        self.awaiting_backlog.discard(agent)
         ds = data_sources(batch["source_id_type"], batch["source_id_index"])
         enrich = self.enricher
         ctx = EvalContext(batch, enrich, self._topology())  # keys shared by several flows are computed once
@@ -243,7 +247,8 @@ class Engine:
         """Active flows and metrics to publish, and the events thresholds raise, at ``now``."""
         now = self.clock() if now is None else now
         at = now
-        if self.lag_grace_s is not None and now - self.data_time > REPLAY_LAG_S and now - self.data_seen_at < REPLAY_LAG_S:
+        if (self.lag_grace_s is not None and now - self.data_time > REPLAY_LAG_S
+                and (now - self.data_seen_at < REPLAY_LAG_S or self.awaiting_backlog)):
             at = max(self.data_time, now - self.lag_grace_s)  # catching up
         ts = int(now * 1000)
         active: list[dict] = []
@@ -315,6 +320,10 @@ class Engine:
             f = self.flows.get(name)
             if f is not None and data:
                 f.table.restore(agent, data, now)
+                saved = [float(row[2]) for rows in (data.get("data_sources") or {}).values() for row in rows]
+                if saved:  # the restored rates are data up to then; the backlog since follows
+                    self.data_time = max(self.data_time, min(max(saved), now))
+                    self.awaiting_backlog.add(agent)
         for name, data in (state.get("flow_logs") or {}).items():
             f = self.flows.get(name)
             if f is not None and f.log is not None and data:
@@ -333,6 +342,7 @@ class Engine:
         self.counters.forget(agent)
         self.thresholds.forget(agent)
         self.pending_metrics.pop(agent, None)
+        self.awaiting_backlog.discard(agent)
 
     def agents(self) -> set[str]:
         out: set[str] = set()

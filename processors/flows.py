@@ -187,18 +187,18 @@ class FlowTable:
         }
 
     def restore(self, agent: str, data: dict[str, Any], now: float) -> None:
-        """Replace one agent's state with a :meth:`snapshot`, decayed to ``now``."""
-        t = self.t
+        """Replace one agent's state with a :meth:`snapshot`. Entries keep the times they were saved
+        at and decay lazily, as live ones do: a read at ``now`` sees them decayed to ``now``, and a
+        worker catching up on the samples since the snapshot (read at its newest batch's time, before
+        ``now``: processors/engine.py) sees them as they were then, not decayed by its restart's
+        blank. ``now`` ranks the entries for the trim to ``max_keys``."""
         dss: dict[str, dict[str, list]] = {}
         for ds, rows in (data.get("data_sources") or {}).items():
             tab: dict[str, list] = {}
             for key, v, last in rows:
                 v = float(v)
                 last = float(last)
-                if now > last:
-                    v *= math.exp(-(now - last) / t)
-                    last = now
-                if math.isfinite(v):
+                if math.isfinite(v) and math.isfinite(last):
                     tab[str(key)] = [v, last]
             self._trim(tab, now, self.max_keys)
             if tab:

@@ -181,3 +181,42 @@ def test_a_lagging_worker_reports_the_rates_it_has_read_and_silence_still_decays
     e.on_flow_batch(batch(tcp4()), NOW + 20)  # live again: read at the clock, as without a grace
     fresh.on_flow_batch(batch(tcp4()), NOW + 20)
     assert tops(e, NOW + 20.5) == tops(fresh, NOW + 20.5)
+
+
+def test_a_restarted_worker_catching_up_reports_the_restored_rates_not_them_decayed_by_the_blank():
+    """A worker killed and restarted 25 s later (a loaded machine: the session's expiry, start-up)
+    restores the checkpoint and reads the backlog since it, counted at its receive times. Its reports
+    while it catches up are the rates it has read, as the uninterrupted worker's were: before, they
+    were the restored rates decayed by the blank (0.07x measured) until the backlog was read."""
+    from processors.app import batch_time, lag_grace_s
+    from sflowpipe.settings import ProcessorSettings
+
+    flow = parse("flow", "src", {"keys": "ipsource", "value": "frames", "t": 10})
+    grace = lag_grace_s(ProcessorSettings())
+
+    def worker(now):
+        e = Engine(_NoEnrich(), clock=lambda: now, lag_grace_s=grace)
+        e.apply("flow", "src", flow)
+        return e
+
+    def received(at):
+        b = batch(tcp4())
+        b["receive_time_us"] = [int(at * 1e6)] * len(b["receive_time_us"])
+        return b
+
+    ref, victim = worker(NOW), worker(NOW)
+    arrivals = [NOW - 120 + i * 0.5 for i in range(240)]  # steady traffic for 2 minutes, up to NOW
+    killed = NOW - 25
+    for at in arrivals:  # both live until the kill; the reference after it too
+        ref.on_flow_batch(received(at), at)
+        if at <= killed:
+            victim.on_flow_batch(received(at), at)
+    [(key, live)] = tops(ref, arrivals[-1]).items()  # steady (2 minutes of t = 10 s): read at a batch
+    restarted = worker(NOW)
+    restarted.restore(A, victim.snapshot(A))
+    restored = victim.report(killed)[0][0]["flows"][0]["value"]  # what the victim reported at the kill
+    assert tops(restarted, NOW)[key] == pytest.approx(restored, rel=1e-3)  # before its backlog's first batch
+    backlog = [at for at in arrivals if at > killed]
+    for at in backlog[: len(backlog) // 3]:  # a third of the backlog read when the report comes
+        restarted.on_flow_batch(received(at), batch_time(received(at), NOW))
+    assert tops(restarted, NOW)[key] == pytest.approx(live, rel=1e-3)  # read at its newest batch's time

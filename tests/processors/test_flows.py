@@ -152,10 +152,17 @@ def test_snapshot_restore_round_trip():
         assert [v for _, v in other.top(12.0, "a", ds)] == pytest.approx([v for _, v in tab.top(12.0, "a", ds)])
     assert other.agents() == ["a"]
 
-    # restoring later decays to the restore time
+    # restoring later: read at the restore time, the values are decayed to it
     later = FlowTable(2.0, 5)
     later.restore("a", snap, 14.0)
     assert later.value(14.0, "a", "1", "x") == pytest.approx(50.0 * math.exp(-2))
+    # but they keep their own time: a worker catching up on the samples since the snapshot reads them
+    # as they were then, not decayed by the blank between the snapshot and the restore
+    assert later.value(10.0, "a", "1", "x") == pytest.approx(50.0)
+    catching_up = FlowTable(2.0, 5)
+    catching_up.restore("a", snap, 14.0)
+    catching_up.add(11.0, "a", "1", "x", 20.0)  # replayed, accounted at its receive time
+    assert catching_up.value(11.0, "a", "1", "x") == pytest.approx(50.0 * math.exp(-0.5) + 10.0)
     # updates continue from there
     later.add(16.0, "a", "1", "x", 20.0)
     assert later.value(16.0, "a", "1", "x") == pytest.approx(50.0 * math.exp(-3) + 10.0)

@@ -542,10 +542,11 @@ def environment_values(environ: Mapping[str, str]) -> dict[str, Any]:
     return data
 
 
-def _annotation_at(path: tuple[str, ...]) -> Any:
-    """The type of the setting at ``path``, None if there is none (the walk of `unknown_variables`)."""
+def _walk(path: tuple[str, ...]) -> tuple[Any, int, type[BaseModel] | None]:
+    """Follow ``path`` down the settings types: (the annotation reached, how many parts matched,
+    the model where the walk stopped); every part matched when the count is ``len(path)``."""
     ann: Any = Settings
-    for part in path:
+    for i, part in enumerate(path):
         ann = _unwrap(ann, {})
         model = _model_of(ann)
         if model is not None and part in _keys(model):
@@ -553,8 +554,14 @@ def _annotation_at(path: tuple[str, ...]) -> Any:
         elif get_origin(ann) is dict and part:
             ann = get_args(ann)[1]
         else:
-            return None
-    return ann
+            return ann, i, model
+    return ann, len(path), None
+
+
+def _annotation_at(path: tuple[str, ...]) -> Any:
+    """The type of the setting at ``path``, None if there is none (the walk of `unknown_variables`)."""
+    ann, matched, _ = _walk(path)
+    return ann if matched == len(path) else None
 
 
 def _structured(ann: Any) -> tuple[bool, bool]:
@@ -666,24 +673,16 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
         if not var.upper().startswith(ENV_PREFIX) or var.upper() in NOT_SETTINGS:
             continue
         parts = tuple(var[len(ENV_PREFIX):].lower().split("__"))
-        ann: Any = Settings
-        for i, part in enumerate(parts):
-            ann = _unwrap(ann, {})
-            model = _model_of(ann)
-            if model is not None and part in _keys(model):
-                ann = model.model_fields[_keys(model)[part]].annotation
-            elif get_origin(ann) is dict and part:
-                ann = get_args(ann)[1]
-            else:
-                near = _suggest(parts[:i], part, model) if model is not None else None
-                if near is None:  # a misplaced separator: SFLOWPIPE_API_TOKEN
-                    names = {_variable(p): p for p in _section_paths(Settings)}
-                    close = difflib.get_close_matches(var.upper(), list(names), n=1, cutoff=0.8)
-                    near = names[close[0]] if close else None
-                where = ".".join(parts[:i + 1]) or var
-                hint = f" (did you mean {_variable(near)}?)" if near else ""
-                out.append(f"{var}: {where} is not a setting{hint}")
-                break
+        ann, i, model = _walk(parts)
+        if i < len(parts):
+            near = _suggest(parts[:i], parts[i], model) if model is not None else None
+            if near is None:  # a misplaced separator: SFLOWPIPE_API_TOKEN
+                names = {_variable(p): p for p in _section_paths(Settings)}
+                close = difflib.get_close_matches(var.upper(), list(names), n=1, cutoff=0.8)
+                near = names[close[0]] if close else None
+            where = ".".join(parts[:i + 1]) or var
+            hint = f" (did you mean {_variable(near)}?)" if near else ""
+            out.append(f"{var}: {where} is not a setting{hint}")
         else:
             if _model_of(_unwrap(ann, {})) is not None or get_origin(_unwrap(ann, {})) in (dict, list):
                 try:

@@ -39,6 +39,9 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self._metrics: dict[str, Counter | Gauge | Histogram] = {}
+        # (name, labels) -> the series: counting is on the receive path (several per datagram), and
+        # prometheus-client's labels(**...) lookup costs ~4 us where this dict costs ~0.1
+        self._children: dict[tuple[str, Labels], object] = {}
 
     # ------------------------------------------------------------------ declaring
 
@@ -74,8 +77,11 @@ class Metrics:
     # ------------------------------------------------------------------ counting by name
 
     def _child(self, name: str, labels: Labels):
-        m = self._metrics[name]
-        return m.labels(**dict(labels)) if labels else m
+        child = self._children.get((name, labels))
+        if child is None:
+            m = self._metrics[name]
+            child = self._children[(name, labels)] = m.labels(**dict(labels)) if labels else m
+        return child
 
     def inc(self, name: str, value: float = 1, labels: Labels = ()) -> None:
         self._child(name, labels).inc(value)

@@ -133,8 +133,6 @@ def _process(args: argparse.Namespace, settings: Settings) -> int:
 def _definitions_fault(settings: Settings) -> str | None:
     """Why the start-up definitions (settings, the definitions file) cannot be used, or None:
     checked with the workers' compiler before anything connects, so a bad file is one line at once."""
-    import yaml
-
     from sflowpipe.config_plane import DefinitionError, startup_definitions
 
     try:
@@ -143,8 +141,12 @@ def _definitions_fault(settings: Settings) -> str | None:
         where = settings.processors.definitions_file or "settings"
         at = f" (at {e.detail['position']} of {e.detail['field']})" if "position" in e.detail else ""
         return f"{where}: {e}{at}"
-    except (OSError, yaml.YAMLError) as e:
-        return f"definitions file: {e}"
+    except Exception as e:  # the file: unreadable, or not YAML (yaml is imported only with a file)
+        import yaml
+
+        if isinstance(e, (OSError, yaml.YAMLError)):
+            return f"definitions file: {e}"
+        raise
     return None
 
 

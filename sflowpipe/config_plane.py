@@ -17,16 +17,15 @@ import math
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
-
-import yaml
-from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any, Callable
 
 from sflowpipe.flowspec import FlowSpecError, parse_definition
-from sflowpipe.topology import parse_topology
-from sflowpipe.kafka import KafkaClients
 from sflowpipe.settings import FlowDefinition, ForwardingDefinition, LimitSettings, Settings, ThresholdDefinition
+from sflowpipe.topology import parse_topology
+from sflowpipe.typed import ValidationError
+
+if TYPE_CHECKING:  # the Kafka client and YAML are imported where used: the API and the exporter check
+    from sflowpipe.kafka import KafkaClients  # their start-up definitions before they connect (start-up time)
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +155,8 @@ def startup_definitions(settings: Settings) -> list[tuple[str, str, Any]]:
         out.append(("group", name, g))
     path = settings.processors.definitions_file
     if path:
+        import yaml
+
         data = yaml.safe_load(Path(path).read_text()) or {}
         out += [(kind, name, parse(kind, name, body)) for kind, name, body in file_definitions(data)]
     check_caps(settings.limits, out)
@@ -177,6 +178,8 @@ def publish(settings: Settings, kind: str, name: str, body: Any, timeout: float 
             clients: KafkaClients | None = None) -> tuple[int, int] | None:
     """Write (or, with body None, delete) a definition on the config topic; where it was written
     (partition, offset), so that the writer can tell its own write from older ones still to be read."""
+    from sflowpipe.kafka import KafkaClients
+
     return publish_to(clients or KafkaClients(settings.kafka), settings.kafka.topic(settings.topics.config),
                       kind, name, body, timeout)
 
@@ -239,6 +242,8 @@ class ConfigWatcher:
             self.thread.join(10)
 
     def _run(self) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
+
         c = self.consumer
         try:
             while not self.stopping.is_set():

@@ -12,7 +12,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import SecretStr
+from sflowpipe.typed import SecretStr
 
 MASK = "***"
 SECRET_KEY = re.compile(r"pass(word|wd|phrase)|secret|token|credential|authorization|api[-_.]?key|"

@@ -2,9 +2,10 @@
 
 Sources, later ones winning: defaults, a YAML file (``--config``), environment variables
 ``SFLOWPIPE_<SECTION>__<NAME>`` (e.g. ``SFLOWPIPE_DECODE__PORT=6343``), then command-line flags.
-Plain pydantic models and `load_settings`, the one reader of those sources: pydantic-settings did
-the same, and importing it cost every command that reads its settings ~90-125 ms more (asyncio,
-its cloud secret providers; README "Start-up").
+Typed records (sflowpipe/typed.py: pydantic's vocabulary, a millisecond to import) and
+`load_settings`, the one reader of those sources: pydantic-settings, then pydantic itself, cost
+every command that reads its settings ~0.2 s more than the 0.3 s start-up budget allows
+(README "Start-up").
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from sflowpipe.typed import ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from sflowpipe.typed import Model as BaseModel
 
 
 class DecodeSettings(BaseModel):
@@ -442,11 +443,11 @@ class Settings(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_unknown_keys(cls, data: Any) -> Any:
-        # pydantic ignores unknown keys in nested sections: a typo (`api: {tokne: ...}`) would
-        # silently leave the API open, so every key at every depth must name a setting
+        # a section ignoring unknown keys, a typo (`api: {tokne: ...}`) would silently leave the
+        # API open, so every key at every depth must name a setting (with the closest valid one)
         faults = unknown_keys(cls, data)
         if faults:
-            raise PydanticCustomError("unknown_setting", "; ".join(faults))
+            raise ValueError("; ".join(faults))
         return data
 
 
@@ -575,7 +576,7 @@ def _structured(ann: Any) -> tuple[bool, bool]:
 
 
 def _one_line(e: ValidationError, prefix: str = "") -> str:
-    """pydantic's errors as ``where: what`` pairs on one line, without the input (it may be a secret)."""
+    """The validation errors as ``where: what`` pairs on one line, without the input (it may be a secret)."""
     parts = []
     for err in e.errors(include_url=False, include_input=False):
         loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")

@@ -358,7 +358,7 @@ def _embedded_dir(dsn: str) -> Path | None:
 def _plain(data):
     """A settings dump as YAML/JSON can hold it: secrets revealed (split out just after), paths
     and tuples as strings and lists."""
-    from pydantic import SecretStr
+    from sflowpipe.typed import SecretStr
 
     if isinstance(data, dict):
         return {k: _plain(v) for k, v in data.items()}

@@ -15,12 +15,12 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from pydantic import BaseModel, TypeAdapter
 
 from sflowpipe.config_plane import parse
 from sflowpipe.flowspec import compile_flow, parse_definition
 from sflowpipe.cli import build_parser
 from sflowpipe.settings import ClickHouseSettings, Settings, load_settings
+from sflowpipe.typed import Model as BaseModel, validate_as
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAFANA = ROOT / "deploy" / "grafana"
@@ -154,7 +154,7 @@ def setting_path(var: str) -> list[str]:
 
 
 def resolve_field(path: list[str]):
-    """The pydantic field a settings path names (Settings.sinks.clickhouse.dsn), or an assertion."""
+    """The field a settings path names (Settings.sinks.clickhouse.dsn), or an assertion."""
     model: type[BaseModel] = Settings
     field = None
     for i, part in enumerate(path):
@@ -183,7 +183,7 @@ def test_compose_environment_is_real_settings(compose, monkeypatch, service):
         got = settings
         for part in path:
             got = getattr(got, part)
-        assert got == TypeAdapter(field.annotation).validate_python(value), var
+        assert got == validate_as(field.annotation, value), var
 
 
 def test_compose_clickhouse_credentials_agree(compose):

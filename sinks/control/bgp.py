@@ -42,7 +42,8 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from sflowpipe.typed import Field, field_validator, model_validator
+from sflowpipe.typed import Model as BaseModel
 
 from sflowpipe.names import split_flow_key
 

@@ -253,7 +253,7 @@ async def test_processor_and_sink_status_messages_reach_the_status_page_and_anal
 
 @pytest.mark.asyncio
 async def test_bearer_and_basic_auth_and_read_only():
-    from pydantic import SecretStr
+    from sflowpipe.typed import SecretStr
 
     client, _, rec = await _client(_settings(token=SecretStr("s3cret"), basic_user="ops",
                                              basic_password=SecretStr("pw")))
@@ -281,7 +281,7 @@ async def test_bearer_and_basic_auth_and_read_only():
 async def test_failed_logins_are_logged_with_the_address_at_most_once_per_10_s(caplog):
     """Issue 12: failed logins were never logged. Each refusal names the client address and why,
     never the secret tried; one line per address per 10 s, the next one carrying the count."""
-    from pydantic import SecretStr
+    from sflowpipe.typed import SecretStr
 
     settings = _settings(token=SecretStr("s3cret"), basic_user="ops", basic_password=SecretStr("pw"))
     rec = Recorder()

@@ -19,13 +19,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from sflowpipe.flowspec import FlowSpecError, parse_definition
 from sflowpipe.settings import FlowDefinition, ForwardingDefinition, LimitSettings, Settings, ThresholdDefinition
-from sflowpipe.topology import parse_topology
 from sflowpipe.typed import ValidationError
 
-if TYPE_CHECKING:  # the Kafka client and YAML are imported where used: the API and the exporter check
-    from sflowpipe.kafka import KafkaClients  # their start-up definitions before they connect (start-up time)
+if TYPE_CHECKING:
+    from sflowpipe.kafka import KafkaClients
+# The flow compiler, the Kafka client and YAML are imported where used: the API and the exporter
+# check their start-up definitions (often none) before they connect (README "Start-up").
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,9 @@ def parse(kind: str, name: str, body: Any) -> Any:
     definition (REST, CLI, YAML file, config topic) calls this, so nothing uncomputable is stored."""
     if body is None:
         return None
+    from sflowpipe.flowspec import FlowSpecError, parse_definition
+    from sflowpipe.topology import parse_topology
+
     try:
         if kind == "flow":
             typed = FlowDefinition.model_validate(body)

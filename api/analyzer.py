@@ -23,7 +23,7 @@ SERIES: tuple[tuple[str, str, str, str, float], ...] = (
      "datagrams of an sFlow version other than 5", 1),
     ("eventsGenerated", "sflow_analyzer_events_generated_total", "counter", "threshold events read", 1),
     ("flowsGenerated", "sflow_analyzer_flows_generated_total", "counter", "logged flows read", 1),
-    # sflowpipe's own, from the processor workers' and sinks' status messages (no sFlow-RT series)
+    # sflowpipe's own, from the processor workers', sinks' and controls' status messages (no sFlow-RT series)
     ("processorWorkers", "sflow_analyzer_processor_workers", "gauge", "processor workers that reported in the "
      "last minute", 1),
     ("processorSamples", "sflow_analyzer_processor_samples_total", "counter", "samples the processor workers "
@@ -34,6 +34,17 @@ SERIES: tuple[tuple[str, str, str, str, float], ...] = (
      "(since each started)", 1),
     ("sinkDeadLetters", "sflow_analyzer_sink_dead_letters_total", "counter", "records the sinks dead-lettered", 1),
     ("sinkLag", "sflow_analyzer_sink_lag_messages", "gauge", "messages the sinks are behind", 1),
+    ("controlInstances", "sflow_analyzer_control_instances", "gauge", "control services that reported in the "
+     "last minute", 1),
+    ("controlActive", "sflow_analyzer_control_active", "gauge", "controls applied now", 1),
+    ("controlApplied", "sflow_analyzer_control_applied_total", "counter", "controls applied (since each control "
+     "service started)", 1),
+    ("controlFailed", "sflow_analyzer_control_failed_total", "counter", "control applies and releases that failed "
+     "(dead-lettered)", 1),
+    # this API instance's own (its registry)
+    ("apiRequests", "sflow_analyzer_api_requests_total", "counter", "HTTP requests this API instance answered", 1),
+    ("apiLongPollsOpen", "sflow_analyzer_api_long_polls_open", "gauge", "long-polls waiting now on this API "
+     "instance", 1),
 )
 
 

@@ -24,6 +24,7 @@ from sflowpipe.config_plane import ConfigWatcher
 from schemas.codec import Codec, CodecError
 from sflowpipe.kafka import KafkaClients
 from sflowpipe.settings import ApiSettings, KafkaSettings, LimitSettings, TopicNames
+from sflowpipe.status import STATUS_TOPIC_CONFIG
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class TopicReader:
     def _run(self, consumer) -> None:
         try:
             self.clients.ensure_topics(self.topics[:-1])
-            self.clients.ensure_topics([self.status_topic], config={"retention.ms": str(24 * 3600 * 1000)})
+            self.clients.ensure_topics([self.status_topic], config=STATUS_TOPIC_CONFIG)
         except Exception as e:  # the broker may come later: assignment below retries
             log.warning("api: topics not ensured yet: %s", e)
         next_discovery = 0.0

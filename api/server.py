@@ -28,6 +28,7 @@ from sflowpipe import __version__
 from sflowpipe.auth import CHALLENGE, Authenticator
 from sflowpipe.metrics import Metrics
 from sflowpipe.settings import ApiSettings, LimitSettings
+from sflowpipe.status import API_FIELDS, STATUS_EVERY_S, component_status, instance_id
 from sflowpipe.names import parse_agents
 from sflowpipe.readmodels.activeflows import AGG_MODES
 from sflowpipe.readmodels.exporter import BadRequest
@@ -109,6 +110,7 @@ class Api:
                               "included), by route", labels=("route",))
         self.long_polls = self.metrics.gauge("sflowpipe_api_long_polls_open", "long-polls waiting now "
                                              "(/events/json, /flows/json with a timeout)")
+        self.instance = instance_id("api")
         self.auth = Authenticator(cfg, log, "api")
         if not cfg.defines_flows:  # read-only: no path defines anything, a scrape neither
             state.exporter.publish_definition = None
@@ -170,7 +172,8 @@ class Api:
              "Top flows in Prometheus format (sFlow-RT's prometheus app)", EXPORT_FLOW_PARAMS),
             ("GET", EXPORT_JS + "/dump/{agent}/{metric}/txt", self.prometheus,
              "Metrics in Prometheus format (sFlow-RT's prometheus app)", []),
-            ("GET", "/sflowpipe/status/json", self.status, "Pipeline status: ingesters, rates, drops, sink lag", []),
+            ("GET", "/sflowpipe/status/json", self.status, "Pipeline status: ingesters, rates, drops, sink lag; "
+             "processors', sinks', controls' and this API's own numbers", []),
             ("GET", "/api-docs", self.openapi, "This OpenAPI document", []),
             ("GET", "/openapi.json", self.openapi, "This OpenAPI document", []),
         ]
@@ -179,12 +182,34 @@ class Api:
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.metrics_middleware, self.auth_middleware])
+        app.cleanup_ctx.append(self._own_status_every)
         for method, path, handler, _, _ in self.routes:
             app.router.add_route(method, path, handler)
         app.router.add_get("/", _to_ui)
         app.router.add_get("/ui/", _to_ui)
         app.router.add_static("/ui/", STATIC, follow_symlinks=False)
         return app
+
+    def own_status(self) -> dict:
+        """This instance's numbers, read from its own registry as a status message's (sflowpipe/status.py);
+        not published: each API instance shows its own."""
+        return component_status("api", "sflowpipe-api", self.instance, self.metrics, API_FIELDS)
+
+    async def _own_status_every(self, app: web.Application):
+        """Keeps this instance's status in the state every 2 s, as the other components' arrive:
+        the status page's API row and its requests per second."""
+        async def tick() -> None:
+            while True:
+                self.state.add_component("api", self.own_status())
+                await asyncio.sleep(STATUS_EVERY_S)
+
+        task = asyncio.create_task(tick())
+        yield
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
 
     @web.middleware
     async def metrics_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -338,10 +363,11 @@ class Api:
         return _json(self.state.flow_keys())
 
     async def analyzer(self, request: web.Request) -> web.Response:
-        return _json(self.state.analyzer())
+        return _json(self.state.analyzer(self.own_status()))
 
     async def prometheus_analyzer(self, request: web.Request) -> web.Response:
-        return web.Response(text=analyzer.render(self.state.analyzer()), headers={"Content-Type": PROMETHEUS_TEXT})
+        return web.Response(text=analyzer.render(self.state.analyzer(self.own_status())),
+                            headers={"Content-Type": PROMETHEUS_TEXT})
 
     async def license(self, request: web.Request) -> web.Response:
         return _json(self.state.license())

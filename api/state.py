@@ -1,5 +1,5 @@
 """What the REST API serves, kept current from the topics: definitions, top flows, counter
-metrics, events, logged flows, flow keys, ingester status and consumer lag.
+metrics, events, logged flows, flow keys, the components' status and consumer lag.
 
 ``ApiState`` is written by one reader thread (api/reader.py) and read by the HTTP handlers; one
 lock guards it. Top flows, counter metrics and interface names live in the shared read model
@@ -27,6 +27,7 @@ from sflowpipe.names import AGENT_COUNTERS
 from sflowpipe.readmodels.exporter import ExporterState
 
 COMPONENT_FORGET_MS = 300_000  # a processor or sink silent this long is no longer listed (a restarted sink is new)
+TOPIC_KINDS = ("processor", "sink", "control")  # status-topic messages kept per instance (sflowpipe/status.py)
 FLOWKEYS_ACTIVE_MS = 300_000  # a flow key unseen this long is no longer listed by /flowkeys/json
 TEXT_METRICS = {"ifname": "ifname", "host_name": "host"}  # string metrics /dump and /table can show
 
@@ -63,8 +64,9 @@ class ApiState:
         self.flow_logs = TopicLog("flowID", settings.max_events)
         self.flowkeys: dict[str, dict] = {}  # worker -> its last flowkeys status message
         self.status: dict[str, list[dict]] = {}  # ingester -> its last two status messages
-        # "processor"/"sink" -> instance -> its last two status messages (sflowpipe/status.py)
-        self.components: dict[str, dict[str, list[dict]]] = {"processor": {}, "sink": {}}
+        # kind -> instance -> its last two status messages (sflowpipe/status.py): TOPIC_KINDS from
+        # the status topic, "api" this API's own numbers (api/server.py adds them every 2 s)
+        self.components: dict[str, dict[str, list[dict]]] = {kind: {} for kind in (*TOPIC_KINDS, "api")}
         self.lag: dict[str, int | None] = {}
         self.metric_seen: dict[str, float] = {}  # metric name -> last time (s)
         self.started = time.time()
@@ -127,12 +129,12 @@ class ApiState:
         self.flow_logs.add(record, partition, offset, content)
 
     def status_message(self, message: dict) -> None:
-        """A status-topic message: ``kind`` says whose (ingester when absent, processor, sink, or
-        flowkeys; other kinds are not the API's)."""
+        """A status-topic message: ``kind`` says whose (ingester when absent, processor, sink,
+        control, or flowkeys; other kinds are not the API's)."""
         kind = message.get("kind", "ingester")
         if kind == "ingester":
             self.add_status(message)
-        elif kind in self.components:
+        elif kind in TOPIC_KINDS:
             self.add_component(kind, message)
         elif kind == "flowkeys":
             with self.lock:
@@ -149,7 +151,8 @@ class ApiState:
             del history[:-2]
 
     def add_component(self, kind: str, status: dict) -> None:
-        """A processor worker's or a sink's status: kept with its previous one (rates), the silent forgotten."""
+        """A processor worker's, a sink's, a control service's or this API's status: kept with its
+        previous one (rates), the silent forgotten."""
         with self.lock:
             instances = self.components[kind]
             history = instances.setdefault(status["instance"], [])
@@ -167,9 +170,10 @@ class ApiState:
         with self.lock:
             return [h[-1] for h in self.components[kind].values() if now_ms - h[-1]["time"] <= max_age_ms]
 
-    def component_rows(self, kind: str, rate_field: str) -> list[dict]:
-        """The status page's processors or sinks table: each instance's numbers, ``rate_field`` per
-        second over its last two messages, mean flush or checkpoint time in ms."""
+    def component_rows(self, kind: str, rate_field: str | None) -> list[dict]:
+        """The status page's processors, sinks, controls or API table: each instance's numbers,
+        ``rate_field`` per second over its last two messages (``per_s``, when named), mean flush
+        or checkpoint time in ms."""
         now_ms = time.time() * 1000
         with self.lock:
             histories = {k: list(v) for k, v in self.components[kind].items()}
@@ -177,11 +181,14 @@ class ApiState:
         for ident, h in sorted(histories.items()):
             last = h[-1]
             alive = now_ms - last["time"] < 30_000
-            rate = 0.0
-            if len(h) == 2 and alive and h[1]["time"] > h[0]["time"]:
-                rate = (h[1].get(rate_field, 0) - h[0].get(rate_field, 0)) / ((h[1]["time"] - h[0]["time"]) / 1000.0)
             row = {k: v for k, v in last.items() if k not in ("kind", "time")}
-            row.update(alive=alive, lastSeen=int(now_ms - last["time"]), per_s=round(max(rate, 0.0), 1))
+            row.update(alive=alive, lastSeen=int(now_ms - last["time"]))
+            if rate_field is not None:
+                rate = 0.0
+                if len(h) == 2 and alive and h[1]["time"] > h[0]["time"]:
+                    dt = (h[1]["time"] - h[0]["time"]) / 1000.0
+                    rate = (h[1].get(rate_field, 0) - h[0].get(rate_field, 0)) / dt
+                row["per_s"] = round(max(rate, 0.0), 1)
             for total, count, mean in (("flush_seconds", "flushes", "flush_ms"),
                                        ("checkpoint_seconds", "checkpoints", "checkpoint_ms")):
                 if count in last:
@@ -378,9 +385,10 @@ class ApiState:
             a["dataSources"] = sorted(a.get("dataSources", ()), key=_ds_order)
         return dict(sorted(out.items()))
 
-    def analyzer(self) -> dict[str, Any]:
+    def analyzer(self, api: dict | None = None) -> dict[str, Any]:
         """sFlow-RT's /analyzer/json in the pipeline's terms: what every ingester received and
-        dropped (summed over their last status), events raised and flows logged."""
+        dropped (summed over their last status), events raised and flows logged; the processors',
+        sinks' and controls' numbers; ``api``: this API's own status (read from its registry now)."""
         statuses = self._live_statuses(None)
         total = {k: sum(st.get(k, 0) for st in statuses) for k in
                  ("datagrams", "bytes", "malformed", "unsupported_version", "kernel_drops", "kafka_dropped")}
@@ -391,11 +399,12 @@ class ApiState:
         with self.lock:
             events, flows = self.events.read, self.flow_logs.read
         procs, sinks = self.live_components("processor"), self.live_components("sink")
+        controls = self.live_components("control")
 
         def summed(rows: list[dict], field: str) -> int:
             return sum(int(r.get(field, 0)) for r in rows)
 
-        return {"version": __version__, "uptime": int((time.time() - self.started) * 1000),
+        out = {"version": __version__, "uptime": int((time.time() - self.started) * 1000),
                 "sFlowAgents": len(agents), "sFlowDatagramsReceived": total["datagrams"],
                 "sFlowBytesReceived": total["bytes"], "sFlowFlowSamples": samples["flow"],
                 "sFlowCounterSamples": samples["counters"], "sFlowDiscardSamples": samples["discards"],
@@ -413,7 +422,14 @@ class ApiState:
                 "processorEventsRaised": summed(procs, "events"),
                 "sinkInstances": len(sinks), "sinkRecordsWritten": summed(sinks, "records_written"),
                 "sinkFlushRetries": summed(sinks, "flush_retries"), "sinkDeadLetters": summed(sinks, "dead_letters"),
-                "sinkDuplicatesSkipped": summed(sinks, "duplicates_skipped"), "sinkLag": summed(sinks, "lag")}
+                "sinkDuplicatesSkipped": summed(sinks, "duplicates_skipped"), "sinkLag": summed(sinks, "lag"),
+                "controlInstances": len(controls), "controlActive": summed(controls, "active"),
+                "controlApplied": summed(controls, "applied"), "controlReleased": summed(controls, "released"),
+                "controlRefused": summed(controls, "refused"), "controlFailed": summed(controls, "failed")}
+        if api is not None:  # this instance's own (each API instance answers with its own)
+            out.update(apiRequests=api["requests"], apiUnauthorized=api["unauthorized"],
+                       apiLongPollsOpen=api["long_polls_open"])
+        return out
 
     def license(self) -> dict[str, Any]:
         """sFlow-RT's /license/json shape; sflowpipe has no license key, rate limit or expiry."""
@@ -425,7 +441,8 @@ class ApiState:
 
     def pipeline_status(self) -> dict:
         """The status page: per ingester rates and losses, totals, consumer lag per sink group (the
-        API's own probe), per processor worker and per sink instance their own numbers."""
+        API's own probe), per processor worker, sink instance and control service their own
+        numbers, and this API's."""
         now_ms = time.time() * 1000
         with self.lock:
             histories = {k: list(v) for k, v in self.status.items()}
@@ -457,6 +474,8 @@ class ApiState:
                 "totals": totals, "agents": len(self.agents()), "sinks": lag,
                 "processors": self.component_rows("processor", "samples"),
                 "sink_instances": self.component_rows("sink", "records_written"),
+                "controls": self.component_rows("control", None),
+                "api": self.component_rows("api", "requests"),
                 "events": self.events_read(),
                 "flows": sorted(self.get_definitions("flow")), "thresholds": sorted(self.get_definitions("threshold"))}
 

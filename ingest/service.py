@@ -30,6 +30,8 @@ from prometheus_client import CollectorRegistry
 from sflowpipe.metrics import Metrics, MetricsServer, Snapshots
 from sflowpipe.settings import IngestSettings, KafkaSettings, Settings, TopicNames
 from sflowpipe.signals import on_stop_signals
+from sflowpipe.status import (INGEST_AGENT_FIELDS, INGEST_FIELDS, STATUS_TOPIC_CONFIG, component_status,
+                              per_label)
 
 log = logging.getLogger(__name__)
 
@@ -100,28 +102,15 @@ class Ingester:
                 next_status = now + status_every
 
     def status(self) -> dict:
-        """This ingester's counters, for the status topic (the API's status page and /agents/json)."""
-        m = self.metrics
-        agents: dict[str, dict] = {}
-        for name, field in (("sflowpipe_ingest_agent_datagrams_total", "datagrams"),
-                            ("sflowpipe_ingest_agent_sequence_lost_total", "lost")):
-            for labels, v in m.series(name).items():
-                agents.setdefault(dict(labels).get("agent", ""), {})[field] = int(v)
+        """This ingester's status message (sflowpipe/status.py), for the API's status page,
+        /agents/json and /analyzer/json: its registry's counters, and per agent the session
+        counters of ingest/agents.py."""
+        agents = per_label(self.metrics, "agent", INGEST_AGENT_FIELDS)
         for agent, counters in self.pipeline.agents.snapshot().items():
             agents.setdefault(agent, {}).update(counters)
-        samples = {dict(labels).get("kind", ""): int(v) for labels, v in m.series("sflowpipe_ingest_samples_total").items()}
-        return {"kind": "ingester", "ingester": self.ident, "listen": self.cfg.listen,
-                "time": int(time.time() * 1000),
-                "datagrams": int(m.total("sflowpipe_ingest_datagrams_received_total")),
-                "bytes": int(m.total("sflowpipe_ingest_bytes_received_total")),
-                "unsupported_version": int(m.get("sflowpipe_ingest_datagrams_malformed_total",
-                                                 (("reason", "unsupported_version"),))),
-                "malformed": int(m.total("sflowpipe_ingest_datagrams_malformed_total")),
-                "samples": samples,
-                "kernel_drops": int(m.total("sflowpipe_ingest_kernel_drops")),
-                "kafka_dropped": int(m.total("sflowpipe_kafka_messages_dropped_total")),
-                "spill_pending": int(m.total("sflowpipe_kafka_spill_pending_messages")),
-                "agents": agents}
+        # ``ingester``: the API keys ingesters by it (older messages have no ``instance``)
+        return component_status("ingester", "sflowpipe-ingest", self.ident, self.metrics, INGEST_FIELDS,
+                                ingester=self.ident, listen=self.cfg.listen, agents=agents)
 
     def publish_status(self) -> None:
         try:
@@ -158,7 +147,7 @@ def _worker_main(settings: Settings, worker: int, snapshots, ready, clients: Kaf
 def ensure_ingest_topics(k: KafkaSettings, t: TopicNames, clients: KafkaClients) -> None:
     clients.ensure_topics([k.topic(n) for n in (t.raw, t.flow_samples, t.counter_samples, t.discard_samples,
                                                 t.deadletter)], timeout=1)
-    clients.ensure_topics([k.topic(t.status)], timeout=1, config={"retention.ms": str(24 * 3600 * 1000)})
+    clients.ensure_topics([k.topic(t.status)], timeout=1, config=STATUS_TOPIC_CONFIG)
 
 
 def run(settings: Settings, on_ready=None, clients: KafkaClients | None = None, codec: Codec | None = None) -> int:

@@ -289,6 +289,7 @@ def test_sflow_rt_clients_read_flow_metrics_agent_counters_and_analyzer(up):
     assert analyzer, requests.get(rt + "/analyzer/json", timeout=10).json()
     assert analyzer["processorWorkers"] == 1 and analyzer["processorBatches"] > 0
     assert analyzer["processorDefinitionsRejected"] == 0 and analyzer["sinkDeadLetters"] == 0
+    assert analyzer["apiRequests"] > 0 and analyzer["controlInstances"] == 0  # the API's own; no control
     status = requests.get(rt + "/sflowpipe/status/json", timeout=10).json()
     [worker] = status["processors"]
     assert worker["alive"] and worker["samples"] > 0 and worker["component"] == "sflowpipe-processors", worker
@@ -395,6 +396,9 @@ def test_web_ui_pages_show_live_data_in_a_real_browser(up, tmp_path):
         wait.until(lambda d: (p := cells("#processors")) and len(p) == 1 and int(p[0][2]) > 0 and p[0][-1] == "up")
         wait.until(lambda d: {"sflowpipe-clickhouse", "sflowpipe-prometheus"} <= {r[0] for r in cells("#sink-instances")})
         assert all(r[-1] == "up" and r[1] for r in cells("#sink-instances"))
+        # this API's own numbers (its registry): one row, the page's own requests counted
+        wait.until(lambda d: (a := cells("#api")) and len(a) == 1 and int(a[0][2]) > 0)
+        assert cells("#controls") == []  # the demo runs no `sflowpipe control`
         assert driver.find_element(By.ID, "error").text == ""
         driver.save_screenshot(str(shots / "status.png"))
         driver.execute_script("document.getElementById('processors').scrollIntoView()")

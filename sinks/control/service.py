@@ -17,7 +17,9 @@ member of the group would see only some agents' partitions (both log an error wh
 
 Every apply, release, refusal and failure is published on the events topic (thresholdID the
 policy, metric ``control_apply``/``control_release``/``control_refused``/``control_failed``) and
-logged; the service ignores events whose metric starts with ``control_``. A failed action (after
+logged; the service ignores events whose metric starts with ``control_``. Its numbers (applied,
+released, refused, failed, active) go to the status topic every 2 s (kind ``control``,
+sflowpipe/status.py) for the API's status page and /analyzer/json. A failed action (after
 its retry budget) also goes to the dead-letter topic (stage ``control:POLICY:apply|release``); a
 failed apply is tried again every ``apply_retry_s`` while the flow stays over the threshold (not
 across a restart: a new event is needed then), a failed release every 30 s.
@@ -42,6 +44,8 @@ from sflowpipe.deadletter import DeadLetterWriter, dead_letter
 from sflowpipe.metrics import Metrics, MetricsServer
 from sflowpipe.settings import ControlPolicy, KafkaSettings, Settings, TopicNames
 from sflowpipe.signals import on_stop_signals
+from sflowpipe.status import (CONTROL_FIELDS, STATUS_TOPIC_CONFIG, StatusProducer, component_status,
+                              instance_id)
 from sinks.control.actions import Action, make_action
 from sinks.control.state import APPLIED, RELEASED, Control, ControlState, key_of
 from sinks.args import control_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
@@ -108,6 +112,7 @@ class ControlService:
         self.flows_topic = k.topic(t.flows)
         self.controls_topic = k.topic(t.controls)
         self.deadletter_topic = k.topic(t.deadletter)
+        self.status_topic = k.topic(t.status)
         self.group = group
         self.clock = clock
         self.restore_quiet_s = restore_quiet_s
@@ -134,6 +139,14 @@ class ControlService:
                               lambda: {(k,): v for k, v in self.counts.items()}, ("outcome",))
         self.metrics.observed("sflowpipe_control_active", "gauge", "controls applied now",
                               lambda: len(self.active()))
+        self.metrics.observed("sflowpipe_control_group_shared", "gauge", "1 when another instance is in the "
+                              "consumer group (each sees only some agents: run one)", lambda: int(self.partial))
+        # the status page's and /analyzer's control numbers: this registry's, on the status topic
+        self.instance = instance_id(group)
+        self.status = StatusProducer(clients, self.status_topic, self.status_message)
+
+    def status_message(self) -> dict:
+        return component_status("control", self.group, self.instance, self.metrics, CONTROL_FIELDS)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -142,6 +155,7 @@ class ControlService:
         k = self.kafka
         self.clients.ensure_topics([self.events_topic, self.flows_topic, self.deadletter_topic])
         self.clients.ensure_topics([self.controls_topic], config={"cleanup.policy": "compact"})
+        self.clients.ensure_topics([self.status_topic], config=STATUS_TOPIC_CONFIG)
         self.codec.prepare(["event", "dead_letter"])
         self.producer = self.clients.producer({
             "acks": "all", "enable.idempotence": True,
@@ -156,6 +170,7 @@ class ControlService:
                                                            "session.timeout.ms": 10_000,
                                                            "max.partition.fetch.bytes": 8 << 20})
         self.consumer.subscribe([self.events_topic, self.flows_topic], on_assign=self._assigned)
+        self.status.start()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -194,12 +209,14 @@ class ControlService:
                     next_tick = time.monotonic() + TICK_S
                     self.tick()
                 self._commit()
+                self.status.tick()
         finally:
             self._commit()
             self.consumer.close()
             for action in self.actions.values():
                 action.stop()
             self.producer.flush(10)
+            self.status.close()  # the final numbers
 
     # ------------------------------------------------------------------ input
 

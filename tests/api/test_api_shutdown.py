@@ -46,9 +46,11 @@ def test_sigterm_ends_open_long_polls(kafka_bootstrap, topic_prefix, tmp_path):
                  for p in ("/events/json?eventID=999999&timeout=600", "/flows/json?flowID=999999&timeout=600")]
         for t in polls:
             t.start()
-        # the polls are open, waiting (no count of open long-polls is exported yet to wait on; a poll
-        # not open by the stop would fail the test below, not pass it)
-        time.sleep(1.5)
+        def both_open() -> bool:  # the API's own count (its registry, in /analyzer/json)
+            with urllib.request.urlopen(base + "/analyzer/json", timeout=5) as r:
+                return json.loads(r.read())["apiLongPollsOpen"] == 2
+
+        until(both_open, 30)
         assert not answers
         t0 = time.monotonic()
         code = stop_gracefully(proc, timeout=30)

@@ -252,6 +252,58 @@ async def test_processor_and_sink_status_messages_reach_the_status_page_and_anal
 
 
 @pytest.mark.asyncio
+async def test_control_status_and_the_apis_own_numbers_on_the_status_page_and_analyzer():
+    """`sflowpipe control` publishes its registry's numbers (kind control): a table of their own on
+    the status page, control* fields in /analyzer/json. The API's own numbers come from its own
+    registry: requests, refused logins, long-polls open (api, api* fields)."""
+    from pydantic import SecretStr
+
+    from sflowpipe.metrics import Metrics
+    from sflowpipe.status import CONTROL_FIELDS, component_status
+
+    counts = {"apply": 3, "release": 1, "refused": 2, "failed": 1}
+    ctl = Metrics()
+    ctl.observed("sflowpipe_control_actions_total", "counter", "", lambda: {(k,): v for k, v in counts.items()},
+                 ("outcome",))
+    ctl.observed("sflowpipe_control_active", "gauge", "", lambda: 2)
+    ctl.observed("sflowpipe_control_group_shared", "gauge", "", lambda: 1)
+    ctl.observed("sflowpipe_dead_letters_total", "counter", "", lambda: {("control:dns:apply", "action_failed"): 1},
+                 ("stage", "reason"))
+    client, state, _ = await _client(_settings(token=SecretStr("s3cret")))
+    auth = {"Authorization": "Bearer s3cret"}
+    try:
+        state.status_message(component_status("control", "sflowpipe-control", "h:5:sflowpipe-control", ctl,
+                                               CONTROL_FIELDS))
+        assert (await client.get("/flow/json")).status == 401
+        assert (await client.get("/flow/json", headers=auth)).status == 200
+        st = await (await client.get("/sflowpipe/status/json", headers=auth)).json()
+        [c] = st["controls"]
+        assert c["component"] == "sflowpipe-control" and c["alive"] and "per_s" not in c
+        assert (c["active"], c["applied"], c["released"], c["refused"], c["failed"]) == (2, 3, 1, 2, 1)
+        assert c["dead_letters"] == 1 and c["group_shared"] == 1
+        assert st["processors"] == [] and st["sink_instances"] == []
+        [own] = st["api"]  # kept at start, then every 2 s
+        assert own["component"] == "sflowpipe-api" and own["alive"] and own["long_polls_open"] == 0
+        a = await (await client.get("/analyzer/json", headers=auth)).json()
+        assert (a["controlInstances"], a["controlActive"], a["controlApplied"], a["controlReleased"],
+                a["controlRefused"], a["controlFailed"]) == (1, 2, 3, 1, 2, 1)
+        # read now: the three requests before this one, one of them refused
+        assert (a["apiRequests"], a["apiUnauthorized"], a["apiLongPollsOpen"]) == (3, 1, 0)
+        text = await (await client.get("/prometheus/analyzer/txt", headers=auth)).text()
+        assert "sflow_analyzer_control_failed_total 1\n" in text and "sflow_analyzer_api_requests_total 4\n" in text
+        # a control that went silent long ago is forgotten; other API instances never appear
+        state.status_message({"kind": "control", "component": "sflowpipe-control", "instance": "h:4:sflowpipe-control",
+                              "time": int(time.time() * 1000) - 400_000, "applied": 9})
+        state.status_message({"kind": "api", "component": "sflowpipe-api", "instance": "h:1:api",
+                              "time": int(time.time() * 1000), "requests": 9})
+        st = await (await client.get("/sflowpipe/status/json", headers=auth)).json()
+        assert [c["instance"] for c in st["controls"]] == ["h:5:sflowpipe-control"]
+        assert [r["instance"] for r in st["api"]] == [own["instance"]]
+    finally:
+        await client.close()
+
+
+@pytest.mark.asyncio
 async def test_bearer_and_basic_auth_and_read_only():
     from sflowpipe.typed import SecretStr
 

@@ -141,3 +141,13 @@ def test_udp_reflection_blocked_then_released(kafka_bootstrap, topic_prefix, tmp
     release_ts = next(e["timestamp"] for e in evs if e["metric"] == "control_release")
     assert release_ts - apply_ts >= MIN_HOLD_S * 1000
     assert release_ts / 1000 > flood_end
+    # its numbers on the status topic every 2 s (the API's status page and /analyzer/json), the
+    # same as its /metrics: held 5 s, so seen applied; the last one after the release
+    statuses = read_topic(kafka_bootstrap, topic_prefix + "status",
+                          lambda ms: any(m.get("kind") == "control" and m["released"] == 1 for m in ms),
+                          timeout=30, decode=json.loads)
+    mine = [m for m in statuses if m.get("kind") == "control"]
+    assert {m["component"] for m in mine} == {control.group}
+    assert any(m["active"] == 1 and m["applied"] == 1 and m["released"] == 0 for m in mine), mine
+    last = mine[-1]
+    assert (last["applied"], last["released"], last["active"], last["failed"], last["refused"]) == (1, 1, 0, 0, 0)

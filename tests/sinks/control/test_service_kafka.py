@@ -194,3 +194,5 @@ def test_a_second_instance_in_the_group_is_reported(kafka_bootstrap, topic_prefi
                     t.join(30)
         assert first.partial and second.partial
         assert "another member is in consumer group" in caplog.text
+        # and on the status page (the status message's group_shared, from the registry's gauge)
+        assert first.status_message()["group_shared"] == second.status_message()["group_shared"] == 1

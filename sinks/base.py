@@ -158,19 +158,14 @@ class SinkRunner:
     def _add(self, m) -> None:
         self.metrics.inc("sflowpipe_sink_messages_consumed_total", labels=(("topic", m.topic()),))
         value = m.value()
-        if self.decode:
-            try:
-                stem, datum = self.codec.decode(value)
-            except CodecError as e:
-                self.metrics.inc("sflowpipe_sink_undecodable_total", labels=(("topic", m.topic()),))
-                log.error("%s: skipping undecodable message on %s: %s", self.group, m.topic(), e)
-                self.offsets[(m.topic(), m.partition())] = m.offset() + 1
-                return
-        else:
-            stem, datum = "", None
-        if not self.sink.pending():
-            self.first_pending = time.monotonic()
-        self.sink.add(m.topic(), stem, m.key(), datum, value)
+        try:
+            stem, datum = self.codec.decode(value) if self.decode else ("", None)
+            if not self.sink.pending():
+                self.first_pending = time.monotonic()
+            self.sink.add(m.topic(), stem, m.key(), datum, value)  # a sink decoding itself raises CodecError too
+        except CodecError as e:
+            self.metrics.inc("sflowpipe_sink_undecodable_total", labels=(("topic", m.topic()),))
+            log.error("%s: skipping undecodable message on %s: %s", self.group, m.topic(), e)
         self.offsets[(m.topic(), m.partition())] = m.offset() + 1
 
     def _flush_and_commit(self, retry_forever: bool = True) -> None:

@@ -24,7 +24,7 @@ import clickhouse_connect
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.codec import Codec, CodecError, schema_set
+from schemas.codec import Codec, schema_set
 from sflowpipe.kafka import KafkaClients, wiring
 from sflowpipe.settings import ClickHouseSettings, KafkaSettings, Settings, TopicNames
 from sflowpipe.signals import on_stop_signals
@@ -335,17 +335,14 @@ class ClickHouseSink:
         self.position = (topic, partition, offset)
 
     def add(self, topic: str, stem: str, key: bytes | None, datum: Any, raw: bytes) -> int:
-        """A message: raw only (the runner does not decode: flow batches stay Avro) or decoded."""
+        """A message: raw only (the runner does not decode: flow batches stay Avro) or decoded.
+        CodecError when it cannot be decoded (the runner skips and counts it)."""
         flow_schema = False
-        try:
-            if raw or datum is None:
-                writer, start = self.codec.writer_of(raw or b"")  # either framing: the body is the same Avro
-                flow_schema = writer.stem in FLOW_STEMS
-            if not flow_schema and datum is None:
-                stem, datum = self.codec.decode(raw)
-        except CodecError as e:
-            log.error("clickhouse: skipping undecodable message on %s: %s", topic, e)
-            return 0
+        if raw or datum is None:
+            writer, start = self.codec.writer_of(raw or b"")  # either framing: the body is the same Avro
+            flow_schema = writer.stem in FLOW_STEMS
+        if not flow_schema and datum is None:
+            stem, datum = self.codec.decode(raw)
         if not flow_schema and stem not in TABLES:
             log.warning("clickhouse: no table for %s messages on %s", stem, topic)
             return 0

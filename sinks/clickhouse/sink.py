@@ -24,7 +24,7 @@ import clickhouse_connect
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.codec import Codec, schema_set
+from schemas.codec import Codec, CodecError, schema_set
 from sflowpipe.kafka import KafkaClients, wiring
 from sflowpipe.settings import ClickHouseSettings, KafkaSettings, Settings, TopicNames
 from sflowpipe.signals import on_stop_signals
@@ -81,23 +81,31 @@ def _zz(n: int) -> bytes:
 
 
 def samples_in(body: bytes) -> int:
-    """Flow samples in an Avro flow-sample batch body, read from its first fields without decoding it."""
-    n, pos = _varint(body, 0)          # agent_address
-    n, pos = _varint(body, pos + n)    # exporter_address
-    pos += n
-    total = 0
-    while True:                        # receive_time_us: array blocks
-        count, pos = _varint(body, pos)
-        if count == 0:
-            return total
-        if count < 0:
-            count = -count
-            size, pos = _varint(body, pos)
-            pos += size
-        else:
-            for _ in range(count):
-                _, pos = _varint(body, pos)
-        total += count
+    """Flow samples in an Avro flow-sample batch body, read from its first fields without decoding it.
+    CodecError when the body is cut short or a length in it is negative (it would read backwards)."""
+    try:
+        n, pos = _varint(body, 0)          # agent_address
+        n2, pos = _varint(body, pos + max(n, 0))  # exporter_address
+        pos += n2
+        if n < 0 or n2 < 0:
+            raise IndexError
+        total = 0
+        while True:                        # receive_time_us: array blocks
+            count, pos = _varint(body, pos)
+            if count == 0:
+                return total
+            if count < 0:
+                count = -count
+                size, pos = _varint(body, pos)
+                if size < 0:
+                    raise IndexError
+                pos += size
+            else:
+                for _ in range(count):
+                    _, pos = _varint(body, pos)
+            total += count
+    except IndexError:
+        raise CodecError("corrupt flow batch: cut short, or a negative length") from None
 
 
 def avro_container(schema_json: bytes, bodies: list[bytes]) -> bytes:

@@ -355,3 +355,39 @@ def test_undecodable_messages_are_skipped_and_counted(kafka_bootstrap, topic_pre
     metrics_topic = settings.kafka.topic(settings.topics.metrics)
     assert scraped.value("sflowpipe_sink_undecodable_total", topic=metrics_topic) == 1
     assert scraped.value("sflowpipe_sink_messages_consumed_total") == 2
+
+
+FLOW_PREFIX = AvroCodec("enriched_flow_sample_batch").current.prefix
+CUT_SHORT = FLOW_PREFIX + b"\x12192"  # a flow batch cut short in its agent address
+BACKWARDS = FLOW_PREFIX + bytes([0, 0, 1, 3])  # a receive_time_us block whose size is -2: it points back
+
+
+@pytest.mark.kafka
+def test_a_flow_batch_cut_short_is_skipped_and_counted(kafka_bootstrap, topic_prefix, tmp_path):
+    """A flow batch stays Avro up to ClickHouse; the sink reads only its sample count. A body cut
+    short is undecodable (it was an IndexError that ended the sink, and again after each restart)."""
+    scraped, events, settings = _undecodable_run(kafka_bootstrap, topic_prefix, tmp_path,
+                                                 [("enriched_flow_samples", CUT_SHORT)])
+    assert events == 1
+    topic = settings.kafka.topic(settings.topics.enriched_flow_samples)
+    assert scraped.value("sflowpipe_sink_undecodable_total", topic=topic) == 1
+
+
+def test_corrupt_flow_batch_bodies_are_undecodable_not_a_hang(client):
+    from schemas.codec import CodecError
+
+    sink = ClickHouseSink(client, ClickHouseSettings(), "g")
+    outcomes: list[str] = []
+
+    def add_each() -> None:
+        for raw in (CUT_SHORT, BACKWARDS):
+            try:
+                sink.add("t", "", None, None, raw)
+                outcomes.append("added")
+            except CodecError:
+                outcomes.append("undecodable")
+
+    th = threading.Thread(target=add_each, daemon=True)  # a hang must not hang the test run too
+    th.start()
+    th.join(10)
+    assert outcomes == ["undecodable", "undecodable"] and sink.pending() == 0

@@ -36,6 +36,11 @@ class CodecError(ValueError):
     """A message this codec cannot read (unknown schema, corrupt body)."""
 
 
+class RegistryUnavailable(CodecError):
+    """The schema registry did not answer a lookup (unreachable, 5xx, 429): the message may well be
+    sound, so a consumer reads it again later rather than skip it as undecodable."""
+
+
 def _crc64_table() -> list[int]:
     table = []
     for i in range(256):
@@ -269,7 +274,10 @@ class Codec:
         try:  # the registry client retries transient faults itself (max.retries, with backoff)
             raw = json.loads(self._registry().get_schema(sid).schema_str)
         except Exception as e:  # SchemaRegistryError, connection errors, a body that is not JSON
-            raise CodecError(f"schema registry {self.registry_url}: schema id {sid}: {_one_line(e)}") from None
+            status = getattr(e, "http_status_code", None)
+            away = status >= 500 or status == 429 if isinstance(status, int) else not isinstance(e, ValueError)
+            raise (RegistryUnavailable if away else CodecError)(
+                f"schema registry {self.registry_url}: schema id {sid}: {_one_line(e)}") from None
         writer = self.schemas.by_fingerprint.get(fingerprint64(to_parsing_canonical_form(raw)))
         if writer is None:
             raise CodecError(f"schema id {sid} ({raw.get('name')}) is not a released sflowpipe schema")

@@ -44,10 +44,18 @@ class DeadLetterWriter:
         self.counts: dict[tuple[str, str], int] = {}  # (stage, reason) -> written
 
     def write(self, record: dict, key: bytes | None = None, source_topic: str | None = None) -> None:
+        """Send and count (a producer whose messages are acknowledged later, or not lost: ingest's spill)."""
+        self.send(record, key, source_topic)
+        self.count(record["stage"], record.get("reason") or "")
+
+    def send(self, record: dict, key: bytes | None = None, source_topic: str | None = None) -> None:
+        """Hand the record to the producer only: ``count`` it once the broker took it (a component
+        that retries a refused write would otherwise count every attempt)."""
         headers = [("source_topic", source_topic.encode())] if source_topic else []
         self.produce(self.topic, key, self.codec.encode("dead_letter", record), headers)
-        k = (record["stage"], record.get("reason") or "")
-        self.counts[k] = self.counts.get(k, 0) + 1
+
+    def count(self, stage: str, reason: str, n: int = 1) -> None:
+        self.counts[(stage, reason)] = self.counts.get((stage, reason), 0) + n
 
     def export(self, metrics: Metrics) -> None:
         """Count on ``metrics`` as ``sflowpipe_dead_letters_total{stage, reason}``."""

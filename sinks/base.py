@@ -16,9 +16,9 @@ import threading
 import time
 from typing import Any, Protocol
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from schemas.codec import Codec, CodecError
+from schemas.codec import Codec, CodecError, RegistryUnavailable
 from sflowpipe.kafka import KafkaClients
 from sflowpipe.metrics import Metrics, MetricsServer
 from sflowpipe.status import SINK_FIELDS, StatusProducer, component_status, instance_id
@@ -36,6 +36,7 @@ class Sink(Protocol):
     def pending(self) -> int: ...
 
 
+REGISTRY_RETRY_S = 2.0  # a schema registry that did not answer is asked again after this (and its client's retries)
 LAG_EVERY_S = 5.0  # the consumer lag asks the broker for high watermarks: not on every poll
 
 
@@ -120,12 +121,17 @@ class SinkRunner:
         self.status.start()  # here, not in start(): subclasses replace start()
         try:
             while not self.stopping.is_set():
-                for m in self.consumer.consume(1000, 0.2):
+                batch = self.consumer.consume(1000, 0.2)
+                for i, m in enumerate(batch):
                     if m.error():
                         if m.error().code() != KafkaError._PARTITION_EOF:
                             log.warning("%s: %s", self.group, m.error())
                         continue
-                    self._add(m)
+                    try:
+                        self._add(m)
+                    except RegistryUnavailable as e:
+                        self._read_again(batch[i:], e)
+                        break
                 if time.monotonic() >= self._next_lag:
                     self._update_lag()
                 self.status.tick()
@@ -155,22 +161,34 @@ class SinkRunner:
         except Exception as e:  # KafkaException: the broker did not answer now; the next round will
             log.debug("%s: lag not measured: %s", self.group, e)
 
+    def _read_again(self, rest: list, error: RegistryUnavailable) -> None:
+        """The schema registry is away: these messages are read again after a pause (seek back to
+        the first of each partition), never skipped as undecodable, nor committed past."""
+        first: dict[tuple[str, int], int] = {}
+        for m in rest:
+            if m.error() is None:
+                first.setdefault((m.topic(), m.partition()), m.offset())
+        try:
+            for (t, p), o in first.items():
+                self.consumer.seek(TopicPartition(t, p, o))
+        except KafkaException as e:  # revoked meanwhile: whoever gets it starts from the last commit
+            log.debug("%s: seek: %s", self.group, e)
+        log.warning("%s: %s; reading again in %.0f s", self.group, error, REGISTRY_RETRY_S)
+        self.stopping.wait(REGISTRY_RETRY_S)
+
     def _add(self, m) -> None:
         self.metrics.inc("sflowpipe_sink_messages_consumed_total", labels=(("topic", m.topic()),))
         value = m.value()
-        if self.decode:
-            try:
-                stem, datum = self.codec.decode(value)
-            except CodecError as e:
-                self.metrics.inc("sflowpipe_sink_undecodable_total", labels=(("topic", m.topic()),))
-                log.error("%s: skipping undecodable message on %s: %s", self.group, m.topic(), e)
-                self.offsets[(m.topic(), m.partition())] = m.offset() + 1
-                return
-        else:
-            stem, datum = "", None
-        if not self.sink.pending():
-            self.first_pending = time.monotonic()
-        self.sink.add(m.topic(), stem, m.key(), datum, value)
+        try:
+            stem, datum = self.codec.decode(value) if self.decode else ("", None)
+            if not self.sink.pending():
+                self.first_pending = time.monotonic()
+            self.sink.add(m.topic(), stem, m.key(), datum, value)  # a sink decoding itself raises CodecError too
+        except RegistryUnavailable:
+            raise
+        except CodecError as e:
+            self.metrics.inc("sflowpipe_sink_undecodable_total", labels=(("topic", m.topic()),))
+            log.error("%s: skipping undecodable message on %s: %s", self.group, m.topic(), e)
         self.offsets[(m.topic(), m.partition())] = m.offset() + 1
 
     def _flush_and_commit(self, retry_forever: bool = True) -> None:

@@ -312,12 +312,13 @@ class DeadLetters:
         self._failures = failures = []
         now_us = time.time_ns() // 1000
         for item, error in items:
-            self.writer.write(dead_letter(self.stage, "delivery_failed", error, item.raw, receive_time_us=now_us),
-                              item.key, item.topic)
+            self.writer.send(dead_letter(self.stage, "delivery_failed", error, item.raw, receive_time_us=now_us),
+                             item.key, item.topic)
         left = self.producer.flush(self.flush_timeout_s)
-        if left or failures:
+        if left or failures:  # all of them are written again on the next flush, and counted then
             raise RuntimeError(f"dead-letter topic {self.topic} did not take {left + len(failures)} of "
                                f"{len(items)} messages: {failures[:1]}")
+        self.writer.count(self.stage, "delivery_failed", len(items))
 
     def close(self) -> None:
         self.producer.flush(self.flush_timeout_s)

@@ -81,23 +81,31 @@ def _zz(n: int) -> bytes:
 
 
 def samples_in(body: bytes) -> int:
-    """Flow samples in an Avro flow-sample batch body, read from its first fields without decoding it."""
-    n, pos = _varint(body, 0)          # agent_address
-    n, pos = _varint(body, pos + n)    # exporter_address
-    pos += n
-    total = 0
-    while True:                        # receive_time_us: array blocks
-        count, pos = _varint(body, pos)
-        if count == 0:
-            return total
-        if count < 0:
-            count = -count
-            size, pos = _varint(body, pos)
-            pos += size
-        else:
-            for _ in range(count):
-                _, pos = _varint(body, pos)
-        total += count
+    """Flow samples in an Avro flow-sample batch body, read from its first fields without decoding it.
+    CodecError when the body is cut short or a length in it is negative (it would read backwards)."""
+    try:
+        n, pos = _varint(body, 0)          # agent_address
+        n2, pos = _varint(body, pos + max(n, 0))  # exporter_address
+        pos += n2
+        if n < 0 or n2 < 0:
+            raise IndexError
+        total = 0
+        while True:                        # receive_time_us: array blocks
+            count, pos = _varint(body, pos)
+            if count == 0:
+                return total
+            if count < 0:
+                count = -count
+                size, pos = _varint(body, pos)
+                if size < 0:
+                    raise IndexError
+                pos += size
+            else:
+                for _ in range(count):
+                    _, pos = _varint(body, pos)
+            total += count
+    except IndexError:
+        raise CodecError("corrupt flow batch: cut short, or a negative length") from None
 
 
 def avro_container(schema_json: bytes, bodies: list[bytes]) -> bytes:
@@ -335,17 +343,14 @@ class ClickHouseSink:
         self.position = (topic, partition, offset)
 
     def add(self, topic: str, stem: str, key: bytes | None, datum: Any, raw: bytes) -> int:
-        """A message: raw only (the runner does not decode: flow batches stay Avro) or decoded."""
+        """A message: raw only (the runner does not decode: flow batches stay Avro) or decoded.
+        CodecError when it cannot be decoded (the runner skips and counts it)."""
         flow_schema = False
-        try:
-            if raw or datum is None:
-                writer, start = self.codec.writer_of(raw or b"")  # either framing: the body is the same Avro
-                flow_schema = writer.stem in FLOW_STEMS
-            if not flow_schema and datum is None:
-                stem, datum = self.codec.decode(raw)
-        except CodecError as e:
-            log.error("clickhouse: skipping undecodable message on %s: %s", topic, e)
-            return 0
+        if raw or datum is None:
+            writer, start = self.codec.writer_of(raw or b"")  # either framing: the body is the same Avro
+            flow_schema = writer.stem in FLOW_STEMS
+        if not flow_schema and datum is None:
+            stem, datum = self.codec.decode(raw)
         if not flow_schema and stem not in TABLES:
             log.warning("clickhouse: no table for %s messages on %s", stem, topic)
             return 0

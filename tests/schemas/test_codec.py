@@ -18,7 +18,8 @@ from ingest.generate import Generator
 from ingest.pcap import read_udp_payloads
 from ingest.sflow import decode_datagram
 from schemas import definitions
-from schemas.codec import SCHEMA_DIR, AvroCodec, Codec, CodecError, SchemaSet, decode_any, schema_set
+from schemas.codec import (SCHEMA_DIR, AvroCodec, Codec, CodecError, RegistryUnavailable, SchemaSet, decode_any,
+                           schema_set)
 from schemas.examples import DIR as EXAMPLES, from_jsonable, to_jsonable
 from schemas.generate import render, versions
 from schemas.writer import compile_writer, encode_long
@@ -184,14 +185,15 @@ def test_registry_and_decoder_faults_are_codec_errors(registry_url):
     framed = Codec(registry_url, {"counter_sample_batch": "c-value"}).encode("counter_sample_batch", b.datum)
     with pytest.raises(CodecError, match="schema_registry_url"):
         Codec().decode(framed)  # Confluent framing without a registry configured
-    with pytest.raises(CodecError, match="schema id 99"):
+    with pytest.raises(CodecError, match="schema id 99") as unknown:
         Codec(registry_url).decode(b"\x00" + struct.pack(">I", 99) + framed[5:])  # unknown id (404)
+    assert not isinstance(unknown.value, RegistryUnavailable)  # for good: a consumer skips it
     with pytest.raises(CodecError, match="corrupt"):
         Codec(registry_url).decode(framed[:5] + b"\xff" * 8)
     down = Codec("http://127.0.0.1:9", {"counter_sample_batch": "c-value"}, registry_conf={"max.retries": 0})
     with pytest.raises(CodecError, match="127.0.0.1:9"):
         down.encode("counter_sample_batch", b.datum)
-    with pytest.raises(CodecError, match="127.0.0.1:9"):
+    with pytest.raises(RegistryUnavailable, match="127.0.0.1:9"):  # a CodecError a consumer retries
         down.decode(framed)
     with pytest.raises(CodecError):
         Codec().decode(b"\x01garbage")

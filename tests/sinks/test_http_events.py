@@ -378,6 +378,27 @@ def test_400_goes_to_the_dead_letter_topic_at_once(kafka_bootstrap, topic_prefix
     dl.close()
 
 
+def test_dead_letters_the_broker_did_not_take_are_not_counted_as_written():
+    """sflowpipe_dead_letters_total counts records on the dead-letter topic: a write the broker did not
+    acknowledge counts nothing (SinkRunner retries the flush, so it would count each retry)."""
+    with socket.socket() as s:  # a port nothing listens on: the broker is away
+        s.bind(("127.0.0.1", 0))
+        away = f"127.0.0.1:{s.getsockname()[1]}"
+    settings = Settings(kafka={"bootstrap_servers": away})
+    dl = DeadLetters(*wiring(settings), "sflow.deadletter", "http:test", flush_timeout_s=0.5)
+    metrics = Metrics()
+    dl.writer.export(metrics)
+    with RecordingServer(Reply(400, b"bad request")) as srv:
+        sink = make_sink(srv.url, "webhook", dead=dl)
+        add_events(sink, 2)
+        for _ in range(2):  # the runner's first try and its retry
+            with pytest.raises(RuntimeError, match="dead-letter topic"):
+                sink.flush()
+    assert sink.pending() == 2 and sink.dead_lettered == 0
+    assert metrics.get("sflowpipe_dead_letters_total", (("stage", "http:test"), ("reason", "delivery_failed"))) == 0
+    dl.producer.purge()
+
+
 # --- end to end: events topic -> SinkRunner -> HTTP endpoint ------------------------------------
 
 

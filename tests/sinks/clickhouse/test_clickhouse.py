@@ -304,3 +304,90 @@ def test_topics_to_clickhouse_and_sql(kafka_bootstrap, topic_prefix, tmp_path, c
         assert c.command("SELECT sum(samples) FROM sflow.flows_1h") == expected
     finally:
         c.close()
+
+
+def _undecodable_run(kafka_bootstrap: str, topic_prefix: str, tmp_path, bad: list[tuple[str, bytes]]):
+    """Runs the sink over ``bad`` (topic by its settings name, message), each followed by a good event on
+    the events topic; returns the sink's scraped metrics once the events are in ClickHouse, the
+    events written and the settings."""
+    from sflowpipe.kafka import ensure_topics
+
+    settings = load_settings(**{"kafka.bootstrap_servers": kafka_bootstrap, "kafka.topic_prefix": topic_prefix,
+                                "kafka.partitions": 1, "sinks.clickhouse": {"dsn": f"chdb://{tmp_path}/ch",
+                                                                            "batch_seconds": 0.2}})
+    k, t = settings.kafka, settings.topics
+    ensure_topics(k, topics_of(k, t))
+    codec = AvroCodec("event")
+    event = codec.decode(open("schemas/examples/event.v1.avro", "rb").read())
+    for i, (topic, message) in enumerate(bad):
+        produce(kafka_bootstrap, k.topic(getattr(t, topic)), [(b"192.0.2.200", message)])
+        produce(kafka_bootstrap, k.topic(t.events), [(b"192.0.2.200", codec.encode(
+            dict(event, eventID=100 + i, timestamp=int(time.time() * 1000))))])
+    service = ClickHouseService(settings.sinks.clickhouse, topics_of(k, t), k.topic(t.status), *wiring(settings),
+                                serve_sql=False)
+    service.start()
+    runner = threading.Thread(target=service.runner.run)
+    runner.start()
+    metrics = MetricsServer("127.0.0.1:0", service.runner.metrics).start()
+    try:
+        def events() -> int:
+            with service.runner.sink.lock:
+                return service.client.command("SELECT count() FROM sflow.events")
+
+        until(lambda: events() == len(bad) or not runner.is_alive(), timeout=60,
+              message="the good events after the undecodable messages were not written")
+        assert runner.is_alive(), "the sink stopped on an undecodable message"
+        return scrape(metrics.url), events(), settings
+    finally:
+        metrics.stop()
+        service.stop()
+        runner.join()
+        service.close()
+
+
+@pytest.mark.kafka
+def test_undecodable_messages_are_skipped_and_counted(kafka_bootstrap, topic_prefix, tmp_path):
+    """The sink decodes its messages itself (flow batches stay Avro): what it cannot decode is
+    skipped and counted on sflowpipe_sink_undecodable_total, as every sink's runner counts it."""
+    scraped, events, settings = _undecodable_run(kafka_bootstrap, topic_prefix, tmp_path,
+                                                 [("metrics", b"not an sflowpipe message")])
+    assert events == 1
+    metrics_topic = settings.kafka.topic(settings.topics.metrics)
+    assert scraped.value("sflowpipe_sink_undecodable_total", topic=metrics_topic) == 1
+    assert scraped.value("sflowpipe_sink_messages_consumed_total") == 2
+
+
+FLOW_PREFIX = AvroCodec("enriched_flow_sample_batch").current.prefix
+CUT_SHORT = FLOW_PREFIX + b"\x12192"  # a flow batch cut short in its agent address
+BACKWARDS = FLOW_PREFIX + bytes([0, 0, 1, 3])  # a receive_time_us block whose size is -2: it points back
+
+
+@pytest.mark.kafka
+def test_a_flow_batch_cut_short_is_skipped_and_counted(kafka_bootstrap, topic_prefix, tmp_path):
+    """A flow batch stays Avro up to ClickHouse; the sink reads only its sample count. A body cut
+    short is undecodable (it was an IndexError that ended the sink, and again after each restart)."""
+    scraped, events, settings = _undecodable_run(kafka_bootstrap, topic_prefix, tmp_path,
+                                                 [("enriched_flow_samples", CUT_SHORT)])
+    assert events == 1
+    topic = settings.kafka.topic(settings.topics.enriched_flow_samples)
+    assert scraped.value("sflowpipe_sink_undecodable_total", topic=topic) == 1
+
+
+def test_corrupt_flow_batch_bodies_are_undecodable_not_a_hang(client):
+    from schemas.codec import CodecError
+
+    sink = ClickHouseSink(client, ClickHouseSettings(), "g")
+    outcomes: list[str] = []
+
+    def add_each() -> None:
+        for raw in (CUT_SHORT, BACKWARDS):
+            try:
+                sink.add("t", "", None, None, raw)
+                outcomes.append("added")
+            except CodecError:
+                outcomes.append("undecodable")
+
+    th = threading.Thread(target=add_each, daemon=True)  # a hang must not hang the test run too
+    th.start()
+    th.join(10)
+    assert outcomes == ["undecodable", "undecodable"] and sink.pending() == 0

@@ -14,7 +14,7 @@ import time
 
 from typing import Any, Mapping
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from sflowpipe.settings import KafkaSettings, Settings, TopicNames
@@ -70,6 +70,26 @@ def one_line(err: object) -> str:
         err = err.args[0]
     text = err.str() if hasattr(err, "str") else str(err)
     return " ".join(text.split())
+
+
+# a consumer that found the schema registry away (schemas.codec.RegistryUnavailable: unreachable, 5xx, 429)
+# reads the message again after this (the registry client has retried a few times itself already)
+REGISTRY_RETRY_S = 2.0
+
+
+def seek_back(consumer: Consumer, messages: list) -> None:
+    """Read ``messages`` (consumed, not processed) again: each partition among them is sought back to
+    its first one. A consumer that cannot process a message now (the schema registry away) uses it
+    instead of skipping the message and committing past it."""
+    first: dict[tuple[str, int], int] = {}
+    for m in messages:
+        if m.error() is None:
+            first.setdefault((m.topic(), m.partition()), m.offset())
+    try:
+        for (t, p), o in first.items():
+            consumer.seek(TopicPartition(t, p, o))
+    except KafkaException as e:  # revoked meanwhile: whoever gets it starts from the last commit
+        log.debug("seek back: %s", one_line(e))
 
 
 class KafkaClients:

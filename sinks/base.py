@@ -16,10 +16,10 @@ import threading
 import time
 from typing import Any, Protocol
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from schemas.codec import Codec, CodecError, RegistryUnavailable
-from sflowpipe.kafka import KafkaClients
+from sflowpipe.kafka import REGISTRY_RETRY_S, KafkaClients, seek_back
 from sflowpipe.metrics import Metrics, MetricsServer
 from sflowpipe.status import SINK_FIELDS, StatusProducer, component_status, instance_id
 
@@ -36,7 +36,6 @@ class Sink(Protocol):
     def pending(self) -> int: ...
 
 
-REGISTRY_RETRY_S = 2.0  # a schema registry that did not answer is asked again after this (and its client's retries)
 LAG_EVERY_S = 5.0  # the consumer lag asks the broker for high watermarks: not on every poll
 
 
@@ -164,15 +163,7 @@ class SinkRunner:
     def _read_again(self, rest: list, error: RegistryUnavailable) -> None:
         """The schema registry is away: these messages are read again after a pause (seek back to
         the first of each partition), never skipped as undecodable, nor committed past."""
-        first: dict[tuple[str, int], int] = {}
-        for m in rest:
-            if m.error() is None:
-                first.setdefault((m.topic(), m.partition()), m.offset())
-        try:
-            for (t, p), o in first.items():
-                self.consumer.seek(TopicPartition(t, p, o))
-        except KafkaException as e:  # revoked meanwhile: whoever gets it starts from the last commit
-            log.debug("%s: seek: %s", self.group, e)
+        seek_back(self.consumer, rest)
         log.warning("%s: %s; reading again in %.0f s", self.group, error, REGISTRY_RETRY_S)
         self.stopping.wait(REGISTRY_RETRY_S)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
+from contextlib import contextmanager
+from typing import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -52,6 +54,24 @@ def serve() -> tuple[ThreadingHTTPServer, type]:
     srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv, handler
+
+
+@contextmanager
+def outage(handler: type) -> Iterator[list[int]]:
+    """The registry of ``serve()`` (its handler class) restarting: every schema lookup is answered
+    503 until the block ends. Yields the list of refused lookups (one item each), to wait on."""
+    answer = handler.do_GET
+    refused: list[int] = []
+
+    def restarting(self) -> None:
+        refused.append(1)
+        self._reply({"error_code": 50301, "message": "restarting"}, 503)
+
+    handler.do_GET = restarting
+    try:
+        yield refused
+    finally:
+        handler.do_GET = answer
 
 
 @pytest.fixture

@@ -38,8 +38,8 @@ from typing import Any, Callable
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from sflowpipe.readmodels.activeflows import ActiveFlows
-from schemas.codec import Codec, CodecError
-from sflowpipe.kafka import KafkaClients, wiring
+from schemas.codec import Codec, CodecError, RegistryUnavailable
+from sflowpipe.kafka import REGISTRY_RETRY_S, KafkaClients, seek_back, wiring
 from sflowpipe.deadletter import DeadLetterWriter, dead_letter
 from sflowpipe.metrics import Metrics, MetricsServer
 from sflowpipe.settings import ControlPolicy, KafkaSettings, Settings, TopicNames
@@ -199,12 +199,19 @@ class ControlService:
         next_tick = 0.0
         try:
             while not self.stopping.is_set():
-                for m in self.consumer.consume(500, 0.2):
+                batch = self.consumer.consume(500, 0.2)
+                for i, m in enumerate(batch):
                     if m.error():
                         if m.error().code() != KafkaError._PARTITION_EOF:
                             log.warning("control: %s", m.error())
                         continue
-                    self._message(m)
+                    try:
+                        self._message(m)
+                    except RegistryUnavailable as e:  # not committed past: read again once it answers
+                        seek_back(self.consumer, batch[i:])
+                        log.warning("control: %s; reading again in %.0f s", e, REGISTRY_RETRY_S)
+                        self.stopping.wait(REGISTRY_RETRY_S)
+                        break
                 if time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + TICK_S
                     self.tick()
@@ -221,12 +228,16 @@ class ControlService:
     # ------------------------------------------------------------------ input
 
     def _message(self, m) -> None:
-        self.offsets[(m.topic(), m.partition())] = m.offset() + 1
+        """Decode and act on one message; raises RegistryUnavailable (its offset not taken) when the
+        schema registry does not answer: the message may well be sound."""
         try:
             stem, datum = self.codec.decode(m.value() or b"")
+        except RegistryUnavailable:
+            raise
         except CodecError as e:
             log.error("control: skipping undecodable message on %s: %s", m.topic(), e)
-            return
+            stem, datum = "", None
+        self.offsets[(m.topic(), m.partition())] = m.offset() + 1
         if stem == "active_flows":
             self.flows.update(datum)
         elif stem == "event":

@@ -12,7 +12,7 @@ from sflowpipe.kafka import ensure_topics, make_codec, wiring
 from sflowpipe.settings import SyslogSettings, load_settings
 from sinks.base import SinkRunner
 from sinks.syslog import SyslogSink
-from tests.schema_registry import serve
+from tests.schema_registry import outage, serve
 from bench.clickhouse import produce
 from tests.waiting import until
 
@@ -36,14 +36,6 @@ def test_a_registry_outage_delays_messages_and_loses_none(kafka_bootstrap, topic
     writer = make_codec(k, t)  # a processor's codec: registers the event schema, frames as Confluent
     produce(kafka_bootstrap, events_topic, [(b"192.0.2.200", writer.encode("event", event(i))) for i in range(3)])
 
-    answer = registry.do_GET
-    refused: list[int] = []
-
-    def restarting(handler) -> None:
-        refused.append(1)
-        handler._reply({"error_code": 50301, "message": "restarting"}, 503)
-
-    registry.do_GET = restarting
     out = tmp_path / "events.log"
     sink = SyslogSink(SyslogSettings(file=str(out), format="rfc5424"))
     clients, codec = wiring(settings)  # the sink's own codec: it has to ask the registry for the id
@@ -51,17 +43,18 @@ def test_a_registry_outage_delays_messages_and_loses_none(kafka_bootstrap, topic
                         status_topic=k.topic(t.status))
     runner.start()
     thread = threading.Thread(target=runner.run, name="runner")
-    thread.start()
     try:
-        # the registry client asks 4 times (3 retries) per lookup: away long enough for all 3 messages
-        until(lambda: len(refused) >= 12, 60)
-        assert not out.exists() or out.read_text() == ""
-        registry.do_GET = answer  # back
+        with outage(registry) as refused:
+            thread.start()
+            # the registry client asks 4 times (3 retries) per lookup: away long enough for all 3 messages
+            until(lambda: len(refused) >= 12, 60)
+            assert not out.exists() or out.read_text() == ""
         until(lambda: out.exists() and out.read_text().count("\n") == 3, 60,
               message=lambda: f"undecodable: {runner.metrics.total('sflowpipe_sink_undecodable_total')}")
         assert runner.metrics.total("sflowpipe_sink_undecodable_total") == 0
     finally:
         runner.stop()
-        thread.join(30)
+        if thread.is_alive():
+            thread.join(30)
         sink.close()
         srv.shutdown()

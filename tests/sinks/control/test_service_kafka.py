@@ -5,6 +5,7 @@ events of what it did, dead letters of what failed. The service's loop is driven
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -196,3 +197,43 @@ def test_a_second_instance_in_the_group_is_reported(kafka_bootstrap, topic_prefi
         assert "another member is in consumer group" in caplog.text
         # and on the status page (the status message's group_shared, from the registry's gauge)
         assert first.status_message()["group_shared"] == second.status_message()["group_shared"] == 1
+
+
+def test_a_registry_outage_delays_flows_and_loses_none(kafka_bootstrap, topic_prefix):
+    """Registry mode: the active flows the service measures controls by, read while the schema
+    registry does not answer (restarting: 503), are read again once it does, not skipped for good
+    (a control would then be released, or held, on flows it never saw)."""
+    from bench.clickhouse import produce
+    from sflowpipe.kafka import ensure_topics, make_codec
+    from tests.schema_registry import outage, serve
+
+    srv, registry = serve()
+    clock = Clock()
+    try:
+        with RecordingServer() as ctl:
+            settings = make_settings(kafka_bootstrap, topic_prefix, ctl.url)
+            url = f"http://127.0.0.1:{srv.server_address[1]}"
+            settings = settings.model_copy(update={"kafka": settings.kafka.model_copy(
+                update={"schema_registry_url": url})})
+            k, t = settings.kafka, settings.topics
+            ensure_topics(k, [k.topic(t.flows)])
+            writer = make_codec(k, t)  # a processor's codec: registers active_flows, frames as Confluent
+            flows = {"flow": "reflection", "agent": "192.0.2.200", "timestamp": int(clock() * 1000), "value": "bytes",
+                     "flows": [{"dataSource": "3", "key": "192.0.2.10,53", "value": 5e4}]}
+            produce(kafka_bootstrap, k.topic(t.flows), [(b"192.0.2.200", writer.encode("active_flows", flows))])
+            svc = started(settings, clock)  # its codec registers events, not active flows: it must ask
+            thread = threading.Thread(target=svc.run, name="control")
+            try:
+                with outage(registry) as refused:
+                    thread.start()
+                    # read again: two lookups at least (the registry client asks 4 times each)
+                    until(lambda: len(refused) >= 8, 30,
+                          message=lambda: f"asked {len(refused)} times: the message was not read again")
+                    assert svc.values("reflection") == {}
+                until(lambda: svc.values("reflection") == {"192.0.2.10,53": 5e4}, 60)
+            finally:
+                svc.stop()
+                if thread.is_alive():
+                    thread.join(30)
+    finally:
+        srv.shutdown()

@@ -21,8 +21,8 @@ from confluent_kafka.admin import AdminClient
 
 from api.state import ApiState
 from sflowpipe.config_plane import ConfigWatcher
-from schemas.codec import Codec, CodecError
-from sflowpipe.kafka import KafkaClients
+from schemas.codec import Codec, CodecError, RegistryUnavailable
+from sflowpipe.kafka import REGISTRY_RETRY_S, KafkaClients, seek_back
 from sflowpipe.settings import ApiSettings, KafkaSettings, LimitSettings, TopicNames
 from sflowpipe.status import STATUS_TOPIC_CONFIG
 
@@ -89,12 +89,19 @@ class TopicReader:
                 if not self.assigned:
                     self.stopping.wait(0.5)
                     continue
-                for m in consumer.consume(500, 0.2):
+                batch = consumer.consume(500, 0.2)
+                for i, m in enumerate(batch):
                     if m.error():
                         if m.error().code() != KafkaError._PARTITION_EOF:
                             log.debug("api reader: %s", m.error())
                         continue
-                    self._handle(m.topic(), m.value(), m.partition(), m.offset())
+                    try:
+                        self._handle(m.topic(), m.value(), m.partition(), m.offset())
+                    except RegistryUnavailable as e:  # an event or logged flow skipped would never be served
+                        seek_back(consumer, batch[i:])
+                        log.warning("api reader: %s; reading again in %.0f s", e, REGISTRY_RETRY_S)
+                        self.stopping.wait(REGISTRY_RETRY_S)
+                        break
         finally:
             consumer.close()
 
@@ -129,6 +136,8 @@ class TopicReader:
                 self.state.status_message(json.loads(value))
                 return
             stem, datum = self.codec.decode(value)
+        except RegistryUnavailable:
+            raise  # the message may well be sound: the caller reads it again
         except (CodecError, ValueError, KeyError) as e:
             self.errors += 1
             log.warning("api reader: skipping undecodable message on %s: %s", topic, e)

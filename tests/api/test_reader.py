@@ -93,3 +93,38 @@ def test_a_get_after_a_put_never_sees_an_older_write(kafka_bootstrap, topic_pref
         until(lambda: state.get_definition("flow", "f") is None, 30)
     finally:
         watcher.stop()
+
+
+def test_a_registry_outage_delays_logged_flows_and_loses_none(kafka_bootstrap, topic_prefix):
+    """Registry mode: a logged flow read while the schema registry does not answer (restarting:
+    503) is read again once it does; skipped, it would never reach /flows/json (the reader does
+    not go back)."""
+    from bench.clickhouse import produce
+    from sflowpipe.kafka import make_codec
+    from tests.schema_registry import outage, serve
+
+    srv, registry = serve()
+    settings = Settings(kafka={"bootstrap_servers": kafka_bootstrap, "topic_prefix": topic_prefix, "partitions": 1,
+                               "schema_registry_url": f"http://127.0.0.1:{srv.server_address[1]}"})
+    k, t = settings.kafka, settings.topics
+    ensure_topics(k, [k.topic(t.flow_logs)])
+    now = int(time.time() * 1000)
+    writer = make_codec(k, t)  # a processor's codec: registers flow_log, frames as Confluent
+    produce(kafka_bootstrap, k.topic(t.flow_logs), [(b"10.0.0.1", writer.encode("flow_log", {
+        "flow": "pair", "flowKeys": "10.1.0.1,192.0.2.1", "keys": ["10.1.0.1", "192.0.2.1"], "agent": "10.0.0.1",
+        "dataSource": "3", "bytes": 1000, "frames": 1, "start": now - 5000, "end": now - 1000, "reason": "end",
+        "timestamp": now}))])
+    state = ApiState(settings.api)
+    reader = TopicReader(settings.api, state, settings.kafka, settings.topics, settings.limits, *wiring(settings))
+    try:
+        with outage(registry) as refused:
+            reader.start()
+            # read again: two lookups at least (the registry client asks 4 times each)
+            until(lambda: len(refused) >= 8, 30,
+                  message=lambda: f"asked {len(refused)} times: the message was not read again")
+            assert state.flows_after(-1, 100, None) == []
+        flows = until(lambda: state.flows_after(-1, 100, None), 60)
+        assert [f["flowKeys"] for f in flows] == ["10.1.0.1,192.0.2.1"] and reader.errors == 0
+    finally:
+        reader.stop()
+        srv.shutdown()

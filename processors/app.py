@@ -20,10 +20,12 @@ import asyncio
 import json
 import logging
 import queue
+import random
 import socket
 import threading
 import time
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import faust
 
@@ -32,7 +34,7 @@ from processors.scans import ScanDetector
 from sflowpipe.config_plane import ConfigWatcher, startup_definitions
 from processors.engine import REPLAY_LAG_S, Engine
 from processors.enrich import Enricher
-from schemas.codec import Codec, CodecError
+from schemas.codec import Codec, CodecError, RegistryUnavailable
 from schemas.definitions import hot_field_count
 from sflowpipe.metrics import Metrics, MetricsServer
 from sflowpipe.kafka import KafkaClients, wiring
@@ -170,11 +172,60 @@ class GapFiller:
                 self.consumer = None
 
 
+T = TypeVar("T")
+
+
+class RegistryWait:
+    """Decoding that waits out a schema registry outage (RegistryUnavailable: unreachable, 5xx, 429).
+
+    The batch is decoded again with bounded backoff, never skipped: the agent holds its message, so
+    Faust commits nothing past it (at-least-once), and the partition's later batches wait behind it.
+    Each attempt that finds the registry away is counted (``sflowpipe_processors_registry_waits_total``);
+    the outage is logged once when it starts and once when the registry answers again. A lookup runs
+    in a thread: the registry client's own retries (seconds) would otherwise stall the event loop and
+    its heartbeats."""
+
+    def __init__(self, codec: Codec, metrics: Metrics, first_s: float = 0.5, longest_s: float = 30.0) -> None:
+        self.codec, self.metrics = codec, metrics
+        self.first_s, self.longest_s = first_s, longest_s
+        self.away_since: float | None = None  # shared by the agents: one outage, one log line
+
+    async def decode(self, kind: str, message: bytes, decode: Callable[[bytes], T]) -> T:
+        """``decode(message)``, inline when no registry lookup is needed (the usual case), else in a thread,
+        again with backoff until the registry answers."""
+        if not self.codec.needs_lookup(message):
+            return decode(message)
+        loop = asyncio.get_running_loop()
+        delay = self.first_s
+        while True:
+            try:
+                out = await loop.run_in_executor(None, decode, message)
+            except RegistryUnavailable as e:
+                self._away(kind, e)
+                await asyncio.sleep(delay * (0.5 + random.random() / 2))
+                delay = min(delay * 2, self.longest_s)
+                continue
+            if self.away_since is not None:
+                log.warning("schema registry answers again after %.0f s", time.monotonic() - self.away_since)
+                self.away_since = None
+            return out
+
+    def _away(self, kind: str, error: RegistryUnavailable) -> None:
+        self.metrics.inc("sflowpipe_processors_registry_waits_total", labels=(("kind", kind),))
+        if self.away_since is None:
+            self.away_since = time.monotonic()
+            log.warning("%s-samples: %s; decoding waits for the registry (asked again with backoff up to %.0f s)",
+                        kind, error, self.longest_s)
+
+
 def describe_metrics(m: Metrics) -> None:
     m.describe("sflowpipe_processors_samples_total", "counter", "samples processed, by kind (flow, counter, "
                "discard): rate() is samples/s", labels=("kind",))
     m.describe("sflowpipe_processors_batches_total", "counter", "sample batches processed, by kind", labels=("kind",))
     m.describe("sflowpipe_processors_undecodable_total", "counter", "messages skipped as undecodable, by kind",
+               labels=("kind",))
+    m.describe("sflowpipe_processors_registry_waits_total", "counter", "decoding attempts that found the schema "
+               "registry away (unreachable, 5xx, 429): the batch is decoded again with backoff, never skipped, by kind",
                labels=("kind",))
     m.describe("sflowpipe_processors_replayed_batches_total", "counter",
                "batches a restored checkpoint already held (read again, not accounted twice)", labels=("kind",))
@@ -272,6 +323,7 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
     checkpoints = app.Table("agent-state", default=None)
 
     codec.prepare(["enriched_flow_sample_batch", "active_flows", "metrics", "event", "flow_log"])
+    registry = RegistryWait(codec, metrics)
     hot_fields = hot_field_count()  # the columns flows and filters read; the rest is not parsed
     enriched = EnrichedEncoder(codec)
     owner: dict[str, int] = {}  # agent -> partition it arrives on
@@ -334,7 +386,7 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
 
     async def on_flow_message(value: bytes, partition: int, offset: int | None) -> None:
         try:
-            batch = decode_flow_batch(codec, value, hot_fields, engine)
+            batch = await registry.decode("flow", value, lambda v: decode_flow_batch(codec, v, hot_fields, engine))
         except CodecError as e:
             metrics.inc("sflowpipe_processors_undecodable_total", labels=(("kind", "flow"),))
             log.error("flow-samples: skipping undecodable message: %s", e)
@@ -413,7 +465,8 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
             apply_changes()
             position[(event.message.topic, event.message.partition)] = event.message.offset + 1
             try:
-                batch = codec.decode_as("counter_sample_batch", event.value)
+                batch = await registry.decode("counter", event.value,
+                                             lambda v: codec.decode_as("counter_sample_batch", v))
             except CodecError as e:
                 metrics.inc("sflowpipe_processors_undecodable_total", labels=(("kind", "counter"),))
                 log.error("counter-samples: skipping undecodable message: %s", e)
@@ -435,7 +488,8 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
             if not engine.wants_discards:  # no dropped: true flow: not even decoded
                 continue
             try:
-                batch = codec.decode_as("discard_sample_batch", event.value)
+                batch = await registry.decode("discard", event.value,
+                                             lambda v: codec.decode_as("discard_sample_batch", v))
             except CodecError as e:
                 metrics.inc("sflowpipe_processors_undecodable_total", labels=(("kind", "discard"),))
                 log.error("discard-samples: skipping undecodable message: %s", e)

@@ -268,6 +268,11 @@ class Codec:
             return writer, 5
         raise CodecError("neither Avro single-object encoding nor Confluent framing")
 
+    def needs_lookup(self, message: bytes) -> bool:
+        """Whether reading ``message`` asks the registry (a Confluent schema id not seen yet): a
+        network call, with the registry client's retries, that an event loop runs off its thread."""
+        return len(message) >= 5 and message[:1] == b"\x00" and struct.unpack_from(">I", message, 1)[0] not in self._by_id
+
     def _lookup(self, sid: int) -> SchemaVersion:
         if not self.registry_url:
             raise CodecError(f"Confluent-framed message (schema id {sid}) but no kafka.schema_registry_url is set")

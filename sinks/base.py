@@ -16,10 +16,10 @@ import threading
 import time
 from typing import Any, Protocol
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from schemas.codec import Codec, CodecError, RegistryUnavailable
-from sflowpipe.kafka import REGISTRY_RETRY_S, KafkaClients, seek_back
+from sflowpipe.kafka import REGISTRY_RETRY_S, KafkaClients, one_line, seek_back
 from sflowpipe.metrics import Metrics, MetricsServer
 from sflowpipe.status import SINK_FIELDS, StatusProducer, component_status, instance_id
 
@@ -52,6 +52,8 @@ def describe_runner_metrics(m: Metrics, r: "SinkRunner") -> None:
     m.observed("sflowpipe_sink_flush_retries_total", "counter", "failed writes, each retried with backoff",
                lambda: r.failed_flushes)
     m.describe("sflowpipe_sink_rebalances_total", "counter", "partition revocations (rebalances)")
+    m.describe("sflowpipe_sink_commit_failures_total", "counter", "offset commits the broker refused (a "
+               "rebalance, a write longer than max.poll.interval.ms): the next commit covers them")
     m.observed("sflowpipe_sink_lag_messages", "gauge", "messages behind the end of each assigned partition "
                "(every %g s)" % LAG_EVERY_S, lambda: dict(r.lag), ("topic", "partition"))
 
@@ -111,6 +113,10 @@ class SinkRunner:
             self.lag.pop((tp.topic, tp.partition), None)
         if self.sink.pending():
             self._flush_and_commit(retry_forever=not self.stopping.is_set())
+        else:
+            self._commit()  # what a refused commit left
+        for tp in partitions:  # no longer ours: never committed over the next owner's offsets
+            self.offsets.pop((tp.topic, tp.partition), None)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -139,6 +145,8 @@ class SinkRunner:
                     self._flush_and_commit()
             if self.sink.pending():
                 self._flush_and_commit(retry_forever=False)
+            else:
+                self._commit()  # what a refused commit left
         finally:
             self.consumer.close()
             self.status.close()
@@ -200,7 +208,20 @@ class SinkRunner:
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 30.0)
         self.flushed_records += records
-        if self.offsets:
+        self._commit()
+
+    def _commit(self) -> None:
+        """Commit the consumed offsets. One the broker refuses (a rebalance under way, this member
+        dropped after a write longer than max.poll.interval.ms) is logged and counted, not the end of
+        the sink: the offsets are kept for the next commit, and what is read again meanwhile is
+        written again (at-least-once; the sinks skip duplicates)."""
+        if not self.offsets:
+            return
+        try:
             self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in self.offsets.items()],
                                  asynchronous=False)
-            self.offsets.clear()
+        except KafkaException as e:
+            self.metrics.inc("sflowpipe_sink_commit_failures_total")
+            log.warning("%s: commit refused (%s); the next commit covers these offsets", self.group, one_line(e))
+            return
+        self.offsets.clear()

@@ -1,5 +1,6 @@
-"""SinkRunner on the real broker in registry mode: a schema registry that does not answer for a while
-(restarting, overloaded) delays the messages it names, it does not lose them as undecodable."""
+"""SinkRunner on the real broker: in registry mode, a schema registry that does not answer for a while
+(restarting, overloaded) delays the messages it names, it does not lose them as undecodable; a commit
+the broker refuses does not end the sink."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import threading
 import time
 
 import pytest
+from confluent_kafka import ConsumerGroupState
 
 from sflowpipe.kafka import ensure_topics, make_codec, wiring
 from sflowpipe.settings import SyslogSettings, load_settings
@@ -14,6 +16,7 @@ from sinks.base import SinkRunner
 from sinks.syslog import SyslogSink
 from tests.schema_registry import outage, serve
 from bench.clickhouse import produce
+from tests.kafka_helpers import group_lag
 from tests.waiting import until
 
 pytestmark = pytest.mark.kafka
@@ -58,3 +61,70 @@ def test_a_registry_outage_delays_messages_and_loses_none(kafka_bootstrap, topic
             thread.join(30)
         sink.close()
         srv.shutdown()
+
+
+class HeldSink:
+    """A destination whose first write waits until the test lets it through (a slow ClickHouse)."""
+
+    def __init__(self) -> None:
+        self.buffer: list = []
+        self.written: list = []
+        self.writing = threading.Event()
+        self.let_through = threading.Event()
+
+    def add(self, topic, stem, key, datum, raw) -> int:
+        self.buffer.append(datum)
+        return 1
+
+    def pending(self) -> int:
+        return len(self.buffer)
+
+    def flush(self) -> None:
+        self.writing.set()
+        self.let_through.wait(60)
+        self.written += self.buffer
+        self.buffer.clear()
+
+
+def test_a_refused_commit_does_not_end_the_sink(kafka_bootstrap, topic_prefix):
+    """A commit the broker refuses is logged and counted, and the runner goes on; its next commit
+    covers the offsets. Provoked for real: a write that outlasts max.poll.interval.ms (here 6 s)
+    drops the member from its group, and the commit that follows is refused (Unknown member). A
+    commit during a rebalance can be refused the same way on Kafka (Tansu accepts it)."""
+    settings = load_settings(**{"kafka.bootstrap_servers": kafka_bootstrap, "kafka.topic_prefix": topic_prefix,
+                                "kafka.partitions": 2,
+                                "kafka.consumer": {"max.poll.interval.ms": "6000", "session.timeout.ms": "6000"}})
+    k, t = settings.kafka, settings.topics
+    events_topic = k.topic(t.events)
+    ensure_topics(k, [events_topic, k.topic(t.status)])
+    clients, codec = wiring(settings)
+    produce(kafka_bootstrap, events_topic, [(f"192.0.2.{i}".encode(), codec.encode("event", event(i)))
+                                            for i in range(6)])
+    sink = HeldSink()
+    group = f"{topic_prefix}sink"
+    runner = SinkRunner(sink, [events_topic], group, 500, 0.2, clients=clients, codec=codec,
+                        status_topic=k.topic(t.status))
+    runner.start()
+    thread = threading.Thread(target=runner.run, name="runner")
+    thread.start()
+    try:
+        until(sink.writing.is_set, 60)
+        admin = clients.admin()
+
+        def left() -> bool:  # the write outlasted max.poll.interval.ms: the member left, the group is empty
+            return admin.describe_consumer_groups([group])[group].result(timeout=5).state == ConsumerGroupState.EMPTY
+
+        until(left, 60)
+        sink.let_through.set()
+        until(lambda: runner.metrics.total("sflowpipe_sink_commit_failures_total") >= 1, 30,
+              message=lambda: f"runner alive: {thread.is_alive()}")
+        assert thread.is_alive()
+        # rejoined: what was not committed is read again, written again (at-least-once) and committed
+        until(lambda: group_lag(kafka_bootstrap, group, events_topic) == 0, 60,
+              message=lambda: f"written {len(sink.written)}, alive: {thread.is_alive()}")
+        assert thread.is_alive() and len(sink.written) >= 6
+        assert {e["eventID"] for e in sink.written} == {event(i)["eventID"] for i in range(6)}
+    finally:
+        sink.let_through.set()
+        runner.stop()
+        thread.join(30)

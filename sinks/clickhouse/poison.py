@@ -24,7 +24,7 @@ from typing import Callable, Protocol, Sequence, TypeVar
 import pyarrow as pa
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
-from sflowpipe.deadletter import DeadLetterWriter, dead_letter
+from sflowpipe.deadletter import AcknowledgedDeadLetters, dead_letter
 from sflowpipe.kafka import KafkaClients
 
 log = logging.getLogger(__name__)
@@ -108,39 +108,15 @@ class Encoder(Protocol):  # schemas.codec.Codec
     def encode(self, stem: str, datum: dict) -> bytes: ...
 
 
-class DeadLetterUndelivered(RuntimeError):
-    """The broker did not take a dead letter: the flush fails and is retried (nothing is committed)."""
-
-
 class PoisonOutbox:
-    """The sink's dead-letter writer: one message at a time, acknowledged before it is counted."""
+    """The sink's dead letters: one message at a time, acknowledged before it is counted
+    (DeadLetterUndelivered when the broker did not take it: the flush fails and is retried)."""
 
     def __init__(self, clients: KafkaClients, codec: Encoder, topic: str, timeout_s: float = 30.0) -> None:
         self.topic = topic
-        self.timeout_s = timeout_s
-        self.producer = clients.producer({"acks": "all", "enable.idempotence": True, "linger.ms": 0,
-                                          "message.timeout.ms": int(timeout_s * 1000)})
-        self.writer = DeadLetterWriter(topic, codec, self._produce)
-        self._failures: list[str] = []
-
-    def _produce(self, topic: str, key: bytes | None, value: bytes, headers: list) -> None:
-        while True:
-            try:
-                self.producer.produce(topic, value=value, key=key, headers=headers, on_delivery=self._delivered)
-                return
-            except BufferError:  # local queue full: let it drain
-                self.producer.poll(0.1)
-
-    def _delivered(self, err, msg) -> None:
-        if err is not None:
-            self._failures.append(str(err))
+        self.out = AcknowledgedDeadLetters(clients, codec, topic, timeout_s)
+        self.writer = self.out.writer
 
     def write(self, stage: str, error: BaseException, raw: bytes, key: bytes | None, source_topic: str) -> None:
-        """Send one dead letter and wait for the broker; DeadLetterUndelivered if it did not take it."""
-        self._failures = failures = []
-        record = dead_letter(stage, REASON, str(error).strip(), raw)
-        self.writer.send(record, key, source_topic)
-        if self.producer.flush(self.timeout_s) or failures:
-            raise DeadLetterUndelivered(f"dead-letter topic {self.topic} did not take a message refused by "
-                                        f"ClickHouse: {failures[:1] or 'timed out'}")
-        self.writer.count(stage, REASON)
+        self.out.write([(dead_letter(stage, REASON, str(error).strip(), raw), key, source_topic)])
+

@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 import faust
 
@@ -227,6 +227,9 @@ def describe_metrics(m: Metrics) -> None:
     m.describe("sflowpipe_processors_registry_waits_total", "counter", "decoding attempts that found the schema "
                "registry away (unreachable, 5xx, 429): the batch is decoded again with backoff, never skipped, by kind",
                labels=("kind",))
+    m.describe("sflowpipe_processors_batch_errors_total", "counter", "batches whose analysis (flows, keys seen, "
+               "events, counter metrics) raised an error, by kind: logged, and a flow batch is still enriched and "
+               "forwarded", labels=("kind",))
     m.describe("sflowpipe_processors_replayed_batches_total", "counter",
                "batches a restored checkpoint already held (read again, not accounted twice)", labels=("kind",))
     m.describe("sflowpipe_processors_rebalances_total", "counter", "partition assignments and revocations",
@@ -384,6 +387,24 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
             checkpoints[agent] = {**engine.snapshot(agent), "offsets": offsets}
             metrics.observe("sflowpipe_processors_checkpoint_seconds", time.perf_counter() - t0)
 
+    failed_at: dict[str, float] = {}  # kind -> when its last analysis error was logged
+
+    def analyse(kind: str, fn: Callable, *args: Any) -> Any:
+        """The engine's accounting of one batch. An error in it (a key function meeting a value it
+        did not expect) is counted and logged, at most once per kind per 10 s, and returns None:
+        the agent does not crash, which would have dropped the message (Faust restarts a crashed
+        agent after it) and, for flows, its samples on their way to the sinks."""
+        try:
+            return fn(*args)
+        except Exception:
+            metrics.inc("sflowpipe_processors_batch_errors_total", labels=(("kind", kind),))
+            now = time.monotonic()
+            if now - failed_at.get(kind, -1e9) >= 10:
+                failed_at[kind] = now
+                log.exception("%s-samples: the analysis of a batch failed (counted in "
+                              "sflowpipe_processors_batch_errors_total)", kind)
+            return None
+
     async def on_flow_message(value: bytes, partition: int, offset: int | None) -> None:
         try:
             batch = await registry.decode("flow", value, lambda v: decode_flow_batch(codec, v, hot_fields, engine))
@@ -404,7 +425,9 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
             # still enriched and forwarded: the sinks drop duplicate rows, and the first send may be lost
             extra = engine.enricher.enrich_batch(batch)
         else:
-            extra = engine.on_flow_batch(batch, batch_time(batch, now))
+            extra = analyse("flow", engine.on_flow_batch, batch, batch_time(batch, now))
+            if extra is None:  # not analysed: its samples still go to the sinks
+                extra = engine.enricher.enrich_batch(batch)
         try:
             out = enriched.encode(value, extra)
         except CodecError:  # an older schema version: re-encode in the current one
@@ -475,7 +498,7 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
             agent = batch["agent_address"]
             adopt(agent, event.message.partition)
             if not already_accounted(agent, "counter", event.message.partition, event.message.offset):
-                engine.on_counter_batch(batch)
+                analyse("counter", engine.on_counter_batch, batch)
             else:
                 metrics.inc("sflowpipe_processors_replayed_batches_total", labels=(("kind", "counter"),))
             maybe_checkpoint(agent, time.time())
@@ -496,7 +519,7 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
                 continue
             count("discard", batch)
             adopt(batch["agent_address"], event.message.partition)
-            engine.on_discard_batch(batch, time.time())
+            analyse("discard", engine.on_discard_batch, batch, time.time())
 
     next_status = [0.0]
 

@@ -91,12 +91,16 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
         clients, codec = _wiring(settings)
         return service.run(settings, clients=clients, codec=codec)
     from sflowpipe.broker import EmbeddedBroker, free_port
+    from sflowpipe.net import parse_hostport
 
-    host, _, port = settings.kafka.bootstrap_servers.split(",")[0].rpartition(":")
+    # the first bootstrap address (no port: 9092, as librdkafka reads it), where the clients will
+    # look; a bad one is the command's one-line error (it used to be dropped for a free port, unsaid)
+    host, port = parse_hostport(settings.kafka.bootstrap_servers.split(",")[0].strip(), 9092, "127.0.0.1",
+                                what="broker address")
     try:
-        broker = EmbeddedBroker(port=int(port), host=host or "127.0.0.1")
+        broker = EmbeddedBroker(port=port, host=f"[{host}]" if ":" in host else host)  # Tansu's URL brackets IPv6
         broker.start(timeout=15)
-    except (RuntimeError, ValueError):
+    except RuntimeError:  # that port is taken: any free one (the clients are told which)
         broker = EmbeddedBroker(port=free_port())
         broker.start()
     print(f"embedded Kafka-compatible broker (Tansu, in-memory storage: data is gone when it stops) "

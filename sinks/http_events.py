@@ -39,7 +39,7 @@ from schemas.codec import Codec
 from sflowpipe.kafka import KafkaClients, wiring
 from sflowpipe.settings import HttpSinkSettings, Settings
 from sflowpipe.signals import on_stop_signals
-from sflowpipe.deadletter import DeadLetterWriter, dead_letter
+from sflowpipe.deadletter import AcknowledgedDeadLetters, dead_letter
 from sinks.base import SinkRunner, serve_metrics
 from sinks.args import http_events_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
 
@@ -281,47 +281,24 @@ class Transport:
 
 
 class DeadLetters:
-    """Writes refused messages to the dead-letter topic; raises unless the broker took them all."""
+    """Writes refused messages to the dead-letter topic (stage ``http:NAME``); raises unless the
+    broker took them all (sflowpipe/deadletter.py AcknowledgedDeadLetters)."""
 
     def __init__(self, clients: KafkaClients, codec: Codec, topic: str, stage: str,
                  flush_timeout_s: float = 30.0) -> None:
         self.topic = topic
         self.stage = stage
-        self.flush_timeout_s = flush_timeout_s
-        self.codec = codec
         codec.prepare(["dead_letter"])
-        self.producer = clients.producer({"acks": "all", "enable.idempotence": True,
-                                          "compression.type": clients.settings.compression, "linger.ms": 5,
-                                          "message.timeout.ms": int(flush_timeout_s * 1000)})
-        self.writer = DeadLetterWriter(topic, self.codec, self._produce)
-        self._failures: list[str] = []  # delivery errors of the current write
-
-    def _produce(self, topic: str, key: bytes | None, value: bytes, headers: list) -> None:
-        while True:
-            try:
-                self.producer.produce(topic, value=value, key=key, on_delivery=self._delivered, headers=headers)
-                return
-            except BufferError:  # local queue full: let it drain
-                self.producer.poll(0.1)
-
-    def _delivered(self, err, msg) -> None:
-        if err is not None:
-            self._failures.append(str(err))
+        self.out = AcknowledgedDeadLetters(clients, codec, topic, flush_timeout_s)
+        self.writer = self.out.writer
 
     def write(self, items: list[tuple[Item, str]]) -> None:
-        self._failures = failures = []
         now_us = time.time_ns() // 1000
-        for item, error in items:
-            self.writer.send(dead_letter(self.stage, "delivery_failed", error, item.raw, receive_time_us=now_us),
-                             item.key, item.topic)
-        left = self.producer.flush(self.flush_timeout_s)
-        if left or failures:  # all of them are written again on the next flush, and counted then
-            raise RuntimeError(f"dead-letter topic {self.topic} did not take {left + len(failures)} of "
-                               f"{len(items)} messages: {failures[:1]}")
-        self.writer.count(self.stage, "delivery_failed", len(items))
+        self.out.write([(dead_letter(self.stage, "delivery_failed", error, item.raw, receive_time_us=now_us),
+                         item.key, item.topic) for item, error in items])
 
     def close(self) -> None:
-        self.producer.flush(self.flush_timeout_s)
+        self.out.close()
 
 
 # --- the sink ----------------------------------------------------------------------------------

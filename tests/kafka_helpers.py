@@ -42,16 +42,22 @@ def group_lag(bootstrap: str, group: str, topic: str) -> int:
     """Messages of ``topic`` the consumer group ``group`` has not committed yet (summed over the
     partitions; a partition the group never committed counts from its beginning). Zero: nothing of
     the topic is still in flight through that group."""
+    return sum(lag for lag, _, _ in group_lags(bootstrap, group, topic).values())
+
+
+def group_lags(bootstrap: str, group: str, topic: str) -> dict[int, tuple[int, int, int]]:
+    """partition -> (lag, committed offset, high watermark) of ``group`` on ``topic``: what a
+    failure message shows (which partition is stuck, and where)."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     try:  # not subscribed: only reads the group's committed offsets, never joins (or rebalances) it
         parts = c.list_topics(topic, timeout=10).topics[topic].partitions
         committed = c.committed([TopicPartition(topic, p) for p in parts], timeout=10)
-        lag = 0
+        out = {}
         for tp in committed:
             low, high = c.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
             # a Faust worker may commit one past the end of a partition (seen on Tansu): nothing left
-            lag += max(0, high - max(tp.offset, low))
-        return lag
+            out[tp.partition] = (max(0, high - max(tp.offset, low)), tp.offset, high)
+        return out
     finally:
         c.close()
 

@@ -22,7 +22,7 @@ from ingest.pcap import read_udp_payloads
 from ingest.sflow.model import FlowSample
 from sflowpipe.broker import free_port
 from tests.procs import stop_gracefully
-from tests.kafka_helpers import group_lag
+from tests.kafka_helpers import group_lag, group_lags
 from tests.sflow_data import decodable
 from tests.waiting import until
 
@@ -197,8 +197,13 @@ def test_two_ingesters_two_workers_exactly_once_into_clickhouse(kafka_bootstrap,
         # everything there is (each commits after its output is sent / its insert is done)
         lags = {topic_prefix + "processors": topic_prefix + "flow-samples",
                 topic_prefix + "clickhouse": topic_prefix + "enriched-flow-samples"}
+        def stuck() -> str:  # which partitions, and what the worker left running said
+            per = {g: group_lags(kafka_bootstrap, g, t) for g, t in lags.items()}
+            return (f"(lag, committed, end) per partition: {per}\nworker-1 log tail:\n"
+                    + "\n".join(workers[1].log.read_text(errors="replace").splitlines()[-40:]))
+
         until(lambda: not any(group_lag(kafka_bootstrap, g, t) for g, t in lags.items()), timeout=timeout, interval=1,
-              message=lambda: str({g: group_lag(kafka_bootstrap, g, t) for g, t in lags.items()}))
+              message=stuck)
         got = _clickhouse_rows(ch_dir)
         assert got is not None
         missing, extra = want - got, got - want

@@ -168,8 +168,10 @@ def _vlan_key(which: str, ext: str) -> Callable[[int], ColFn]:
             tags = column_at(ctx, level, "vlans")
             if level == 0:
                 sw = column_at(ctx, 0, ext)
+                # the extended switch record's VLAN and priority are 32-bit fields: any value is text
                 return [
-                    S[t[0][which]] if t else (S[x] if x is not None else None) for t, x in zip(tags, sw)
+                    S[t[0][which]] if t else ((S[x] if 0 <= x < 65536 else _istr(x)) if x is not None else None)
+                    for t, x in zip(tags, sw)
                 ]
             return [S[t[0][which]] if t else None for t in tags]
 

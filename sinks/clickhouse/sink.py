@@ -5,7 +5,8 @@ events topics in its own consumer group and writes each flush as one Arrow inser
 Retries are idempotent twice over: every insert carries a deduplication token derived from the
 topic/partition/offset ranges it holds (a retried flush is dropped by ClickHouse), and after the
 rows the last written offset of each partition goes to ``sink_offsets``, so messages re-read
-after a crash between the insert and the Kafka commit are skipped.
+after a crash between the insert and the Kafka commit are skipped. An insert ClickHouse refuses
+for its data is split by message and the refused ones dead-lettered (poison.py).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import os
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from itertools import chain
-from typing import Any
+from typing import Any, Sequence
 
 import clickhouse_connect
 import pyarrow as pa
@@ -31,6 +33,7 @@ from sflowpipe.signals import on_stop_signals
 from sinks.base import SinkRunner, serve_metrics
 
 from .migrate import migrate
+from .poison import PoisonOutbox, first_line, insert_isolating
 from sinks.args import clickhouse_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
 
 log = logging.getLogger(__name__)
@@ -305,17 +308,40 @@ class RecentDigests:
         return False
 
 
+FLOW_TARGET = "flow_sample_batches:"  # + the writer version's prefix (hex): one container per version
+
+
+@dataclass(slots=True)
+class Buffered:
+    """One message waiting for the next flush: where it came from and what goes in."""
+
+    target: str  # the insert it goes in: FLOW_TARGET + prefix, or the table of its decoded datum
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    raw: bytes  # the message as read, for the dead-letter topic
+    rows: int
+    prefix: bytes = b""  # flow batches: the writer's prefix and the Avro body
+    body: bytes = b""
+    stem: str = ""  # others: decoded
+    datum: Any = None
+    rejected: bool = False  # refused by ClickHouse and dead-lettered
+
+
 class ClickHouseSink:
-    """Buffers decoded messages per table and writes them as one idempotent Arrow insert per table."""
+    """Buffers messages and writes them as one idempotent insert per table (flow batches as Avro,
+    the others as Arrow); a message ClickHouse refuses is isolated and dead-lettered (poison.py)."""
 
     def __init__(self, client, settings: ClickHouseSettings, group: str, lock: threading.Lock | None = None,
-                 codec: Codec | None = None) -> None:
+                 codec: Codec | None = None, dead_letters: PoisonOutbox | None = None) -> None:
+        """Without ``dead_letters`` an insert refused for its data is raised (retried) as any other."""
         self.client = client
         self.settings = settings
         self.db = settings.database
         self.group = group
         self.lock = lock or threading.Lock()
-        self.buffers: dict[str, list] = {}
+        self.messages: list[Buffered] = []  # in the order read: the unit a refused insert is split by
         self.rows = 0
         self.ranges: dict[tuple[str, int], list[int]] = {}
         self.written: dict[tuple[str, int], int] = {}  # last offset in ClickHouse, from sink_offsets
@@ -328,7 +354,8 @@ class ClickHouseSink:
         # flow batches, by their writer version's single-object prefix -> its schema (JSON) for the container
         self.flow_schemas = {v.prefix: json.dumps(v.raw).encode() for stem in FLOW_STEMS
                              for v in schema_set().by_stem.get(stem, [])}
-        self.flow_bodies: dict[bytes, list[bytes]] = {}
+        self.dead_letters = dead_letters
+        self.rejected = 0  # messages ClickHouse refused, dead-lettered
         self.timings = {"build": 0.0, "insert": 0.0}
 
     def load_written_offsets(self) -> None:
@@ -354,8 +381,8 @@ class ClickHouseSink:
         if not flow_schema and stem not in TABLES:
             log.warning("clickhouse: no table for %s messages on %s", stem, topic)
             return 0
+        t, p, o = self.position if self.position is not None else (topic, -1, len(self.messages))
         if self.position is not None:
-            t, p, o = self.position
             if o <= self.written.get((t, p), -1):
                 self.skipped += 1  # already in ClickHouse: written before a crash, not committed
                 return 0
@@ -370,12 +397,12 @@ class ClickHouseSink:
         if flow_schema:
             body = raw[start:]
             n = samples_in(body)
-            self.flow_bodies.setdefault(writer.prefix, []).append(body)
-            self.rows += n
-            return n
-        table, _, count = TABLES[stem]
-        self.buffers.setdefault(stem, []).append(datum)
-        n = count(datum)
+            message = Buffered(FLOW_TARGET + writer.prefix.hex(), t, p, o, key, raw, n, writer.prefix, body)
+        else:
+            table, _, count = TABLES[stem]
+            n = count(datum)
+            message = Buffered(table, t, p, o, key, raw, n, stem=stem, datum=datum)
+        self.messages.append(message)
         self.rows += n
         return n
 
@@ -386,45 +413,80 @@ class ClickHouseSink:
         spans = ",".join(f"{t}:{p}:{a}-{b}" for (t, p), (a, b) in sorted(self.ranges.items()))
         return hashlib.sha256(f"{self.group}|{table}|{spans}".encode()).hexdigest()
 
-    def build(self) -> dict[str, pa.Table]:
-        tables: dict[str, list[pa.Table]] = {}
-        for stem, datums in self.buffers.items():
-            table, builder, _ = TABLES[stem]
-            tables.setdefault(table, []).append(builder(datums))
-        return {t: (parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="default"))
-                for t, parts in tables.items()}
+    def part_token(self, target: str, part: Sequence[Buffered]) -> str:
+        """A part of a refused insert's: from its own messages' positions, so a retried flush that
+        splits the same messages the same way inserts each part with the token it had."""
+        spans: dict[tuple[str, int], list[int]] = {}
+        for m in part:
+            spans.setdefault((m.topic, m.partition), [m.offset, m.offset])[1] = m.offset
+        text = ",".join(f"{t}:{p}:{a}-{b}" for (t, p), (a, b) in sorted(spans.items()))
+        return hashlib.sha256(f"{self.group}|{target}|part|{text}".encode()).hexdigest()
 
-    def flush(self) -> None:
-        if not self.buffers and not self.flow_bodies:
-            return
+    def build(self, messages: Sequence[Buffered]) -> pa.Table:
+        """One Arrow table of decoded messages of one table (stems that share a table concatenated)."""
+        by_stem: dict[str, list] = {}
+        for m in messages:
+            by_stem.setdefault(m.stem, []).append(m.datum)
+        parts = [TABLES[stem][1](datums) for stem, datums in by_stem.items()]
+        return parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="default")
+
+    def write(self, target: str, messages: Sequence[Buffered], token: str) -> None:
+        """One insert: flow batches as an Avro container into flow_sample_batches, others as Arrow."""
         t0 = time.perf_counter()
-        tables = self.build()
-        containers = {prefix: avro_container(self.flow_schemas[prefix], bodies)
-                      for prefix, bodies in self.flow_bodies.items()}
-        t1 = time.perf_counter()
-        with self.lock:
-            for prefix, blob in containers.items():
+        if target.startswith(FLOW_TARGET):
+            prefix = messages[0].prefix
+            blob = avro_container(self.flow_schemas[prefix], [m.body for m in messages])
+            t1 = time.perf_counter()
+            with self.lock:
                 self.client.raw_insert(
                     f"{self.db}.flow_sample_batches", insert_block=blob, fmt="Avro",
-                    settings={"insert_deduplication_token": self.token("flow_sample_batches:" + prefix.hex()),
+                    settings={"insert_deduplication_token": token,
                               "deduplicate_blocks_in_dependent_materialized_views": 1,
                               "input_format_avro_allow_missing_fields": 1})
-            for table, data in tables.items():
-                if data.num_rows:
-                    self.client.insert_arrow(f"{self.db}.{table}", data,
-                                             settings={"insert_deduplication_token": self.token(table),
+        else:
+            data = self.build(messages)
+            t1 = time.perf_counter()
+            if data.num_rows:
+                with self.lock:
+                    self.client.insert_arrow(f"{self.db}.{target}", data,
+                                             settings={"insert_deduplication_token": token,
                                                        "deduplicate_blocks_in_dependent_materialized_views": 1})
-            if self.ranges:
+        self.timings["build"] += t1 - t0
+        self.timings["insert"] += time.perf_counter() - t1
+
+    def reject(self, target: str, m: Buffered, error: BaseException) -> None:
+        """A message ClickHouse refused on its own: to the dead-letter topic (once), then written past."""
+        if self.dead_letters is None:
+            raise error
+        if m.rejected:  # dead-lettered by an earlier attempt of this flush
+            return
+        table = "flow_sample_batches" if target.startswith(FLOW_TARGET) else target
+        self.dead_letters.write(f"clickhouse:{table}", error, m.raw, m.key, m.topic)
+        m.rejected = True
+        self.rejected += 1
+        log.error("clickhouse: %s:%d@%d refused by ClickHouse, written to the dead-letter topic %s: %s",
+                  m.topic, m.partition, m.offset, self.dead_letters.topic, first_line(error))
+
+    def flush(self) -> None:
+        if not self.messages:
+            return
+        by_target: dict[str, list[Buffered]] = {}
+        for m in self.messages:
+            by_target.setdefault(m.target, []).append(m)
+        for target, messages in by_target.items():
+            # the whole batch in one insert, with the token it always had; split only when refused
+            insert_isolating(messages, lambda part, whole, target=target: self.write(
+                target, part, self.token(target) if whole else self.part_token(target, part)),
+                lambda m, error, target=target: self.reject(target, m, error))
+        if self.ranges:
+            with self.lock:
                 self.client.insert(f"{self.db}.sink_offsets",
                                    [[self.group, t, p, b] for (t, p), (a, b) in self.ranges.items()],
                                    column_names=["consumer_group", "topic", "partition", "offset"])
-        self.timings["build"] += t1 - t0
-        self.timings["insert"] += time.perf_counter() - t1
         for (t, p), (a, b) in self.ranges.items():
             self.written[(t, p)] = b
-        self.inserted_rows += self.rows
-        self.buffers.clear()
-        self.flow_bodies.clear()
+        self.inserted_rows += self.rows - sum(m.rows for m in self.messages if m.rejected)
+        self.messages.clear()
         self.ranges.clear()
         self.rows = 0
 
@@ -458,10 +520,12 @@ class ClickHouseService:
     """Owns the client, the migrations, the sink, its consumer and (embedded) the local SQL port."""
 
     def __init__(self, ch: ClickHouseSettings, topics: list[str], status_topic: str, clients: KafkaClients,
-                 codec: Codec, serve_sql: bool = True) -> None:
-        """``topics``: what it writes (``topics_of``), ``status_topic`` where its numbers go; prefixed."""
+                 codec: Codec, serve_sql: bool = True, deadletter_topic: str | None = None) -> None:
+        """``topics``: what it writes (``topics_of``), ``status_topic`` where its numbers go,
+        ``deadletter_topic`` where messages ClickHouse refuses go (default: the default name); prefixed."""
         self.clients, self.codec = clients, codec
         self.topics, self.status_topic = topics, status_topic
+        self.deadletter_topic = deadletter_topic or clients.settings.topic(TopicNames().deadletter)
         self.ch = ch
         self.serve_sql = serve_sql
         self.client = None
@@ -475,7 +539,9 @@ class ClickHouseService:
         self.client = connect(self.ch.dsn)
         migrate(self.client, self.ch)
         lock = threading.Lock()
-        sink = ClickHouseSink(self.client, self.ch, self.ch.consumer_group, lock, self.codec)
+        self.codec.prepare(["dead_letter"])  # a registry fault: said at start
+        dead_letters = PoisonOutbox(self.clients, self.codec, self.deadletter_topic)
+        sink = ClickHouseSink(self.client, self.ch, self.ch.consumer_group, lock, self.codec, dead_letters)
         sink.load_written_offsets()
         # the sink decodes what it needs itself: flow batches go to ClickHouse still Avro-encoded
         self.runner = ClickHouseRunner(sink, self.topics, self.ch.consumer_group, self.ch.batch_rows,
@@ -491,7 +557,9 @@ class ClickHouseService:
                    "redelivered (a processor's at-least-once redelivery, seen in the dedup window), committed "
                    "(already in ClickHouse before a crash)",
                    lambda: {("redelivered",): sink.duplicates, ("committed",): sink.skipped}, ("why",))
+        dead_letters.writer.export(m)
         self.runner.start()
+        self.clients.ensure_topics([self.deadletter_topic])
 
     def stop(self) -> None:
         if self.runner:
@@ -513,8 +581,8 @@ def run(settings: Settings, args, clients: KafkaClients | None = None, codec: Co
     if clients is None or codec is None:
         clients, codec = wiring(settings)
     service = ClickHouseService(ch, topics_of(settings.kafka, settings.topics), settings.kafka.topic(settings.topics.status),
-                                clients, codec,
-                                serve_sql=not getattr(args, "no_sql_server", False))
+                                clients, codec, serve_sql=not getattr(args, "no_sql_server", False),
+                                deadletter_topic=settings.kafka.topic(settings.topics.deadletter))
     on_stop_signals(service.stop)
     service.start()
     metrics = serve_metrics(ch.metrics_listen, service.runner.metrics, "clickhouse")

@@ -224,6 +224,14 @@ def test_vlan_from_tag_else_extended_switch():
     assert col("priority", b) == ["3", "2", None]
 
 
+def test_extended_switch_vlan_and_priority_are_32_bit():
+    """akvorado__data-1140.pcap's agent reports extended-switch VLAN 4294967295: the key raised
+    IndexError, which crashed the worker's flow agent and lost that batch's samples downstream."""
+    b = batch(tcp4(src_vlan=70000, src_priority=4294967295), tcp4(src_vlan=65535, src_priority=7))
+    assert col("vlan", b) == ["70000", "65535"]
+    assert col("priority", b) == ["4294967295", "7"]
+
+
 def test_ifindex_only_for_format_0_and_large_values():
     b = batch(tcp4(input=1_000_001, output_format=2, output=3), tcp4(input_format=1, input=4))
     assert col("inputifindex", b) == ["1000001", None]

@@ -396,7 +396,7 @@ def test_dead_letters_the_broker_did_not_take_are_not_counted_as_written():
                 sink.flush()
     assert sink.pending() == 2 and sink.dead_lettered == 0
     assert metrics.get("sflowpipe_dead_letters_total", (("stage", "http:test"), ("reason", "delivery_failed"))) == 0
-    dl.producer.purge()
+    dl.out.producer.purge()
 
 
 # --- end to end: events topic -> SinkRunner -> HTTP endpoint ------------------------------------

@@ -45,7 +45,8 @@ def describe_runner_metrics(m: Metrics, r: "SinkRunner") -> None:
     m.describe("sflowpipe_sink_undecodable_total", "counter", "messages skipped as undecodable, by topic",
                labels=("topic",))
     m.observed("sflowpipe_sink_records_written_total", "counter",
-               "records (messages) the destination took: flushed, then committed", lambda: r.flushed_records)
+               "records (messages) the destination took: flushed, then committed (dead-lettered ones are "
+               "counted on sflowpipe_dead_letters_total)", lambda: r.flushed_records)
     m.describe("sflowpipe_sink_flushes_total", "counter", "successful writes to the destination")
     m.describe("sflowpipe_sink_flush_seconds", "histogram", "time of one successful write (flush), retries "
                "excluded")
@@ -196,7 +197,7 @@ class SinkRunner:
         while True:
             try:
                 t0 = time.perf_counter()
-                self.sink.flush()
+                not_written = self.sink.flush() or 0  # a sink may return what it dead-lettered instead
                 self.metrics.observe("sflowpipe_sink_flush_seconds", time.perf_counter() - t0)
                 self.metrics.inc("sflowpipe_sink_flushes_total")
                 break
@@ -207,7 +208,7 @@ class SinkRunner:
                     return  # not committed: re-read after a restart
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 30.0)
-        self.flushed_records += records
+        self.flushed_records += records - not_written
         self._commit()
 
     def _commit(self) -> None:

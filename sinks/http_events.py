@@ -344,12 +344,14 @@ class HttpEventSink:
     def pending(self) -> int:
         return len(self.buffer) + len(self.dead)
 
-    def flush(self) -> None:
-        """Deliver or dead-letter everything buffered; raise only when the dead-letter topic failed
-        (the refused messages stay here and are written again on the next flush, never re-POSTed)."""
+    def flush(self) -> int:
+        """Deliver or dead-letter everything buffered; returns how many were dead-lettered. Raises
+        only when the dead-letter topic failed (the refused messages stay here and are written again
+        on the next flush, never re-POSTed)."""
         buffered, self.buffer = self.buffer, []
         for batch in self._batches(buffered):
             self.dead.extend(self._deliver(batch))
+        n = 0
         if self.dead:
             n = len(self.dead)
             self.dead_letters.write(self.dead)
@@ -357,6 +359,7 @@ class HttpEventSink:
             self.dead_lettered += n
             log.error("http:%s: %d messages written to the dead-letter topic %s", self.name, n,
                       self.dead_letters.topic)
+        return n
 
     def close(self) -> None:
         self.transport.close()

@@ -467,9 +467,10 @@ class ClickHouseSink:
         log.error("clickhouse: %s:%d@%d refused by ClickHouse, written to the dead-letter topic %s: %s",
                   m.topic, m.partition, m.offset, self.dead_letters.topic, first_line(error))
 
-    def flush(self) -> None:
+    def flush(self) -> int:
+        """Insert everything buffered; returns the rows of the messages dead-lettered instead."""
         if not self.messages:
-            return
+            return 0
         by_target: dict[str, list[Buffered]] = {}
         for m in self.messages:
             by_target.setdefault(m.target, []).append(m)
@@ -485,10 +486,12 @@ class ClickHouseSink:
                                    column_names=["consumer_group", "topic", "partition", "offset"])
         for (t, p), (a, b) in self.ranges.items():
             self.written[(t, p)] = b
-        self.inserted_rows += self.rows - sum(m.rows for m in self.messages if m.rejected)
+        refused = sum(m.rows for m in self.messages if m.rejected)
+        self.inserted_rows += self.rows - refused
         self.messages.clear()
         self.ranges.clear()
         self.rows = 0
+        return refused
 
 
 class ClickHouseRunner(SinkRunner):

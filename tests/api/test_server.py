@@ -258,17 +258,10 @@ async def test_control_status_and_the_apis_own_numbers_on_the_status_page_and_an
     registry: requests, refused logins, long-polls open (api, api* fields)."""
     from pydantic import SecretStr
 
-    from sflowpipe.metrics import Metrics
     from sflowpipe.status import CONTROL_FIELDS, component_status
+    from tests.sflowpipe.test_status import control_registry
 
-    counts = {"apply": 3, "release": 1, "refused": 2, "failed": 1}
-    ctl = Metrics()
-    ctl.observed("sflowpipe_control_actions_total", "counter", "", lambda: {(k,): v for k, v in counts.items()},
-                 ("outcome",))
-    ctl.observed("sflowpipe_control_active", "gauge", "", lambda: 2)
-    ctl.observed("sflowpipe_control_group_shared", "gauge", "", lambda: 1)
-    ctl.observed("sflowpipe_dead_letters_total", "counter", "", lambda: {("control:dns:apply", "action_failed"): 1},
-                 ("stage", "reason"))
+    ctl = control_registry({"apply": 3, "release": 1, "refused": 2, "failed": 1}, active=2, shared=1, dead=1)
     client, state, _ = await _client(_settings(token=SecretStr("s3cret")))
     auth = {"Authorization": "Bearer s3cret"}
     try:

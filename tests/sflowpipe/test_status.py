@@ -39,16 +39,21 @@ def test_fields_sum_filter_and_group_a_registry_series():
     assert per_label(m, "topic", {"n": "x_total", "seen": "x_seconds_count"}) == {"a": {"n": 5}, "b": {"n": 4}, "": {"seen": 2}}
 
 
-def test_control_fields_read_the_outcomes_of_one_counter():
-    """sflowpipe control counts every outcome on one labelled counter; its message splits them."""
-    counts = {"apply": 3, "release": 2, "refused": 1, "failed": 4}
+def control_registry(counts: dict[str, int], active: int, shared: int, dead: int) -> Metrics:
+    """A registry with sflowpipe control's series (outcomes, active, group shared, dead letters)."""
     m = Metrics()
     m.observed("sflowpipe_control_actions_total", "counter", "", lambda: {(k,): v for k, v in counts.items()},
                ("outcome",))
-    m.observed("sflowpipe_control_active", "gauge", "", lambda: 1)
-    m.observed("sflowpipe_control_group_shared", "gauge", "", lambda: 0)
-    m.observed("sflowpipe_dead_letters_total", "counter", "", lambda: {("control:dns:apply", "action_failed"): 4},
+    m.observed("sflowpipe_control_active", "gauge", "", lambda: active)
+    m.observed("sflowpipe_control_group_shared", "gauge", "", lambda: shared)
+    m.observed("sflowpipe_dead_letters_total", "counter", "", lambda: {("control:dns:apply", "action_failed"): dead},
                ("stage", "reason"))
+    return m
+
+
+def test_control_fields_read_the_outcomes_of_one_counter():
+    """sflowpipe control counts every outcome on one labelled counter; its message splits them."""
+    m = control_registry({"apply": 3, "release": 2, "refused": 1, "failed": 4}, active=1, shared=0, dead=4)
     msg = component_status("control", "sflowpipe-control", "h:1:sflowpipe-control", m, CONTROL_FIELDS)
     assert {k: msg[k] for k in CONTROL_FIELDS} == {"active": 1, "applied": 3, "released": 2, "refused": 1,
                                                    "failed": 4, "dead_letters": 4, "group_shared": 0}

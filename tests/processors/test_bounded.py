@@ -129,6 +129,30 @@ def test_a_flow_over_its_budget_is_disabled_with_an_event_and_the_others_go_on()
     assert {f for f, _ in tops(e)} == {"urls", "slow"} and e.evaluation_status("w")["disabled"] == {}
 
 
+class _StallingEnrich(_NoEnrich):
+    """Country lookups whose first call stalls for CPU time (what a hypervisor's steal, charged to the
+    running thread, or a cold cache looks like to a budget); later calls are instant."""
+
+    def __init__(self, stall_s: float) -> None:
+        self.stall_s = stall_s
+
+    def country(self, addr):
+        end, self.stall_s = time.thread_time() + self.stall_s, 0.0
+        while time.thread_time() < end:
+            pass
+        return "NL"
+
+
+def test_one_overrun_on_a_batch_does_not_disable_a_flow():
+    """A budget overrun that does not recur when the batch is evaluated again (the key column it
+    computed is cached now) is the machine's, not the definition's: the flow stays on."""
+    e = Engine(_StallingEnrich(0.1), clock=time.time, budget_s=0.05)
+    e.apply("flow", "geo", parse("flow", "geo", {"keys": "country:httpurl", "value": "frames", "t": 10}))
+    e.on_flow_batch(url_batch(["/a", "/b"]))
+    assert not [x for x in e.report()[2] if x.thresholdID == BUDGET_EVENT]
+    assert e.evaluation_status("w")["disabled"] == {} and {f for f, _ in tops(e)} == {"geo"}
+
+
 def test_a_delete_from_the_config_thread_stops_the_batch_under_way():
     """The config watcher's thread calls interrupt() while the worker's thread is inside a slow flow:
     the evaluation stops within a budget check, the flow is not disabled (it was deleted), the

@@ -52,6 +52,30 @@ LAG_GRACE_S = 60.0
 MAX_CHECKPOINT_GAP = 20_000
 
 
+def mend_commit_gap(consumer: Any, tp: Any, processed_next: int | None) -> int | None:
+    """Let faust-streaming commit a partition whose commits stopped; the first offset it now covers.
+
+    faust-streaming commits a partition up to the first gap in the offsets its streams acknowledged,
+    and not at all while the lowest acknowledged offset is more than one past the committed one:
+    when a rebalance makes the stream skip offsets without the fetcher noting a gap (seen on the
+    scale-out test: committed 63, acknowledged from 81 on, for good), the group's offset stops while
+    the partition is processed, and a restart would read it all again. The skipped offsets were
+    processed here (GapFiller): every offset below ``processed_next`` was, since the assignment.
+    They become a gap in the consumer's books, which its next commit goes past. Relies on the
+    consumer's bookkeeping (``_committed_offset``, ``_acked``, ``_gap``; tests/processors/
+    test_commit_gap.py holds it to the installed faust-streaming)."""
+    committed = consumer._committed_offset.get(tp)
+    acked = consumer._acked.get(tp)
+    if not committed or not acked or processed_next is None:
+        return None
+    low = min(acked)
+    if low - committed <= 1 or processed_next < low or consumer._gap[tp].at(committed + 1):
+        return None  # committing; or not all processed; or noted already, for the next commit
+    consumer._gap[tp].addi(committed + 1, low)  # offsets committed+1 .. low-1 (intervals exclude the end)
+    consumer._gap[tp].merge_overlaps()
+    return committed + 1
+
+
 def lag_grace_s(p: ProcessorSettings) -> float:
     """How far behind the clock a worker catching up reads flow values. It must cover a restart's
     backlog, or the restarted worker reports its restored rates decayed by the blank (measured: down
@@ -234,6 +258,8 @@ def describe_metrics(m: Metrics) -> None:
                "batches a restored checkpoint already held (read again, not accounted twice)", labels=("kind",))
     m.describe("sflowpipe_processors_rebalances_total", "counter", "partition assignments and revocations",
                labels=("change",))
+    m.describe("sflowpipe_processors_commit_gaps_mended_total", "counter", "times a flow-sample partition's "
+               "commits had stopped at offsets the stream skipped (read directly) and were set going again")
     m.describe("sflowpipe_processors_checkpoint_seconds", "histogram", "time to checkpoint one agent's state "
                "to the table")
     m.describe("sflowpipe_processors_events_total", "counter", "threshold events raised")
@@ -463,6 +489,23 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
     gaps = GapFiller(p, flow_topic_name, clients)
     next_offset: dict[int, int] = {}  # partition -> the offset expected next (this generation)
 
+    def mend_commits() -> None:
+        """Flow-sample partitions whose commits faust-streaming stopped (mend_commit_gap), going again."""
+        if not p.fill_stream_gaps:  # without the gap filler a skipped offset was not processed
+            return
+        try:
+            consumer = app.consumer
+            for tp in consumer.assignment():
+                if tp.topic != flow_topic_name:
+                    continue
+                start = mend_commit_gap(consumer, tp, next_offset.get(tp.partition))
+                if start is not None:
+                    metrics.inc("sflowpipe_processors_commit_gaps_mended_total")
+                    log.warning("flow-samples[%d]: commits had stopped at offset %d (offsets the stream "
+                                "skipped, read directly); committing past them", tp.partition, start - 1)
+        except Exception as e:  # like the lag: never stop the report (e.g. the consumer mid-rebalance)
+            log.debug("commit gaps not checked: %s", e)
+
     @app.agent(flow_topic, name="flow-samples")
     async def flow_batches(stream):
         loop = asyncio.get_running_loop()
@@ -539,6 +582,7 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
         metrics.inc("sflowpipe_processors_reports_total", len(counter_metrics), (("kind", "metrics"),))
         metrics.inc("sflowpipe_processors_events_total", len(events))
         update_lag()
+        mend_commits()
         if time.monotonic() >= next_status[0]:  # this registry's numbers: the status page, /analyzer/json
             next_status[0] = time.monotonic() + STATUS_EVERY_S
             status = component_status("processor", p.app_id, worker_id, metrics, PROCESSOR_FIELDS)

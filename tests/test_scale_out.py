@@ -171,16 +171,17 @@ def test_two_ingesters_two_workers_exactly_once_into_clickhouse(kafka_bootstrap,
 
         first, second = capture_payloads + generated[:1000], generated[1000:]
         # many source ports, as many agents would use: SO_REUSEPORT spreads them over both ingesters
-        socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(8)]
+        # (32 of them: with 8, all hashed to one ingester in about one run in 128, 2 x 2^-8)
+        socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(32)]
         for i, s in enumerate(socks):
-            _send(s, port, first[i::8], rate=250)
+            _send(s, port, first[i::32], rate=250)
         # mid-run: the first part is in and the workers have written some of it (a fixed pause here
         # could end before either on a loaded machine); worker-0 leaves, worker-1 takes its partitions
         _all_received(metrics_ports, len(first))
         until(lambda: _clickhouse_rows(ch_dir), timeout=120, interval=1)
         assert workers[0].stop() == 0
         for i, s in enumerate(socks):
-            _send(s, port, second[i::8], rate=250)
+            _send(s, port, second[i::32], rate=250)
         for s in socks:
             s.close()
 

@@ -301,11 +301,17 @@ class ApacheKafka:
             self.proc = subprocess.Popen(self._java("kafka.Kafka", str(self.workdir / "server.properties")),
                                          stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir,
                                          preexec_fn=_die_with_parent)
-        clients = [{"bootstrap.servers": self.bootstrap}]
+        plain = {"bootstrap.servers": self.bootstrap}
+        # ready: metadata on every listener, then the group coordinator: the first group request
+        # creates __consumer_offsets, and until it is loaded a commit fails with NOT_COORDINATOR (a
+        # cluster in production has had it for long; Tansu answers groups at once)
+        probes = [(plain, lambda admin: admin.list_topics(timeout=2))]
         if self.secure:
-            clients.append({"bootstrap.servers": self.secure_bootstrap, **self.client_settings()})
+            probes.append(({"bootstrap.servers": self.secure_bootstrap, **self.client_settings()},
+                           lambda admin: admin.list_topics(timeout=2)))
+        probes.append((plain, lambda admin: admin.describe_consumer_groups(["ready"])["ready"].result(5)))
         deadline = time.monotonic() + timeout
-        for conf in clients:
+        for conf, probe in probes:
             admin = AdminClient({**conf, "log_level": 0})  # refusals are expected until it listens
             while True:
                 if self.proc.poll() is not None:
@@ -315,13 +321,13 @@ class ApacheKafka:
                         raise _PortTaken(tail.strip().splitlines()[-1])
                     raise RuntimeError(f"Apache Kafka exited while starting; its log ends:\n{tail}")
                 try:
-                    admin.list_topics(timeout=2)
+                    probe(admin)
                     break
-                except KafkaException:
+                except KafkaException as e:
                     if time.monotonic() > deadline:
                         self.stop()
                         raise RuntimeError(f"Apache Kafka did not answer on {conf['bootstrap.servers']} within "
-                                           f"{timeout:g} s; its log ends:\n{self.log_tail()}") from None
+                                           f"{timeout:g} s ({e}); its log ends:\n{self.log_tail()}") from None
                     time.sleep(0.2)
 
 

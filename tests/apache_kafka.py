@@ -333,3 +333,46 @@ class ApacheKafka:
 
 class _PortTaken(RuntimeError):
     pass
+
+
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tests.apache_kafka resolve`: fetch the jars (CI does before the tests);
+    `python -m tests.apache_kafka run [--secure] [--dir DIR]`: a broker by hand, until Ctrl-C
+    (KAFKA_BOOTSTRAP_SERVERS=<what it prints> points the test suite at it)."""
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(prog="python -m tests.apache_kafka", description=main.__doc__)
+    parser.add_argument("command", choices=("resolve", "run"))
+    parser.add_argument("--secure", action="store_true", help="a SASL_SSL listener too")
+    parser.add_argument("--dir", type=Path, help="work folder (default: a new temporary one)")
+    parser.add_argument("--version", default=VERSION)
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    if args.command == "resolve":
+        print(f"Apache Kafka {args.version}: {resolve(args.version)} ({time.monotonic() - started:.1f} s)")
+        return
+    broker = ApacheKafka(args.dir or Path(tempfile.mkdtemp(prefix="apache-kafka-")), secure=args.secure,
+                         version=args.version)
+    signal.signal(signal.SIGTERM, _interrupt)  # stopped like by Ctrl-C
+    broker.start()
+    try:
+        print(f"Apache Kafka {args.version} ready in {time.monotonic() - started:.1f} s (log {broker.log_path})")
+        print(f"KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap}", flush=True)
+        if args.secure:
+            print(f"SASL_SSL on {broker.secure_bootstrap}: {broker.client_settings()}", flush=True)
+        signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stopping = time.monotonic()
+        broker.stop()
+        print(f"stopped in {time.monotonic() - stopping:.1f} s (exit {broker.exit_code})")
+
+
+if __name__ == "__main__":
+    main()

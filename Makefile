@@ -26,6 +26,7 @@ demo: setup
 
 test: setup
 	bash scripts/system-deps.sh
+	$(PY) -m tests.apache_kafka resolve  # Apache Kafka's jars from Maven Central, once (.cache/)
 	$(VENV)/bin/ruff check --select F,E9 --ignore F811 .  # errors, unused names (F811: fixture imports)
 	$(PY) -m pytest -q
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages the tests talk to for real: rsyslog (with TLS) for the syslog sink tests,
-# Chromium and its WebDriver for the web UI tests, BIRD 2 (the BGP peer of the control BGP action tests).
+# Chromium and its WebDriver for the web UI tests, BIRD 2 (the BGP peer of the control BGP action tests),
+# Java 17 and Maven for Apache Kafka (tests/apache_kafka.py resolves its jars from Maven Central).
 set -euo pipefail
 need=()
 command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || need+=(rsyslog)
@@ -9,6 +10,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 command -v bird >/dev/null 2>&1 || [ -x /usr/sbin/bird ] || need+=(bird2)
+command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || need+=(maven)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

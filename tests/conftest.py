@@ -33,6 +33,8 @@ def capture_files() -> list[Path]:
 SLOW_TIERS = ("kafka", "clickhouse", "e2e", "slow")  # `slow`: in-process but long by design (fuzzing)
 FIXTURE_TIERS = {  # a fixture -> the tier of every test that uses it (directly or through other fixtures)
     "kafka_bootstrap": "kafka",
+    "apache_kafka": "kafka",  # tests/apache_kafka.py, started by the fixtures below
+    "apache_kafka_secure": "kafka",
     "clickhouse": "clickhouse",  # tests/test_examples.py: chDB with the migrations applied
     "up": "e2e",  # a whole `sflowpipe up --demo` (tests/up_helpers.py)
     "rsyslog": "e2e",  # a real rsyslogd (tests/sinks/rsyslog.py)
@@ -131,22 +133,60 @@ def _hypothesis_profiles() -> None:
 _hypothesis_profiles()
 
 
-@pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory):
-    """A real Kafka-protocol broker: $KAFKA_BOOTSTRAP_SERVERS if set, else a Tansu started here."""
-    import os
+# The broker of the kafka tier: $KAFKA_BOOTSTRAP_SERVERS (any broker, started elsewhere), else the
+# one $TEST_BROKER names (not an SFLOWPIPE_ name: the settings refuse unknown SFLOWPIPE_ variables):
+# `tansu` (for now the default: Tansu, as `sflowpipe up` embeds it) or `apache` (Apache Kafka,
+# tests/apache_kafka.py, resolved from Maven Central on first use).
+TEST_BROKERS = ("tansu", "apache")
 
-    from sflowpipe.broker import EmbeddedBroker
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(request, tmp_path_factory):
+    """A real Kafka-protocol broker: $KAFKA_BOOTSTRAP_SERVERS if set, else the one $TEST_BROKER
+    names (tansu by default, or apache), started here."""
+    import os
 
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if external:
         yield external
         return
+    kind = os.environ.get("TEST_BROKER", "tansu").strip().lower()
+    if kind not in TEST_BROKERS:
+        raise pytest.UsageError(f"TEST_BROKER={kind!r}: one of {', '.join(TEST_BROKERS)}")
+    if kind == "apache":
+        yield request.getfixturevalue("apache_kafka").bootstrap
+        return
+    from sflowpipe.broker import EmbeddedBroker
+
     log = tmp_path_factory.mktemp("tansu") / "tansu.log"
     broker = EmbeddedBroker(log_path=str(log))
     broker.start()
     yield broker.bootstrap
     broker.stop()
+
+
+def _apache_kafka(workdir, secure: bool):
+    from tests.apache_kafka import ApacheKafka
+
+    broker = ApacheKafka(workdir, secure=secure)
+    broker.start()
+    yield broker
+    broker.stop()
+    # a broker that needed SIGKILL would hide a shutdown fault (and leave its log dir unclean)
+    assert not broker.killed, f"Apache Kafka did not stop on SIGTERM; its log ends:\n{broker.log_tail()}"
+
+
+@pytest.fixture(scope="session")
+def apache_kafka(tmp_path_factory):
+    """An Apache Kafka broker (tests/apache_kafka.py) on a PLAINTEXT loopback listener."""
+    yield from _apache_kafka(tmp_path_factory.mktemp("apache-kafka"), secure=False)
+
+
+@pytest.fixture(scope="session")
+def apache_kafka_secure(tmp_path_factory):
+    """An Apache Kafka broker with a SASL_SSL listener too (SCRAM-SHA-512 users, a CA made here):
+    ``secure_bootstrap`` and ``client_settings(user)`` for the secured clients."""
+    yield from _apache_kafka(tmp_path_factory.mktemp("apache-kafka-secure"), secure=True)
 
 
 @pytest.fixture

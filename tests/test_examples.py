@@ -82,6 +82,13 @@ def test_compose_images_are_pinned(compose):
     assert compose["services"]["grafana"]["image"].split(":")[1].startswith("11.")
 
 
+def test_compose_runs_the_kafka_the_tests_run(compose):
+    """The deployment's broker is the Apache Kafka version the suite is tested on (issue 14)."""
+    from tests.apache_kafka import VERSION
+
+    assert compose["services"]["kafka"]["image"] == f"apache/kafka:{VERSION}"
+
+
 def published(svc: dict) -> set[int]:
     """Host ports of `ports:` entries such as "8008:8008", "127.0.0.1:9094:9094", "6343:6343/udp"."""
     return {int(str(p).split("/")[0].split(":")[-2]) for p in svc.get("ports", [])}

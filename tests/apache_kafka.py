@@ -323,7 +323,7 @@ class ApacheKafka:
                 try:
                     probe(admin)
                     break
-                except KafkaException as e:
+                except (KafkaException, TimeoutError) as e:  # TimeoutError: a future's result(5) on a busy machine
                     if time.monotonic() > deadline:
                         self.stop()
                         raise RuntimeError(f"Apache Kafka did not answer on {conf['bootstrap.servers']} within "

@@ -6,7 +6,9 @@ worker(s) with the default (or configured) definitions, the ClickHouse sink into
 engine under ``DATA_DIR/clickhouse``, the Prometheus exporter, the forwarder for targets defined
 through the API, the syslog / HTTP event sinks the settings configure, and the REST API + web
 UI on ``--http-port``. ``--demo`` adds `sflowpipe generate` traffic (with elephant flows),
-``--replay FILE`` a capture on a loop.
+``--replay FILE`` a capture on a loop. ``--bootstrap-servers HOST:PORT`` uses that Kafka instead
+of Tansu (with ``kafka.common``'s TLS and SASL settings, checked before any stage starts); a
+secured ``kafka.common`` without it is refused, Tansu being plaintext.
 
 Every stage runs with one typed ``Settings`` (the user's, with the embedded paths and the ports
 `up` picked) and is started once the previous one answers on its port (`Probe`). Every child,
@@ -117,6 +119,10 @@ class Pipeline:
         self.ports: dict[str, int] = {}
         self.secret_env: dict[str, str] = {}
         self.settings: Settings | None = None
+        # --bootstrap-servers: the user's Kafka (kafka.common's TLS/SASL settings reach every stage);
+        # else the embedded Tansu, started here
+        self.external = bool(getattr(args, "bootstrap_servers", None))
+        self.bootstrap = settings.kafka.bootstrap_servers if self.external else ""
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -132,18 +138,25 @@ class Pipeline:
             if not _free(port, kind):
                 raise RuntimeError(f"port {port} is in use (another sflowpipe or collector?): choose another "
                                    f"with {option}")
+        if not self.external:
+            _refuse_secured_embedded(self.user_settings.kafka.common)
         self.logs.mkdir(parents=True, exist_ok=True)
         settings_file = self._settings_file()
         steps = self._plan(settings_file)
         total = len(steps) + 1
         t0 = time.monotonic()
-        self.say(f"[1/{total}] Kafka-compatible broker (Tansu, in-memory: topics are gone when it stops; "
-                 f"ClickHouse keeps the history) ...")
-        self.broker = EmbeddedBroker(port=9092 if _free(9092) else None, log_path=str(self.logs / "tansu.log"),
-                                     own_group=True)
-        self.broker.start()
-        self.say(f"      ready on {self.broker.bootstrap} ({time.monotonic() - t0:.1f} s)")
-        env = {**os.environ, **self.secret_env, "SFLOWPIPE_KAFKA__BOOTSTRAP_SERVERS": self.broker.bootstrap,
+        if self.external:
+            self.say(f"[1/{total}] Kafka at {self.bootstrap} (--bootstrap-servers; kafka.common for TLS and SASL) ...")
+            self._check_external()
+        else:
+            self.say(f"[1/{total}] Kafka-compatible broker (Tansu, in-memory: topics are gone when it stops; "
+                     f"ClickHouse keeps the history) ...")
+            self.broker = EmbeddedBroker(port=9092 if _free(9092) else None, log_path=str(self.logs / "tansu.log"),
+                                         own_group=True)
+            self.broker.start()
+            self.bootstrap = self.broker.bootstrap
+        self.say(f"      ready on {self.bootstrap} ({time.monotonic() - t0:.1f} s)")
+        env = {**os.environ, **self.secret_env, "SFLOWPIPE_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap,
                "PYTHONUNBUFFERED": "1"}
         for i, stage in enumerate(steps, 2):
             t1 = time.monotonic()
@@ -159,6 +172,18 @@ class Pipeline:
             self.stages.append(stage)
             self._wait_ready(stage, timeout=120)
             self.say(f"      ready ({time.monotonic() - t1:.1f} s)")
+
+    def _check_external(self) -> None:
+        """The user's Kafka answers with the settings every stage will use (credentials included):
+        else one line now, rather than every stage failing on its own."""
+        from sflowpipe.kafka import KafkaClients, KafkaUnreachable, one_line
+
+        try:
+            KafkaClients(self.settings.kafka).require_broker(timeout=15)
+        except KafkaUnreachable as e:
+            raise RuntimeError(str(e)) from None
+        except Exception as e:  # a client the settings cannot build (a missing CA file, a bad setting)
+            raise RuntimeError(f"Kafka at {self.bootstrap}: {one_line(e)}") from None
 
     def _stage_settings(self) -> Settings:
         """The user's settings with what `up` decides: listen addresses, the ports it picked, the
@@ -299,13 +324,16 @@ class Pipeline:
 
     def banner(self) -> str:
         a, p = self.args, self.ports
+        config = getattr(a, "config", None)  # the user's file: the external broker's credentials are in it
+        tail = (f"sflowpipe {'--config ' + str(config) + ' ' if config else ''}tail flow-samples" if self.external
+                else f"sflowpipe tail flow-samples --bootstrap-servers {self.bootstrap}")
         feed = (" (demo traffic flowing)" if a.demo else f" (replaying {a.replay})" if a.replay else
                 f"  (point your agents here, or: sflowpipe generate --to 127.0.0.1:{a.sflow_port})")
         return f"""
 sflowpipe is up:
   web UI and REST API   http://{self._ui_host()}:{a.http_port}/    (sFlow-RT paths, e.g. /activeflows/ALL/pair/json)
   sFlow in              UDP port {a.sflow_port}{feed}
-  Kafka                 {self.broker.bootstrap}    (sflowpipe tail flow-samples --bootstrap-servers {self.broker.bootstrap})
+  Kafka                 {self.bootstrap}    ({tail})
   ClickHouse            sflowpipe sql "SELECT count() FROM flow_samples" --data-dir {self.data / 'clickhouse'}
   Prometheus            http://127.0.0.1:{p['prometheus']}/metrics   ingest metrics http://127.0.0.1:{p['metrics']}/metrics
   data and logs         {self.data}
@@ -345,6 +373,16 @@ Ctrl-C stops everything."""
     def failed(self) -> Stage | None:
         return next((s for s in self.stages if s.proc and s.proc.poll() is not None
                      and not s.name.startswith("replay")), None)
+
+
+def _refuse_secured_embedded(common: dict[str, str]) -> None:
+    """The embedded Tansu serves plaintext only: TLS or SASL settings in kafka.common mean the
+    user's own Kafka, which `up` must be pointed at (it would not start otherwise, every stage
+    failing its handshake with Tansu)."""
+    protocol = common.get("security.protocol", "PLAINTEXT").upper()
+    if protocol != "PLAINTEXT":
+        raise RuntimeError(f"kafka.common.security.protocol is {protocol} but the embedded broker (Tansu) is "
+                           f"plaintext: point `up` at your Kafka with --bootstrap-servers HOST:PORT")
 
 
 def _embedded_dir(dsn: str) -> Path | None:

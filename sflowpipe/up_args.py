@@ -26,6 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                     f"(default {default_data_dir()})")
     p.add_argument("--listen-address", default="127.0.0.1",
                    help="address for the API/UI (default 127.0.0.1; 0.0.0.0 exposes it: set api.token)")
+    p.add_argument("--bootstrap-servers", metavar="HOST:PORT",
+                   help="use this Kafka instead of the embedded Tansu broker (TLS/SASL settings: kafka.common)")
     p.add_argument("--workers", type=int, default=1, help="Faust worker processes (default 1)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--demo", action="store_true", help="feed generated sFlow (with >10 Mbit/s elephant flows)")

@@ -14,7 +14,7 @@ import time
 
 from typing import Any, Mapping
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from sflowpipe.settings import KafkaSettings, Settings, TopicNames
@@ -27,12 +27,35 @@ CONNECT_TIMEOUT_S = 4.0
 
 
 class KafkaUnreachable(RuntimeError):
-    """The brokers did not answer; the message names their address (the CLI prints it as one line)."""
+    """The brokers did not answer, or refused the credentials; the message names their address
+    (the CLI prints it as one line)."""
 
-    def __init__(self, bootstrap: str, waited: float, cause: object = None) -> None:
+    def __init__(self, bootstrap: str, waited: float, cause: object = None, refused: bool = False) -> None:
         detail = f" ({cause})" if cause else ""
-        super().__init__(f"Kafka at {bootstrap} unreachable after {waited:.0f}s{detail}")
+        what = "refused the credentials" if refused else "unreachable"
+        super().__init__(f"Kafka at {bootstrap} {what} after {waited:.0f}s{detail}")
         self.bootstrap = bootstrap
+
+
+class ClientErrors:
+    """A client's ``error_cb``: keeps why the brokers did not answer, which librdkafka's request
+    error hides behind "Broker transport failure" (a refused SASL login, a TLS handshake failure,
+    a refused connection). Its texts name the mechanism and the user, never the password."""
+
+    def __init__(self) -> None:
+        self.last: KafkaError | None = None
+        self.auth: KafkaError | None = None
+
+    def __call__(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._AUTHENTICATION:
+            self.auth = err
+        if err.code() != KafkaError._ALL_BROKERS_DOWN or self.last is None:  # "1/1 brokers are down" says less
+            self.last = err
+
+    def unreachable(self, bootstrap: str, waited: float, fallback: object) -> KafkaUnreachable:
+        seen = self.auth or self.last
+        return KafkaUnreachable(bootstrap, waited, one_line(seen if seen is not None else fallback),
+                                refused=self.auth is not None)
 
 
 class LibrdkafkaLog:
@@ -131,18 +154,22 @@ class KafkaClients:
             out["broker_client_id"] = self.settings.common["client.id"]
         return out
 
-    def require_broker(self, timeout: float = CONNECT_TIMEOUT_S, admin: AdminClient | None = None) -> set[str]:
+    def require_broker(self, timeout: float = CONNECT_TIMEOUT_S, admin: AdminClient | None = None,
+                       errors: ClientErrors | None = None) -> set[str]:
         """The cluster's topic names; KafkaUnreachable when the brokers do not answer within
-        ``timeout`` (a consumer would otherwise wait silently forever)."""
-        admin = admin or self.admin()
+        ``timeout`` (a consumer would otherwise wait silently forever), naming why if the client
+        said (``errors``: the ``error_cb`` of a given ``admin``)."""
+        errors = errors or ClientErrors()
+        admin = admin or self.admin({"error_cb": errors})
         start = time.monotonic()
         deadline = start + timeout
         while True:
             try:
                 return set(admin.list_topics(timeout=max(0.5, deadline - time.monotonic())).topics)
             except KafkaException as e:
+                admin.poll(0)  # serves the error callbacks: why it failed
                 if time.monotonic() >= deadline:
-                    raise KafkaUnreachable(self.bootstrap, time.monotonic() - start, one_line(e)) from None
+                    raise errors.unreachable(self.bootstrap, time.monotonic() - start, e) from None
                 time.sleep(0.5)
 
     def ensure_topics(self, names: list[str], timeout: float = CONNECT_TIMEOUT_S,
@@ -150,8 +177,9 @@ class KafkaClients:
         """Create the topics that are missing, with the configured partitions and replication;
         KafkaUnreachable when the brokers do not answer within ``timeout``."""
         kafka = self.settings
-        admin = self.admin()
-        existing = self.require_broker(timeout, admin)
+        errors = ClientErrors()
+        admin = self.admin({"error_cb": errors})
+        existing = self.require_broker(timeout, admin, errors)
         missing = [n for n in names if n not in existing]
         if not missing:
             return

@@ -14,12 +14,12 @@ clients print when the broker refuses a wrong password."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -140,6 +140,8 @@ def test_every_component_over_sasl_ssl_and_no_secret_shown(secure_setup, topic_p
             "sinks": {
                 "clickhouse": {"dsn": f"chdb://{ch_dir}", "consumer_group": group + "clickhouse", "batch_seconds": 1,
                                "metrics_listen": "127.0.0.1:0"},
+                "syslog": {"file": str(run_dir / "syslog.txt"), "format": "cef", "consumer_group": group + "syslog",
+                           "metrics_listen": "127.0.0.1:0"},
                 "http": {"hook": {"type": "webhook", "url": webhook.url + "/events", "batch_seconds": 0.5,
                                   "consumer_group": group + "hook"}},
                 "controls": {"dns": {"threshold": "udp_reflection", "min_hold_s": 600, "allow": ["10.0.0.0/8"],
@@ -174,8 +176,9 @@ def test_every_component_over_sasl_ssl_and_no_secret_shown(secure_setup, topic_p
         try:
             # the readers first: each has joined its group before the first message comes
             clickhouse = start("clickhouse", "clickhouse")
-            hook = start("http-events", "http-events", "hook")
-            control = start("control", "control", "--consumer-group", group + "control")
+            start("http-events", "http-events", "hook")
+            syslog = start("syslog", "syslog")
+            start("control", "control", "--consumer-group", group + "control")
             api = start("api", "api")
             worker = start("process", "process")
             ingest = start("ingest", "ingest")
@@ -209,6 +212,9 @@ def test_every_component_over_sasl_ssl_and_no_secret_shown(secure_setup, topic_p
             # the HTTP event sink: the threshold's event
             events = [e for r in webhook.delivered("POST") for e in json.loads(r.body)]
             assert any(e.get("thresholdID") == "udp_reflection" and e.get("flowKey") == KEY for e in events), events
+            # the syslog sink (to a file): the same event as a CEF line
+            until(lambda: syslog.alive() and (run_dir / "syslog.txt").exists()
+                  and TARGET in (run_dir / "syslog.txt").read_text(), 60, message=syslog.text)
             # ClickHouse: flow samples from this run's agents
             rows = until(lambda: (sql_rows(run_dir, "SELECT count() FROM flow_samples") or [["0"]])[0][0] != "0"
                          and sql_rows(run_dir, "SELECT count() FROM flow_samples"), 120)
@@ -268,6 +274,13 @@ def test_up_runs_on_the_secured_broker_and_writes_no_secret(secure_setup, topic_
         top = until(lambda: requests.get(f"{url}/activeflows/ALL/pair/json?maxFlows=3", timeout=10).json(), 120,
                     interval=1)
         assert top and all(row["value"] > 0 for row in top), top
+
+        def sinks_written() -> dict | None:  # each sink's own numbers, from its status messages
+            rows = requests.get(f"{url}/sflowpipe/status/json", timeout=10).json()["sink_instances"]
+            written = {r["component"]: r["records_written"] for r in rows}
+            return written if all(written.get(topic_prefix + s, 0) > 0 for s in ("clickhouse", "prometheus")) else None
+
+        assert until(sinks_written, 120, interval=1)
         rows = until(lambda: (sql_rows(data, "SELECT count() FROM flow_samples") or [["0"]])[0][0] != "0", 120,
                      interval=1)
         assert rows
@@ -293,3 +306,59 @@ def test_up_refuses_secured_settings_without_an_external_broker(secure_setup, tm
     assert res.returncode == 1
     assert "kafka.common.security.protocol is SASL_SSL" in res.stdout and "--bootstrap-servers" in res.stdout, res.stdout
     assert not (tmp_path / "up" / "logs").exists() or not any((tmp_path / "up" / "logs").iterdir())
+
+
+def wrong_password(secure_setup) -> tuple[str, dict]:
+    wrong = "wrong-" + os.urandom(8).hex()
+    return wrong, {**secure_setup["env"], "SFLOWPIPE_KAFKA__COMMON": json.dumps({"sasl.password": wrong,
+                                                                                "ssl.key.password": KEY_PASSPHRASE})}
+
+
+def test_a_refused_password_is_one_line_and_never_echoed(secure_setup, topic_prefix, tmp_path):
+    """The broker refuses a wrong SCRAM password: `tail` and `process` (whose librdkafka check
+    comes before Faust connects) stop with one line saying the credentials were refused, as the
+    broker said it, without the password tried."""
+    wrong, env = wrong_password(secure_setup)
+    config = tmp_path / "settings.yaml"
+    config.write_text(yaml.safe_dump({
+        "kafka": {**secure_setup["kafka"], "topic_prefix": topic_prefix},
+        "processors": {"app_id": topic_prefix + "processors", "data_dir": str(tmp_path / "faust"),
+                       "web_port": free_port(), "metrics_listen": "127.0.0.1:0"},
+        "enrich": {"office365_enabled": False, "cache_dir": str(tmp_path / "cache")}}))
+    bootstrap = secure_setup["broker"].secure_bootstrap
+    for command in (["tail", "flow-samples"], ["process"]):
+        res = subprocess.run([sys.executable, "-m", "sflowpipe.cli", "--config", str(config), *command], env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 1 and res.stdout == "", (command, res.stdout, res.stderr)
+        # the failure contract of tests/test_cli_failures.py: one line, after start-up INFO lines if any
+        problems = [line for line in res.stderr.splitlines() if " INFO " not in line]
+        assert len(problems) == 1 and "Traceback" not in res.stderr, res.stderr
+        line = problems[0]
+        assert line.startswith(f"sflowpipe {command[0]}: Kafka at {bootstrap} refused the credentials"), line
+        assert "SASL authentication error" in line and "SCRAM-SHA-512" in line, line
+        secret_free({" ".join(command): res.stderr}, [wrong, KEY_PASSPHRASE])
+
+
+@pytest.mark.asyncio
+async def test_aiokafka_refusal_does_not_echo_the_password(secure_setup, caplog):
+    """What the Faust workers' client (aiokafka) logs and raises when the broker refuses the
+    password it was given through kafka.common (faust_settings: the worker's own mapping)."""
+    from aiokafka import AIOKafkaProducer
+    from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+
+    from sflowpipe.kafka import KafkaClients
+    from sflowpipe.settings import KafkaSettings
+
+    wrong = "wrong-" + os.urandom(8).hex()
+    kafka = secure_setup["kafka"]
+    common = {**kafka["common"], "sasl.password": wrong, "ssl.key.password": KEY_PASSPHRASE}
+    faust = KafkaClients(KafkaSettings(bootstrap_servers=kafka["bootstrap_servers"], common=common)).faust_settings()
+    caplog.set_level(logging.DEBUG)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka["bootstrap_servers"], request_timeout_ms=10_000,
+                                **credentials_to_aiokafka_auth(faust["broker_credentials"]))
+    with pytest.raises(Exception) as refused:
+        await producer.start()
+    await producer.stop()
+    shown = f"{refused.value!r} {refused.value} {caplog.text}"
+    assert "uthentication" in shown, shown
+    secret_free({"aiokafka": shown}, [wrong, KEY_PASSPHRASE])

@@ -179,7 +179,7 @@ class Pipeline:
         from sflowpipe.kafka import KafkaClients, KafkaUnreachable, one_line
 
         try:
-            KafkaClients(self.settings.kafka).require_broker(timeout=15)
+            KafkaClients(self.settings.kafka).require_broker()  # as every command waits: a few seconds
         except KafkaUnreachable as e:
             raise RuntimeError(str(e)) from None
         except Exception as e:  # a client the settings cannot build (a missing CA file, a bad setting)

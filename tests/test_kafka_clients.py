@@ -158,3 +158,26 @@ def test_a_refused_client_setting_stops_every_command(section, command, tmp_path
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def test_why_the_broker_did_not_answer_is_the_clients_own_error():
+    """require_broker's error callback: a refused login is named as such (it wins over the errors
+    around it); otherwise the last specific error, not librdkafka's "N/N brokers are down"."""
+    from confluent_kafka import KafkaError
+
+    from sflowpipe.kafka import ClientErrors
+
+    transport = KafkaError(KafkaError._TRANSPORT, "kafka:9093/bootstrap: Connect to ipv4#10.0.0.1:9093 failed")
+    down = KafkaError(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down")
+    login = KafkaError(KafkaError._AUTHENTICATION, "SASL authentication error: Authentication failed")
+    errors = ClientErrors()
+    for err in (transport, down):
+        errors(err)
+    assert str(errors.unreachable("kafka:9093", 4.2, "Broker transport failure")) == (
+        "Kafka at kafka:9093 unreachable after 4s (kafka:9093/bootstrap: Connect to ipv4#10.0.0.1:9093 failed)")
+    for err in (login, transport, down):
+        errors(err)
+    assert str(errors.unreachable("kafka:9093", 4.2, "Broker transport failure")) == (
+        "Kafka at kafka:9093 refused the credentials after 4s (SASL authentication error: Authentication failed)")
+    assert str(ClientErrors().unreachable("kafka:9093", 4.2, "Broker transport failure")) == (
+        "Kafka at kafka:9093 unreachable after 4s (Broker transport failure)")

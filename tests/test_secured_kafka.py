@@ -295,19 +295,6 @@ def test_up_runs_on_the_secured_broker_and_writes_no_secret(secure_setup, topic_
     secret_free({"up's output": out, **written}, secrets)
 
 
-def test_up_refuses_secured_settings_without_an_external_broker(secure_setup, tmp_path):
-    """Tansu is plaintext: a kafka.common asking for SASL_SSL without --bootstrap-servers is one
-    line at start, before anything runs."""
-    config = tmp_path / "settings.yaml"
-    config.write_text(yaml.safe_dump({"kafka": secure_setup["kafka"]}))
-    res = subprocess.run([sys.executable, "-m", "sflowpipe.cli", "--config", str(config), "up", "--sflow-port",
-                          str(free_udp_port()), "--http-port", str(free_port()), "--data-dir", str(tmp_path / "up")],
-                         env=secure_setup["env"], capture_output=True, text=True, timeout=60)
-    assert res.returncode == 1
-    assert "kafka.common.security.protocol is SASL_SSL" in res.stdout and "--bootstrap-servers" in res.stdout, res.stdout
-    assert not (tmp_path / "up" / "logs").exists() or not any((tmp_path / "up" / "logs").iterdir())
-
-
 def wrong_password(secure_setup) -> tuple[str, dict]:
     wrong = "wrong-" + os.urandom(8).hex()
     return wrong, {**secure_setup["env"], "SFLOWPIPE_KAFKA__COMMON": json.dumps({"sasl.password": wrong,

@@ -106,6 +106,44 @@ def test_stage_file_is_private_and_holds_no_secret(tmp_path, monkeypatch):
     assert s.processors.report_interval_s == 2.0 and s.api.listen == "127.0.0.1:8008"
 
 
+def test_secured_kafka_settings_need_an_external_broker(tmp_path):
+    """Tansu is plaintext: a kafka.common asking for SASL_SSL without --bootstrap-servers is one
+    line at start, before anything is started or written."""
+    import argparse
+
+    from sflowpipe import up as up_module
+    from sflowpipe.settings import load_settings
+
+    config = tmp_path / "settings.yaml"
+    config.write_text("kafka: {common: {security.protocol: SASL_SSL, sasl.mechanism: SCRAM-SHA-512}}\n")
+    parser = argparse.ArgumentParser()
+    up_module.add_arguments(parser)
+    args = parser.parse_args(["--data-dir", str(tmp_path / "d"), "--sflow-port", str(free_udp_port()),
+                              "--http-port", str(free_port())])
+    pipeline = up_module.Pipeline(args, load_settings(str(config)))
+    with pytest.raises(RuntimeError, match="kafka.common.security.protocol is SASL_SSL but the embedded broker "
+                                           r"\(Tansu\) is plaintext: point `up` at your Kafka with --bootstrap-servers"):
+        pipeline.start()
+    assert pipeline.broker is None and not pipeline.stages and not (tmp_path / "d").exists()
+
+
+def test_an_external_broker_that_does_not_answer_starts_nothing(tmp_path):
+    """`up --bootstrap-servers` checks the user's Kafka before any stage: one line, exit 1, within
+    the commands' few seconds, and no stage started."""
+    data = tmp_path / "d"
+    t0 = time.monotonic()
+    res = subprocess.run([sys.executable, "-m", "sflowpipe.cli", "up", "--bootstrap-servers", "127.0.0.1:1",
+                          "--sflow-port", str(free_udp_port()), "--http-port", str(free_port()),
+                          "--data-dir", str(data)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert time.monotonic() - t0 < 30, "it should fail as fast as any command"
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("[1/") and "Kafka at 127.0.0.1:1" in lines[0], res.stdout
+    assert any(line.startswith("sflowpipe up: Kafka at 127.0.0.1:1 unreachable after") for line in lines), res.stdout
+    assert not any(line.startswith("[2/") for line in lines), res.stdout
+    assert not list((data / "logs").iterdir())
+
+
 @pytest.mark.parametrize("argv", [["--config", "{f}", "--print-config", "up"],
                                   ["--print-config", "up", "--config", "{f}"]])
 def test_up_takes_config_before_or_after_the_command(tmp_path, argv):

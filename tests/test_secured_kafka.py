@@ -104,6 +104,25 @@ class Component:
         return stop_gracefully(self.proc, 60)
 
 
+def remote_ports(pid: int) -> set[int]:
+    """The remote TCP ports of a process's connected sockets (its fds matched in /proc/PID/net)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[2].rsplit(":", 1)[1], 16))
+    return ports
+
+
 def secret_free(texts: dict[str, str], secrets: list[str]) -> None:
     for where, text in texts.items():
         for secret in secrets:
@@ -232,6 +251,11 @@ def test_every_component_over_sasl_ssl_and_no_secret_shown(secure_setup, topic_p
 
             page = until(status, 90, interval=1)
             assert page["totals"]["datagrams"] > 0
+            # each component talks to the broker on the SASL_SSL listener, none on its PLAINTEXT one
+            broker = secure_setup["broker"]
+            for proc in started:
+                used = remote_ports(proc.proc.pid)
+                assert broker.ports["SASL_SSL"] in used and broker.ports["PLAINTEXT"] not in used, (proc.name, used)
 
             # tail: a topic's records
             tail = subprocess.run([sys.executable, "-m", "sflowpipe.cli", *cli, "tail", "flow-samples",

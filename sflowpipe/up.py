@@ -176,8 +176,14 @@ class Pipeline:
     def _check_external(self) -> None:
         """The user's Kafka answers with the settings every stage will use (credentials included):
         else one line now, rather than every stage failing on its own."""
-        from sflowpipe.kafka import KafkaClients, KafkaUnreachable, one_line
+        from sflowpipe.kafka import KafkaClients, KafkaUnreachable, UnsupportedSetting, faust_credentials, one_line
 
+        try:
+            faust_credentials(self.settings.kafka.common)  # what the Faust workers would refuse, refused now
+        except UnsupportedSetting as e:
+            raise RuntimeError(str(e)) from None
+        except Exception as e:  # the TLS files: unreadable, not a certificate or key, a wrong key passphrase
+            raise RuntimeError(f"kafka.common (the Faust workers' TLS settings): {' '.join(str(e).split())}") from None
         try:
             KafkaClients(self.settings.kafka).require_broker()  # as every command waits: a few seconds
         except KafkaUnreachable as e:

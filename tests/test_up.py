@@ -144,6 +144,26 @@ def test_an_external_broker_that_does_not_answer_starts_nothing(tmp_path):
     assert not list((data / "logs").iterdir())
 
 
+def test_an_external_broker_setting_the_faust_workers_cannot_honour_is_refused_first(tmp_path):
+    """A kafka.common security setting aiokafka has no equivalent for would stop the processors
+    stage after the others started: `up` refuses it first, naming it."""
+    import argparse
+
+    from sflowpipe import up as up_module
+    from sflowpipe.settings import load_settings
+
+    config = tmp_path / "settings.yaml"
+    config.write_text("kafka: {common: {security.protocol: SSL, ssl.keystore.location: /etc/kafka/client.p12}}\n")
+    parser = argparse.ArgumentParser()
+    up_module.add_arguments(parser)
+    args = parser.parse_args(["--data-dir", str(tmp_path / "d"), "--bootstrap-servers", "127.0.0.1:1",
+                              "--sflow-port", str(free_udp_port()), "--http-port", str(free_port())])
+    pipeline = up_module.Pipeline(args, load_settings(str(config), **{"kafka.bootstrap_servers": "127.0.0.1:1"}))
+    with pytest.raises(RuntimeError, match="kafka.common.ssl.keystore.location: not supported by the Faust workers"):
+        pipeline.start()
+    assert pipeline.broker is None and not pipeline.stages
+
+
 @pytest.mark.parametrize("argv", [["--config", "{f}", "--print-config", "up"],
                                   ["--print-config", "up", "--config", "{f}"]])
 def test_up_takes_config_before_or_after_the_command(tmp_path, argv):

@@ -123,6 +123,12 @@ def remote_ports(pid: int) -> set[int]:
     return ports
 
 
+def flow_samples_in_clickhouse(data: Path) -> int:
+    """Rows of flow_samples in the embedded ClickHouse under ``data`` (through `sflowpipe sql`)."""
+    rows = sql_rows(data, "SELECT count() FROM flow_samples")
+    return int(rows[0][0]) if rows else 0
+
+
 def secret_free(texts: dict[str, str], secrets: list[str]) -> None:
     for where, text in texts.items():
         for secret in secrets:
@@ -131,6 +137,8 @@ def secret_free(texts: dict[str, str], secrets: list[str]) -> None:
 
 @pytest.fixture(scope="module")
 def secure_setup(apache_kafka_secure, tmp_path_factory):
+    """The secured broker, its clients' ``kafka`` settings without the secrets, the environment
+    with them (``SFLOWPIPE_KAFKA__COMMON``), and the secrets to look for."""
     folder = tmp_path_factory.mktemp("secured")
     kafka, secret_env = secured(apache_kafka_secure, folder)
     secrets = [json.loads(secret_env["SFLOWPIPE_KAFKA__COMMON"])["sasl.password"], KEY_PASSPHRASE]
@@ -139,6 +147,8 @@ def secure_setup(apache_kafka_secure, tmp_path_factory):
 
 
 def test_every_component_over_sasl_ssl_and_no_secret_shown(secure_setup, topic_prefix):
+    """ingest, process, the ClickHouse, syslog and HTTP event sinks, control, api and tail, each its
+    own process, on the SASL_SSL listener only; the flood goes through all of them."""
     folder, env, secrets = secure_setup["folder"], secure_setup["env"], secure_setup["secrets"]
     run_dir = folder / "pipeline"
     run_dir.mkdir()
@@ -234,10 +244,8 @@ def test_every_component_over_sasl_ssl_and_no_secret_shown(secure_setup, topic_p
             # the syslog sink (to a file): the same event as a CEF line
             until(lambda: syslog.alive() and (run_dir / "syslog.txt").exists()
                   and TARGET in (run_dir / "syslog.txt").read_text(), 60, message=syslog.text)
-            # ClickHouse: flow samples from this run's agents
-            rows = until(lambda: (sql_rows(run_dir, "SELECT count() FROM flow_samples") or [["0"]])[0][0] != "0"
-                         and sql_rows(run_dir, "SELECT count() FROM flow_samples"), 120)
-            assert int(rows[0][0]) > 0
+            # ClickHouse: the flow samples
+            assert until(lambda: flow_samples_in_clickhouse(run_dir), 120) > 0
             # the API: the flow, and the status page (ingester seen, the sink's lag probed, the control)
             base = f"http://127.0.0.1:{api_port}"
             flows = until(lambda: requests.get(f"{base}/activeflows/ALL/reflection/json", timeout=10).json(), 60)
@@ -305,9 +313,7 @@ def test_up_runs_on_the_secured_broker_and_writes_no_secret(secure_setup, topic_
             return written if all(written.get(topic_prefix + s, 0) > 0 for s in ("clickhouse", "prometheus")) else None
 
         assert until(sinks_written, 120, interval=1)
-        rows = until(lambda: (sql_rows(data, "SELECT count() FROM flow_samples") or [["0"]])[0][0] != "0", 120,
-                     interval=1)
-        assert rows
+        assert until(lambda: flow_samples_in_clickhouse(data), 120, interval=1) > 0
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)

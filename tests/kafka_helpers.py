@@ -9,6 +9,18 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from schemas.codec import decode_any
 
+TEST_BROKERS = ("apache", "tansu")
+
+
+def broker_kind() -> str:
+    """The broker the kafka tier starts: $TEST_BROKER, ``apache`` (the default: Apache Kafka, the
+    broker production runs, tests/apache_kafka.py) or ``tansu`` (the broker `sflowpipe up` embeds).
+    With $KAFKA_BOOTSTRAP_SERVERS set the suite uses that broker, and this names its kind."""
+    kind = os.environ.get("TEST_BROKER", "apache").strip().lower()
+    if kind not in TEST_BROKERS:
+        raise ValueError(f"TEST_BROKER={kind!r}: one of {', '.join(TEST_BROKERS)}")
+    return kind
+
 
 def read_topic(bootstrap: str, topic: str, until, timeout: float = 60.0, idle: float = 3.0, decode=None) -> list:
     """Decoded messages of a topic from the beginning, until ``until(messages)`` or timeout/idle

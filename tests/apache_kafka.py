@@ -360,7 +360,7 @@ class ApacheKafka:
                 try:
                     probe(admin)
                     break
-                except KafkaException as e:
+                except (KafkaException, TimeoutError) as e:  # the group probe's future: result(5) timed out
                     if time.monotonic() > deadline:
                         self.stop()
                         raise RuntimeError(f"Apache Kafka did not answer on {conf['bootstrap.servers']} within "

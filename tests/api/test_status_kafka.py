@@ -160,6 +160,7 @@ async def test_the_status_page_shows_each_sink_groups_exact_lag_on_apache_kafka(
     api = await started_api(settings)
     try:
         async with aiohttp.ClientSession(f"http://127.0.0.1:{api.port}") as http:
+            last: dict = {}
             for offsets in steps:
                 commit(offsets)
                 want = sum(produced[p] - o for p, o in offsets.items())
@@ -170,7 +171,7 @@ async def test_the_status_page_shows_each_sink_groups_exact_lag_on_apache_kafka(
                         sinks = (await r.json())["sinks"]
                     return sinks if group in sinks and sinks[group] != previous else None
 
-                previous = None if offsets is steps[0] else last[group]
+                previous = last.get(group)  # each step's lag differs from the one before
                 last = await eventually(lag_of_these_commits, 30)
                 assert last == {group: want, idle: None}, (offsets, last)
     finally:

@@ -67,7 +67,8 @@ def group_lags(bootstrap: str, group: str, topic: str) -> dict[int, tuple[int, i
         out = {}
         for tp in committed:
             low, high = c.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
-            # a Faust worker may commit one past the end of a partition (seen on Tansu): nothing left
+            # a Faust worker may commit past the end Tansu reports (its high watermarks can lag its
+            # log): nothing left
             out[tp.partition] = (max(0, high - max(tp.offset, low)), tp.offset, high)
         return out
     finally:

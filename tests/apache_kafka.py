@@ -127,8 +127,10 @@ class ApacheKafka:
     its work folder: log dir, server.properties, broker.log (and, secured, its certificates)."""
 
     def __init__(self, workdir: Path, secure: bool = False, users: Mapping[str, str] | None = None,
-                 version: str = VERSION, host: str = "127.0.0.1") -> None:
+                 version: str = VERSION, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.workdir = Path(workdir)
+        self.port = port  # the PLAINTEXT listener's, if fixed (a client started before the broker)
+        self.formatted = False
         self.secure = secure
         # SCRAM users (name -> password) created at format time; only with secure=True
         self.users = dict(users) if users else {"sflowpipe": secrets.token_hex(16)}
@@ -172,7 +174,8 @@ class ApacheKafka:
 
     def start(self, timeout: float = START_TIMEOUT_S) -> None:
         """Resolve, format, start; return once the broker answers a metadata request (on every
-        listener); RuntimeError with the broker log's tail if it does not within ``timeout``."""
+        listener); RuntimeError with the broker log's tail if it does not within ``timeout``.
+        Started again after stop() or kill(), it keeps its ports and its log dir (the data)."""
         java = shutil.which("java")
         if java is None:
             raise RuntimeError("Apache Kafka for the tests needs Java 17+ (`java`): run scripts/system-deps.sh")
@@ -182,18 +185,37 @@ class ApacheKafka:
         if self.secure:
             self.ca, self.keystore = make_certificates(self.workdir / "tls", self.host)
         self._write_log4j()
+        if self.formatted:
+            self._restart(timeout)
+            return
         last = ""
         for attempt in range(3):  # a free port may be taken between picking it and Kafka binding it
             self.ports = {name: free_port(self.host) for name in self._listener_names()}
+            if self.port:
+                self.ports["PLAINTEXT"] = self.port
             self._write_properties()
             if attempt == 0:
                 self._format()
+                self.formatted = True
             try:
                 self._run(timeout)
                 return
             except _PortTaken as e:
                 last = str(e)
         raise RuntimeError(f"Apache Kafka could not bind its ports three times: {last}")
+
+    def _restart(self, timeout: float) -> None:
+        """The same ports and log dir again: a port still held (by the connections of the process
+        just ended, or by whoever took it meanwhile) is waited for, not moved."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._run(max(1.0, deadline - time.monotonic()))
+                return
+            except _PortTaken as e:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"Apache Kafka could not bind its ports again: {e}") from None
+                time.sleep(0.5)
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """SIGTERM (Kafka's controlled shutdown), SIGKILL if it is still running after ``timeout``."""
@@ -207,6 +229,17 @@ class ApacheKafka:
                 self.killed = True
                 self.proc.kill()
                 self.proc.wait(10)
+        self.exit_code = self.proc.returncode
+        self.proc = None
+
+    def kill(self) -> None:
+        """An abrupt end (SIGKILL), as in a crash: what the broker acknowledged is in its log dir
+        (written, not yet synced: the machine does not crash), and start() recovers it."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
         self.exit_code = self.proc.returncode
         self.proc = None
 
@@ -297,6 +330,9 @@ class ApacheKafka:
         from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient
 
+        logs = (self.workdir / "broker.out", self.log_path)
+        # this run's output only (a restart appends to the same files)
+        since = {path: path.stat().st_size if path.exists() else 0 for path in logs}
         with open(self.workdir / "broker.out", "ab") as out:
             self.proc = subprocess.Popen(self._java("kafka.Kafka", str(self.workdir / "server.properties")),
                                          stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir,
@@ -317,8 +353,9 @@ class ApacheKafka:
                 if self.proc.poll() is not None:
                     self.proc = None
                     tail = self.log_tail()
-                    if "Address already in use" in tail:
-                        raise _PortTaken(tail.strip().splitlines()[-1])
+                    ran = "".join(_read_from(path, since[path]) for path in logs)
+                    if "Address already in use" in ran:
+                        raise _PortTaken(next(line for line in ran.splitlines() if "Address already in use" in line))
                     raise RuntimeError(f"Apache Kafka exited while starting; its log ends:\n{tail}")
                 try:
                     probe(admin)
@@ -333,6 +370,14 @@ class ApacheKafka:
 
 class _PortTaken(RuntimeError):
     pass
+
+
+def _read_from(path: Path, offset: int) -> str:
+    if not path.exists():
+        return ""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read().decode(errors="replace")
 
 
 def _interrupt(*_) -> None:

@@ -135,24 +135,25 @@ _hypothesis_profiles()
 
 # The broker of the kafka tier: $KAFKA_BOOTSTRAP_SERVERS (any broker, started elsewhere), else the
 # one $TEST_BROKER names (not an SFLOWPIPE_ name: the settings refuse unknown SFLOWPIPE_ variables):
-# `tansu` (for now the default: Tansu, as `sflowpipe up` embeds it) or `apache` (Apache Kafka,
-# tests/apache_kafka.py, resolved from Maven Central on first use).
-TEST_BROKERS = ("tansu", "apache")
-
-
+# `apache` (the default: Apache Kafka, the broker production runs, tests/apache_kafka.py, resolved
+# from Maven Central on first use) or `tansu` (as `sflowpipe up` embeds it; the tests of `up` run on
+# Tansu whatever this says).
 @pytest.fixture(scope="session")
 def kafka_bootstrap(request, tmp_path_factory):
     """A real Kafka-protocol broker: $KAFKA_BOOTSTRAP_SERVERS if set, else the one $TEST_BROKER
-    names (tansu by default, or apache), started here."""
+    names (apache by default, or tansu), started here."""
     import os
+
+    from tests.kafka_helpers import broker_kind
 
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if external:
         yield external
         return
-    kind = os.environ.get("TEST_BROKER", "tansu").strip().lower()
-    if kind not in TEST_BROKERS:
-        raise pytest.UsageError(f"TEST_BROKER={kind!r}: one of {', '.join(TEST_BROKERS)}")
+    try:
+        kind = broker_kind()
+    except ValueError as e:
+        raise pytest.UsageError(str(e)) from None
     if kind == "apache":
         yield request.getfixturevalue("apache_kafka").bootstrap
         return

@@ -9,6 +9,18 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from schemas.codec import decode_any
 
+TEST_BROKERS = ("apache", "tansu")
+
+
+def broker_kind() -> str:
+    """The broker the kafka tier starts: $TEST_BROKER, ``apache`` (the default: Apache Kafka, the
+    broker production runs, tests/apache_kafka.py) or ``tansu`` (the broker `sflowpipe up` embeds).
+    With $KAFKA_BOOTSTRAP_SERVERS set the suite uses that broker, and this names its kind."""
+    kind = os.environ.get("TEST_BROKER", "apache").strip().lower()
+    if kind not in TEST_BROKERS:
+        raise ValueError(f"TEST_BROKER={kind!r}: one of {', '.join(TEST_BROKERS)}")
+    return kind
+
 
 def read_topic(bootstrap: str, topic: str, until, timeout: float = 60.0, idle: float = 3.0, decode=None) -> list:
     """Decoded messages of a topic from the beginning, until ``until(messages)`` or timeout/idle
@@ -55,7 +67,8 @@ def group_lags(bootstrap: str, group: str, topic: str) -> dict[int, tuple[int, i
         out = {}
         for tp in committed:
             low, high = c.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
-            # a Faust worker may commit one past the end of a partition (seen on Tansu): nothing left
+            # a Faust worker may commit past the end Tansu reports (its high watermarks can lag its
+            # log): nothing left
             out[tp.partition] = (max(0, high - max(tp.offset, low)), tp.offset, high)
         return out
     finally:

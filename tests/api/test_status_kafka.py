@@ -125,3 +125,55 @@ async def test_the_api_shows_its_own_requests_and_open_long_polls(kafka_bootstra
             await api.stop()
     assert api.api.metrics.get("sflowpipe_api_long_polls_open") == 0
     assert api.api.own_status()["long_polls_open"] == 0
+
+
+@pytest.mark.asyncio
+async def test_the_status_page_shows_each_sink_groups_exact_lag_on_apache_kafka(apache_kafka, topic_prefix):
+    """A sink group's lag on the status page is its end offsets minus its committed offsets, summed
+    over the partitions it committed: exact on Apache Kafka (its end offsets are the messages
+    produced), and it follows the group's commits down to zero. Always on Apache Kafka: Tansu's high
+    watermarks can lag its log (after one produce request with batches for several partitions, all
+    three read 1 here although they held 40, 7 and 23 messages), so there the page shows 0 for 25."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    kafka_bootstrap = apache_kafka.bootstrap
+
+    topic, group, idle = topic_prefix + "enriched", topic_prefix + "sink", topic_prefix + "never-committed"
+    produced = {0: 40, 1: 7, 2: 23}  # messages per partition: the end offsets
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin.create_topics([NewTopic(topic, len(produced), 1)])[topic].result(30)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for partition, n in produced.items():
+        for i in range(n):
+            producer.produce(topic, value=b"%d" % i, partition=partition)
+    assert producer.flush(30) == 0
+    committer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group, "enable.auto.commit": False})
+
+    def commit(offsets: dict[int, int]) -> None:
+        committer.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
+
+    base = make_settings(kafka_bootstrap, topic_prefix, "http://127.0.0.1:9")
+    settings = api_settings(base.model_copy(update={"api": base.api.model_copy(update={"sinks": [group, idle]})}))
+    steps = [{0: 15, 1: 7}, {0: 39, 1: 7, 2: 1}, dict(produced)]  # partition 2 first never committed: not counted
+    commit(steps[0])
+    api = await started_api(settings)
+    try:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{api.port}") as http:
+            last: dict = {}
+            for offsets in steps:
+                commit(offsets)
+                want = sum(produced[p] - o for p, o in offsets.items())
+
+                async def lag_of_these_commits() -> dict | None:
+                    # the API probes every 5 s: wait for a probe after this commit, then it must be exact
+                    async with http.get("/sflowpipe/status/json") as r:
+                        sinks = (await r.json())["sinks"]
+                    return sinks if group in sinks and sinks[group] != previous else None
+
+                previous = last.get(group)  # each step's lag differs from the one before
+                last = await eventually(lag_of_these_commits, 30)
+                assert last == {group: want, idle: None}, (offsets, last)
+    finally:
+        await api.stop()
+        committer.close()

@@ -12,11 +12,11 @@ from collections import Counter
 import pytest
 
 from ingest.replay import send_udp
-from sflowpipe.broker import EmbeddedBroker, free_port
+from sflowpipe.broker import free_port
 from sflowpipe.settings import KafkaSettings
 from tests.ingest.ingest_harness import IngestProcess, expected_samples, got_samples
 from tests.ingest.test_ingest_e2e import as_udp, generated
-from tests.ingest.test_ingest_outage import S3_ENV, s3_endpoint  # noqa: F401  (a fixture)
+from tests.ingest.test_ingest_outage import restartable_broker, s3_endpoint  # noqa: F401  (fixtures)
 from tests.kafka_helpers import read_topic
 from tests.waiting import until
 
@@ -40,9 +40,8 @@ def _published(bootstrap: str, prefix: str, payloads: list[bytes]):
     return want, got_samples(flows, counters, []), {r["data"] for r in raw}
 
 
-def test_sigkill_during_outage_loses_nothing_uncounted(s3_endpoint, tmp_path):  # noqa: F811
-    broker = EmbeddedBroker(port=free_port(), storage="s3://tansu/", env={**S3_ENV, "AWS_ENDPOINT": s3_endpoint},
-                            log_path=str(tmp_path / "tansu.log"))
+def test_sigkill_during_outage_loses_nothing_uncounted(restartable_broker, tmp_path):  # noqa: F811
+    broker = restartable_broker()
     broker.start()
     prefix = "crash."
     udp_port = free_port()
@@ -58,9 +57,12 @@ def test_sigkill_during_outage_loses_nothing_uncounted(s3_endpoint, tmp_path):  
         t0 = time.monotonic()
         send_udp(as_udp(during), f"127.0.0.1:{ing.port}", rate=1000)
 
-        def all_on_disk():
-            m = ing.metrics()
+        samples = sum(expected_samples(before + during)[0].values())
+
+        def all_on_disk():  # every datagram read, its samples batched (a batch waits up to batch_max_ms)
+            m = ing.metrics()  # and handed over, and nothing left with the producer
             return (m["sflowpipe_ingest_datagrams_received_total"] == len(before) + len(during)
+                    and m.get("sflowpipe_ingest_samples_total") == samples
                     and m["sflowpipe_kafka_producer_queue_messages"] == 0
                     and m["sflowpipe_kafka_spill_pending_messages"] > 0)
 
@@ -95,7 +97,7 @@ def test_sigkill_during_outage_loses_nothing_uncounted(s3_endpoint, tmp_path):  
     assert m["sflowpipe_kafka_messages_delivered_total"] > 0
 
 
-def test_starts_with_the_broker_down_and_spills(tmp_path):
+def test_starts_with_the_broker_down_and_spills(restartable_broker, tmp_path):  # noqa: F811
     port = free_port()
     prefix = "late."
     ing = IngestProcess(f"127.0.0.1:{port}", prefix, tmp_path, free_port())
@@ -110,14 +112,12 @@ def test_starts_with_the_broker_down_and_spills(tmp_path):
         until(lambda: ing.metrics()["sflowpipe_kafka_spill_pending_messages"] >= len(payloads), 10)
         assert ing.proc.poll() is None
         until(lambda: f"Kafka at 127.0.0.1:{port} unreachable" in ing.log.read_text(), 10)
-        broker = EmbeddedBroker(port=port)
+        broker = restartable_broker(port=port)
         broker.start()
         until(lambda: ing.metrics()["sflowpipe_kafka_spill_pending_messages"] == 0, 30)  # topics made, replayed
         want, got, raw = _published(broker.bootstrap, prefix, payloads)
     finally:
         code = ing.stop()
-        if broker:
-            broker.stop()
     log = ing.log.read_text()
     assert code == 0, log
     assert not (want - got) and raw == set(payloads)

@@ -160,6 +160,10 @@ def test_schema_registry_mode_uses_confluent_wire_format(kafka_bootstrap, topic_
     try:
         send_udp(as_udp(payloads), f"127.0.0.1:{ing.port}", rate=2000)
         topic = topic_prefix + "flow-samples"
+        # the ingester creates its topics once Kafka answers, in the background: its first delivery to
+        # this one says the topic is there with all its partitions (listed earlier, it had none)
+        delivered = f'sflowpipe_kafka_messages_delivered_total{{topic="{topic}"}}'
+        until(lambda: ing.metrics().get(delivered, 0) > 0, 60, message=lambda: str(ing.metrics()))
         c = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": "registry-test"})
         md = c.list_topics(topic, timeout=10).topics[topic]
         c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in md.partitions])

@@ -1,6 +1,7 @@
-"""Broker outage: the broker is killed mid-stream and restarted (durable S3 storage on a local
-moto server); every datagram sent before, during and after ends up in Kafka, and the
-ingester's counters add up."""
+"""Broker outage: the broker is killed mid-stream and restarted; every datagram sent before,
+during and after ends up in Kafka, and the ingester's counters add up. On both brokers: Apache
+Kafka (killed and started again on its log dir) and Tansu (durable S3 storage on a local moto
+server, the storage a Tansu in production would use; its in-memory storage loses all on a kill)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sflowpipe.broker import EmbeddedBroker, free_port
+from tests.apache_kafka import ApacheKafka
 from tests.ingest.ingest_harness import IngestProcess, expected_samples, got_samples
 from tests.ingest.test_ingest_e2e import as_udp, consume_all, generated
 from ingest.replay import send_udp
@@ -50,9 +52,29 @@ def s3_endpoint(tmp_path):
     proc.wait(10)
 
 
-def test_broker_outage_loses_nothing(s3_endpoint, tmp_path):
-    env = {**S3_ENV, "AWS_ENDPOINT": s3_endpoint}
-    broker = EmbeddedBroker(port=free_port(), storage="s3://tansu/", env=env, log_path=str(tmp_path / "tansu.log"))
+@pytest.fixture(params=["apache", "tansu"])
+def restartable_broker(request, tmp_path):
+    """``make(port=None)``: a broker not started yet, that start() starts again after kill() (a crash)
+    with what it had acknowledged: Apache Kafka on its log dir, Tansu on S3 (moto). Stopped at the end."""
+    made = []
+
+    def make(port: int | None = None):
+        if request.param == "apache":
+            broker = ApacheKafka(tmp_path / "apache-kafka", port=port)
+        else:
+            env = {**S3_ENV, "AWS_ENDPOINT": request.getfixturevalue("s3_endpoint")}
+            broker = EmbeddedBroker(port=port or free_port(), storage="s3://tansu/", env=env,
+                                    log_path=str(tmp_path / "tansu.log"))
+        made.append(broker)
+        return broker
+
+    yield make
+    for broker in made:
+        broker.stop()
+
+
+def test_broker_outage_loses_nothing(restartable_broker, tmp_path):
+    broker = restartable_broker()
     broker.start()
     prefix = "outage."
     ing = IngestProcess(broker.bootstrap, prefix, tmp_path, free_port(), extra_env={

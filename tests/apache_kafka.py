@@ -82,8 +82,12 @@ def resolve(version: str = VERSION) -> Path:
 
 def random_cluster_id() -> str:
     """A KRaft cluster id: 16 random bytes, base64url without padding (22 characters), as
-    `kafka-storage random-uuid` prints."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    `kafka-storage random-uuid` prints. Never one starting with "-", as Kafka's own Uuid.randomUuid
+    avoids: `format -t -xyz...` reads it as an option (one broker in 64 failed to format)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _die_with_parent() -> None:

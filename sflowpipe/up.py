@@ -117,6 +117,7 @@ class Pipeline:
         self.broker: EmbeddedBroker | None = None
         self.stages: list[Stage] = []
         self.ports: dict[str, int] = {}
+        self._drawn: set[int] = set()  # every port _free_port() handed out
         self.secret_env: dict[str, str] = {}
         self.settings: Settings | None = None
         # --bootstrap-servers: the user's Kafka (kafka.common's TLS/SASL settings reach every stage);
@@ -140,6 +141,10 @@ class Pipeline:
                                    f"with {option}")
         if not self.external:
             _refuse_secured_embedded(self.user_settings.kafka.common)
+            if self.user_settings.processors.processing_guarantee == "exactly_once":
+                raise RuntimeError("processors.processing_guarantee: exactly_once needs Kafka transactions, which "
+                                   "the embedded broker (Tansu) does not have: run with --bootstrap-servers on "
+                                   "Apache Kafka, or keep at_least_once")
         self.logs.mkdir(parents=True, exist_ok=True)
         settings_file = self._settings_file()
         steps = self._plan(settings_file)
@@ -151,7 +156,7 @@ class Pipeline:
         else:
             self.say(f"[1/{total}] Kafka-compatible broker (Tansu, in-memory: topics are gone when it stops; "
                      f"ClickHouse keeps the history) ...")
-            self.broker = EmbeddedBroker(port=9092 if _free(9092) else None, log_path=str(self.logs / "tansu.log"),
+            self.broker = EmbeddedBroker(port=9092 if _free(9092) else self._free_port(), log_path=str(self.logs / "tansu.log"),
                                          own_group=True)
             self.broker.start()
             self.bootstrap = self.broker.bootstrap
@@ -172,6 +177,17 @@ class Pipeline:
             self.stages.append(stage)
             self._wait_ready(stage, timeout=120)
             self.say(f"      ready ({time.monotonic() - t1:.1f} s)")
+
+    def _free_port(self) -> int:
+        """A free loopback port for a stage's own endpoint, never one the user chose (--http-port,
+        --sflow-port) nor one drawn before: those are free now but bound only later, and a stage
+        that took one first left the API's port answered by another server (seen in a test run:
+        every request to the API met a /health endpoint's 501)."""
+        taken = {self.args.http_port, self.args.sflow_port, *self.ports.values(), *self._drawn}
+        while (port := free_port()) in taken:
+            pass
+        self._drawn.add(port)
+        return port
 
     def _check_external(self) -> None:
         """The user's Kafka answers with the settings every stage will use (credentials included):
@@ -197,9 +213,9 @@ class Pipeline:
         whose lag the status page shows. Defaults stay the Settings model's own."""
         s = self.user_settings
         p = self.ports
-        p["metrics"] = free_port()
-        p["faust"] = free_port()
-        p["prometheus"] = free_port()
+        p["metrics"] = self._free_port()
+        p["faust"] = self._free_port()
+        p["prometheus"] = self._free_port()
 
         def updated(model, **values):
             return model.model_copy(update=values)
@@ -271,7 +287,7 @@ class Pipeline:
 
         def health() -> tuple[list[str], PortOpen]:
             """A stage serving no port of its own: the CLI's /health endpoint on a free one."""
-            port = free_port()
+            port = self._free_port()
             return cli + ["--health-port", str(port)], PortOpen("127.0.0.1", port)
 
         ch_dir = _embedded_dir(s.sinks.clickhouse.dsn)

@@ -31,6 +31,8 @@ import faust
 
 from processors.blocklist import Blocklists
 from processors.scans import ScanDetector
+from processors.transactions import (EXACTLY_ONCE, CheckpointLog, NoTransactions, Transactions, checkpoint_topic,
+                                     require_transactions)
 from sflowpipe.config_plane import ConfigWatcher, startup_definitions
 from processors.engine import REPLAY_LAG_S, Engine
 from processors.enrich import Enricher
@@ -292,6 +294,10 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
         clients, codec = wiring(settings)
     k, t, p = settings.kafka, settings.topics, settings.processors
     Path(p.data_dir).mkdir(parents=True, exist_ok=True)
+    eos = p.processing_guarantee == EXACTLY_ONCE
+    # exactly-once: a commit checkpoints the state it covers (processors/transactions.py), so commits
+    # come as often as checkpoints do; at-least-once keeps Faust's default commit interval
+    cadence = {"broker_commit_interval": p.checkpoint_interval_s} if eos else {}
     app = faust.App(
         p.app_id,
         **clients.faust_settings(),
@@ -303,7 +309,8 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
         consumer_max_fetch_size=p.consumer_max_fetch_size,
         consumer_auto_offset_reset="earliest",
         producer_compression_type=None if k.compression == "none" else k.compression,
-        processing_guarantee="at_least_once",
+        processing_guarantee=p.processing_guarantee,
+        **cadence,
         datadir=f"{p.data_dir}/worker-{worker}",
         web_port=p.web_port + worker,
         web_bind="127.0.0.1",
@@ -356,8 +363,9 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
     discard_topic = app.topic(k.topic(t.discard_samples), **raw)  # dropped: true flows
     status_topic = app.topic(k.topic(t.status), **raw)  # flowkeys (processors/flowkeys.py)
     worker_id = f"{socket.gethostname()}:{p.app_id}:{worker}"
-    # keys are agent addresses (raw bytes), values JSON (the app's default serializers)
-    checkpoints = app.Table("agent-state", default=None)
+    # keys are agent addresses, values the state; both JSON (the app's default serializers). Exactly-once
+    # writes and reads the table's changelog topic itself (processors/transactions.py): no Faust table
+    checkpoints = None if eos else app.Table("agent-state", default=None)
 
     codec.prepare(["enriched_flow_sample_batch", "active_flows", "metrics", "event", "flow_log"])
     registry = RegistryWait(codec, metrics)
@@ -375,12 +383,34 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
     accounted: dict[str, dict[str, list[int]]] = {}
     app.sflowpipe_engine = engine  # for tests and benchmarks
 
+    def checkpoint_value(agent: str) -> dict:
+        offsets = {kind: list(po) for kind, po in accounted.get(agent, {}).items()}  # a copy: the table keeps it
+        return {**engine.snapshot(agent), "offsets": offsets}
+
+    def checkpoint_record(agent: str) -> tuple[bytes, bytes]:
+        """An agent's checkpoint as the table's changelog holds it (exactly-once writes it there itself)."""
+        return (json.dumps(agent).encode(), json.dumps(checkpoint_value(agent), separators=(",", ":")).encode())
+
+    changelog = checkpoint_topic(p)
+    tx = Transactions(app, k.topic(t.flow_samples), changelog, checkpoint_record, owner, metrics) if eos \
+        else NoTransactions()
+    checkpoint_log = CheckpointLog(clients, changelog, f"{p.app_id}-checkpoint-reader") if eos else None
+    app.sflowpipe_transactions = tx  # for tests
+
+    async def emit(topic: Any, key: bytes, value: bytes, source_partition: int | None) -> None:
+        """One output: in the transaction of the partition its agent's samples arrive on (exactly-once;
+        an agent no longer owned has none: its next owner produces it), else as Faust sends it."""
+        if not eos:
+            await topic.send(key=key, value=value)
+        elif source_partition is not None:
+            await tx.send(topic.get_topic_name(), key, value, source_partition)
+
     def adopt(agent: str, partition: int) -> None:
         """Owns ``agent`` from now on; restores its state from the checkpoint the first time."""
         owner[agent] = partition
         if agent not in restored:
             restored.add(agent)
-            state = checkpoints.get(agent)
+            state = checkpoint_log.get(agent) if eos else checkpoints.get(agent)
             if state:
                 engine.restore(agent, state)
                 accounted[agent] = {kind: list(po) for kind, po in (state.get("offsets") or {}).items()}
@@ -414,11 +444,13 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
         return False
 
     def maybe_checkpoint(agent: str, now: float) -> None:
+        if eos:  # checkpointed at the next commit, in its transaction
+            tx.touched(agent)
+            return
         if now - last_checkpoint.get(agent, 0.0) >= p.checkpoint_interval_s:
             last_checkpoint[agent] = now
             t0 = time.perf_counter()
-            offsets = {kind: list(po) for kind, po in accounted.get(agent, {}).items()}  # a copy: the table keeps it
-            checkpoints[agent] = {**engine.snapshot(agent), "offsets": offsets}
+            checkpoints[agent] = checkpoint_value(agent)
             metrics.observe("sflowpipe_processors_checkpoint_seconds", time.perf_counter() - t0)
 
     failed_at: dict[str, float] = {}  # kind -> when its last analysis error was logged
@@ -456,6 +488,8 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
         now = time.time()
         if already_accounted(agent, "flow", partition, offset):
             metrics.inc("sflowpipe_processors_replayed_batches_total", labels=(("kind", "flow"),))
+            if eos:  # its enriched batch was committed with the checkpoint that accounts it
+                return
             # still enriched and forwarded: the sinks drop duplicate rows, and the first send may be lost
             extra = engine.enricher.enrich_batch(batch)
         else:
@@ -468,7 +502,7 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
             batch = codec.decode_as("flow_sample_batch", value)
             batch.update(extra)
             out = codec.encode("enriched_flow_sample_batch", batch)
-        await enriched_topic.send(key=agent.encode(), value=out)
+        await emit(enriched_topic, agent.encode(), out, partition)
         maybe_checkpoint(agent, now)
 
     flow_topic_name = k.topic(t.flow_samples)
@@ -519,74 +553,108 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
     async def flow_batches(stream):
         loop = asyncio.get_running_loop()
         async for event in stream.events():
-            apply_changes()
-            part, offset = event.message.partition, event.message.offset
-            expected = next_offset.get(part) if p.fill_stream_gaps else offset
-            if expected is None:  # first message since an assignment: Faust starts at the commit
-                expected = await loop.run_in_executor(None, gaps.committed, part)
-            if expected is not None and offset > expected:
-                missed = await loop.run_in_executor(None, gaps.read, part, expected, offset)
-                log.warning("flow-samples[%d]: the stream skipped offsets %d-%d (rebalance); read %d of them "
-                            "directly", part, expected, offset - 1, len(missed))
-                for missed_offset, value in missed:
-                    await on_flow_message(value, part, missed_offset)
-            next_offset[part] = offset + 1
-            await on_flow_message(event.value, part, offset)
-            position[(event.message.topic, part)] = offset + 1
+            async with tx.lock:  # exactly-once: a batch and its outputs never straddle a commit
+                await on_flow_event(event, loop)
+
+    async def on_flow_event(event: Any, loop: asyncio.AbstractEventLoop) -> None:
+        apply_changes()
+        part, offset = event.message.partition, event.message.offset
+        expected = next_offset.get(part) if p.fill_stream_gaps else offset
+        if expected is None:  # first message since an assignment: Faust starts at the commit
+            expected = await loop.run_in_executor(None, gaps.committed, part)
+        if expected is not None and offset > expected:
+            missed = await loop.run_in_executor(None, gaps.read, part, expected, offset)
+            log.warning("flow-samples[%d]: the stream skipped offsets %d-%d (rebalance); read %d of them "
+                        "directly", part, expected, offset - 1, len(missed))
+            for missed_offset, value in missed:
+                await on_flow_message(value, part, missed_offset)
+        next_offset[part] = offset + 1
+        await on_flow_message(event.value, part, offset)
+        position[(event.message.topic, part)] = offset + 1
 
     @app.agent(counter_topic, name="counter-samples")
     async def counter_batches(stream):
         async for event in stream.events():
-            apply_changes()
-            position[(event.message.topic, event.message.partition)] = event.message.offset + 1
-            try:
-                batch = await registry.decode("counter", event.value,
-                                             lambda v: codec.decode_as("counter_sample_batch", v))
-            except CodecError as e:
-                metrics.inc("sflowpipe_processors_undecodable_total", labels=(("kind", "counter"),))
-                log.error("counter-samples: skipping undecodable message: %s", e)
-                continue
-            count("counter", batch)
-            agent = batch["agent_address"]
-            adopt(agent, event.message.partition)
-            if not already_accounted(agent, "counter", event.message.partition, event.message.offset):
-                analyse("counter", engine.on_counter_batch, batch)
-            else:
-                metrics.inc("sflowpipe_processors_replayed_batches_total", labels=(("kind", "counter"),))
-            maybe_checkpoint(agent, time.time())
+            async with tx.lock:
+                await on_counter_event(event)
+
+    async def on_counter_event(event: Any) -> None:
+        apply_changes()
+        position[(event.message.topic, event.message.partition)] = event.message.offset + 1
+        try:
+            batch = await registry.decode("counter", event.value,
+                                         lambda v: codec.decode_as("counter_sample_batch", v))
+        except CodecError as e:
+            metrics.inc("sflowpipe_processors_undecodable_total", labels=(("kind", "counter"),))
+            log.error("counter-samples: skipping undecodable message: %s", e)
+            return
+        count("counter", batch)
+        agent = batch["agent_address"]
+        adopt(agent, event.message.partition)
+        if not already_accounted(agent, "counter", event.message.partition, event.message.offset):
+            analyse("counter", engine.on_counter_batch, batch)
+        else:
+            metrics.inc("sflowpipe_processors_replayed_batches_total", labels=(("kind", "counter"),))
+        maybe_checkpoint(agent, time.time())
 
     @app.agent(discard_topic, name="discard-samples")
     async def discard_batches(stream):
         async for event in stream.events():
-            apply_changes()
-            position[(event.message.topic, event.message.partition)] = event.message.offset + 1
-            if not engine.wants_discards:  # no dropped: true flow: not even decoded
-                continue
-            try:
-                batch = await registry.decode("discard", event.value,
-                                             lambda v: codec.decode_as("discard_sample_batch", v))
-            except CodecError as e:
-                metrics.inc("sflowpipe_processors_undecodable_total", labels=(("kind", "discard"),))
-                log.error("discard-samples: skipping undecodable message: %s", e)
-                continue
-            count("discard", batch)
-            adopt(batch["agent_address"], event.message.partition)
-            analyse("discard", engine.on_discard_batch, batch, time.time())
+            async with tx.lock:
+                await on_discard_event(event)
+
+    async def on_discard_event(event: Any) -> None:
+        apply_changes()
+        position[(event.message.topic, event.message.partition)] = event.message.offset + 1
+        if not engine.wants_discards:  # no dropped: true flow: not even decoded
+            return
+        try:
+            batch = await registry.decode("discard", event.value,
+                                         lambda v: codec.decode_as("discard_sample_batch", v))
+        except CodecError as e:
+            metrics.inc("sflowpipe_processors_undecodable_total", labels=(("kind", "discard"),))
+            log.error("discard-samples: skipping undecodable message: %s", e)
+            return
+        count("discard", batch)
+        agent = batch["agent_address"]
+        adopt(agent, event.message.partition)
+        if eos and already_accounted(agent, "discard", event.message.partition, event.message.offset):
+            metrics.inc("sflowpipe_processors_replayed_batches_total", labels=(("kind", "discard"),))
+            return
+        analyse("discard", engine.on_discard_batch, batch, time.time())
+        if eos:
+            tx.touched(agent)
 
     next_status = [0.0]
 
+    next_idle_commit = [0.0]
+
     @app.timer(interval=p.report_interval_s)
     async def report():
+        async with tx.lock:  # exactly-once: a report round's outputs and the state after it commit together
+            await report_round()
+        if eos and time.monotonic() >= next_idle_commit[0]:
+            next_idle_commit[0] = time.monotonic() + p.checkpoint_interval_s
+            await tx.commit_idle()
+
+    def touch_reported(agents: set[str]) -> None:
+        if eos:
+            for agent in agents:
+                tx.touched(agent)
+
+    async def report_round() -> None:
         apply_changes()
         await status_topic.send(key=worker_id.encode(), value=json.dumps(engine.keys_seen.message(worker_id)).encode())
         await status_topic.send(key=worker_id.encode(), value=json.dumps(engine.evaluation_status(worker_id)).encode())
-        for r in engine.flow_logs():
-            await flow_logs_topic.send(key=r["agent"].encode(), value=codec.encode("flow_log", r))
+        logs = engine.flow_logs()
+        for r in logs:
+            await emit(flow_logs_topic, r["agent"].encode(), codec.encode("flow_log", r), owner.get(r["agent"]))
         active, counter_metrics, events = engine.report()
         for m in active:
-            await flows_topic.send(key=m["agent"].encode(), value=codec.encode("active_flows", m))
+            await emit(flows_topic, m["agent"].encode(), codec.encode("active_flows", m), owner.get(m["agent"]))
         for m in counter_metrics:
-            await metrics_topic.send(key=m["agent"].encode(), value=codec.encode("metrics", m))
+            await emit(metrics_topic, m["agent"].encode(), codec.encode("metrics", m), owner.get(m["agent"]))
+        touch_reported({r["agent"] for r in logs} | {m["agent"] for m in active} | {e.agent for e in events})
         metrics.inc("sflowpipe_processors_reports_total", len(active), (("kind", "flows"),))
         metrics.inc("sflowpipe_processors_reports_total", len(counter_metrics), (("kind", "metrics"),))
         metrics.inc("sflowpipe_processors_events_total", len(events))
@@ -598,14 +666,34 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
             await status_topic.send(key=worker_id.encode(), value=json.dumps(status).encode())
         for e in events:
             last_checkpoint.pop(e.agent, None)  # checkpointed with its next batch: a restart will not repeat it
-            await events_topic.send(key=e.agent.encode(), value=codec.encode("event", e.to_dict()))
+            await emit(events_topic, e.agent.encode(), codec.encode("event", e.to_dict()), owner.get(e.agent))
             log.info("event %s: %s %s on %s/%s = %.0f > %.0f", e.eventID, e.thresholdID, e.flowKey or e.metric,
                      e.agent, e.dataSource, e.value, e.threshold)
+
+    sample_topics = (k.topic(t.flow_samples), k.topic(t.counter_samples), k.topic(t.discard_samples))
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender, assigned=None, **kwargs):
         metrics.inc("sflowpipe_processors_rebalances_total", labels=(("change", "assigned"),))
+        if eos:
+            await eos_assigned({tp.partition for tp in (assigned or ()) if tp.topic in sample_topics})
         next_offset.clear()  # Faust seeks every partition back to its committed offset
+
+    kept_state = [False]  # exactly-once: the revoking commit held, so the kept partitions' state stays
+
+    async def eos_assigned(parts: set[int]) -> None:
+        """Exactly-once, after the assignment: the agents of partitions gone are forgotten (or all, if the
+        commit before the rebalance failed), stale transactional producers closed, and the checkpoints
+        of the partitions assigned read (their old owner's producers are fenced by now)."""
+        tx.install()  # the consumer's commits checkpoint first (processors/transactions.py)
+        gone = set(owner.values()) if not kept_state[0] else {part for part in owner.values() if part not in parts}
+        forget_partitions(gone)
+        kept_state[0] = False
+        await tx.prune(parts)
+        t0 = time.monotonic()
+        read = await asyncio.get_running_loop().run_in_executor(None, checkpoint_log.refresh, parts)
+        log.info("exactly-once: read %d checkpoint records of partitions %s in %.2f s", read, sorted(parts),
+                 time.monotonic() - t0)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender, revoked=None, **kwargs):
@@ -614,9 +702,16 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
         for tp in revoked or ():
             position.pop((tp.topic, tp.partition), None)
             lag.pop((tp.topic, tp.partition), None)
-        parts = {tp.partition for tp in (revoked or ()) if tp.topic in (flow_topic.get_topic_name(),
-                                                                       counter_topic.get_topic_name(),
-                                                                       discard_topic.get_topic_name())}
+        parts = {tp.partition for tp in (revoked or ()) if tp.topic in sample_topics}
+        if eos:  # commit all now; forget what moved once the assignment is known
+            async with tx.lock:
+                pass  # a report round under way ends first
+            kept_state[0] = await tx.commit_all()
+            return
+        forget_partitions(parts)
+
+    def forget_partitions(parts: set[int]) -> None:
+        tx.forget([a for a, part in owner.items() if part in parts], parts)
         for agent, part in list(owner.items()):
             if part in parts:
                 engine.forget(agent)
@@ -653,6 +748,10 @@ def run(settings: Settings, worker: int = 0, clients: KafkaClients | None = None
                                                 t.enriched_flow_samples, t.flows, t.metrics, t.events, t.flow_logs)])
     clients.ensure_topics([k.topic(t.status)], config={"retention.ms": str(24 * 3600 * 1000)})  # as the ingesters
     clients.ensure_topics([k.topic(t.config)], config={"cleanup.policy": "compact"})
+    if settings.processors.processing_guarantee == EXACTLY_ONCE:
+        # the table's changelog, as Faust creates it for at-least-once (the two modes share it)
+        clients.ensure_topics([checkpoint_topic(settings.processors)], config={"cleanup.policy": "compact"})
+        require_transactions(clients, k.topic("transactions-probe"), settings.processors.app_id)  # Tansu: refused
     app = make_app(settings, worker, clients, codec)
     server = MetricsServer(settings.processors.metrics_listen, app.sflowpipe_metrics, default_port=9345)
     if server.port:

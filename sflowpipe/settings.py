@@ -202,6 +202,10 @@ class ProcessorSettings(BaseModel):
     workers: int = Field(1, ge=1, le=64)
     fill_stream_gaps: bool = Field(True, description="read flow-sample offsets the Faust stream skipped across a "
                                                      "rebalance (see processors/app.py GapFiller)")
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once", description="exactly_once: each partition's outputs, agent checkpoints and offsets commit "
+        "in one Kafka transaction every checkpoint_interval_s (a crash repeats and loses nothing; consumers reading "
+        "read_committed see outputs at commits). Needs a broker with transactions (Apache Kafka; not Tansu)")
 
 
 class ClickHouseSettings(BaseModel):

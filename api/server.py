@@ -22,6 +22,7 @@ from aiohttp import web
 
 from api import analyzer
 from api.aggregate import AGGREGATIONS
+from api.openapi import Param, document
 from api.state import ApiState
 from sflowpipe.config_plane import DefinitionError, loads, over_cap, parse
 from sflowpipe import __version__
@@ -39,11 +40,14 @@ STATIC = Path(__file__).parent / "static"
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 EXPORT_JS = "/app/prometheus/scripts/export.js"  # sFlow-RT's prometheus app, served here too
 EXPORT_FLOW_PARAMS = [
-    ("metric", "Prometheus metric name (required)"), ("key", "flow keys, repeated or comma separated"),
+    Param("metric", "Prometheus metric name", required=True),
+    Param("key", "flow keys, repeated or comma separated", repeated=True),
     ("value", "flow value (bytes, frames...)"), ("filter", "flow filter"),
-    ("label", "label names replacing key names, by position"), ("scale", "multiply values (default 1)"),
-    ("minValue", "smallest value (default 0.1)"), ("maxFlows", "flows returned (default 20)"),
-    ("aggMode", "max or sum over agents and data sources"), ("flow", "name a flow definition directly")]
+    Param("label", "label names replacing key names, by position", repeated=True),
+    Param("scale", "multiply values", "number", 1), Param("minValue", "smallest value", "number", 0.1),
+    Param("maxFlows", "flows returned", "integer", 20),
+    Param("aggMode", "over agents and data sources", enum=("max", "sum"), default="max"),
+    ("flow", "name a flow definition directly")]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -116,28 +120,32 @@ class Api:
             state.exporter.publish_definition = None
         elif state.exporter.publish_definition is None:  # export.js scrapes define the flows they name
             state.exporter.publish_definition = lambda name, body: self.publisher("flow", name, body)
-        self.routes: list[tuple[str, str, Handler, str, list[tuple[str, str]]]] = [
-            # method, path, handler, summary, query parameters (name, description)
+        self.routes: list[tuple[str, str, Handler, str, list[Param | tuple[str, str]]]] = [
+            # method, path, handler, summary, query parameters ((name, description): a string, or a
+            # typed Param); bodies and answers: api/openapi.py's OPERATIONS
             ("GET", "/version", self.version, "Software version", []),
             ("GET", "/flow/json", self.list_kind("flow"), "All flow definitions", []),
             ("GET", "/flow/{name}/json", self.get_kind("flow"), "A flow definition", []),
             ("PUT", "/flow/{name}/json", self.put_kind("flow"), "Define a flow: {keys, value, filter, t, n, fs}", []),
             ("DELETE", "/flow/{name}/json", self.delete_kind("flow"), "Delete a flow", []),
             ("GET", "/activeflows/{agent}/{name}/json", self.activeflows, "Largest flows now",
-             [("maxFlows", "flows returned (default 100)"), ("minValue", "smallest value (default 0)"),
-              ("aggMode", "max or sum over agents and data sources")]),
+             [Param("maxFlows", "flows returned", "integer", 100), Param("minValue", "smallest value", "number", 0),
+              Param("aggMode", "over agents and data sources", enum=AGG_MODES, default="max")]),
             ("GET", "/threshold/json", self.list_kind("threshold"), "All thresholds", []),
             ("GET", "/threshold/{name}/json", self.get_kind("threshold"), "A threshold", []),
             ("PUT", "/threshold/{name}/json", self.put_kind("threshold"),
              "Set a threshold: {metric, value, byFlow, timeout, filter}", []),
             ("DELETE", "/threshold/{name}/json", self.delete_kind("threshold"), "Delete a threshold", []),
             ("GET", "/events/json", self.events, "Events newest first; long-polls when none is newer",
-             [("eventID", "return events after this id"), ("maxEvents", "at most this many (default 100)"),
-              ("timeout", "seconds to wait for an event (default 0)"), ("thresholdID", "only this threshold")]),
+             [Param("eventID", "return events after this id", "integer", -1),
+              Param("maxEvents", "at most this many", "integer", 100, minimum=1),
+              Param("timeout", "seconds to wait for an event (at most 600)", "number", 0),
+              ("thresholdID", "only this threshold")]),
             ("GET", "/flows/json", self.flows, "Logged flows (log: true definitions) newest first; long-polls "
-             "when none is newer", [("flowID", "return flows after this id"), ("name", "only this flow definition"),
-                                    ("maxFlows", "at most this many (default 100)"),
-                                    ("timeout", "seconds to wait for a flow (default 0)")]),
+             "when none is newer", [Param("flowID", "return flows after this id", "integer", -1),
+                                    ("name", "only this flow definition"),
+                                    Param("maxFlows", "at most this many", "integer", 100, minimum=1),
+                                    Param("timeout", "seconds to wait for a flow (at most 600)", "number", 0)]),
             ("GET", "/flowkeys/json", self.flowkeys, "Flow keys seen lately and ms since last seen", []),
             ("GET", "/group/json", self.list_kind("group"), "All address group sets", []),
             ("PUT", "/group/json", self.put_groups, "Replace every address group set: {set: {group: [CIDR...]}}",
@@ -153,7 +161,7 @@ class Api:
             ("GET", "/topology/json", self.get_topology, "The network topology", []),
             ("PUT", "/topology/json", self.put_topology, "Set the network topology: {nodes, links}", []),
             ("GET", "/agents/json", self.agents, "Agents sending sFlow, with sFlow-RT's session counters",
-             [("agent", "only these agents (repeat)")]),
+             [Param("agent", "only these agents", repeated=True)]),
             ("GET", "/analyzer/json", self.analyzer, "Pipeline health in sFlow-RT's analyzer fields", []),
             ("GET", "/prometheus/analyzer/txt", self.prometheus_analyzer, "Pipeline health in Prometheus format", []),
             ("GET", "/license/json", self.license, "License type and status (sFlow-RT's shape)", []),
@@ -422,36 +430,9 @@ class Api:
         return _json(self.openapi_document())
 
     def openapi_document(self) -> dict:
-        paths: dict[str, dict] = {}
-        for method, path, _, summary, params in self.routes:
-            parameters = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-                          for p in _path_params(path)]
-            parameters += [{"name": n, "in": "query", "required": False, "description": d,
-                            "schema": {"type": "string"}} for n, d in params]
-            op: dict[str, Any] = {"summary": summary, "parameters": parameters,
-                                  "responses": {"200": {"description": "OK"}, "400": {"description": "bad request"},
-                                                "401": {"description": "authentication required"}}}
-            if method in ("PUT", "DELETE"):
-                op["responses"] = {"204": {"description": "done"}, "400": {"description": "bad definition"},
-                                   "403": {"description": "read-only API"}}
-            if method == "PUT":
-                op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
-            if path.endswith("/txt"):
-                op["responses"]["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}
-            elif method == "GET" and path != "/version":
-                op["responses"]["200"]["content"] = {"application/json": {"schema": {}}}
-            paths.setdefault(path, {})[method.lower()] = op
-        doc: dict[str, Any] = {"openapi": "3.0.3",
-                               "info": {"title": "sflowpipe REST API (sFlow-RT compatible subset)",
-                                        "version": __version__},
-                               "paths": paths}
         a = self.cfg
-        if a.token is not None or a.basic_user:
-            doc["components"] = {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
-                                                     "basic": {"type": "http", "scheme": "basic"}}}
-            doc["security"] = [{"bearer": []}, {"basic": []}]
-        return doc
-
+        return document(self.routes, "sflowpipe REST API (sFlow-RT compatible subset)", __version__,
+                        secured=a.token is not None or bool(a.basic_user))
 
 async def _long_poll(fetch: Callable[[], list], timeout: float, closing: asyncio.Event | None = None) -> list:
     """``fetch()`` until it finds something, ``timeout`` seconds (at most 600) have passed or the
@@ -468,6 +449,3 @@ async def _long_poll(fetch: Callable[[], list], timeout: float, closing: asyncio
 async def _to_ui(request: web.Request) -> web.Response:
     raise web.HTTPFound("/ui/index.html")
 
-
-def _path_params(path: str) -> list[str]:
-    return [part[1:-1] for part in path.split("/") if part.startswith("{") and part.endswith("}")]

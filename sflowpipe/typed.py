@@ -352,6 +352,42 @@ class Model:
         names = type(self).model_fields
         return all(self.__dict__[n] == other.__dict__[n] for n in names) and self.model_extra == other.model_extra
 
+
+    @classmethod
+    def model_json_schema(cls) -> dict:
+        """The record's JSON Schema, as a body must be written (aliases, defaults, bounds,
+        descriptions), in OpenAPI 3.0's dialect (``nullable``, boolean ``exclusiveMinimum``): the
+        REST API's document is its reader (api/openapi.py)."""
+        if not cls.__typed_resolved__:
+            cls._resolve()
+        properties: dict[str, dict] = {}
+        required: list[str] = []
+        for name, f in cls.model_fields.items():
+            key = f.alias if f.alias is not None else name
+            s = _schema_of(f.annotation)
+            if f.description:
+                s["description"] = f.description
+            for bound, word, exclusive in (("ge", "minimum", False), ("gt", "minimum", True),
+                                           ("le", "maximum", False), ("lt", "maximum", True)):
+                limit = getattr(f, bound)
+                if limit is not None:
+                    s[word] = limit
+                    if exclusive:
+                        s["exclusive" + word.capitalize()] = True
+            if f.is_required():
+                required.append(key)
+            elif f.default_factory is None and f.default is not None and not isinstance(f.default, (Model, SecretStr)):
+                s["default"] = _dump(f.default, ("json", True, False, False))
+            properties[key] = s
+        out: dict[str, Any] = {"type": "object", "properties": properties}
+        if required:
+            out["required"] = required
+        if cls.model_config.get("extra") == "forbid":
+            out["additionalProperties"] = False
+        if cls.__doc__:
+            out["description"] = " ".join(cls.__doc__.split())
+        return out
+
     __hash__ = None  # type: ignore[assignment]  (mutable, as pydantic's)
 
     def __repr__(self) -> str:
@@ -375,6 +411,37 @@ def _dump(value: Any, opts: tuple) -> Any:
     if isinstance(value, SecretStr) and opts[0] == "json":
         return str(value)
     return value
+
+
+_JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
+
+
+def _schema_of(ann: Any) -> dict:
+    """JSON Schema (OpenAPI 3.0's dialect) of a field type; the types ``_as`` converts."""
+    origin = get_origin(ann)
+    if origin in (Union, types.UnionType):
+        members = [m for m in get_args(ann) if m is not type(None)]
+        out = _schema_of(members[0]) if len(members) == 1 else {"anyOf": [_schema_of(m) for m in members]}
+        if len(members) < len(get_args(ann)):
+            out["nullable"] = True
+        return out
+    if origin is Literal:
+        choices = list(get_args(ann))
+        kinds = {_JSON_TYPES.get(type(c)) for c in choices}
+        return {"type": kinds.pop(), "enum": choices} if len(kinds) == 1 and None not in kinds else {"enum": choices}
+    if origin is list or ann is list:
+        args = get_args(ann)
+        return {"type": "array", "items": _schema_of(args[0]) if args else {}}
+    if origin is dict or ann is dict:
+        args = get_args(ann)
+        return {"type": "object", "additionalProperties": _schema_of(args[1]) if args else {}}
+    if isinstance(ann, type) and issubclass(ann, Model):
+        return ann.model_json_schema()
+    if ann is SecretStr:
+        return {"type": "string", "format": "password"}
+    if ann in _JSON_TYPES:
+        return {"type": _JSON_TYPES[ann]}
+    return {}  # Any
 
 
 def validate_as(annotation: Any, value: Any) -> Any:

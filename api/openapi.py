@@ -290,6 +290,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         responses={"200": json_body({"type": "array", "items": {"type": "array", "items": ref("MetricValue")}},
                                     "one row per agent and data source, one cell per metric"), "400": ERR_400}),
     ("GET", "/sflowpipe/status/json"): Operation(responses={"200": json_body(ref("Status"))}),
+    **{("GET", p): Operation(responses={"200": json_body({"type": "object", "description": "OpenAPI 3.0"})})
+       for p in ("/api-docs", "/openapi.json")},
 }
 
 

@@ -331,13 +331,28 @@ def document(routes: Iterable[tuple], title: str, version: str, secured: bool,
     for method, path, _, summary, params in routes:
         paths.setdefault(path, {})[method.lower()] = operation(method, path, summary, params,
                                                                operations.get((method, path)))
-    doc: dict[str, Any] = {"openapi": "3.0.3", "info": {"title": title, "version": version}, "paths": paths,
-                           "components": {"schemas": component_schemas()}}
+    used = {op["tags"][0] for ops in paths.values() for op in ops.values()}
+    tags = [{"name": n, "description": d} for n, d in TAGS.items() if n in used]
+    tags += [{"name": n} for n in dict.fromkeys(op["tags"][0] for ops in paths.values() for op in ops.values())
+             if n not in TAGS]
+    doc: dict[str, Any] = {"openapi": "3.0.3", "info": {"title": title, "version": version, "description": DESCRIPTION},
+                           "tags": tags, "paths": paths, "components": {"schemas": component_schemas()}}
     if secured:
         doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"},
                                                 "basic": {"type": "http", "scheme": "basic"}}
         doc["security"] = [{"bearer": []}, {"basic": []}]
     return doc
+
+
+DESCRIPTION = ("sFlow-RT's REST paths and JSON shapes, served by the pipeline's API. Definitions written here go "
+               "to the config topic: every worker applies them. Try it out sends requests to this server.")
+TAGS = {  # the explorer's sections, in this order
+    "live data": "top flows, events, logged flows and agents, as the workers compute them now",
+    "definitions": "flows, thresholds, address groups, forwarding targets and the topology",
+    "metrics": "counter and flow metrics by agent and data source",
+    "prometheus": "the same in Prometheus text format",
+    "pipeline": "the pipeline's own health and this document",
+}
 
 
 def _path_params(path: str) -> list[str]:

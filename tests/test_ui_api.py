@@ -17,8 +17,6 @@ from tests.test_up import _browser
 from tests.up_helpers import up  # noqa: F401  (the module-scoped `sflowpipe up --demo` fixture)
 from tests.up_helpers import wait_for
 
-pytestmark = pytest.mark.kafka
-
 STATIC = Path(__file__).resolve().parents[1] / "api" / "static"
 
 
@@ -33,6 +31,7 @@ def test_the_explorer_page_names_no_other_origin():
         assert (STATIC / "vendor" / f).stat().st_size > 1000, f"{f}: run scripts/build-ui.sh"
 
 
+@pytest.mark.kafka
 def test_api_explorer_lists_the_operations_and_tries_one_in_a_real_browser(up, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -140,6 +139,7 @@ def test_api_explorer_lists_the_operations_and_tries_one_in_a_real_browser(up, t
         assert (shots / f"{name}.png").stat().st_size > 10_000
 
 
+@pytest.mark.kafka
 def test_live_answers_of_the_demo_match_the_document(up):
     """What a running pipeline answers, checked against the schemas the explorer shows."""
     origin = up["url"]

@@ -145,3 +145,24 @@ def test_inherited_fields_and_validators():
     assert Api().listen == "127.0.0.1:8008" and Api(listen=":9").listen == "127.0.0.1:9"
     assert list(Api.model_fields) == ["listen", "extra_field"]
     assert Api.model_fields["listen"].annotation is str
+
+
+def test_json_schema_of_a_record_as_a_body_is_written():
+    """OpenAPI 3.0's dialect (the API's document reads it): aliases, defaults, bounds, nullable."""
+    s = Outer.model_json_schema()
+    assert s["type"] == "object" and s["additionalProperties"] is False and s["required"] == ["name"]
+    p = s["properties"]
+    assert list(p) == ["name", "inner", "mode", "on", "tags", "groups", "secret", "flowStart", "rate"]
+    assert p["name"] == {"type": "string"}
+    assert p["inner"]["properties"]["port"] == {"type": "integer", "minimum": 1, "maximum": 65535, "default": 6343}
+    assert p["inner"]["properties"]["ratio"] == {"type": "number", "minimum": 0, "exclusiveMinimum": True,
+                                                 "maximum": 1, "exclusiveMaximum": True, "default": 0.5}
+    assert "default" not in p["inner"]  # a record default: its fields' defaults say it
+    assert p["mode"] == {"type": "string", "enum": ["udp", "tcp"], "default": "udp"}
+    assert p["on"] == {"type": "boolean", "default": False}
+    assert p["tags"] == {"type": "array", "items": {"type": "string"}}
+    assert p["groups"] == {"type": "object", "additionalProperties": {
+        "anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]}}
+    assert p["secret"] == {"type": "string", "format": "password", "nullable": True}
+    assert p["flowStart"] == {"type": "boolean", "default": False}
+    assert p["rate"] == {"type": "number", "default": 1.0}

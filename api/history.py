@@ -194,10 +194,11 @@ class Window:
                 f"{column} < toDateTime({self.end}, 'UTC')")
 
 
-def window(query: dict[str, str], min_step: int = 1, now: float | None = None) -> Window:
+def window(query: dict[str, str], min_step: int = 1, now: float | None = None, lag: float = 0.0) -> Window:
     """The time window of ``range=`` (or ``from=``/``to=``) cut into steps: whole steps only, the
-    newest one ending at or before ``to`` (a step still filling would look like a drop)."""
-    now = time.time() if now is None else now
+    newest one ending at or before ``to`` (a step still filling would look like a drop); a range
+    back from now ends ``lag`` s ago (rows the sink has not flushed yet)."""
+    now = (time.time() if now is None else now) - lag
     if "from" in query or "to" in query:
         if "range" in query:
             raise bad("give range or from/to, not both", "range")
@@ -210,7 +211,7 @@ def window(query: dict[str, str], min_step: int = 1, now: float | None = None) -
         r = query.get("range", "15m")
         if r not in RANGES:
             raise bad(f"range must be one of {', '.join(RANGES)} (or from=EPOCH_S&to=EPOCH_S), not {r!r}", "range")
-        end, start = now, now - RANGES[r]
+        end, start = now, now - RANGES[r]  # now: minus the lag
     step = pick_step(end - start, min_step)
     last = int(end // step) * step
     first = int(start // step) * step
@@ -508,6 +509,11 @@ class History:
 
     def __init__(self, reader: ClickHouseReader) -> None:
         self.reader = reader
+        # rows reach ClickHouse in the sink's batches: the newest batch_seconds are not all there yet
+        self.lag = 2 * reader.cfg.batch_seconds
+
+    def window(self, query: dict[str, str], min_step: int = 1) -> Window:
+        return window(query, min_step, lag=self.lag)
 
     # flows ------------------------------------------------------------
 
@@ -530,7 +536,7 @@ class History:
         where_f, fcols = parse_filter(query.get("filter"))
         n = top_n(query.get("n"))
         value = value_kind(query.get("value"))
-        w = window(query)
+        w = self.window(query)
         table = self.choose_table(set(dims) | fcols, w.step)
         return dims, where_f, n, value, w, table
 
@@ -639,7 +645,7 @@ class History:
                 raise ValueError
         except ValueError:
             raise bad(f"ifindex must be a whole number from 0 to 4294967295, not {text!r}", "ifindex") from None
-        w = window(query, min_step=10)  # counters come every 5-30 s: finer steps would be mostly empty
+        w = self.window(query, min_step=10)  # counters come every 5-30 s: finer steps would be mostly empty
         return await self.reader.run(lambda: self._counters(agent_sql, ifindex, w))
 
     def _counters(self, agent_sql: str, ifindex: int, w: Window) -> dict:
@@ -687,7 +693,7 @@ class History:
     # status -----------------------------------------------------------
 
     async def status(self, query: dict[str, str]) -> dict:
-        w = window(query, min_step=10)
+        w = self.window(query, min_step=10)
         return await self.reader.run(lambda: self._status(w))
 
     def _status(self, w: Window) -> dict:

@@ -561,6 +561,9 @@ class History:
         times = w.times
         index = {tm: k for k, tm in enumerate(times)}
         series: list[list[float | None]] = [[None] * len(times) for _ in keys]
+        other: list[float | None] = [None] * len(times)
+        # the top keys' steps and the rest's in one scan: "other" is exactly what the series leave out
+        is_top = "0"
         if keys:
             lits = []
             for key in keys:
@@ -568,22 +571,21 @@ class History:
                 lits.append(parts[0] if len(parts) == 1 else "(" + ", ".join(parts) + ")")
             cols = DIMENSIONS[dims[0]].column if len(dims) == 1 else \
                 "(" + ", ".join(DIMENSIONS[d].column for d in dims) + ")"
-            pos = {tuple(k): i for i, k in enumerate(keys)}
-            for r in self.reader.rows(f"SELECT {bucket} AS t, {_select(dims)}, toString({v}) AS v FROM {t} "
-                                      f"WHERE {where} AND {cols} IN ({', '.join(lits)}) GROUP BY t, {group}"):
-                k = pos.get(tuple(r[f"d{i}"] for i in range(len(dims))))
-                if k is not None and int(r["t"]) in index:
-                    series[k][index[int(r["t"])]] = int(r["v"]) * scale / w.step
-        all_steps: list[float | None] = [None] * len(times)
-        for r in self.reader.rows(f"SELECT {bucket} AS t, toString({v}) AS v FROM {t} WHERE {where} GROUP BY t"):
-            if int(r["t"]) in index:
-                all_steps[index[int(r["t"])]] = int(r["v"]) * scale / w.step
-        other: list[float | None] = []
-        for k, total in enumerate(all_steps):
-            if total is None:
-                other.append(None)
+            is_top = f"{cols} IN ({', '.join(lits)})"
+        key_cols = ", ".join(f"if(is_top, toString({DIMENSIONS[d].column}), '') AS d{i}" for i, d in enumerate(dims))
+        pos = {tuple(k): i for i, k in enumerate(keys)}
+        for r in self.reader.rows(f"SELECT {bucket} AS t, {is_top} AS is_top, {key_cols}, toString({v}) AS v "
+                                  f"FROM {t} WHERE {where} GROUP BY t, is_top, {group}"):
+            step = index.get(int(r["t"]))
+            if step is None:
+                continue
+            rate = int(r["v"]) * scale / w.step
+            k = pos.get(tuple(r[f"d{i}"] for i in range(len(dims)))) if int(r["is_top"]) else None
+            if k is not None:
+                series[k][step] = rate
+                other[step] = other[step] or 0.0
             else:
-                other.append(max(0.0, total - sum(s[k] or 0.0 for s in series)))
+                other[step] = (other[step] or 0.0) + rate
         span = w.end - w.start
         shown = [[show(d, x) for d, x in zip(dims, key)] for key in keys]
         totals = []

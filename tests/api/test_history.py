@@ -303,3 +303,18 @@ async def test_without_clickhouse_settings_history_is_503():
         assert "history needs ClickHouse" in b["error"]
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize("rng, step, table", [("15m", 5, "flow_samples"), ("1h", 15, "flow_samples"),
+                                              ("6h", 120, "flows_1m"), ("24h", 300, "flows_1m"),
+                                              ("7d", 3600, "flows_1h"), ("30d", 10800, "flows_1h")])
+async def test_each_range_gets_100_to_300_points_from_the_smallest_table_that_suffices(rng, step, table):
+    from api.history import RANGES, window
+
+    now = 1_796_000_007.5
+    w = window({"range": rng}, now=now, lag=10)
+    assert w.step == step and 100 <= len(w.times) <= 300
+    assert w.end == (now - 10) // step * step and w.end - w.start >= RANGES[rng]  # whole steps, none filling
+    table_for = {"flows_1h": "agent", "flows_1m": "src_ip"}.get(table, "dst_port")
+    assert History.choose_table({table_for}, step) == table
+    assert History.choose_table({"dst_port"}, step) == "flow_samples"

@@ -6,6 +6,7 @@ Sankey, and a bad filter's error under the filter box."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -122,6 +123,15 @@ def test_explore_page_history_chart_table_drill_down_and_sankey(up, tmp_path):
         box.send_keys("src_ip = banana", Keys.ENTER)
         wait.until(lambda d: "not an IP address" in d.find_element(By.ID, "filter-error").text)
         assert box.get_attribute("aria-invalid") == "true"
+
+        # a custom range from the URL: the picker shows it, the chart covers exactly it
+        now = int(time.time())
+        driver.get(up["url"] + f"/ui/explore.html?dimensions=src_ip&n=3&from={now - 600}&to={now}")
+        wait.until(lambda d: (c := _chart_checks(d)) and c["points"] >= 1)
+        assert driver.find_element(By.ID, "history-range").get_attribute("value") == "custom"
+        assert driver.find_element(By.ID, "history-from").is_displayed()
+        assert driver.execute_script("return window.exploreChart.scales.x.max - window.exploreChart.scales.x.min") \
+            <= 600
 
         # a wide screen, lines, 6 hours from the 1-minute rollup (whole 2-minute steps: one
         # comes within 2 minutes of the demo's start): still readable

@@ -251,6 +251,32 @@ def _definition_ops(kind: str, schema: str, list_path: str, one_path: str) -> di
             ("PUT", one_path): Operation(body=ref(schema), responses=DEFINITION_REFUSED)}
 
 
+# /history/*/json (api/history.py): ClickHouse's answers over a time range cut into steps
+_RATES = {"type": "array", "items": {"type": "number", "nullable": True}, "description": "one value per step "
+          "(null: nothing in that step)"}
+_RANGE = {"from": {**INT, "description": "epoch s"}, "to": {**INT, "description": "epoch s"},
+          "step": {**INT, "description": "seconds per point"}, "times": {"type": "array", "items": INT,
+                                                                        "description": "each step's start, epoch s"}}
+HISTORY_FLOWS = _obj({**_RANGE, "value": STR, "unit": {**STR, "enum": ["bytes/s", "bits/s", "frames/s"]},
+                      "table_used": {**STR, "enum": ["flows_1m", "flows_1h", "flow_samples"]},
+                      "series": {"type": "array", "items": _obj({"key": {"type": "array", "items": STR},
+                                                                 "label": STR, "values": _RATES})},
+                      "other": _RATES,
+                      "totals": {"type": "array", "items": _obj({"key": {"type": "array", "items": STR}, "label": STR,
+                                                                 "total": NUM, "avg_rate": NUM})}},
+                     description="the top N keys of the dimensions over time; everything else as other")
+HISTORY_SANKEY = _obj({"nodes": {"type": "array", "items": _obj({"name": STR, "dimension": STR})},
+                       "links": {"type": "array", "items": _obj({"source": INT, "target": INT, "value": NUM})}},
+                      description="source -> destination bytes over the range")
+HISTORY_COUNTERS = _obj({**_RANGE, "series": _map(_RATES, "in_bps, out_bps, in_utilization, out_utilization, "
+                                                  "in_errors, out_errors, in_discards, out_discards"),
+                         "units": _map(STR, "each series' unit")}, description="one interface's counters over time")
+HISTORY_STATUS = _obj({**_RANGE, "series": {"type": "array", "items": _obj({
+    "agent": STR, "flow_samples_per_s": _RATES, "counter_samples_per_s": _RATES})}},
+    description="samples per second per agent over time")
+HISTORY_ERRORS = {"400": refusal("a parameter is refused: the message names it (the filter's: position and token)"),
+                  "503": refusal("ClickHouse cannot be reached: the message names the cause")}
+
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/version"): Operation(responses={"200": text_body("the version")}),
     **_definition_ops("flow", "FlowDefinition", "/flow/json", "/flow/{name}/json"),
@@ -292,6 +318,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/sflowpipe/status/json"): Operation(responses={"200": json_body(ref("Status"))}),
     **{("GET", p): Operation(responses={"200": json_body({"type": "object", "description": "OpenAPI 3.0"})})
        for p in ("/api-docs", "/openapi.json")},
+    **{("GET", path): Operation(responses={"200": json_body(schema), **HISTORY_ERRORS})
+       for path, schema in (("/history/flows/json", HISTORY_FLOWS), ("/history/sankey/json", HISTORY_SANKEY),
+                            ("/history/counters/json", HISTORY_COUNTERS), ("/history/status/json", HISTORY_STATUS))},
 }
 
 

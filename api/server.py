@@ -22,6 +22,7 @@ from aiohttp import web
 
 from api import analyzer
 from api.aggregate import AGGREGATIONS
+from api.history import History, HistoryError
 from api.openapi import Param, document
 from api.state import ApiState
 from sflowpipe.config_plane import DefinitionError, loads, over_cap, parse
@@ -48,6 +49,16 @@ EXPORT_FLOW_PARAMS = [
     Param("maxFlows", "flows returned", "integer", 20),
     Param("aggMode", "over agents and data sources", enum=("max", "sum"), default="max"),
     ("flow", "name a flow definition directly")]
+HISTORY_RANGE_PARAMS = [
+    Param("range", "back from now (ignored with from)", enum=("15m", "1h", "6h", "24h", "7d", "30d"), default="15m"),
+    Param("from", "custom range start, epoch seconds (with to, instead of range)", "integer", minimum=0),
+    Param("to", "custom range end, epoch seconds (default now)", "integer", minimum=0)]
+HISTORY_FLOW_PARAMS = [
+    ("dimensions", "flow-sample columns to group by, comma separated (default src_ip,dst_ip): agent, in_if, "
+     "out_if, src_ip, dst_ip, protocol, src_port, dst_port, src_country, dst_country, src_asn, dst_asn, vlan..."),
+    ("filter", "e.g. protocol = 6 and dst_port in (80, 443) and not src_ip = 10.0.0.0/8"),
+    *HISTORY_RANGE_PARAMS, Param("n", "top N keys (1-50)", "integer", 10, minimum=1),
+    Param("value", "rates in bytes/s, bits/s or frames/s", enum=("bytes", "bits", "frames"), default="bytes")]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -101,8 +112,9 @@ class Api:
     """Owns the aiohttp application: routes, authentication, the static UI."""
 
     def __init__(self, cfg: ApiSettings, limits: LimitSettings, state: ApiState,
-                 publisher: Callable[[str, str, Any], tuple[int, int] | None]):
+                 publisher: Callable[[str, str, Any], tuple[int, int] | None], history: History | None = None):
         self.cfg = cfg
+        self.history = history  # ClickHouse's tables, for /history/*: None when the API was given none
         self.limits = limits
         self.state = state
         self.publisher = publisher  # writes a definition to the config topic: (partition, offset)
@@ -182,6 +194,18 @@ class Api:
              "Metrics in Prometheus format (sFlow-RT's prometheus app)", []),
             ("GET", "/sflowpipe/status/json", self.status, "Pipeline status: ingesters, rates, drops, sink lag; "
              "processors', sinks', controls' and this API's own numbers", []),
+            ("GET", "/history/flows/json", self.from_history("flows"),
+             "Top N flows over time from ClickHouse (rollup tables where they suffice): rates per step, the rest as "
+             "other, totals", HISTORY_FLOW_PARAMS),
+            ("GET", "/history/sankey/json", self.from_history("sankey"),
+             "Top N flows over a time range from ClickHouse as a Sankey: nodes per dimension, links with totals",
+             HISTORY_FLOW_PARAMS),
+            ("GET", "/history/counters/json", self.from_history("counters"),
+             "An interface's traffic, utilization, errors and discards over time, from ClickHouse's counters",
+             [("agent", "the agent's IP address (required)"), ("ifindex", "the interface's ifIndex (required)"),
+              *HISTORY_RANGE_PARAMS]),
+            ("GET", "/history/status/json", self.from_history("status"),
+             "Flow and counter samples per second of each agent over time, from ClickHouse", HISTORY_RANGE_PARAMS),
             ("GET", "/api-docs", self.openapi, "This OpenAPI document", []),
             ("GET", "/openapi.json", self.openapi, "This OpenAPI document", []),
         ]
@@ -425,6 +449,19 @@ class Api:
 
     async def status(self, request: web.Request) -> web.Response:
         return _json(self.state.pipeline_status())
+
+    def from_history(self, what: str) -> Handler:
+        """/history/{what}/json: api/history.py's answer; its refusals (400) and ClickHouse away (503) as
+        JSON {"error", "field"}."""
+        async def handler(request: web.Request) -> web.Response:
+            if self.history is None:
+                return _json({"error": "history needs ClickHouse: this API was started without its settings"}, 503)
+            try:
+                return _json(await getattr(self.history, what)(dict(request.query)))
+            except HistoryError as e:
+                log.info("history %s: %s", what, e)
+                return _json(e.detail, status=e.status)
+        return handler
 
     async def openapi(self, request: web.Request) -> web.Response:
         return _json(self.openapi_document())

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from api.history import ClickHouseReader, History
 from api.reader import TopicReader
 from api.server import Api
 from api.state import ApiState
@@ -18,7 +19,7 @@ from schemas.codec import Codec
 from sflowpipe.auth import warn_if_open
 from sflowpipe.metrics import MetricsServer
 from sflowpipe.kafka import KafkaClients, wiring
-from sflowpipe.settings import ApiSettings, KafkaSettings, LimitSettings, Settings, TopicNames
+from sflowpipe.settings import ApiSettings, ClickHouseSettings, KafkaSettings, LimitSettings, Settings, TopicNames
 from sflowpipe.net import parse_hostport
 from api.args import api_arguments as add_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
 
@@ -30,14 +31,17 @@ class ApiService:
 
     def __init__(self, cfg: ApiSettings, kafka: KafkaSettings, topics: TopicNames, limits: LimitSettings,
                  clients: KafkaClients, codec: Codec, definitions: list[tuple[str, str, Any]] = (),
-                 listen: str | None = None) -> None:
-        """``kafka`` and ``topics`` name the topics; ``definitions``: the start-up ones."""
+                 listen: str | None = None, clickhouse: ClickHouseSettings | None = None) -> None:
+        """``kafka`` and ``topics`` name the topics; ``definitions``: the start-up ones; ``clickhouse``:
+        the ClickHouse sink's settings, read by /history/* (None: those answer 503)."""
         self.cfg = cfg
         self.host, self.port = parse_hostport(listen or cfg.listen, default_host="127.0.0.1",
                                               what="listen address")  # no host: loopback
         self.state = ApiState(cfg)
         self.reader = TopicReader(cfg, self.state, kafka, topics, limits, clients, codec, definitions)
-        self.api = Api(cfg, limits, self.state, partial(publish_to, clients, kafka.topic(topics.config)))
+        self.clickhouse = ClickHouseReader(clickhouse) if clickhouse is not None else None
+        self.api = Api(cfg, limits, self.state, partial(publish_to, clients, kafka.topic(topics.config)),
+                       History(self.clickhouse) if self.clickhouse else None)
         self.runner: web.AppRunner | None = None
         self.metrics = MetricsServer(cfg.metrics_listen, self.api.metrics, 9351)
 
@@ -56,6 +60,8 @@ class ApiService:
         if self.runner:
             await self.runner.cleanup()
         self.reader.stop()
+        if self.clickhouse:
+            self.clickhouse.close()
         self.metrics.stop()
 
 
@@ -67,7 +73,7 @@ def run(settings: Settings, args, clients: KafkaClients | None = None, codec: Co
 
     async def main() -> None:
         service = ApiService(settings.api, settings.kafka, settings.topics, settings.limits, clients, codec,
-                             startup_definitions(settings), getattr(args, "listen", None))
+                             startup_definitions(settings), getattr(args, "listen", None), settings.sinks.clickhouse)
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -56,7 +56,7 @@ const sp = {
   },
   nav(active) {
     const pages = [["index.html", "Status"], ["flows.html", "Flows"], ["events.html", "Events"],
-                   ["counters.html", "Counters"], ["api.html", "API"]];
+                   ["counters.html", "Counters"], ["explore.html", "Explore"], ["api.html", "API"]];
     document.querySelector("header").innerHTML = "<b>sflowpipe</b>" + pages.map(([href, name]) =>
       `<a href="${href}" class="${href === active ? "active" : ""}">${name}</a>`).join("");
   },

@@ -149,7 +149,8 @@ const sp = {
       const series = [{ value: (u, v) => v === null ? "–" : sp.time(v * 1000) }].concat(state.names.map((n, i) => ({
         label: n, stroke: n === "other" ? "#8a96a3" : sp.colors[i % sp.colors.length], width: 2,
         dash: n === "other" ? [6, 4] : undefined, value: (u, v) => sp.fmt(v, unit) })));
-      state.plot = new uPlot({ title: state.title, width: width(), height, series,
+      // right padding: half a time label, so the last one is not cut at the canvas's edge
+      state.plot = new uPlot({ title: state.title, width: width(), height, series, padding: [12, 44, 0, 0],
                                scales: { x: { time: true, range: (u, min, max) => {
                                  if (max === null || !Number.isFinite(max)) { max = Date.now() / 1000; min = max - (state.span || 240); }
                                  return state.span ? [max - state.span, max] : [min, max]; } } },

@@ -578,19 +578,25 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
             async with tx.lock:
                 await on_counter_event(event)
 
+    async def sample_batch(kind: str, event: Any) -> dict | None:
+        """A counter or discard message decoded, counted and its agent adopted; None if undecodable."""
+        try:
+            batch = await registry.decode(kind, event.value, lambda v: codec.decode_as(f"{kind}_sample_batch", v))
+        except CodecError as e:
+            metrics.inc("sflowpipe_processors_undecodable_total", labels=(("kind", kind),))
+            log.error("%s-samples: skipping undecodable message: %s", kind, e)
+            return None
+        count(kind, batch)
+        adopt(batch["agent_address"], event.message.partition)
+        return batch
+
     async def on_counter_event(event: Any) -> None:
         apply_changes()
         position[(event.message.topic, event.message.partition)] = event.message.offset + 1
-        try:
-            batch = await registry.decode("counter", event.value,
-                                         lambda v: codec.decode_as("counter_sample_batch", v))
-        except CodecError as e:
-            metrics.inc("sflowpipe_processors_undecodable_total", labels=(("kind", "counter"),))
-            log.error("counter-samples: skipping undecodable message: %s", e)
+        batch = await sample_batch("counter", event)
+        if batch is None:
             return
-        count("counter", batch)
         agent = batch["agent_address"]
-        adopt(agent, event.message.partition)
         if not already_accounted(agent, "counter", event.message.partition, event.message.offset):
             analyse("counter", engine.on_counter_batch, batch)
         else:
@@ -608,16 +614,10 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
         position[(event.message.topic, event.message.partition)] = event.message.offset + 1
         if not engine.wants_discards:  # no dropped: true flow: not even decoded
             return
-        try:
-            batch = await registry.decode("discard", event.value,
-                                         lambda v: codec.decode_as("discard_sample_batch", v))
-        except CodecError as e:
-            metrics.inc("sflowpipe_processors_undecodable_total", labels=(("kind", "discard"),))
-            log.error("discard-samples: skipping undecodable message: %s", e)
+        batch = await sample_batch("discard", event)
+        if batch is None:
             return
-        count("discard", batch)
         agent = batch["agent_address"]
-        adopt(agent, event.message.partition)
         if eos and already_accounted(agent, "discard", event.message.partition, event.message.offset):
             metrics.inc("sflowpipe_processors_replayed_batches_total", labels=(("kind", "discard"),))
             return

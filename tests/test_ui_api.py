@@ -52,7 +52,7 @@ def test_api_explorer_lists_the_operations_and_tries_one_in_a_real_browser(up, t
         # Swagger UI renders the document below the UI's own nav, its operations listed
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"))
         nav = {a.text: a for a in driver.find_elements(By.CSS_SELECTOR, "header a")}
-        assert list(nav) == ["Status", "Flows", "Events", "Counters", "API"]
+        assert list(nav) == ["Status", "Flows", "Events", "Counters", "Explore", "API"]
         assert "active" in nav["API"].get_attribute("class")
         header = driver.find_element(By.TAG_NAME, "header").rect
         explorer = driver.find_element(By.ID, "swagger").rect

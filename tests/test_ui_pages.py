@@ -57,6 +57,25 @@ return sp.charts.filter(c => c.plot && document.body.contains(c.plot.root)).map(
 
 
 # The trend chart's first plotted total (every series, "other" included) and its largest since.
+def wait_steady(url: str, timeout: float = 90) -> None:
+    """Until the top value at ``url`` (an /activeflows query) changes by less than 20 % in 2 s."""
+    import requests
+
+    def top() -> float:
+        rows = requests.get(url, timeout=10).json()
+        return rows[0]["value"] if len(rows) >= 3 else 0.0
+
+    deadline = time.monotonic() + timeout
+    before = top()
+    while time.monotonic() < deadline:
+        time.sleep(2)
+        now = top()
+        if before > 0 and abs(now - before) < 0.2 * before:
+            return
+        before = now
+    raise AssertionError(f"{url}: no steady top value within {timeout:.0f} s")
+
+
 TOTALS_JS = """
 const d = sp.charts[0].data, total = j => d.slice(1).reduce((s, series) => s + (series[j] || 0), 0);
 return [total(0), Math.max(...d[0].map((_, j) => total(j)))];
@@ -203,6 +222,9 @@ def test_flows_page_units_value_selector_legend_axes_and_errors(up, tmp_path):
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     shots = shots_dir(tmp_path)
+    # the page's premise: the API's pair values are past their own ramp from 0 at the demo's start (the
+    # page must show them at once, not climb again); right after `up`, the API itself still has none
+    wait_steady(up["url"] + "/activeflows/ALL/pair/json?maxFlows=3")
     driver = _browser()
     try:
         wait = WebDriverWait(driver, 60, poll_frequency=0.5)

@@ -21,10 +21,12 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from sflowpipe.broker import free_port
 from tests.test_up import _browser
-from tests.up_helpers import free_udp_port, read_banner, up  # noqa: F401  (the module-scoped fixture)
+from tests.up_helpers import ELEPHANT_SOURCES, free_udp_port, read_banner, wait_for
+from tests.up_helpers import up  # noqa: F401  (the module-scoped fixture)
 
 pytestmark = pytest.mark.kafka
 
@@ -144,11 +146,46 @@ def shots_dir(tmp_path: Path) -> Path:
 
 
 def severe_logs(driver) -> list[dict]:
-    """Browser errors, but the expected: a refused browse definition (400) and a history endpoint
-    this build may not serve yet (404: the pages then stay live)."""
+    """Browser errors, but the expected: a refused browse definition (400)."""
     return [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"
-            and not ("/flow/browse_" in e.get("message", "") and "status of 400" in e.get("message", ""))
-            and not ("/history/" in e.get("message", "") and "status of 404" in e.get("message", ""))]
+            and not ("/flow/browse_" in e.get("message", "") and "status of 400" in e.get("message", ""))]
+
+
+# A chart's history as drawn: its x range, its times and each series' non-null values (the page's
+# sp.charts[i], i from the order the page made them).
+CHART_JS = """
+const c = sp.charts[arguments[0]];
+if (!c || !c.plot) return null;
+const has = j => c.data.slice(1).some(s => s[j] !== null && s[j] !== undefined);
+const filled = c.data[0].filter((t, j) => has(j));
+return { xrange: c.xrange, title: c.title, names: c.names, times: c.data[0], first: filled.length ? filled[0] : null,
+         series: c.data.slice(1).map(s => s.filter(v => v !== null && v !== undefined)) };
+"""
+
+# The page's requests to a /history endpoint, with the status each was answered (Chromium's
+# resource timing carries it).
+HISTORY_REQUESTS_JS = """
+return performance.getEntriesByType('resource').filter(e => e.name.includes('/history/'))
+  .map(e => ({ url: e.name, status: e.responseStatus }));
+"""
+
+
+def history_chart(driver, index: int, opened: float, wait) -> dict:
+    """Wait until chart ``index`` shows history (an x range set, values in it), its first point
+    half a minute or more before ``opened`` (the page's own live samples cannot be); its report."""
+    def full(d):
+        c = d.execute_script(CHART_JS, index)
+        return c if c and c["xrange"] and any(c["series"]) and c["first"] is not None and c["first"] < opened - 30 \
+            else None
+    c = wait.until(full)
+    assert c["xrange"][1] - c["xrange"][0] >= 600, c["xrange"]  # the range asked for, not 4 live minutes
+    return c
+
+
+def history_answered(driver, endpoint: str) -> list[dict]:
+    reqs = [r for r in driver.execute_script(HISTORY_REQUESTS_JS) if endpoint in r["url"]]
+    assert reqs and all(r["status"] == 200 for r in reqs), reqs
+    return reqs
 
 
 @pytest.fixture
@@ -212,6 +249,45 @@ def test_the_saturated_port_of_a_real_capture_is_first_on_the_status_page_one_cl
         driver.get(replayed + "/ui/counters.html")
         wait.until(lambda d: len(cells(d, "#interfaces")) == 52)
         assert cells(driver, "#interfaces")[0][0] == "47"
+        assert not severe_logs(driver)
+
+        # the same port's history from ClickHouse: the last 15 minutes, ~99 % out throughout
+        # (a page opened a minute later than the replay began: its points before that are history)
+        def port_history(d):
+            opened = time.time()
+            d.get(replayed + "/ui/interface.html?agent=192.168.1.1&ifindex=47&range=15m")
+            try:
+                return history_chart(d, 1, opened, WebDriverWait(d, 15, poll_frequency=0.5))
+            except Exception:
+                return None
+        util = WebDriverWait(driver, 150, poll_frequency=5).until(port_history)
+        assert util["names"] == ["in", "out"] and max(util["series"][1]) > 95, util
+        assert driver.find_element(By.ID, "range-range").get_attribute("value") == "15m"
+        history_answered(driver, "/history/counters/json")
+        check_axes(driver, "interface history", {"Traffic": "bit/s", "Utilisation": "%"})
+        driver.save_screenshot(str(shots / "interface-history-capture.png"))
+
+        # the explore page: the capture's flows from ClickHouse, the conversation on top
+        driver.get(replayed + "/ui/explore.html?dimensions=src_ip,dst_ip&range=15m&n=5")
+        wait.until(lambda d: len(cells(d, "#totals")) >= 1 and d.execute_script(
+            "return window.exploreChart && window.exploreChart.data.slice(1).some(s => s.some(v => v > 0))"))
+        assert "192.168.1.2" in " ".join(r[1] for r in cells(driver, "#totals"))
+        assert driver.find_element(By.ID, "error").text == ""
+        driver.save_screenshot(str(shots / "explore-capture.png"))
+        # the API explorer: the document's operations listed, one tried on the capture's agent
+        driver.get(replayed + "/ui/api.html")
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")) > 10)
+        assert "/history/counters/json" in driver.execute_script(
+            "return Array.from(document.querySelectorAll('.opblock-summary-path')).map(e => e.getAttribute('data-path'))")
+        block = driver.find_element(By.XPATH, "//div[contains(@class, 'opblock-get')][.//*[@data-path='/agents/json']]")
+        block.find_element(By.CSS_SELECTOR, ".opblock-summary").click()
+        wait.until(lambda d: "is-open" in block.get_attribute("class"))
+        block.find_element(By.CSS_SELECTOR, "button.try-out__btn").click()
+        block.find_element(By.CSS_SELECTOR, "button.execute").click()
+        wait.until(lambda d: block.find_elements(By.CSS_SELECTOR, ".live-responses-table tbody .response-col_status"))
+        assert block.find_element(By.CSS_SELECTOR, ".live-responses-table tbody .response-col_status").text.strip() == "200"
+        assert "192.168.1.1" in block.find_element(By.CSS_SELECTOR, ".live-responses-table .response-col_description pre").text
+        driver.save_screenshot(str(shots / "api-capture.png"))
         assert not severe_logs(driver)
     finally:
         driver.quit()
@@ -409,6 +485,105 @@ def test_status_trouble_panel_and_drill_down_to_interface_and_agent(up, tmp_path
         assert all(DATE_TIME.fullmatch(r[0]) for r in cells(driver, "#events"))
         assert driver.find_element(By.ID, "title").text == f"Agent {agent}"
         driver.save_screenshot(str(shots / "agent.png"))
+        assert not severe_logs(driver)
+    finally:
+        driver.quit()
+
+
+def test_history_ranges_open_the_charts_full_and_explore_drills_down_with_the_range(up, tmp_path):
+    """With range=15m the status, interface, counters, flows, host and agent charts show ClickHouse
+    history (a /history request answered 200, points from before the page opened); explore's rows
+    link to the interface and host pages, which keep the range; a flow whose keys have no ClickHouse
+    column says so. Last in the module: the demo has run for minutes by now."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    shots = shots_dir(tmp_path)
+    # wait until ClickHouse holds more than a minute of the demo's samples
+    def status():
+        r = requests.get(up["url"] + "/history/status/json", params={"range": "15m"}, timeout=30)
+        if r.status_code != 200:
+            return None
+        body = r.json()
+        filled = [t for i, t in enumerate(body["times"]) if any(a["flow_samples_per_s"][i] for a in body["series"])]
+        return body if filled and filled[-1] - filled[0] >= 90 else None
+    assert wait_for(status, timeout=240, interval=3), "no two minutes of history in ClickHouse"
+    driver = _browser()
+    try:
+        wait = WebDriverWait(driver, 60, poll_frequency=0.5)
+        # status: the chart of the last 15 minutes opens full
+        opened = time.time()
+        driver.get(up["url"] + "/ui/index.html?range=15m")
+        c = history_chart(driver, 0, opened, wait)
+        assert c["names"] == ["flow samples/s", "counter samples/s"] and max(c["series"][0]) > 0, c
+        assert driver.find_element(By.ID, "rates-range").get_attribute("value") == "15m"
+        history_answered(driver, "/history/status/json")
+        check_axes(driver, "status history", {"sFlow received": "/s"})
+        driver.save_screenshot(str(shots / "status-history.png"))
+        # back to live: the browser's own samples again, the URL without a range
+        Select(driver.find_element(By.ID, "rates-range")).select_by_value("")
+        wait.until(lambda d: (c := d.execute_script(CHART_JS, 0)) and not c["xrange"] and len(c["times"]) >= 2)
+        assert "range=" not in driver.current_url
+
+        # explore: a row's interface link opens that interface's page with the range kept
+        driver.get(up["url"] + "/ui/explore.html?dimensions=agent,in_if&range=15m&n=5")
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#totals tbody td.open a[href^='interface.html']"))
+        href = driver.find_element(By.CSS_SELECTOR, "#totals tbody td.open a[href^='interface.html']").get_attribute("href")
+        opened = time.time()
+        click(driver, "#totals tbody td.open a[href^='interface.html']")
+        wait.until(lambda d: "interface.html" in d.current_url)
+        assert driver.current_url == href and "range=15m" in href, (driver.current_url, href)
+        assert driver.find_element(By.ID, "range-range").get_attribute("value") == "15m"
+        c = history_chart(driver, 0, opened, wait)
+        assert c["names"] == ["in", "out"] and max(c["series"][0] + c["series"][1]) > 0, c
+        history_answered(driver, "/history/counters/json")
+        check_axes(driver, "interface history", {"Traffic": "bit/s", "Utilisation": "%", "Errors and discards": "/s"})
+        driver.save_screenshot(str(shots / "interface-history.png"))
+        # its links (the agent) carry the range on
+        wait.until(lambda d: "range=15m" in d.find_element(By.CSS_SELECTOR, "#title a.drill").get_attribute("href"))
+        click(driver, "#title a.drill")
+        wait.until(lambda d: "agent.html" in d.current_url and "range=15m" in d.current_url)
+        c = history_chart(driver, 0, opened, wait)
+        assert c["names"] and all(n.startswith("in_if ") or n == "other" for n in c["names"]), c
+        history_answered(driver, "/history/flows/json")
+
+        # explore: a source address's host page, in the same range
+        driver.get(up["url"] + "/ui/explore.html?dimensions=src_ip,dst_ip&range=15m&n=5")
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#totals tbody td.open a[href^='host.html']"))
+        opened = time.time()
+        click(driver, "#totals tbody td.open a[href^='host.html']")
+        wait.until(lambda d: "host.html" in d.current_url and "range=15m" in d.current_url)
+        c = history_chart(driver, 0, opened, wait)
+        assert c["names"] == ["sent", "received"] and max(c["series"][0]) > 0, c
+        wait.until(lambda d: cells(d, "#peers") and cells(d, "#peers")[0][3].endswith("bit/s"))
+        assert "history from ClickHouse" in driver.find_element(By.ID, "which").text
+
+        # counters: the busiest interface's history
+        opened = time.time()
+        driver.get(up["url"] + "/ui/counters.html?range=1h")
+        c = history_chart(driver, 0, opened, wait)
+        assert c["names"] == ["in", "out"], c
+        assert c["xrange"][1] - c["xrange"][0] >= 3000
+        check_axes(driver, "counters history", {"Interface traffic": "bit/s"})
+
+        # flows: the defined flow `pair` (ipsource,ipdestination; bytes) over src_ip, dst_ip
+        opened = time.time()
+        driver.get(up["url"] + "/ui/flows.html?flow=pair&range=15m")
+        c = history_chart(driver, 0, opened, wait)
+        assert len(c["names"]) <= TOP + 1 and all(" → " in n or n == "other" for n in c["names"]), c
+        assert {n.split(" → ")[0] for n in c["names"][:3]} == ELEPHANT_SOURCES
+        assert "dimensions src_ip, dst_ip" in driver.find_element(By.ID, "history-which").text
+        wait.until(lambda d: cells(d, "#top") and cells(d, "#top")[0][2].endswith("B/s"))
+        check_axes(driver, "flows history", {"Top flows (B/s)": "B/s"})
+        driver.save_screenshot(str(shots / "flows-history.png"))
+        # a key with no flow-sample column: said so beside the picker, no chart
+        Select(driver.find_element(By.ID, "defined")).select_by_value("")
+        keys = driver.find_element(By.ID, "keys")
+        keys.clear()
+        keys.send_keys("ipsource,icmpunreachablehost")
+        driver.find_element(By.CSS_SELECTOR, "#browse button").click()
+        wait.until(lambda d: "icmpunreachablehost has no ClickHouse column" in d.find_element(By.ID, "range-message").text)
+        assert not driver.execute_script(CHART_JS, 0)["names"]
         assert not severe_logs(driver)
     finally:
         driver.quit()

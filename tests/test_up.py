@@ -502,11 +502,9 @@ def test_web_ui_pages_show_live_data_in_a_real_browser(up, tmp_path):
         wait.until(lambda d: rows("#traffic .uplot canvas"))
         assert "bit/s" in driver.find_element(By.ID, "interfaces").text
         driver.save_screenshot(str(shots / "counters.png"))
-        # the browser logs the refused PUT above as a failed resource load: expected, and so is a
-        # history endpoint this build may not serve (404: the pages stay live); nothing else is
+        # the browser logs the refused PUT above as a failed resource load: expected; nothing else is
         logs = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"
-                and not ("/flow/browse_" in e.get("message", "") and "status of 400" in e.get("message", ""))
-                and not ("/history/" in e.get("message", "") and "status of 404" in e.get("message", ""))]
+                and not ("/flow/browse_" in e.get("message", "") and "status of 400" in e.get("message", ""))]
         assert not logs, logs
     finally:
         driver.quit()

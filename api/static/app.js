@@ -86,15 +86,17 @@ const sp = {
   },
   param(name) { return new URLSearchParams(location.search).get(name); },
   // Links to the drill-down pages.
-  agentLink(agent) { return `<a class="drill" href="agent.html?agent=${encodeURIComponent(agent)}">${sp.esc(agent)}</a>`; },
+  // Links to the drill-down pages; a history range shown (sp.rangeSuffix, "&range=1h") goes along.
+  rangeSuffix: "",
+  agentLink(agent) { return `<a class="drill" href="agent.html?agent=${encodeURIComponent(agent)}${sp.rangeSuffix}">${sp.esc(agent)}</a>`; },
   ifLink(agent, ds, text) {
-    return `<a class="drill" href="interface.html?agent=${encodeURIComponent(agent)}&ifindex=${encodeURIComponent(ds)}">${sp.esc(text ?? ds)}</a>`;
+    return `<a class="drill" href="interface.html?agent=${encodeURIComponent(agent)}&ifindex=${encodeURIComponent(ds)}${sp.rangeSuffix}">${sp.esc(text ?? ds)}</a>`;
   },
   isAddress(s) { return /^\d{1,3}(\.\d{1,3}){3}$/.test(s) || /^[0-9a-f]*:[0-9a-f:]+$/i.test(s) && s.includes("::") || /^([0-9a-f]{1,4}:){7}[0-9a-f]{1,4}$/i.test(s); },
   // A flow key with each address in it a link to its host page.
   keyLinks(key, fs = ",") {
     return String(key).split(fs).map(p => sp.isAddress(p)
-      ? `<a class="drill" href="host.html?ip=${encodeURIComponent(p)}">${sp.esc(p)}</a>` : sp.esc(p)).join(sp.esc(fs));
+      ? `<a class="drill" href="host.html?ip=${encodeURIComponent(p)}${sp.rangeSuffix}">${sp.esc(p)}</a>` : sp.esc(p)).join(sp.esc(fs));
   },
   nav(active) {
     const pages = [["index.html", "Status"], ["flows.html", "Flows"], ["events.html", "Events"],
@@ -152,6 +154,7 @@ const sp = {
       // right padding: half a time label, so the last one is not cut at the canvas's edge
       state.plot = new uPlot({ title: state.title, width: width(), height, series, padding: [12, 44, 0, 0],
                                scales: { x: { time: true, range: (u, min, max) => {
+                                 if (state.xrange) return state.xrange;  // history: the range asked for
                                  if (max === null || !Number.isFinite(max)) { max = Date.now() / 1000; min = max - (state.span || 240); }
                                  return state.span ? [max - state.span, max] : [min, max]; } } },
                                axes: [sp.timeAxis(), sp.valueAxis(unit)] },
@@ -171,15 +174,17 @@ const sp = {
       state.data = [state.data[0]].concat(names.map(n => state.data[0].map(x => state.history[n]?.get(x) ?? null)));
       if (changed || !state.plot) build(); else state.plot.setData(state.data);
     };
-    // A whole series at once (history): times in epoch s, series {name: [values]}.
-    state.setData = (times, series) => {
+    // A whole series at once (history): times in epoch s, series {name: [values]}; xrange: the
+    // x axis's [from, to] (the range asked for), none: back to live (the last `span` s).
+    state.setData = (times, series, xrange) => {
+      state.xrange = xrange || null;
       state.history = {};
       state.names = Object.keys(series);
       for (const n of state.names) state.history[n] = new Map(times.map((t, i) => [t, series[n][i]]));
       state.data = [times.slice()].concat(state.names.map(n => series[n].slice()));
       build();
     };
-    state.reset = () => { state.names = []; state.data = [[]]; state.history = {}; build(); };
+    state.reset = () => { state.names = []; state.data = [[]]; state.history = {}; state.xrange = null; build(); };
     state.setUnit = (u, t) => { state.unit = u; if (t) state.title = t; state.reset(); };
     window.addEventListener("resize", () => state.plot && state.plot.setSize({ width: width(), height }));
     sp.charts.push(state);
@@ -270,13 +275,6 @@ sp.interfaces = async function (agent = "ALL", names = null) {
   return [...by.values()].filter(o => "ifinoctets" in o || "ifinutilization" in o).map(o => Object.assign(o, {
     util: Math.max(o.ifinutilization ?? 0, o.ifoututilization ?? 0),
     errors: (o.ifinerrors ?? 0) + (o.ifouterrors ?? 0), discards: (o.ifindiscards ?? 0) + (o.ifoutdiscards ?? 0) }));
-};
-// Try a history endpoint (another part of the API); null when it is not there (404) or fails: live only.
-sp.history = async function (path) {
-  try {
-    const r = await fetch(path, { headers: { Accept: "application/json" } });
-    return r.ok ? await r.json() : null;
-  } catch (e) { return null; }
 };
 // The interface table's columns (counters and agent pages), for sp.table.
 sp.interfaceColumns = function () {

@@ -108,6 +108,25 @@ function drillFilter(s, totalsRow, dims) {
   return s.filter ? `(${s.filter}) and ${clause}` : clause;
 }
 
+// a row's links to the pages of its agent, interfaces and addresses, with the range shown
+function pageLinks(s, dims, key) {
+  const range = spHistory.rangeQuery(s.from || s.to ? { from: s.from, to: s.to } : { range: s.range });
+  const at = d => dims.indexOf(d) >= 0 ? String(key[dims.indexOf(d)]) : null;
+  const m = /(?:^|\(|\band\s+)agent\s*=\s*"([^"]+)"/.exec(s.filter || "");
+  const agent = at("agent") ?? (m ? m[1] : null);
+  const links = [];
+  const a = (href, text, title) => links.push(`<a class="drill" href="${sp.esc(href + range)}" title="${sp.esc(title)}">${sp.esc(text)}</a>`);
+  if (at("agent") !== null) a(`agent.html?agent=${encodeURIComponent(agent)}`, "agent", `agent ${agent}`);
+  for (const [d, name] of [["in_if", "in"], ["out_if", "out"]]) {
+    if (at(d) !== null && agent) a(`interface.html?agent=${encodeURIComponent(agent)}&ifindex=${encodeURIComponent(at(d))}`,
+                                   `${name} #${at(d)}`, `interface ${at(d)} of agent ${agent}`);
+  }
+  for (const [d, name] of [["src_ip", "source"], ["dst_ip", "destination"]]) {
+    if (at(d) !== null) a(`host.html?ip=${encodeURIComponent(at(d))}`, name, `host ${at(d)}`);
+  }
+  return links.join(" ");
+}
+
 function table(data, s) {
   // the shares are of all traffic in the range: the top N and the rest (other: a rate per step)
   const grand = data.totals.reduce((a, t) => a + t.total, 0) + data.other.reduce((a, v) => a + (v || 0), 0) * data.step;
@@ -121,7 +140,7 @@ function table(data, s) {
     return `<tr data-href="${sp.esc(href)}"><td>${r.rank}</td>
       <td><span class="swatch" style="background:${r.color}"></span><a href="${sp.esc(href)}">${sp.esc(r.label)}</a></td>
       <td class="num">${sp.fmt(r.total, " " + totalUnit)}</td><td class="num">${sp.fmt(r.avg_rate, " " + data.unit)}</td>
-      <td class="num">${r.share.toFixed(1)} %</td></tr>`;
+      <td class="num">${r.share.toFixed(1)} %</td><td class="open">${pageLinks(s, data.dimensions, r.key)}</td></tr>`;
   }).join("");
   el("totals").querySelectorAll("th[data-sort]").forEach(th => {
     th.classList.toggle("sorted-asc", th.dataset.sort === k && sortBy.dir > 0);
@@ -219,7 +238,7 @@ el("totals").addEventListener("click", ev => {
     return;
   }
   const tr = ev.target.closest("tr[data-href]");
-  if (!tr || ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.button) return;  // a new tab: let the link go
+  if (!tr || ev.target.closest("a.drill") || ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.button) return;  // a new tab: let the link go
   ev.preventDefault();
   history.pushState(null, "", tr.dataset.href);
   const s = stateFromUrl(); toForm(s); load(s);

@@ -25,9 +25,11 @@ const spHistory = {
   // A range picker in `el`: a <select> of the ranges plus from/to inputs shown for "custom".
   // picker.params(): {range} or {from, to} (epoch s) for spHistory.get; picker.set(params);
   // onChange() runs when the user picks another range. Inputs have ids prefix-range/-from/-to.
-  rangePicker(el, onChange, prefix = "history") {
+  // With `live`: a first choice "live" (the page's own samples), for which params() is null.
+  rangePicker(el, onChange, prefix = "history", live = false) {
+    const ranges = (live ? [["", "live"]] : []).concat(spHistory.RANGES);
     el.insertAdjacentHTML("beforeend",
-      `<label>range <select id="${prefix}-range">${spHistory.RANGES.map(([v, t]) =>
+      `<label>range <select id="${prefix}-range">${ranges.map(([v, t]) =>
         `<option value="${v}">${t}</option>`).join("")}</select></label>
        <label class="custom-range">from <input id="${prefix}-from" type="datetime-local" step="60"></label>
        <label class="custom-range">to <input id="${prefix}-to" type="datetime-local" step="60"></label>`);
@@ -48,6 +50,7 @@ const spHistory = {
     return {
       inputs: { range: sel, from, to },
       params() {
+        if (live && !sel.value) return null;
         if (sel.value !== "custom") return { range: sel.value };
         const epoch = input => input.value ? String(Math.floor(new Date(input.value).getTime() / 1000)) : "";
         return { from: epoch(from), to: epoch(to) };
@@ -57,10 +60,65 @@ const spHistory = {
           sel.value = "custom";
           if (p.from) from.value = toLocal(+p.from);
           if (p.to) to.value = toLocal(+p.to);
-        } else sel.value = spHistory.RANGES.some(([v]) => v === p.range) ? p.range : "15m";
+        } else sel.value = spHistory.RANGES.some(([v]) => v === p.range) ? p.range : live ? "" : "15m";
         custom();
       },
     };
+  },
+
+  // The range the page's URL asks for (range=, or from= and to=, epoch s): {} when none.
+  urlRange() {
+    const q = new URLSearchParams(location.search), out = {};
+    for (const k of ["range", "from", "to"]) if (q.get(k)) out[k] = q.get(k);
+    return out;
+  },
+
+  // The query string that carries a range to another page: "" for live (null), else "&range=1h"
+  // or "&from=..&to=..".
+  rangeQuery(params) {
+    if (!params) return "";
+    return Object.entries(params).filter(([, v]) => v).map(([k, v]) => `&${k}=${encodeURIComponent(v)}`).join("");
+  },
+
+  // A live page chart's range picker in `el`: "live" (the page's own samples, the default) or a
+  // history range from ClickHouse, first as the URL says (range=, from=/to=). load(params) runs on
+  // each change (params null: live) and again every `refresh` s while a range back from now is
+  // shown; it fetches and draws, and what it throws (a 400 naming range/from/to, a 503 when
+  // ClickHouse is away) is shown beside the picker. The choice goes into the URL (a reload or a
+  // copied link keeps it) and into sp.rangeSuffix, which the drill-down links carry.
+  liveOrHistory(el, load, { prefix = "history", refresh = 30, live = true } = {}) {
+    // without a live choice, a default range is shown but not carried on unless the URL or the user named one
+    let timer = null, carry = live || Object.keys(spHistory.urlRange()).length > 0;
+    const picker = spHistory.rangePicker(el, () => { carry = true; run(); }, prefix, live);
+    el.insertAdjacentHTML("beforeend", `<span class="error history-message" id="${prefix}-message"></span>
+      <pre class="field-error error" id="${prefix}-range-error"></pre><pre class="field-error error" id="${prefix}-from-error"></pre>
+      <pre class="field-error error" id="${prefix}-to-error"></pre>`);
+    const message = el.querySelector(`#${prefix}-message`);
+    const run = async () => {
+      const params = picker.params();
+      const q = new URLSearchParams(location.search);
+      for (const k of ["range", "from", "to"]) q.delete(k);
+      for (const [k, v] of Object.entries(params || {})) if (v) q.set(k, v);
+      if (carry) history.replaceState(null, "", `${location.pathname}?${q}`);
+      sp.rangeSuffix = carry ? spHistory.rangeQuery(params) : "";
+      clearTimeout(timer);
+      try {
+        await load(params);
+        sp.fieldError(null, picker.inputs);
+        message.textContent = "";
+      } catch (e) {
+        if (!(e.detail && e.detail.field && sp.fieldError(e.detail, picker.inputs))) {
+          sp.fieldError(null, picker.inputs);
+          message.textContent = `history: ${e.message || e}`;
+        }
+      }
+      if (params && params.range) timer = setTimeout(run, refresh * 1000);
+    };
+    picker.set(spHistory.urlRange());
+    picker.run = run;
+    picker.message = message;
+    run();
+    return picker;
   },
 
   // Time axis labels with the date: "HH:MM" ticks, the date under the first tick and under each

@@ -206,6 +206,70 @@ def replayed(tmp_path, captures_dir):
     assert proc.returncode == 0, out[-3000:]
 
 
+@pytest.fixture
+def api_without_clickhouse(tmp_path):
+    """The API alone (no broker) on a loopback port, its history on a chdb:// directory no sink
+    runs on: every /history request is a 503 naming that."""
+    import asyncio
+    import threading
+
+    from aiohttp import web
+
+    from api.history import ClickHouseReader, History
+    from api.server import Api
+    from api.state import ApiState
+    from sflowpipe.settings import ClickHouseSettings, Settings
+
+    port, loop, held = free_port(), asyncio.new_event_loop(), {}
+
+    async def start():
+        s = Settings()
+        held["reader"] = ClickHouseReader(ClickHouseSettings(dsn=f"chdb://{tmp_path}/nobody"), timeout=5)
+        api = Api(s.api, s.limits, ApiState(s.api), lambda *a: None, History(held["reader"]))
+        held["runner"] = web.AppRunner(api.app())
+        await held["runner"].setup()
+        await web.TCPSite(held["runner"], "127.0.0.1", port).start()
+
+    ready = threading.Event()
+
+    def serve():
+        loop.run_until_complete(start())
+        ready.set()
+        loop.run_forever()
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(30), "the API did not start"
+    yield f"http://127.0.0.1:{port}", tmp_path / "nobody"
+    asyncio.run_coroutine_threadsafe(held["runner"].cleanup(), loop).result(30)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(30)
+    held["reader"].close()
+
+
+def test_clickhouse_away_and_a_bad_range_are_said_beside_the_range_picker(api_without_clickhouse):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    url, directory = api_without_clickhouse
+    driver = _browser()
+    try:
+        wait = WebDriverWait(driver, 30, poll_frequency=0.5)
+        # (the flows and counters pages ask once a flow or an interface is there: none without a broker)
+        for page, prefix in (("index.html?range=1h", "rates"), ("interface.html?agent=192.0.2.1&ifindex=3&range=15m", "range"),
+                             ("host.html?ip=192.0.2.9&range=6h", "range"), ("agent.html?agent=192.0.2.1", "range")):
+            driver.get(f"{url}/ui/{page}")
+            wait.until(lambda d: "ClickHouse unavailable" in d.find_element(By.ID, f"{prefix}-message").text)
+            text = driver.find_element(By.ID, f"{prefix}-message").text
+            assert "no ClickHouse sink is running on" in text and str(directory) in text, (page, text)
+        # a custom range with no start: the API's 400 under the picker's "from"
+        driver.get(f"{url}/ui/interface.html?agent=192.0.2.1&ifindex=3&from=soon&to=later")
+        wait.until(lambda d: d.find_element(By.ID, "range-from-error").text or d.find_element(By.ID, "range-message").text)
+        assert Select(driver.find_element(By.ID, "range-range")).first_selected_option.text == "custom…"
+        assert driver.find_element(By.ID, "range-from-error").text, driver.find_element(By.ID, "range-message").text
+    finally:
+        driver.quit()
+
+
 # first in the module: its own `up` stops before the demo's (module-scoped) one starts
 def test_the_saturated_port_of_a_real_capture_is_first_on_the_status_page_one_click_away(replayed, tmp_path):
     from selenium.webdriver.common.by import By

@@ -58,8 +58,8 @@ const spHistory = {
       set(p) {
         if (p.from || p.to) {
           sel.value = "custom";
-          if (p.from) from.value = toLocal(+p.from);
-          if (p.to) to.value = toLocal(+p.to);
+          if (p.from) from.value = Number.isFinite(+p.from) ? toLocal(+p.from) : "";  // not a time: left empty,
+          if (p.to) to.value = Number.isFinite(+p.to) ? toLocal(+p.to) : "";        // the API names what is missing
         } else sel.value = spHistory.RANGES.some(([v]) => v === p.range) ? p.range : live ? "" : "15m";
         custom();
       },
@@ -102,6 +102,11 @@ const spHistory = {
       if (carry) history.replaceState(null, "", `${location.pathname}?${q}`);
       sp.rangeSuffix = carry ? spHistory.rangeQuery(params) : "";
       clearTimeout(timer);
+      if (params && "from" in params && !params.from) {  // a custom range with no start: said where it is missing
+        message.textContent = "";
+        sp.fieldError({ field: "from", error: "a custom range needs its start (from)" }, picker.inputs);
+        return;
+      }
       try {
         await load(params);
         sp.fieldError(null, picker.inputs);

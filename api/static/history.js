@@ -99,7 +99,7 @@ const spHistory = {
       const q = new URLSearchParams(location.search);
       for (const k of ["range", "from", "to"]) q.delete(k);
       for (const [k, v] of Object.entries(params || {})) if (v) q.set(k, v);
-      if (carry) history.replaceState(null, "", `${location.pathname}?${q}`);
+      if (carry) history.replaceState(null, "", location.pathname + (String(q) ? `?${q}` : "") + location.hash);
       sp.rangeSuffix = carry ? spHistory.rangeQuery(params) : "";
       clearTimeout(timer);
       if (params && "from" in params && !params.from) {  // a custom range with no start: said where it is missing

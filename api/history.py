@@ -255,13 +255,13 @@ def dimensions(text: str | None, default: str = "src_ip,dst_ip", at_least: int =
     return names
 
 
-def top_n(text: str | None, default: int = 10) -> int:
+def top_n(text: str | None, default: int = 10, field: str = "n", most: int = MAX_N) -> int:
     try:
         n = int(text) if text is not None else default
     except ValueError:
-        raise bad(f"n must be an integer, not {text!r}", "n") from None
-    if not 1 <= n <= MAX_N:
-        raise bad(f"n must be between 1 and {MAX_N}, not {n}", "n")
+        raise bad(f"{field} must be an integer, not {text!r}", field) from None
+    if not 1 <= n <= most:
+        raise bad(f"{field} must be between 1 and {most}, not {n}", field)
     return n
 
 
@@ -691,6 +691,43 @@ class History:
         series = {k: series[k] for k in COUNTER_UNITS}
         return {"from": w.start, "to": w.end, "step": w.step, "times": times, "series": series,
                 "units": dict(COUNTER_UNITS)}
+
+    # events -----------------------------------------------------------
+
+    async def events(self, query: dict[str, str]) -> dict:
+        """Threshold events of the range, newest first, as /events/json gives them (the events table);
+        ``agent``, ``dataSource``, ``thresholdID`` narrow them, ``address`` keeps those whose flow key
+        holds that address (a host page)."""
+        where = []
+        if query.get("agent"):
+            try:
+                where.append(f"agent = {ip_literal(query['agent'])}")
+            except ValueError:
+                raise bad(f"agent must be an IP address, not {query['agent']!r}", "agent") from None
+        for name, column in (("dataSource", "data_source"), ("thresholdID", "threshold_id")):
+            if query.get(name):
+                where.append(f"{column} = {str_literal(query[name])}")
+        if query.get("address"):
+            try:
+                address = str(ipaddress.ip_address(query["address"]))
+            except ValueError:
+                raise bad(f"address must be an IP address, not {query['address']!r}", "address") from None
+            where.append(f"has(splitByRegexp('[^0-9A-Za-z.:]', flow_key), {str_literal(address)})")
+        n = top_n(query.get("maxEvents"), default=100, field="maxEvents", most=1000)
+        w = self.window(query, min_step=1)
+        return await self.reader.run(lambda: self._events(where, n, w))
+
+    def _events(self, where: list[str], n: int, w: Window) -> dict:
+        rows = self.reader.rows(
+            f"SELECT toString(toUnixTimestamp64Milli(time)) AS ts, toString(event_id) AS id, threshold_id, "
+            f"toString(agent) AS a, data_source, metric, toString(value) AS v, "
+            f"toString(threshold) AS thr, flow_key FROM {self.reader.table('events')} "
+            f"WHERE {' AND '.join([w.where(), *where])} ORDER BY time DESC, event_id DESC LIMIT {n}")
+        events = [{"eventID": int(r["id"]), "thresholdID": r["threshold_id"], "agent": show("agent", r["a"]),
+                   "dataSource": r["data_source"], "metric": r["metric"], "value": float(r["v"]),
+                   "threshold": float(r["thr"]), "flowKey": r["flow_key"] or None, "timestamp": int(r["ts"])}
+                  for r in rows]
+        return {"from": w.start, "to": w.end, "events": events}
 
     # status -----------------------------------------------------------
 

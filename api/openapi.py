@@ -274,6 +274,8 @@ HISTORY_COUNTERS = _obj({**_RANGE, "series": _map(_RATES, "in_bps, out_bps, in_u
 HISTORY_STATUS = _obj({**_RANGE, "series": {"type": "array", "items": _obj({
     "agent": STR, "flow_samples_per_s": _RATES, "counter_samples_per_s": _RATES})}},
     description="samples per second per agent over time")
+HISTORY_EVENTS = _obj({"from": _RANGE["from"], "to": _RANGE["to"],
+                      "events": {"type": "array", "items": ref("Event")}}, description="events of the range, newest first")
 HISTORY_ERRORS = {"400": refusal("a parameter is refused: the message names it (the filter's: position and token)"),
                   "503": refusal("ClickHouse cannot be reached: the message names the cause")}
 
@@ -320,7 +322,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
        for p in ("/api-docs", "/openapi.json")},
     **{("GET", path): Operation(responses={"200": json_body(schema), **HISTORY_ERRORS})
        for path, schema in (("/history/flows/json", HISTORY_FLOWS), ("/history/sankey/json", HISTORY_SANKEY),
-                            ("/history/counters/json", HISTORY_COUNTERS), ("/history/status/json", HISTORY_STATUS))},
+                            ("/history/counters/json", HISTORY_COUNTERS), ("/history/status/json", HISTORY_STATUS),
+                            ("/history/events/json", HISTORY_EVENTS))},
 }
 
 

@@ -206,6 +206,11 @@ class Api:
               *HISTORY_RANGE_PARAMS]),
             ("GET", "/history/status/json", self.from_history("status"),
              "Flow and counter samples per second of each agent over time, from ClickHouse", HISTORY_RANGE_PARAMS),
+            ("GET", "/history/events/json", self.from_history("events"),
+             "Threshold events of a time range from ClickHouse, newest first (as /events/json)",
+             [("agent", "only this agent's"), ("dataSource", "only this data source's (ifIndex)"),
+              ("thresholdID", "only this threshold's"), ("address", "only those whose flow key holds this address"),
+              Param("maxEvents", "at most this many (1-1000)", "integer", 100, minimum=1), *HISTORY_RANGE_PARAMS]),
             ("GET", "/api-docs", self.openapi, "This OpenAPI document", []),
             ("GET", "/openapi.json", self.openapi, "This OpenAPI document", []),
         ]

@@ -603,6 +603,11 @@ def test_history_ranges_open_the_charts_full_and_explore_drills_down_with_the_ra
         history_answered(driver, "/history/counters/json")
         check_axes(driver, "interface history", {"Traffic": "bit/s", "Utilisation": "%", "Errors and discards": "/s"})
         driver.save_screenshot(str(shots / "interface-history.png"))
+        # its tables in the range too, from ClickHouse: the top flows in through it (averages) and its events
+        wait.until(lambda d: (f := cells(d, "#flows")) and f[0][2].endswith("(average)"))
+        wait.until(lambda d: any("/history/events/json" in r["url"] for r in d.execute_script(HISTORY_REQUESTS_JS)))
+        history_answered(driver, "/history/events/json")
+        history_answered(driver, "/history/flows/json")
         # its links (the agent) carry the range on
         wait.until(lambda d: "range=15m" in d.find_element(By.CSS_SELECTOR, "#title a.drill").get_attribute("href"))
         click(driver, "#title a.drill")
@@ -621,6 +626,8 @@ def test_history_ranges_open_the_charts_full_and_explore_drills_down_with_the_ra
         assert c["names"] == ["sent", "received"] and max(c["series"][0]) > 0, c
         wait.until(lambda d: cells(d, "#peers") and cells(d, "#peers")[0][3].endswith("bit/s"))
         assert "history from ClickHouse" in driver.find_element(By.ID, "which").text
+        wait.until(lambda d: any("/history/events/json" in r["url"] for r in d.execute_script(HISTORY_REQUESTS_JS)))
+        history_answered(driver, "/history/events/json")  # its events: the range's, from ClickHouse
 
         # counters: the busiest interface's history
         opened = time.time()

@@ -22,6 +22,12 @@ const spHistory = {
     return body;
   },
 
+  // The events of a range from ClickHouse (/history/events: newest first, as /events/json gives
+  // them), narrowed by `filters` ({agent, dataSource, address, thresholdID}).
+  async events(filters, params, max = 50) {
+    return (await spHistory.get("/history/events/json", { ...filters, ...params, maxEvents: max })).events;
+  },
+
   // A range picker in `el`: a <select> of the ranges plus from/to inputs shown for "custom".
   // picker.params(): {range} or {from, to} (epoch s) for spHistory.get; picker.set(params);
   // onChange() runs when the user picks another range. Inputs have ids prefix-range/-from/-to.

@@ -35,6 +35,13 @@ FLOWS = [
     (130, A3, B1, 6, 80, 30_000, 100, "DE"),
     (3700, A1, B1, 6, 443, 300_000, 200, "DE"),
 ]
+# (seconds after T0, event id, threshold, agent, data source, metric, value, threshold value, flow key)
+EVENTS = [
+    (15, 1, "elephant", AGENT, "3", "pair", 2e6, 1e6, f"{A1},{B1}"),
+    (75, 2, "elephant", AGENT, "4", "pair", 3e6, 1e6, f"{A2},{B2}"),
+    (90, 3, "utilisation", AGENT, "3", "ifoututilization", 95.0, 80.0, ""),
+    (4000, 4, "elephant", "192.0.2.9", "3", "pair", 5e6, 1e6, f"{A3},{B1}"),
+]
 SPEED = 10_000_000  # bit/s
 IN_PER_30S, OUT_PER_30S = 3_750_000, 7_500_000  # octets: 1 Mbit/s in, 2 Mbit/s out
 
@@ -65,6 +72,10 @@ def _write(client, recent: list[tuple[int, str]]) -> None:
     counters.append(f"(toDateTime64({T0}, 6, 'UTC'), '{_mapped(AGENT)}', 0, 0, 4, 1, 'IfCounters', 'if_speed', 1)")
     client.command("INSERT INTO sflow.counters (time, agent, sub_agent_id, source_id_type, source_id_index, "
                    "sequence_number, record, name, value) VALUES " + ", ".join(counters))
+    events = [f"(toDateTime64({T0 + off}, 3, 'UTC'), {eid}, '{tid}', '{_mapped(agent)}', '{ds}', '{metric}', {v}, "
+              f"{thr}, '{key}')" for off, eid, tid, agent, ds, metric, v, thr, key in EVENTS]
+    client.command("INSERT INTO sflow.events (time, event_id, threshold_id, agent, data_source, metric, value, "
+                   "threshold, flow_key) VALUES " + ", ".join(events))
 
 
 @pytest.fixture(scope="module")
@@ -225,6 +236,25 @@ async def test_interface_counters(api):
     other = await _get(api, "/history/counters/json", agent="::ffff:192.0.2.1", ifindex=4,
                        **{"from": T0, "to": T0 + 900})
     assert all(v is None for v in other["series"]["in_bps"])
+
+
+async def test_events_of_a_range_newest_first(api):
+    window = {"from": T0, "to": T0 + 3600}
+    b = await _get(api, "/history/events/json", **window)
+    assert (b["from"], b["to"]) == (T0, T0 + 3600)
+    assert [e["eventID"] for e in b["events"]] == [3, 2, 1]  # the 4th is outside the range
+    assert b["events"][2] == {"eventID": 1, "thresholdID": "elephant", "agent": AGENT, "dataSource": "3",
+                              "metric": "pair", "value": 2e6, "threshold": 1e6, "flowKey": f"{A1},{B1}",
+                              "timestamp": (T0 + 15) * 1000}
+    assert b["events"][0]["flowKey"] is None
+    one_if = await _get(api, "/history/events/json", agent=AGENT, dataSource="3", **window)
+    assert [e["eventID"] for e in one_if["events"]] == [3, 1]
+    host = await _get(api, "/history/events/json", address=B1, **{"from": T0, "to": T0 + 7200})
+    assert [e["eventID"] for e in host["events"]] == [4, 1]  # B1 in their flow keys; not 10.0.1.12 or the like
+    assert [e["eventID"] for e in (await _get(api, "/history/events/json", thresholdID="utilisation",
+                                              maxEvents=1, **window))["events"]] == [3]
+    assert (await _get(api, "/history/events/json", 400, agent="not-an-ip", **window))["field"] == "agent"
+    assert (await _get(api, "/history/events/json", 400, maxEvents=0, **window))["field"] == "maxEvents"
 
 
 async def test_samples_per_agent(api):

@@ -314,6 +314,17 @@ def test_the_saturated_port_of_a_real_capture_is_first_on_the_status_page_one_cl
         wait.until(lambda d: len(cells(d, "#interfaces")) == 52)
         assert cells(driver, "#interfaces")[0][0] == "47"
         assert not severe_logs(driver)
+        # the other pages on the capture: its agent (52 ports, #47 first), the conversation's host and
+        # flows, the capture's event(s)
+        driver.get(replayed + "/ui/agent.html?agent=192.168.1.1")
+        wait.until(lambda d: len(cells(d, "#interfaces")) == 52 and cells(d, "#interfaces")[0][0] == "47")
+        driver.get(replayed + "/ui/host.html?ip=192.168.1.2")
+        wait.until(lambda d: (p := cells(d, "#peers")) and p[0][3].endswith("bit/s"))
+        driver.get(replayed + "/ui/flows.html?flow=pair")
+        wait.until(lambda d: (t := cells(d, "#top")) and "192.168.1.2" in " ".join(r[1] for r in t))
+        driver.get(replayed + "/ui/events.html")
+        wait.until(lambda d: (e := cells(d, "#events")) and DATE_TIME.fullmatch(e[0][1]))
+        assert not severe_logs(driver)
 
         # the same port's history from ClickHouse: the last 15 minutes, ~99 % out throughout
         # (a page opened a minute later than the replay began: its points before that are history)

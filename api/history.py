@@ -112,8 +112,7 @@ class ClickHouseReader:
         return [json.loads(line) for line in out.decode().splitlines() if line.strip()]
 
     def _via_sink(self, dsn: str, sql: str) -> bytes:
-        from sinks.clickhouse.sink import resolve_dsn
-        from sinks.clickhouse.sql import owner, query_via
+        from sflowpipe.clickhouse import owner, query_via, resolve_dsn
 
         _, directory = resolve_dsn(dsn)
         if directory is None:

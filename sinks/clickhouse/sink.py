@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.codec import Codec, CodecError, schema_set
+from sflowpipe.clickhouse import resolve_dsn
 from sflowpipe.kafka import KafkaClients, wiring
 from sflowpipe.settings import ClickHouseSettings, KafkaSettings, Settings, TopicNames
 from sflowpipe.signals import on_stop_signals
@@ -39,19 +40,6 @@ from sinks.args import clickhouse_arguments as add_arguments  # noqa: F401  (re-
 log = logging.getLogger(__name__)
 
 FLOW_STEMS = ("enriched_flow_sample_batch", "flow_sample_batch")
-
-
-def resolve_dsn(dsn: str) -> tuple[str, str | None]:
-    """Return (dsn for clickhouse-connect, embedded data directory or None); chdb://./rel -> chdb:///abs."""
-    if not dsn.startswith("chdb:"):
-        return dsn, None
-    rest = dsn[len("chdb://"):] if dsn.startswith("chdb://") else dsn[len("chdb:"):]
-    rest = rest.split("?", 1)[0]
-    if rest in ("", "memory", ":memory:"):
-        return dsn, None
-    path = os.path.abspath(rest)
-    os.makedirs(path, exist_ok=True)
-    return "chdb://" + path, path
 
 
 def connect(dsn: str):

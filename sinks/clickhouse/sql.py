@@ -17,11 +17,11 @@ import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from sflowpipe.clickhouse import SQL_FILE, owner, query_via, resolve_dsn  # noqa: F401  (their home: the shared layer)
 from sflowpipe.settings import Settings
 from sinks.args import SQL_FORMATS as FORMATS
 from sinks.args import sql_arguments as add_sql_arguments  # noqa: F401  (re-export; the parser reads it there, argparse only)
 
-SQL_FILE = ".sflowpipe-sql.json"
 
 
 class SqlServer:
@@ -88,37 +88,10 @@ def run_query(client, sql: str, fmt: str, database: str) -> bytes:
     return client.raw_query(sql, fmt=FORMATS[fmt])
 
 
-def owner(data_dir: str) -> dict | None:
-    """The live sflowpipe process serving this data directory, if any."""
-    try:
-        with open(os.path.join(data_dir, SQL_FILE)) as f:
-            info = json.load(f)
-        pid = int(info["pid"])
-        os.kill(pid, 0)
-        # a zombie (exited, not yet reaped by its parent) answers signal 0 too
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-                return None
-    except (OSError, ValueError, KeyError, IndexError):
-        return None
-    return info
-
-
-def query_via(info: dict, sql: str, fmt: str, timeout: float = 300) -> bytes:
-    req = urllib.request.Request(f"http://127.0.0.1:{info['port']}/query", method="POST",
-                                 data=json.dumps({"sql": sql, "format": fmt}).encode(),
-                                 headers={"X-Sflowpipe-Token": info["token"], "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.read()
-    except urllib.error.HTTPError as e:
-        raise RuntimeError(e.read().decode(errors="replace")) from None
-
-
 def execute(settings: Settings, sql: str, dsn: str | None = None, data_dir: str | None = None,
             fmt: str = "table") -> bytes:
     """Run one query the way `sflowpipe sql` does; return the formatted output."""
-    from .sink import connect, resolve_dsn
+    from .sink import connect
 
     ch = settings.sinks.clickhouse
     if data_dir:

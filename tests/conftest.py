@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.up_helpers import up  # noqa: F401  (one `sflowpipe up --demo` per run, shared by every module)
+
 ROOT = Path(__file__).resolve().parents[1]
 CAPTURES = ROOT.parent / "shared" / "captures"
 
@@ -50,6 +52,10 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(tier)
         if not any(item.get_closest_marker(t) for t in SLOW_TIERS):
             item.add_marker("unit")
+    # the tests on the shared `up --demo` run last, one after another: it starts with the first of
+    # them and runs (demo traffic, every stage) until the session ends, and no other test should
+    # run beside it (timing-sensitive tests would share the cores with it)
+    items.sort(key=lambda item: "up" in getattr(item, "fixturenames", ()))
 
 
 _STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()

@@ -28,7 +28,6 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.up_helpers import ELEPHANT_SOURCES, sql_rows, wait_for
-from tests.up_helpers import up  # noqa: F401  (the module-scoped `sflowpipe up --demo` fixture)
 
 pytestmark = pytest.mark.kafka
 

@@ -14,7 +14,6 @@ from openapi_schema_validator import OAS30Validator
 
 from sflowpipe import __version__
 from tests.test_up import _browser
-from tests.up_helpers import up  # noqa: F401  (the module-scoped `sflowpipe up --demo` fixture)
 from tests.up_helpers import wait_for
 
 STATIC = Path(__file__).resolve().parents[1] / "api" / "static"

@@ -15,7 +15,6 @@ import requests
 
 from tests.test_up import _browser
 from tests.up_helpers import ELEPHANT_SOURCES
-from tests.up_helpers import up  # noqa: F401  (the module-scoped `sflowpipe up --demo` fixture)
 from tests.up_helpers import wait_for
 
 pytestmark = pytest.mark.kafka

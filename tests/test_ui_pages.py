@@ -26,7 +26,6 @@ import requests
 from sflowpipe.broker import free_port
 from tests.test_up import _browser
 from tests.up_helpers import ELEPHANT_SOURCES, free_udp_port, read_banner, wait_for
-from tests.up_helpers import up  # noqa: F401  (the module-scoped fixture)
 
 pytestmark = pytest.mark.kafka
 

@@ -20,8 +20,7 @@ import pytest
 import requests
 
 from sflowpipe.broker import free_port
-from tests.up_helpers import ELEPHANT_SOURCES, free_udp_port, read_banner, sql_rows
-from tests.up_helpers import up  # noqa: F401  (the module-scoped `sflowpipe up --demo` fixture)
+from tests.up_helpers import ELEPHANT_SOURCES, free_udp_port, read_banner, run_up_demo, sql_rows
 from tests.up_helpers import wait_for as _wait
 
 pytestmark = pytest.mark.kafka
@@ -568,11 +567,18 @@ def test_a_second_instance_side_by_side_replaying_a_capture(up, tmp_path):
     assert proc.returncode == 0 and "stopped; nothing left running." in out
 
 
-def test_terminal_ctrl_c_stops_every_stage_newest_first_the_broker_last(up):
+@pytest.fixture
+def own_up(tmp_path):
+    """An `up --demo` of this test's own: it stops it (the shared ``up`` serves other modules)."""
+    yield from run_up_demo(tmp_path / "up")
+
+
+def test_terminal_ctrl_c_stops_every_stage_newest_first_the_broker_last(own_up):
     """A terminal's Ctrl-C is SIGINT to the whole foreground process group (`up` runs as a job,
     its own group): it used to reach the broker first, so the Faust worker was killed after 30 s
     and the sinks ended in tracebacks (~45 s). Now every stage stops, newest first, then the
     broker, within 10 s, and no stage logs a traceback while stopping."""
+    up = own_up
     proc = up["proc"]
     assert os.getpgid(proc.pid) == proc.pid  # a job's group, as a shell makes it
     children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()

@@ -1,5 +1,5 @@
 """Helpers for the tests that run a whole `sflowpipe up` (tests/test_up.py, tests/test_clients.py):
-the module-scoped ``up`` fixture (import it: ``from tests.up_helpers import up``), start one and
+the session-scoped ``up`` fixture (registered once in tests/conftest.py, shared by every module), start one and
 wait until it says it is up, poll until a condition holds, query its ClickHouse."""
 
 from __future__ import annotations
@@ -64,10 +64,12 @@ def run_up_demo(data: Path, config: Path | None = None) -> Iterator[dict]:
         proc.communicate(timeout=120)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def up(tmp_path_factory):
-    """One `sflowpipe up --demo` per test module that imports this fixture (start-up takes
-    30-60 s on a small machine: keep the tests that need one in few modules)."""
+    """One `sflowpipe up --demo` for the whole run, shared by every test module that imports this
+    fixture (start-up and the demo's warm-up take 30-60 s on a small machine; five modules each
+    started their own). Tests on it define flows, thresholds and groups of their own names and
+    must not stop it: a test that stops `up` starts its own (``run_up_demo``)."""
     yield from run_up_demo(tmp_path_factory.mktemp("up"))
 
 

@@ -14,8 +14,11 @@ import urllib.request
 SQL_FILE = ".sflowpipe-sql.json"
 
 
-def resolve_dsn(dsn: str) -> tuple[str, str | None]:
-    """Return (dsn for clickhouse-connect, embedded data directory or None); chdb://./rel -> chdb:///abs."""
+def resolve_dsn(dsn: str, create: bool = False) -> tuple[str, str | None]:
+    """Return (dsn for clickhouse-connect, embedded data directory or None); chdb://./rel -> chdb:///abs.
+    ``create``: make the directory (the engine that will own it: the sink, `sql` opening it itself);
+    a reader that only looks for its owner (the API's history) must not leave an empty directory
+    behind a mistyped path."""
     if not dsn.startswith("chdb:"):
         return dsn, None
     rest = dsn[len("chdb://"):] if dsn.startswith("chdb://") else dsn[len("chdb:"):]
@@ -23,7 +26,8 @@ def resolve_dsn(dsn: str) -> tuple[str, str | None]:
     if rest in ("", "memory", ":memory:"):
         return dsn, None
     path = os.path.abspath(rest)
-    os.makedirs(path, exist_ok=True)
+    if create:
+        os.makedirs(path, exist_ok=True)
     return "chdb://" + path, path
 
 

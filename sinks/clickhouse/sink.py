@@ -44,7 +44,7 @@ FLOW_STEMS = ("enriched_flow_sample_batch", "flow_sample_batch")
 
 def connect(dsn: str):
     """A clickhouse-connect client for a server (http://...) or the embedded engine (chdb://...)."""
-    real, _ = resolve_dsn(dsn)
+    real, _ = resolve_dsn(dsn, create=True)
     return clickhouse_connect.get_client(dsn=real)
 
 

@@ -310,6 +310,7 @@ async def test_clickhouse_away_is_503_naming_the_cause(tmp_path):
     try:
         b = await _get(client, "/history/flows/json", status=503)
         assert "no ClickHouse sink is running on" in b["error"] and str(tmp_path / "nobody") in b["error"]
+        assert not (tmp_path / "nobody").exists()  # looking for its owner made no empty directory
     finally:
         await client.close()
         reader.close()

@@ -152,6 +152,43 @@ class AgentBatches:
                 full.append(self._take(key))
         return full
 
+    def add_rows(self, agent: str, exporter: str, flows: list, mixed: list | None,
+                 now: float | None = None) -> list[Batch]:
+        """``add`` for a datagram decoded to rows (ingest/rows.py): ``flows`` its flow rows, ``mixed``
+        every sample as (kind, row) in order when it holds more than flow samples. The same batches
+        as ``add`` of the same datagram."""
+        now = time.monotonic() if now is None else now
+        full: list[Batch] = []
+        if mixed is not None:
+            for kind, row in mixed:
+                key = (kind, agent, exporter)
+                p = self.pending.get(key)
+                if p is None:
+                    p = self.pending[key] = _Pending(now)
+                p.rows.append(row)
+                if len(p.rows) >= self.max_samples:
+                    full.append(self._take(key))
+            return full
+        if not flows:
+            return full
+        key = (FLOW, agent, exporter)
+        p = self.pending.get(key)
+        if p is None:
+            p = self.pending[key] = _Pending(now)
+        rows = p.rows
+        rows += flows
+        m = self.max_samples
+        if len(rows) >= m:
+            # what appending one by one does: a batch at every max_samples rows, the rest in a new one
+            del self.pending[key]
+            for i in range(0, len(rows) - m + 1, m):
+                full.append(self._batch(key, rows[i : i + m]))
+            rest = len(rows) % m
+            if rest:
+                self.pending[key] = p = _Pending(now)
+                p.rows = rows[len(rows) - rest :]
+        return full
+
     def due(self, now: float | None = None) -> list[Batch]:
         """Batches whose oldest sample has waited max_age."""
         now = time.monotonic() if now is None else now
@@ -162,8 +199,11 @@ class AgentBatches:
         return [self._take(k) for k in list(self.pending)]
 
     def _take(self, key: tuple[str, str, str]) -> Batch:
+        return self._batch(key, self.pending.pop(key).rows)
+
+    @staticmethod
+    def _batch(key: tuple[str, str, str], rows: list) -> Batch:
         kind, agent, exporter = key
-        rows = self.pending.pop(key).rows
         head = {"agent_address": agent, "exporter_address": exporter}
         if kind == FLOW:
             datum = dict(zip(FLOW_COLUMNS, map(list, zip(*rows))), **head)

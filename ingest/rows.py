@@ -57,7 +57,6 @@ _COUNTERS_X = struct.Struct(">IIII")
 _DISCARD = struct.Struct(">IIIIIIII")
 _HEADER_HEAD = struct.Struct(">IIII")
 _SWITCH = struct.Struct(">IIII")
-_FLOW_HEAD = struct.Struct(">IIIIIIII" "II" "IIII")  # flow_sample, then a record's tag, length and sampled_header head
 _SWITCH_RECORD = struct.Struct(">II" "IIII")  # tag, length, extended_switch
 
 _TAG_HEADER = 1  # 0:1 sampled_header
@@ -96,8 +95,9 @@ _IP6 = struct.Struct(">IHBB32s")  # ver/class/label, payload len, next header, h
 _TCP = struct.Struct(">HH8xxB")
 _PORTS = struct.Struct(">HH")
 _UDP = struct.Struct(">HHH")
-# Ethernet, IPv4 without options, the first 14 bytes of TCP or UDP: ports, UDP length, TCP flags
-_ETH_IP4_L4 = struct.Struct(">12sH" "BBHHHBBxx8s" "HHH7xB")
+# a sample's tag and length, flow_sample, a record's tag and length, sampled_header's head, then
+# Ethernet, IPv4 without options and the first 14 bytes of TCP or UDP: ports, UDP length, TCP flags
+_HOT = struct.Struct(">II" "IIIIIIII" "II" "IIII" "12sH" "BBHHHBBxx8s" "HHH7xB")
 
 _TPIDS = frozenset((0x8100, 0x88A8, 0x9100, 0x9200, 0x9300))
 _ICMP4_ERRORS = frozenset((3, 11, 12))
@@ -371,6 +371,35 @@ def decode_rows(data: bytes, receive_time_us: int) -> DatagramRows:
     counter_keys: list = []
     unpack = _TAG_LEN.unpack_from
     for _ in range(n):
+        if size - off >= 112:
+            # the commonest sample, [sampled_header (Ethernet, IPv4 without options, TCP or UDP),
+            # extended_switch]: its envelope, records' heads and packet headers in one unpack, the
+            # checks of the general path below, its short row (ingest/batches.py HOT_COLUMNS)
+            (tag, length, seq, src, rate, pool, drops, inp, outp, nrec, rtag, rlen, proto, flen, stripped, hn,
+             macs, t, vihl, tos, tot_len, ip_id, fo, ttl, ipp, addrs, sport, dport, w, flags) = _HOT.unpack_from(data, off)
+            if tag == 1 and nrec == 2 and rtag == 1 and proto == 1 and t == 0x0800 and vihl == 0x45 \
+                    and 48 <= hn <= rlen - 16 and ((hn + 3) & ~3) == ((rlen - 13) & ~3) and not fo & 0x1FFF \
+                    and (ipp == 6 or (ipp == 17 and dport not in _TUNNEL_PORTS)):
+                roff = off + 48 + ((rlen + 3) & ~3)  # the second record
+                end = off + 8 + ((length + 3) & ~3)
+                if end <= size and end - roff == 24:
+                    stag, slen, v1, p1, v2, p2 = _SWITCH_RECORD.unpack_from(data, roff)
+                    if stag == _TAG_SWITCH and slen == 16:
+                        m = _MACS.get(macs) or _macs(macs)
+                        a = _IP4S.get(addrs) or _ip4s(addrs)
+                        if ipp == 6:
+                            w = None
+                        else:
+                            flags = None
+                        row = (receive_time_us, sub, dseq, uptime, seq, src >> 24, src & 0xFFFFFF, False, rate, pool,
+                               drops, inp >> 30, inp & 0x3FFFFFFF, outp >> 30, outp & 0x3FFFFFFF,
+                               flen, stripped, data[off + 64 : off + 64 + hn], m[0], m[1], a[0], a[1], ipp, tos, ttl,
+                               tot_len, ip_id, fo >> 13, sport, dport, flags, w, v1, p1, v2, p2)
+                        flows.append(row)
+                        if mixed is not None:
+                            mixed.append((FLOW, row))
+                        off = end
+                        continue
         if off + 8 > size:
             raise Unhandled
         tag, length = unpack(buf, off)
@@ -380,53 +409,11 @@ def decode_rows(data: bytes, receive_time_us: int) -> DatagramRows:
             raise Unhandled
         end = off + padded
         if tag == 1:
-            if padded >= 56:  # room for the envelope and the head of a first record that is a sampled header
-                (seq, src, rate, pool, drops, inp, outp, nrec, rtag, rlen, proto, flen, stripped,
-                 hn) = _FLOW_HEAD.unpack_from(data, off)
-                rpad = (rlen + 3) & ~3
-            else:
-                rtag = 0
-            if rtag == 1 and rlen >= 16 and hn <= rlen - 16 and ((hn + 3) & ~3) == ((rlen - 13) & ~3) \
-                    and rpad <= end - off - 40:
-                h = data[off + 56 : off + 56 + hn]
-                roff = off + 40 + rpad
-                row = None
-                if proto == 1 and hn >= 48 and nrec == 2 and end - roff == 24:
-                    # the commonest sample: [sampled_header (Ethernet, IPv4 without options, TCP or UDP),
-                    # extended_switch], its header read in one unpack, its row in one tuple
-                    stag, slen, v1, p1, v2, p2 = _SWITCH_RECORD.unpack_from(data, roff)
-                    (macs, t, vihl, tos, tot_len, ip_id, fo, ttl, ipp, addrs, sport, dport, w,
-                     flags) = _ETH_IP4_L4.unpack_from(h, 0)
-                    if stag == _TAG_SWITCH and slen == 16 and t == 0x0800 and vihl == 0x45 and not fo & 0x1FFF:
-                        m = _MACS.get(macs) or _macs(macs)
-                        a = _IP4S.get(addrs) or _ip4s(addrs)
-                        if ipp == 6:
-                            row = (receive_time_us, sub, dseq, uptime, seq, src >> 24, src & 0xFFFFFF, False, rate,
-                                   pool, drops, inp >> 30, inp & 0x3FFFFFFF, outp >> 30, outp & 0x3FFFFFFF,
-                                   1, flen, stripped, h,
-                                   m[0], m[1], (), 0x0800, None, None, None, 4, 14, a[0], a[1], 6, tos, ttl,
-                                   tot_len, ip_id, fo >> 13, 0, None, None, (), sport, dport, flags, None, None,
-                                   None, None, None, None, None, None,
-                                   v1, p1, v2, p2, None, None, None, [])
-                        elif ipp == 17 and dport not in _TUNNEL_PORTS:
-                            row = (receive_time_us, sub, dseq, uptime, seq, src >> 24, src & 0xFFFFFF, False, rate,
-                                   pool, drops, inp >> 30, inp & 0x3FFFFFFF, outp >> 30, outp & 0x3FFFFFFF,
-                                   1, flen, stripped, h,
-                                   m[0], m[1], (), 0x0800, None, None, None, 4, 14, a[0], a[1], 17, tos, ttl,
-                                   tot_len, ip_id, fo >> 13, 0, None, None, (), sport, dport, None, w, None,
-                                   None, None, None, None, None, None,
-                                   v1, p1, v2, p2, None, None, None, [])
-                if row is None:
-                    row = (receive_time_us, sub, dseq, uptime, seq, src >> 24, src & 0xFFFFFF, False, rate, pool,
-                           drops, inp >> 30, inp & 0x3FFFFFFF, outp >> 30, outp & 0x3FFFFFFF) \
-                        + _flow_records(buf, roff, end, nrec - 1, _header_columns(proto, flen, stripped, h))
-            else:
-                if padded < 32:
-                    raise Unhandled
-                seq, src, rate, pool, drops, inp, outp, nrec = _FLOW.unpack_from(data, off)
-                row = (receive_time_us, sub, dseq, uptime, seq, src >> 24, src & 0xFFFFFF, False, rate, pool, drops,
-                       inp >> 30, inp & 0x3FFFFFFF, outp >> 30, outp & 0x3FFFFFFF) \
-                    + _flow_records(buf, off + 32, end, nrec)
+            if padded < 32:
+                raise Unhandled
+            seq, src, rate, pool, drops, inp, outp, nrec = _FLOW.unpack_from(data, off)
+            row = (receive_time_us, sub, dseq, uptime, seq, src >> 24, src & 0xFFFFFF, False, rate, pool, drops,
+                   inp >> 30, inp & 0x3FFFFFFF, outp >> 30, outp & 0x3FFFFFFF) + _flow_records(buf, off + 32, end, nrec)
             flows.append(row)
             if mixed is not None:
                 mixed.append((FLOW, row))

@@ -251,3 +251,30 @@ def test_compiled_writer_shortcuts_write_fastavros_bytes():
         assert writer(datum) == ref.getvalue(), datum
         as_tuples = {k: tuple(v) for k, v in datum.items()}  # columns transposed from rows come as tuples
         assert writer(as_tuples) == ref.getvalue()
+
+
+def test_compiled_writer_without_its_cache_and_with_runs_of_longs():
+    """Columns of new values each time (written without the cache after a while), nullable ones with
+    nulls among them, and records of long fields (one map over their values; a field left to its
+    default the general way), against fastavro."""
+    schema = fastavro.parse_schema({"type": "record", "name": "T", "fields": [
+        {"name": "seq", "type": {"type": "array", "items": "long"}},
+        {"name": "opt", "type": {"type": "array", "items": ["null", "long"]}},
+        {"name": "names", "type": {"type": "array", "items": "string"}},
+        {"name": "blocks", "type": {"type": "array", "items": {"type": "record", "name": "B", "fields": [
+            {"name": "a", "type": "long"}, {"name": "b", "type": "long"}, {"name": "on", "type": "boolean"},
+            {"name": "c", "type": "long"}, {"name": "d", "type": "long", "default": 7},
+            {"name": "e", "type": "long"}, {"name": "f", "type": "int"}]}}},
+    ]})
+    writer = compile_writer(schema)
+    rng = random.Random(5)
+    for i in range(200):
+        n = rng.choice((1, 15, 16, 40))
+        datum = {"seq": [rng.getrandbits(rng.randrange(1, 63)) for _ in range(n)],
+                 "opt": [None if rng.random() < 0.3 else rng.getrandbits(40) for _ in range(n)],
+                 "names": [f"agent-{rng.getrandbits(30)}" for _ in range(n)],
+                 "blocks": [{"a": i, "b": -i, "on": i % 2 == 0, "c": 2**40 + i, "e": 5, "f": -1} | ({"d": i} if i % 3 else {})
+                            for _ in range(rng.randrange(3))]}
+        ref = io.BytesIO()
+        fastavro.schemaless_writer(ref, schema, datum)
+        assert writer(datum) == ref.getvalue(), (i, datum)

@@ -22,13 +22,14 @@ import struct
 from operator import itemgetter
 from typing import NamedTuple
 
-from ingest.batches import COUNTERS, DISCARDS, FLOW, FLOW_COLUMNS, counter_row, discard_row
+from ingest.batches import COUNTERS, DISCARDS, FLOW, FLOW_COLUMNS, discard_row
 from ingest.sflow.counter_records import COUNTER_RECORDS
 from ingest.sflow.flow_records import FLOW_RECORDS, ExtendedRouter
 from ingest.sflow.header import decode_header
-from ingest.sflow.model import CounterSample, DiscardSample, UnknownRecord
+from ingest.sflow.layout import Fixed
+from ingest.sflow.model import DiscardSample, UnknownRecord
 from schemas.definitions import DECODED_COLUMNS, HEADER_COLUMNS, ROUTER_COLUMNS, SWITCH_COLUMNS
-from schemas.model_avro import to_datum
+from schemas.model_avro import NAMESPACE, to_datum
 
 
 class Unhandled(Exception):
@@ -329,6 +330,49 @@ def _model_records(buf: memoryview, off: int, end: int, n: int, table: dict) -> 
     return tuple(out)
 
 
+# Counter records of a fixed layout of plain numbers (interface, Ethernet, processor... counters):
+# their datum (what to_datum makes of the model record) straight from the unpack
+_PLAIN_COUNTERS = {tag: (c.struct.unpack_from, c.size, c.attrs, f"{NAMESPACE}.{c.cls.__name__}")
+                   for tag, c in _COUNTER_BY_TAG.items()
+                   if isinstance(c, Fixed) and not c.convert and c.short is None}
+
+
+def _counter_datums(buf: memoryview, off: int, end: int, n: int) -> list:
+    """The record datums of a counter sample (the checks of datagram.py's _records)."""
+    if n > (end - off) // 8:
+        raise Unhandled
+    out = []
+    for _ in range(n):
+        if off + 8 > end:
+            raise Unhandled
+        tag, length = _TAG_LEN.unpack_from(buf, off)
+        off += 8
+        padded = (length + 3) & ~3
+        if padded > end - off:
+            raise Unhandled
+        plain = _PLAIN_COUNTERS.get(tag)
+        if plain is not None:
+            unpack, size, attrs, name = plain
+            if length != size:
+                raise Unhandled
+            d = {"-type": name}
+            d.update(zip(attrs, unpack(buf, off)))
+            out.append(d)
+        else:
+            codec = _COUNTER_BY_TAG.get(tag)
+            if codec is None:
+                out.append(to_datum(UnknownRecord(tag >> 12, tag & 0xFFF, bytes(buf[off : off + length]))))
+            else:
+                try:
+                    out.append(to_datum(codec.decode(buf, off, length)))
+                except Exception:
+                    raise Unhandled from None
+        off += padded
+    if off != end:
+        raise Unhandled
+    return out
+
+
 class _Head(NamedTuple):  # what counter_row and discard_row read of a datagram
     sub_agent_id: int
     sequence_number: int
@@ -448,8 +492,10 @@ def decode_rows(data: bytes, receive_time_us: int) -> DatagramRows:
                         raise Unhandled
                     seq, cls, idx, nrec = _COUNTERS_X.unpack_from(buf, off)
                     start = off + 16
-                s = CounterSample(tag == 4, seq, cls, idx, _model_records(buf, start, end, nrec, _COUNTER_BY_TAG))
-                mixed.append((COUNTERS, counter_row(head, s, receive_time_us)))
+                mixed.append((COUNTERS, {
+                    "receive_time_us": receive_time_us, "sub_agent_id": sub, "datagram_sequence": dseq,
+                    "uptime_ms": uptime, "sequence_number": seq, "source_id_type": cls, "source_id_index": idx,
+                    "expanded": tag == 4, "records": _counter_datums(buf, start, end, nrec)}))
                 counter_keys.append((cls, idx, seq))
         off = end
     return DatagramRows(agent, sub, dseq, uptime, flows, mixed, counter_keys)

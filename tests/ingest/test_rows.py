@@ -299,3 +299,17 @@ def test_the_commonest_sample_takes_the_short_row(monkeypatch):
         datagrams.append(data)
     same_as_model(datagrams, monkeypatch, max_samples=2)  # [short, short], [full, short]
     same_as_model(datagrams[:2], monkeypatch)
+
+
+def test_every_counter_record(monkeypatch):
+    """Counter samples of every counter record (those of plain numbers read straight into their
+    datum), plain and expanded, whole, cut and with bits flipped."""
+    from ingest.sflow.model import CounterSample, UnknownRecord
+    from tests.ingest.sflow.test_counter_records import ALL, _instance
+
+    records = tuple(_instance(c) for _, c in ALL) + (UnknownRecord(4300, 9, b"\x01\x02"),)
+    datagrams = [encode_datagram(Datagram(5, "192.0.2.1", 1, i, 3, (
+        CounterSample(False, 9 + i, 0, 5, records[i:]), _flow((SampledHeader.of(1, 1518, 4, ETH_IP_TCP),)),
+        CounterSample(True, 10 + i, 2, 70000, records[::-1][i:])))) for i in range(0, len(records), 5)]
+    same_as_model(datagrams, monkeypatch)
+    same_as_model(_truncations_and_flips(datagrams[0], 300, random.Random(9))[::7], monkeypatch)

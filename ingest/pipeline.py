@@ -23,7 +23,7 @@ from ingest.sflow.datagram import decode_datagram
 from ingest.sflow.errors import DecodeError
 from ingest.sflow.header import HEADER_FAILURES
 from schemas.codec import Codec
-from schemas.writer import encode_long
+from schemas.writer import encode_long, long_writer
 from sflowpipe.settings import IngestSettings, KafkaSettings, TopicNames
 
 MAX_TRACKED_AGENTS = 10_000  # per-agent metric series and sequence state
@@ -114,6 +114,7 @@ class IngestPipeline:
         assert raw_fields == [("receive_time_us", "long"), ("exporter_address", "string"), ("exporter_port", "int"),
                               ("data", "bytes")], raw_fields
         self.exporters: dict[tuple[str, int], tuple[bytes, bytes]] = {}  # -> (Kafka key, encoded address + port)
+        self.long = long_writer()
 
     def topics(self) -> list[str]:
         return [self.raw_topic, self.deadletter_topic, *self.sample_topics.values()]
@@ -129,8 +130,9 @@ class IngestPipeline:
         self.received += 1
         self.received_bytes += len(data)
         key, fields = self.exporters.get((exporter, port)) or self._exporter(exporter, port)
-        self.publisher.publish(self.raw_topic, key, b"".join((self.raw_prefix, encode_long(receive_time_us), fields,
-                                                              encode_long(len(data)), data)))
+        long = self.long
+        self.publisher.publish(self.raw_topic, key, b"".join((self.raw_prefix, long(receive_time_us), fields,
+                                                              long(len(data)), data)))
         t0 = time.perf_counter()
         try:
             rows = decode_rows(data, receive_time_us)

@@ -4,15 +4,19 @@ The model path (``decode_datagram``, then ``ingest.batches.flow_row``) builds a 
 FlowSample, a SampledHeader, a DecodedHeader and an ExtendedSwitch for every flow sample, then
 reads them back field by field into a row. ``decode_rows`` reads the flow sample envelope, the
 sampled header (its Ethernet / 802.1Q / IPv4 / IPv6 / TCP / UDP / ICMP parse) and the extended
-switch record straight into the row's values. Anything else takes the model's own pieces for that
-part only: other flow records their codec (``FLOW_RECORDS``) and ``to_datum``, a sampled header
-beyond that parse ``decode_header``, counter and discard samples their model rows.
+switch record straight into the row's values; the commonest sample of all ([sampled_header of
+Ethernet/IPv4/TCP or UDP, extended_switch]) in one unpack, into a short row of the columns that
+vary (ingest/batches.py HOT_COLUMNS). Counter records of plain numbers go straight to their datum.
+Anything else takes the model's own pieces for that part only: other records their codec and
+``to_datum``, a sampled header beyond that parse ``decode_header``, discard samples their model row.
 
-The contract is the model path's output: the same rows (so the same Avro bytes), and the same
-datagrams refused. Every length check of ``decode_datagram`` is made here too; whenever this
+The contract is the model path's output: the same batch columns (so the same Avro bytes), and the
+same datagrams refused. Every length check of ``decode_datagram`` is made here too; whenever this
 module finds a fault it raises ``Unhandled`` and the caller decodes the datagram with
 ``decode_datagram``, which finds the same fault and says it with its own offset and reason code.
-Nothing is kept of a datagram until it has decoded whole.
+Nothing is kept of a datagram until it has decoded whole. (One count can differ: a sampled header
+left to ``decode_header`` whose parse raised, in a datagram found faulty further on, is counted in
+``HEADER_FAILURES`` by both decodes.)
 """
 
 from __future__ import annotations

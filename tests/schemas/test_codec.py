@@ -278,3 +278,27 @@ def test_compiled_writer_without_its_cache_and_with_runs_of_longs():
         ref = io.BytesIO()
         fastavro.schemaless_writer(ref, schema, datum)
         assert writer(datum) == ref.getvalue(), (i, datum)
+
+
+def test_columns_of_longs_by_groups_are_the_plain_encoding():
+    """schemas/writer.py _longs (a column of longs of one size, a group at a time) against the writer's
+    long encoding (itself against fastavro above), at every boundary of a 14-bit group."""
+    from schemas.writer import _longs, long_writer
+
+    fast_long = long_writer()
+    rng = random.Random(3)
+    edges = [2**13, 2**27, 2**41, 2**55]
+    columns: list[list[int]] = []
+    for e in edges:
+        columns += [[e - 1, e], [e, e + 1], [e, 2 * e - 1], [e // 2, e - 1], [e, 8 * e]]
+    for _ in range(500):
+        bits = rng.choice((13, 14, 20, 27, 28, 35, 41, 42, 50, 55, 56, 62))
+        lo = rng.randrange(0, 2**bits)
+        columns.append([rng.randrange(lo, lo + rng.choice((1, 100, 2**bits))) for _ in range(rng.choice((1, 2, 50)))])
+    taken = 0
+    for v in columns:
+        body = _longs(v)
+        if body is not None:
+            taken += 1
+            assert body == b"".join(map(fast_long, v)), v
+    assert taken > 100

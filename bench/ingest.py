@@ -302,6 +302,7 @@ def main(settings, args) -> int:
                 print(f"each step: {args.seconds:g} s of datagrams to one ingester, then the other "
                       f"(baseline = revision {rev})")
                 lost: dict[str, float] = {}  # the lowest rate each lost at
+                clean: dict[str, dict[float, float]] = {name: {} for name in procs}  # lossless rate -> µs/flow
 
                 def step(name: str, rate: float) -> None:
                     r = run_step(procs[name], payloads, flows_per, rate, args.seconds)
@@ -312,6 +313,7 @@ def main(settings, args) -> int:
                           f"received {r['received']:.0f}/{r['sent']}, flow samples published "
                           f"{r['flows_published']:.0f}/{r['flows_sent']}{'' if r['lossless'] else '  LOSS'}")
                     if r["lossless"]:
+                        clean[name][rate] = per_flow
                         if best[name] is None or rate > best[name]["rate"]:
                             r["flow_rate"] = achieved
                             r["per_flow_us"] = per_flow
@@ -359,6 +361,12 @@ def main(settings, args) -> int:
                   + ("  (this checkout never lost: raise --max-rate)" if "this" in going and not args.rate else ""))
             print(f"    CPU per flow sample at its highest lossless rate: baseline {base['per_flow_us']:.2f} µs "
                   f"(ratio this/baseline {this['per_flow_us'] / base['per_flow_us']:.2f})")
+            both = sorted(set(clean["this"]) & set(clean["baseline"]))
+            if both:
+                rate = both[-1]
+                print(f"    at the highest rate both were lossless ({rate:.0f} dg/s): CPU per flow sample this "
+                      f"{clean['this'][rate]:.2f} µs, baseline {clean['baseline'][rate]:.2f} µs, ratio "
+                      f"{clean['this'][rate] / clean['baseline'][rate]:.2f}")
         else:
             print("(b) a lossless step is missing for one of the two: no ratio (lower --start-rate)")
         print()

@@ -317,7 +317,7 @@ def _cached_array(cache: _Cache, longs: bool = False) -> Writer:
         n = len(v)
         first = v[0]
         # one value throughout (equal values share a cache entry: the same bytes either way)
-        if n > 1 and v.count(first) == n:
+        if n > 1 and v[-1] == first and v.count(first) == n:
             return _len(n) + get(first) * n + b"\x00"
         if state[0]:
             state[0] -= 1

@@ -48,11 +48,24 @@ class AgentCounters:
         self.last_seen: dict[str, float] = {}
         self.uptime: dict[str, int] = {}
         self.last_datagram: dict[tuple[str, int], int] = {}
-        self.last_sample: dict[tuple, int] = {}
-        self.last_drops: dict[tuple, int] = {}
+        # agent -> {(source_id_type, source_id_index): [last sample number, last drops]} of its flow
+        # samples, and -> {(type, index): [last sample number]} of its counter samples: a data source
+        # is in its agent's set of data sources exactly when it has an entry here
+        self.flow_state: dict[str, dict[tuple[int, int], list[int]]] = {}
+        self.counter_state: dict[str, dict[tuple[int, int], list[int]]] = {}
 
     def add(self, dg: Datagram, source: str, size: int, now: float | None = None) -> None:
-        agent = dg.agent_address
+        flows = [(s.source_id_type, s.source_id_index, s.sequence_number, s.drops) for s in dg.samples
+                 if isinstance(s, FlowSample)]
+        counters = [(s.source_id_type, s.source_id_index, s.sequence_number) for s in dg.samples
+                    if isinstance(s, CounterSample)]
+        self.add_samples(dg.agent_address, dg.sub_agent_id, dg.sequence_number, dg.uptime, source, size, flows,
+                         counters, now)
+
+    def add_samples(self, agent: str, sub_agent_id: int, sequence_number: int, uptime: int, source: str, size: int,
+                    flows, counters, now: float | None = None) -> None:
+        """One datagram: ``flows`` (source_id_type, source_id_index, sequence_number, drops) of its flow
+        samples, ``counters`` (source_id_type, source_id_index, sequence_number) of its counter samples."""
         c = self.counters.get(agent)
         if c is None:
             if len(self.counters) >= self.max_agents:
@@ -60,27 +73,56 @@ class AgentCounters:
             c = self.counters[agent] = dict.fromkeys(AGENT_COUNTERS, 0)
             self.sources[agent] = set()
             self.data_sources[agent] = (set(), set())
+            self.flow_state[agent] = {}
+            self.counter_state[agent] = {}
             self.first_seen[agent] = now or time.time()
         self.last_seen[agent] = now or time.time()
-        self.uptime[agent] = dg.uptime
+        self.uptime[agent] = uptime
         self.sources[agent].add(source)
         c["sFlowBytesReceived"] += size
-        self._count(c, "sFlowDatagrams", _sequence(self.last_datagram, (agent, dg.sub_agent_id), dg.sequence_number),
+        self._count(c, "sFlowDatagrams", _sequence(self.last_datagram, (agent, sub_agent_id), sequence_number),
                     received="sFlowDatagramsReceived", duplicates="sFlowDatagramsDuplicates")
-        flow_ds, counter_ds = self.data_sources[agent]
-        for s in dg.samples:
-            if isinstance(s, FlowSample):
-                ds = data_source(s.source_id_type, s.source_id_index)
-                flow_ds.add(ds)
-                self._count(c, "sFlowFlow", _sequence(self.last_sample, (agent, ds, "flow"), s.sequence_number))
-                prev = self.last_drops.get((agent, ds))
-                if prev is not None and s.drops > prev:  # drops is a running total in each sample
-                    c["sFlowFlowDrops"] += s.drops - prev
-                self.last_drops[(agent, ds)] = s.drops
-            elif isinstance(s, CounterSample):
-                ds = data_source(s.source_id_type, s.source_id_index)
-                counter_ds.add(ds)
-                self._count(c, "sFlowCounter", _sequence(self.last_sample, (agent, ds, "counter"), s.sequence_number))
+        if flows:
+            state = self.flow_state[agent]
+            for t, i, seq, drops in flows:
+                st = state.get((t, i))
+                if st is None:
+                    state[(t, i)] = [seq, drops]
+                    self.data_sources[agent][0].add(data_source(t, i))
+                    continue
+                prev = st[0]
+                if seq != prev + 1:  # else the next one: nothing but the number to keep
+                    self._out_of_line(c, "sFlowFlow", st, prev, seq)
+                else:
+                    st[0] = seq
+                if drops > st[1]:  # drops is a running total in each sample
+                    c["sFlowFlowDrops"] += drops - st[1]
+                st[1] = drops
+            c["sFlowFlowSamples"] += len(flows)
+        if counters:
+            state = self.counter_state[agent]
+            for t, i, seq in counters:
+                st = state.get((t, i))
+                if st is None:
+                    state[(t, i)] = [seq]
+                    self.data_sources[agent][1].add(data_source(t, i))
+                elif seq != st[0] + 1:
+                    self._out_of_line(c, "sFlowCounter", st, st[0], seq)
+                else:
+                    st[0] = seq
+            c["sFlowCounterSamples"] += len(counters)
+
+    @staticmethod
+    def _out_of_line(c: dict[str, int], prefix: str, st: list[int], prev: int, seq: int) -> None:
+        """A sample number other than the last one + 1 (``_sequence`` for a known data source)."""
+        if seq == prev:
+            c[prefix + "DuplicateSamples"] += 1
+        elif seq < prev and prev - seq < RESTART_GAP:
+            c[prefix + "OutOfOrderSamples"] += 1
+        else:
+            st[0] = seq
+            if seq > prev and seq - prev < RESTART_GAP:
+                c[prefix + "LostSamples"] += seq - prev - 1
 
     @staticmethod
     def _count(c: dict[str, int], prefix: str, outcome: str, received: str | None = None,

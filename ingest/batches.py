@@ -8,7 +8,7 @@ batches are columnar (schemas/flow_sample_batch); counter and discard batches ar
 from __future__ import annotations
 
 import time
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, Iterator, NamedTuple
 
 from ingest.sflow.flow_records import ExtendedRouter, ExtendedSwitch, SampledHeader
@@ -26,6 +26,46 @@ FLOW, COUNTERS, DISCARDS = "flow", "counters", "discards"
 
 FLOW_COLUMNS = (tuple(n for n, _, _ in FLOW_ENVELOPE) + HEADER_COLUMNS + DECODED_COLUMNS + SWITCH_COLUMNS
                 + ROUTER_COLUMNS + ("records",))
+
+# The commonest flow sample, [sampled_header (Ethernet, IPv4 without options, TCP or UDP),
+# extended_switch], as a short row (ingest/rows.py writes it): the columns that vary, its envelope
+# first as in a full row; the others hold one value for every such sample. A batch of such rows
+# alone becomes columns without a value per sample for those; among full rows, a short row is
+# expanded to one (``full_row``).
+HOT_CONSTANTS = {
+    "header_protocol": 1, "vlans": (), "eth_type": 0x0800, "vsnap_oui": None, "tx_mac": None, "rx_mac": None,
+    "ip_version": 4, "ip_offset": 14, "fragment_offset": 0, "flow_label": None, "payload_length": None,
+    "ext_headers": (), "icmp_type": None, "icmp_code": None, "vni": None, "inner": None, "icmp_quoted_protocol": None,
+    "icmp_quoted_dst_ip": None, "icmp_quoted_dst_port": None, "next_hop": None, "src_mask_len": None,
+    "dst_mask_len": None, "records": None,  # records: a new empty list per sample
+}
+HOT_COLUMNS = tuple(n for n in FLOW_COLUMNS if n not in HOT_CONSTANTS)
+assert HOT_COLUMNS[:len(FLOW_ENVELOPE)] == FLOW_COLUMNS[:len(FLOW_ENVELOPE)]
+_EXPAND = itemgetter(*(HOT_COLUMNS.index(n) if n in HOT_COLUMNS else len(HOT_COLUMNS) + list(HOT_CONSTANTS).index(n)
+                       for n in FLOW_COLUMNS))
+_HOT_TAIL = tuple(HOT_CONSTANTS.values())
+
+
+def full_row(row: tuple) -> tuple:
+    """A flow row of FLOW_COLUMNS, from either form."""
+    if len(row) == len(FLOW_COLUMNS):
+        return row
+    return _EXPAND(row + _HOT_TAIL)[:-1] + ([],)
+
+
+def _flow_columns(rows: list) -> dict[str, list]:
+    n = len(rows)
+    values = sum(map(len, rows))  # rows are either length: all short or all full rows say so
+    if values == n * len(HOT_COLUMNS):
+        columns = dict(zip(HOT_COLUMNS, map(list, zip(*rows))))
+        for name, value in HOT_CONSTANTS.items():
+            columns[name] = [value] * n
+        columns["records"] = [[] for _ in range(n)]
+        return columns
+    if values != n * len(FLOW_COLUMNS):
+        rows = list(map(full_row, rows))
+    return dict(zip(FLOW_COLUMNS, map(list, zip(*rows))))
+
 
 _decoded_values = attrgetter(*DECODED_COLUMNS)
 _i_vlans = DECODED_COLUMNS.index("vlans")
@@ -152,6 +192,43 @@ class AgentBatches:
                 full.append(self._take(key))
         return full
 
+    def add_rows(self, agent: str, exporter: str, flows: list, mixed: list | None,
+                 now: float | None = None) -> list[Batch]:
+        """``add`` for a datagram decoded to rows (ingest/rows.py): ``flows`` its flow rows, ``mixed``
+        every sample as (kind, row) in order when it holds more than flow samples. The same batches
+        as ``add`` of the same datagram."""
+        now = time.monotonic() if now is None else now
+        full: list[Batch] = []
+        if mixed is not None:
+            for kind, row in mixed:
+                key = (kind, agent, exporter)
+                p = self.pending.get(key)
+                if p is None:
+                    p = self.pending[key] = _Pending(now)
+                p.rows.append(row)
+                if len(p.rows) >= self.max_samples:
+                    full.append(self._take(key))
+            return full
+        if not flows:
+            return full
+        key = (FLOW, agent, exporter)
+        p = self.pending.get(key)
+        if p is None:
+            p = self.pending[key] = _Pending(now)
+        rows = p.rows
+        rows += flows
+        m = self.max_samples
+        if len(rows) >= m:
+            # what appending one by one does: a batch at every max_samples rows, the rest in a new one
+            del self.pending[key]
+            for i in range(0, len(rows) - m + 1, m):
+                full.append(self._batch(key, rows[i : i + m]))
+            rest = len(rows) % m
+            if rest:
+                self.pending[key] = p = _Pending(now)
+                p.rows = rows[len(rows) - rest :]
+        return full
+
     def due(self, now: float | None = None) -> list[Batch]:
         """Batches whose oldest sample has waited max_age."""
         now = time.monotonic() if now is None else now
@@ -162,11 +239,14 @@ class AgentBatches:
         return [self._take(k) for k in list(self.pending)]
 
     def _take(self, key: tuple[str, str, str]) -> Batch:
+        return self._batch(key, self.pending.pop(key).rows)
+
+    @staticmethod
+    def _batch(key: tuple[str, str, str], rows: list) -> Batch:
         kind, agent, exporter = key
-        rows = self.pending.pop(key).rows
         head = {"agent_address": agent, "exporter_address": exporter}
         if kind == FLOW:
-            datum = dict(zip(FLOW_COLUMNS, map(list, zip(*rows))), **head)
+            datum = dict(_flow_columns(rows), **head)
         else:
             datum = {**head, "samples": rows}
         return Batch(kind, agent, exporter, len(rows), datum)

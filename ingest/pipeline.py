@@ -6,10 +6,16 @@ takes exactly the path live traffic takes.
 
 from __future__ import annotations
 
+import math
 import time
+from bisect import bisect_left
+
+from prometheus_client.metrics_core import HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 
 from ingest.agents import AgentCounters
 from ingest.batches import COUNTERS, DISCARDS, FLOW, AgentBatches, Batch
+from ingest.rows import FLOW_KEYS, decode_rows
 from sflowpipe.deadletter import DeadLetterWriter, dead_letter
 from sflowpipe.metrics import Metrics
 from ingest.publisher import Publisher
@@ -17,6 +23,7 @@ from ingest.sflow.datagram import decode_datagram
 from ingest.sflow.errors import DecodeError
 from ingest.sflow.header import HEADER_FAILURES
 from schemas.codec import Codec
+from schemas.writer import encode_long, long_writer
 from sflowpipe.settings import IngestSettings, KafkaSettings, TopicNames
 
 MAX_TRACKED_AGENTS = 10_000  # per-agent metric series and sequence state
@@ -26,21 +33,41 @@ STEMS = {FLOW: "flow_sample_batch", COUNTERS: "counter_sample_batch", DISCARDS: 
 
 
 def describe_metrics(m: Metrics) -> None:
-    m.describe("sflowpipe_ingest_datagrams_received_total", "counter", "UDP datagrams received")
-    m.describe("sflowpipe_ingest_bytes_received_total", "counter", "UDP payload bytes received")
+    """The metrics counted per batch or per fault (those counted per datagram: ``IngestPipeline``)."""
     m.describe("sflowpipe_ingest_datagrams_malformed_total", "counter",
                "datagrams that failed to decode (sent to the dead-letter topic), by reason", labels=("reason",))
     m.describe("sflowpipe_ingest_samples_total", "counter", "decoded samples batched for Kafka, by kind", labels=("kind",))
     m.describe("sflowpipe_ingest_batches_total", "counter", "sample batches published, by kind", labels=("kind",))
-    m.describe("sflowpipe_ingest_agent_datagrams_total", "counter", "datagrams per agent", labels=("agent",))
-    m.describe("sflowpipe_ingest_agent_sequence_lost_total", "counter",
-               "datagrams lost before reaching us, per agent (gaps in datagram sequence numbers)",
-               labels=("agent",))
-    m.describe("sflowpipe_ingest_decode_seconds", "histogram", "time to decode one datagram", DECODE_BUCKETS)
     m.observed("sflowpipe_ingest_header_decode_failures_total", "counter",
                "sampled packet headers whose parse failed, by exception (the datagram is kept, the header's "
                "fields left empty; counted per process)",
                lambda: {(k,): v for k, v in HEADER_FAILURES.items()}, ("error",))
+
+
+class DecodeSeconds:
+    """The decode-time histogram, observed per datagram as a bisect and an increment (prometheus-client's
+    Histogram.observe, a lock and a Python loop over the buckets, cost ~10x that); exported at scrape."""
+
+    name = "sflowpipe_ingest_decode_seconds"
+
+    def __init__(self, buckets: tuple[float, ...] = DECODE_BUCKETS) -> None:
+        self.bounds = tuple(buckets) + (math.inf,)
+        self.counts = [0] * len(self.bounds)
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(self.bounds, seconds)] += 1
+        self.sum += seconds
+
+    def collect(self):
+        acc, buckets = 0, []
+        for bound, n in zip(self.bounds, list(self.counts)):
+            acc += n
+            buckets.append((floatToGoString(bound), acc))
+        return [HistogramMetricFamily(self.name, "time to decode one datagram", buckets, self.sum)]
+
+    def describe(self):
+        return []
 
 
 class IngestPipeline:
@@ -65,42 +92,92 @@ class IngestPipeline:
                                              lambda topic, key, value, _headers: publisher.publish(topic, key, value))
         describe_metrics(metrics)
         self.dead_letters.export(metrics)
+        # counted per datagram: plain numbers, read by the registry at each scrape
+        self.received = self.received_bytes = 0
+        self.agent_datagrams: dict[str, int] = {}
+        self.agent_lost: dict[str, int] = {}
+        self.decode_seconds = DecodeSeconds()
+        metrics.observed("sflowpipe_ingest_datagrams_received_total", "counter", "UDP datagrams received",
+                         lambda: self.received)
+        metrics.observed("sflowpipe_ingest_bytes_received_total", "counter", "UDP payload bytes received",
+                         lambda: self.received_bytes)
+        metrics.observed("sflowpipe_ingest_agent_datagrams_total", "counter", "datagrams per agent",
+                         lambda: {(a,): n for a, n in list(self.agent_datagrams.items())}, ("agent",))
+        metrics.observed("sflowpipe_ingest_agent_sequence_lost_total", "counter",
+                         "datagrams lost before reaching us, per agent (gaps in datagram sequence numbers)",
+                         lambda: {(a,): n for a, n in list(self.agent_lost.items())}, ("agent",))
+        metrics.registry.register(self.decode_seconds)
+        # the raw_datagram envelope written field by field (the schema's four, checked here), its
+        # exporter address and port encoded once per exporter
+        self.raw_prefix = codec.prefix("raw_datagram")
+        raw_fields = [(f["name"], f["type"]) for f in codec.current("raw_datagram").raw["fields"]]
+        assert raw_fields == [("receive_time_us", "long"), ("exporter_address", "string"), ("exporter_port", "int"),
+                              ("data", "bytes")], raw_fields
+        self.exporters: dict[tuple[str, int], tuple[bytes, bytes]] = {}  # -> (Kafka key, encoded address + port)
+        self.long = long_writer()
 
     def topics(self) -> list[str]:
         return [self.raw_topic, self.deadletter_topic, *self.sample_topics.values()]
 
-    def handle(self, data: bytes, exporter: str, port: int, receive_time_us: int) -> None:
-        m = self.metrics
-        m.inc("sflowpipe_ingest_datagrams_received_total")
-        m.inc("sflowpipe_ingest_bytes_received_total", len(data))
+    def _exporter(self, exporter: str, port: int) -> tuple[bytes, bytes]:
+        if len(self.exporters) >= MAX_TRACKED_AGENTS:
+            self.exporters.clear()
         key = exporter.encode()
-        self.publisher.publish(self.raw_topic, key, self.codec.encode("raw_datagram",
-            {"receive_time_us": receive_time_us, "exporter_address": exporter, "exporter_port": port, "data": data}))
+        e = self.exporters[(exporter, port)] = (key, encode_long(len(key)) + key + encode_long(port))
+        return e
+
+    def handle(self, data: bytes, exporter: str, port: int, receive_time_us: int) -> None:
+        self.received += 1
+        self.received_bytes += len(data)
+        key, fields = self.exporters.get((exporter, port)) or self._exporter(exporter, port)
+        long = self.long
+        self.publisher.publish(self.raw_topic, key, b"".join((self.raw_prefix, long(receive_time_us), fields,
+                                                              long(len(data)), data)))
         t0 = time.perf_counter()
+        try:
+            rows = decode_rows(data, receive_time_us)
+        except Exception:  # a fault, or a shape only the model reads: decode_datagram has the last word
+            self._handle_model(data, exporter, port, receive_time_us, key, t0)
+            return
+        self.decode_seconds.observe(time.perf_counter() - t0)
+        agent = rows.agent
+        self._datagram(agent, rows.sub_agent_id, rows.sequence_number)
+        flows = rows.flows
+        self.agents.add_samples(agent, rows.sub_agent_id, rows.sequence_number, rows.uptime, exporter, len(data),
+                                list(map(FLOW_KEYS, flows)) if flows else (), rows.counter_keys)
+        for batch in self.batches.add_rows(agent, exporter, flows, rows.mixed):
+            self._publish(batch)
+
+    def _handle_model(self, data: bytes, exporter: str, port: int, receive_time_us: int, key: bytes,
+                      t0: float) -> None:
+        """``handle`` through the data model: malformed datagrams, and shapes ingest/rows.py leaves to it."""
         try:
             dg = decode_datagram(data)
         except DecodeError as e:
-            m.inc("sflowpipe_ingest_datagrams_malformed_total", labels=(("reason", e.code.value),))
+            self.metrics.inc("sflowpipe_ingest_datagrams_malformed_total", labels=(("reason", e.code.value),))
             self.dead_letters.write(dead_letter("decode", e.code.value, e.reason, data, receive_time_us=receive_time_us,
                                                 exporter_address=exporter, exporter_port=port, offset=e.offset), key)
             return
-        m.observe("sflowpipe_ingest_decode_seconds", time.perf_counter() - t0)
-        agent = dg.agent_address
-        seq_key = (agent, dg.sub_agent_id)
-        last = self.last_sequence.get(seq_key)
-        if last is None and len(self.last_sequence) >= MAX_TRACKED_AGENTS:
-            # bounded: spoofed or misconfigured agents must not grow metrics and state forever
-            agent_label = (("agent", "other"),)
-        else:
-            agent_label = (("agent", agent),)
-        m.inc("sflowpipe_ingest_agent_datagrams_total", labels=agent_label)
-        if last is not None and dg.sequence_number > last + 1 and dg.sequence_number - last < 1 << 20:
-            m.inc("sflowpipe_ingest_agent_sequence_lost_total", dg.sequence_number - last - 1, agent_label)
-        if last is not None or len(self.last_sequence) < MAX_TRACKED_AGENTS:
-            self.last_sequence[seq_key] = dg.sequence_number
+        self.decode_seconds.observe(time.perf_counter() - t0)
+        self._datagram(dg.agent_address, dg.sub_agent_id, dg.sequence_number)
         self.agents.add(dg, exporter, len(data))
         for batch in self.batches.add(dg, exporter, receive_time_us):
             self._publish(batch)
+
+    def _datagram(self, agent: str, sub_agent_id: int, sequence_number: int) -> None:
+        """Count a datagram of ``agent`` and the datagrams its sequence number says were lost."""
+        seq_key = (agent, sub_agent_id)
+        last = self.last_sequence.get(seq_key)
+        if last is None and len(self.last_sequence) >= MAX_TRACKED_AGENTS:
+            # bounded: spoofed or misconfigured agents must not grow metrics and state forever
+            label = "other"
+        else:
+            label = agent
+        self.agent_datagrams[label] = self.agent_datagrams.get(label, 0) + 1
+        if last is not None and sequence_number > last + 1 and sequence_number - last < 1 << 20:
+            self.agent_lost[label] = self.agent_lost.get(label, 0) + sequence_number - last - 1
+        if last is not None or len(self.last_sequence) < MAX_TRACKED_AGENTS:
+            self.last_sequence[seq_key] = sequence_number
 
     def service(self, now: float | None = None) -> None:
         """Publish batches that have waited long enough; let the publisher do its work."""

@@ -27,10 +27,6 @@ log = logging.getLogger(__name__)
 
 
 def describe_metrics(m: Metrics) -> None:
-    m.describe("sflowpipe_kafka_messages_submitted_total", "counter", "messages handed to the publisher",
-               labels=("topic",))
-    m.describe("sflowpipe_kafka_messages_delivered_total", "counter", "messages acknowledged by Kafka",
-               labels=("topic",))
     m.describe("sflowpipe_kafka_messages_spilled_total", "counter", "messages written to the disk spill queue",
                labels=("topic",))
     m.describe("sflowpipe_kafka_messages_dropped_total", "counter",
@@ -79,6 +75,13 @@ class Publisher:
         m.describe("sflowpipe_kafka_producer_restarts_total", "counter",
                    "producers replaced after a fatal error (e.g. fenced after a broker restart)")
         describe_metrics(metrics)
+        # counted per message: plain numbers by topic, read by the registry at each scrape
+        self.submitted: dict[str, int] = {}
+        self.delivered: dict[str, int] = {}
+        m.observed("sflowpipe_kafka_messages_submitted_total", "counter", "messages handed to the publisher",
+                   lambda: {(t,): n for t, n in list(self.submitted.items())}, ("topic",))
+        m.observed("sflowpipe_kafka_messages_delivered_total", "counter", "messages acknowledged by Kafka",
+                   lambda: {(t,): n for t, n in list(self.delivered.items())}, ("topic",))
 
     def start(self) -> None:
         self.spill.start()
@@ -158,7 +161,7 @@ class Publisher:
     # ---------------------------------------------------------------- publishing
 
     def publish(self, topic: str, key: bytes | None, value: bytes) -> None:
-        self.metrics.inc("sflowpipe_kafka_messages_submitted_total", labels=(("topic", topic),))
+        self.submitted[topic] = self.submitted.get(topic, 0) + 1
         if self.full or self.spill.pending or not self.broker_up:
             self._to_spill(topic, key, value)
             return
@@ -246,7 +249,7 @@ class Publisher:
         topic = msg.topic()
         if err is None:
             self.broker_up = True
-            self.metrics.inc("sflowpipe_kafka_messages_delivered_total", labels=(("topic", topic),))
+            self.delivered[topic] = self.delivered.get(topic, 0) + 1
             return
         self.broker_up = False
         if err.fatal() or err.code() in _FATAL_CODES:

@@ -7,6 +7,7 @@ its own SO_REUSEPORT socket and spill directory) whose metrics the parent serves
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import multiprocessing as mp
@@ -34,6 +35,16 @@ from sflowpipe.status import (INGEST_AGENT_FIELDS, INGEST_FIELDS, STATUS_TOPIC_C
                               per_label)
 
 log = logging.getLogger(__name__)
+
+
+def quiet_gc() -> None:
+    """Keep the cycle collector off the receive path of an ingester process. Every datagram makes and
+    drops many small containers (rows, datums, batches) that never form cycles and that reference
+    counting frees; with the default thresholds the collector still walked them (and the process's
+    long-lived objects) every 700 allocations: ~8% of an ingester's CPU (perf). What start-up built
+    is frozen out of its reach, and it runs a hundred times less often."""
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
 
 
 class Ingester:
@@ -126,6 +137,7 @@ def _worker_main(settings: Settings, worker: int, snapshots, ready, clients: Kaf
         ing = Ingester(settings.ingest, settings.kafka, settings.topics, clients, codec, worker)
         signal.signal(signal.SIGTERM, lambda *_: ing.stopping.set())
         ing.start()
+        quiet_gc()
     except Exception as e:  # the parent says it in one line (a port taken...), not a traceback per worker
         ready.put((worker, None, e.strerror if isinstance(e, OSError) and e.strerror else str(e)))
         return
@@ -163,6 +175,7 @@ def run(settings: Settings, on_ready=None, clients: KafkaClients | None = None, 
         server = MetricsServer(settings.ingest.metrics_listen, ing.metrics, default_port=9343)
         ing.start()
         server.start()
+        quiet_gc()
         log.info("ingest ready: UDP %s, metrics %s", settings.ingest.listen, server.url)
         if on_ready:
             on_ready(ing.receiver.port, server.port)

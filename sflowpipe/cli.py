@@ -399,10 +399,19 @@ def build_parser() -> argparse.ArgumentParser:
     bd.add_argument("--sflowtool", default="sflowtool", help="sflowtool binary to compare with, if on PATH")
     ba = bsub.add_parser("avro", help="Avro batch layouts and codecs: encode/decode µs per sample")
     ba.add_argument("--capture", default=None)
-    bi = bsub.add_parser("ingest", help="UDP -> one ingester process -> local broker: samples/s, CPU, loss")
+    bi = bsub.add_parser("ingest", help="UDP -> one ingester process -> local broker: CPU per flow sample beside "
+                                        "sflowtool's, lossless rate beside the baseline revision's")
     bi.add_argument("--capture", default=None)
-    bi.add_argument("--datagrams", type=int, default=50_000)
-    bi.add_argument("--rate", type=float, default=0, help="datagrams/s to send (0: search for the lossless rate)")
+    bi.add_argument("--rate", type=float, default=0, help="datagrams/s to send (0: step up to the lossless rate)")
+    bi.add_argument("--start-rate", type=float, default=2000, help="first step, datagrams/s (default 2000)")
+    bi.add_argument("--step", type=float, default=1.3, help="each step's rate over the last (default 1.3)")
+    bi.add_argument("--max-rate", type=float, default=40000, help="last step, datagrams/s (default 40000)")
+    bi.add_argument("--seconds", type=float, default=1.5, help="seconds of datagrams per step (default 1.5)")
+    bi.add_argument("--sflowtool", default="sflowtool", help="sflowtool binary to compare with (default: on PATH)")
+    bi.add_argument("--sflowtool-datagrams", type=int, default=20_000,
+                    help="datagrams in the pcap sflowtool reads (default 20000)")
+    bi.add_argument("--baseline", default=None, metavar="REV",
+                    help="git revision the baseline ingester runs (default: bench/baseline.py's, before issue 16)")
     _kafka_option(bi)
     bp = bsub.add_parser("process", help="one Faust worker, 3 flows + 1 threshold: flow samples/s, profile")
     bp.add_argument("--capture", default=None)

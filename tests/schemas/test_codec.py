@@ -208,3 +208,97 @@ def test_codec_survives_pickling(registry_url):
     msg = codec.encode("event", ev)
     again = pickle.loads(pickle.dumps(codec))
     assert again.decode(msg) == ("event", ev) and again.framing == "confluent"
+
+
+def test_compiled_writer_shortcuts_write_fastavros_bytes():
+    """The writer's shortcuts (a column of one value, of nulls only, of empty arrays only; sampled
+    headers; longs from the 14-bit tables) against fastavro, on columns that take them and columns
+    that just miss them."""
+    from schemas.writer import long_writer
+
+    fast_long = long_writer()
+    for n in [0, -1, 63, -64, 64, 8191, -8192, 8192, 2**27, 2**28, -(2**28), 2**41, 2**42, 2**62, 2**63 - 1,
+              -(2**63)] + [random.getrandbits(b) * random.choice((1, -1)) for b in range(1, 64) for _ in range(5)]:
+        ref = io.BytesIO()
+        fastavro.schemaless_writer(ref, "long", n)
+        assert fast_long(n) == encode_long(n) == ref.getvalue(), n
+    schema = fastavro.parse_schema({"type": "record", "name": "T", "fields": [
+        {"name": "longs", "type": {"type": "array", "items": "long"}},
+        {"name": "flags", "type": {"type": "array", "items": "boolean"}},
+        {"name": "opt", "type": {"type": "array", "items": ["null", "long"]}},
+        {"name": "text", "type": {"type": "array", "items": ["null", "string"]}},
+        {"name": "blobs", "type": {"type": "array", "items": ["null", "bytes"]}},
+        {"name": "lists", "type": {"type": "array", "items": {"type": "array", "items": "long"}}},
+        {"name": "recs", "type": {"type": "array", "items": ["null", {"type": "record", "name": "R", "fields": [
+            {"name": "x", "type": "long"}]}]}},
+        {"name": "doubles", "type": {"type": "array", "items": "double"}},
+    ]})
+    writer = compile_writer(schema)
+    big = bytes(range(256)) * 20  # a length beyond the writer's table of lengths
+    columns = [
+        {"longs": [7] * 5, "flags": [True] * 3, "opt": [None] * 4, "text": ["a"] * 3, "blobs": [b"ab", b"cd"],
+         "lists": [[], [], []], "recs": [None, None], "doubles": [1.5, 1.5]},
+        {"longs": [7, 7, 8, 2**40, -3], "flags": [True, False], "opt": [None, 1, None, 2**33], "text": [None, "é", ""],
+         "blobs": [b"", None, big, b"x"], "lists": [[], [1, 2**35], []], "recs": [None, {"x": 3}], "doubles": []},
+        {"longs": [], "flags": [], "opt": [], "text": [], "blobs": [big, big, b""], "lists": [], "recs": [],
+         "doubles": [0.0]},
+        {"longs": [1], "flags": [False], "opt": [5], "text": [None], "blobs": [None], "lists": [[4]], "recs": [{"x": -1}],
+         "doubles": [2.0]},
+    ]
+    for datum in columns:
+        ref = io.BytesIO()
+        fastavro.schemaless_writer(ref, schema, datum)
+        assert writer(datum) == ref.getvalue(), datum
+        as_tuples = {k: tuple(v) for k, v in datum.items()}  # columns transposed from rows come as tuples
+        assert writer(as_tuples) == ref.getvalue()
+
+
+def test_compiled_writer_without_its_cache_and_with_runs_of_longs():
+    """Columns of new values each time (written without the cache after a while), nullable ones with
+    nulls among them, and records of long fields (one map over their values; a field left to its
+    default the general way), against fastavro."""
+    schema = fastavro.parse_schema({"type": "record", "name": "T", "fields": [
+        {"name": "seq", "type": {"type": "array", "items": "long"}},
+        {"name": "opt", "type": {"type": "array", "items": ["null", "long"]}},
+        {"name": "names", "type": {"type": "array", "items": "string"}},
+        {"name": "blocks", "type": {"type": "array", "items": {"type": "record", "name": "B", "fields": [
+            {"name": "a", "type": "long"}, {"name": "b", "type": "long"}, {"name": "on", "type": "boolean"},
+            {"name": "c", "type": "long"}, {"name": "d", "type": "long", "default": 7},
+            {"name": "e", "type": "long"}, {"name": "f", "type": "int"}]}}},
+    ]})
+    writer = compile_writer(schema)
+    rng = random.Random(5)
+    for i in range(200):
+        n = rng.choice((1, 15, 16, 40))
+        datum = {"seq": [rng.getrandbits(rng.randrange(1, 63)) for _ in range(n)],
+                 "opt": [None if rng.random() < 0.3 else rng.getrandbits(40) for _ in range(n)],
+                 "names": [f"agent-{rng.getrandbits(30)}" for _ in range(n)],
+                 "blocks": [{"a": i, "b": -i, "on": i % 2 == 0, "c": 2**40 + i, "e": 5, "f": -1} | ({"d": i} if i % 3 else {})
+                            for _ in range(rng.randrange(3))]}
+        ref = io.BytesIO()
+        fastavro.schemaless_writer(ref, schema, datum)
+        assert writer(datum) == ref.getvalue(), (i, datum)
+
+
+def test_columns_of_longs_by_groups_are_the_plain_encoding():
+    """schemas/writer.py _longs (a column of longs of one size, a group at a time) against the writer's
+    long encoding (itself against fastavro above), at every boundary of a 14-bit group."""
+    from schemas.writer import _longs, long_writer
+
+    fast_long = long_writer()
+    rng = random.Random(3)
+    edges = [2**13, 2**27, 2**41, 2**55]
+    columns: list[list[int]] = []
+    for e in edges:
+        columns += [[e - 1, e], [e, e + 1], [e, 2 * e - 1], [e // 2, e - 1], [e, 8 * e]]
+    for _ in range(500):
+        bits = rng.choice((13, 14, 20, 27, 28, 35, 41, 42, 50, 55, 56, 62))
+        lo = rng.randrange(0, 2**bits)
+        columns.append([rng.randrange(lo, lo + rng.choice((1, 100, 2**bits))) for _ in range(rng.choice((1, 2, 50)))])
+    taken = 0
+    for v in columns:
+        body = _longs(v)
+        if body is not None:
+            taken += 1
+            assert body == b"".join(map(fast_long, v)), v
+    assert taken > 100

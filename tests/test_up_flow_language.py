@@ -10,7 +10,7 @@ import json
 import pytest
 import requests
 
-from tests.test_up import _wait, up  # noqa: F401  (the module-scoped `sflowpipe up --demo` fixture)
+from tests.test_up import _wait
 
 pytestmark = pytest.mark.kafka
 

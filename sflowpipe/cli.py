@@ -73,7 +73,7 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         return bench_avro.main(args)
     from bench import decode as bench_decode
 
-    return bench_decode.main(args.capture, args.datagrams, args.sflowtool)
+    return bench_decode.main(args)
 
 
 def _wiring(settings: Settings):
@@ -393,10 +393,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="benchmarks (decode, avro, ingest, process, clickhouse, startup)")
     bsub = b.add_subparsers(dest="bench", metavar="WHAT", required=True)
-    bd = bsub.add_parser("decode", help="decoder speed: datagrams/s and samples/s")
-    bd.add_argument("--capture", default=None, help="capture to repeat (default ../shared/captures/overflowd__sflow.pcap)")
-    bd.add_argument("--datagrams", type=int, default=100_000, help="datagrams to decode (default 100000)")
-    bd.add_argument("--sflowtool", default="sflowtool", help="sflowtool binary to compare with, if on PATH")
+    bd = bsub.add_parser("decode", help="decode -j vs sflowtool -j (whole processes) and in-process samples/s")
+    bd.add_argument("--capture", action="append", metavar="FILE|TEXT",
+                    help="a capture file, or only the shared captures (and 'router-mix') whose name contains "
+                         "TEXT; repeatable (default: every shared capture and the router mix)")
+    bd.add_argument("--sflowtool", default="sflowtool", metavar="PATH",
+                    help="the sflowtool binary to compare with (default: sflowtool on PATH)")
+    bd.add_argument("--no-sflowtool", action="store_true", help="sflowpipe figures only")
+    bd.add_argument("--rounds", type=int, default=3, help="timed runs of each command line per input (default 3)")
+    bd.add_argument("--min-seconds", type=float, default=0.5,
+                    help="repeat each input until sflowtool (else sflowpipe) takes this much CPU (default 0.5)")
     ba = bsub.add_parser("avro", help="Avro batch layouts and codecs: encode/decode µs per sample")
     ba.add_argument("--capture", default=None)
     bi = bsub.add_parser("ingest", help="UDP -> one ingester process -> local broker: samples/s, CPU, loss")

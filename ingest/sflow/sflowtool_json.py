@@ -1,0 +1,654 @@
+"""``sflowtool -j`` lines written straight from datagram bytes: the fast path of ``decode -j``.
+
+The general path decodes a datagram into the data model, builds sflowtool's nested dict
+(``sflowtool.datagram_fields``) and serialises it with orjson; most of its time went to the
+objects made and dropped for every field. Here the common samples and records (flow samples
+with a sampled Ethernet header, switch, router and gateway records; counter samples with
+interface and Ethernet counters, and any fixed-layout record of plain integers) are read with
+one struct per part and printed through %-templates of their JSON. Anything else -- another
+record type, a sampled header this reader does not follow to the end (LLC/SNAP, IPv6
+extension headers, 802.11, raw IP), anything malformed -- goes to the general path's decoder
+and printer for that record or sample, or for the whole datagram when it would be an error
+line. The line is the general path's, byte for byte (tests/ingest/sflow/test_sflowtool_json.py
+checks it on every capture, encoder-built datagrams of every record type and mutated ones).
+
+It imports nothing of the data model until a fallback needs it: a capture of common datagrams
+is printed without loading msgspec or the record tables (start-up is part of ``decode -j -r``).
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from socket import AF_INET, inet_ntop
+from typing import Callable, NamedTuple
+
+
+class Meta(NamedTuple):
+    """What sflowtool prints about a datagram besides its contents."""
+
+    source_ip: str  # "-" when unknown (sflowtool prints "-" for capture input)
+    size: int
+    read_sec: int = 0
+    read_usec: int = 0
+    pcap_sec: int = 0  # 0: not read from a capture
+    pcap_usec: int = 0
+
+
+_TAG_LEN = struct.Struct(">II")
+_U32 = struct.Struct(">I")
+_HEAD_V4 = struct.Struct(">II4sIIII")  # version, address type, IPv4, sub-agent, seq, uptime, n samples
+_HEAD_V6 = struct.Struct(">II16sIIII")
+_FLOW = struct.Struct(">IIIIIIII")  # seq, source id, rate, pool, drops, input, output, n records
+_FLOW_X = struct.Struct(">IIIIIIIIIII")  # seq, class, index, rate, pool, drops, in fmt, in, out fmt, out, n
+_COUNTERS = struct.Struct(">III")
+_COUNTERS_X = struct.Struct(">IIII")
+_HEADER_HEAD = struct.Struct(">IIII")  # header protocol, frame length, stripped, header length
+_SWITCH = struct.Struct(">IIII")
+_ROUTER4 = struct.Struct(">I4sII")
+_ROUTER6 = struct.Struct(">I16sII")
+_GATEWAY = struct.Struct(">IIII")  # as, src as, src peer as, AS path segments
+# the sampled packet
+_ETH = struct.Struct(">6s6sH")
+_VLAN = struct.Struct(">HH")
+_IP4 = struct.Struct(">BBHHHBBxx4s4s")
+_IP6 = struct.Struct(">IHBB16s16s")
+_TCP = struct.Struct(">HH8xxB")
+_PORTS = struct.Struct(">HH")
+_UDP = struct.Struct(">HHH")
+_TPIDS = frozenset((0x8100, 0x88A8, 0x9100, 0x9200, 0x9300))
+_IP6_EXT = frozenset((0, 43, 44, 51, 60))
+
+# ---------------------------------------------------------------- value formatting
+
+_TIMES: dict[int, str] = {}
+_IP4_TEXT: dict[bytes, str] = {}
+_IP6_TEXT: dict[bytes, str] = {}
+_CACHE_MAX = 1 << 16  # addresses and seconds repeat: bounded caches, cleared when full
+
+
+def localtime(sec: int) -> str:
+    """ISO 8601 local time, as sflowtool's strftime("%Y-%m-%dT%H:%M:%S%z")."""
+    t = _TIMES.get(sec)
+    if t is None:
+        if len(_TIMES) >= _CACHE_MAX:
+            _TIMES.clear()
+        t = _TIMES[sec] = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(sec))
+    return t
+
+
+def _ip4(a: bytes) -> str:
+    if len(_IP4_TEXT) >= _CACHE_MAX:
+        _IP4_TEXT.clear()
+    t = _IP4_TEXT[a] = inet_ntop(AF_INET, a)
+    return t
+
+
+def _ip6(a: bytes) -> str:
+    """sflowtool prints IPv6 uncompressed: eight groups of four lowercase hex digits."""
+    if len(_IP6_TEXT) >= _CACHE_MAX:
+        _IP6_TEXT.clear()
+    h = a.hex()
+    t = _IP6_TEXT[a] = ":".join((h[0:4], h[4:8], h[8:12], h[12:16], h[16:20], h[20:24], h[24:28], h[28:32]))
+    return t
+
+
+def _s32(v: int) -> int:
+    """printf %d of a 32-bit value."""
+    v &= 0xFFFFFFFF
+    return v - 0x100000000 if v & 0x80000000 else v
+
+
+_PORT_FORMAT = ("", "dropCode ", "multiple ", "format==3 ")  # sflowtool's inputPort/outputPort by format
+
+
+def head_json(meta: Meta) -> str:
+    """The datagram line up to its first decoded field (without the comma)."""
+    s = '{"datagramSourceIP":"%s","datagramSize":"%d","unixSecondsUTC":"%d","unixSecondsUTC_uS":"%d",' \
+        '"localtime":"%s"' % (meta.source_ip, meta.size, meta.read_sec, meta.read_usec, localtime(meta.read_sec))
+    if meta.pcap_sec:
+        s += ',"pcapTimestamp":"%s","pcapTimestamp_uS":"%d"' % (localtime(meta.pcap_sec), meta.pcap_usec)
+    return s
+
+
+# ---------------------------------------------------------------- datagram and samples
+
+
+def datagram_line(data, meta: Meta) -> bytes | None:
+    """sflowtool's -j line for one datagram (bytes or memoryview), or None where the general path
+    must write it (the datagram is malformed: an error line)."""
+    size = len(data)
+    if size < 28 or meta.source_ip != "-" and not _plain(meta.source_ip):
+        return None
+    version, atype = _TAG_LEN.unpack_from(data, 0)
+    if version != 5:
+        return None
+    if atype == 1:
+        _, _, a, sub, seq, uptime, n = _HEAD_V4.unpack_from(data, 0)
+        agent = _IP4_TEXT.get(a) or _ip4(a)
+        off = 28
+    elif atype == 2 and size >= 40:
+        _, _, a, sub, seq, uptime, n = _HEAD_V6.unpack_from(data, 0)
+        agent = _IP6_TEXT.get(a) or _ip6(a)
+        off = 40
+    else:
+        return None
+    if n > (size - off) // 8:
+        return None
+    samples = []
+    append = samples.append
+    unpack = _TAG_LEN.unpack_from
+    writers = _SAMPLE_WRITERS
+    for _ in range(n):
+        if off + 8 > size:
+            return None
+        tag, length = unpack(data, off)
+        off += 8
+        padded = (length + 3) & ~3
+        if padded > size - off:
+            return None
+        w = writers.get(tag)
+        s = w(data, off, off + padded) if w is not None else None
+        if s is None:
+            s = _general_sample(data, off, off + padded, tag)
+            if s is None:
+                return None
+        append(s)
+        off += padded
+    return ('%s,"datagramVersion":"5","agentSubId":"%d","agent":"%s","packetSequenceNo":"%d","sysUpTime":"%d",'
+            '"samplesInPacket":"%d","samples":[%s]}\n' % (head_json(meta), sub, agent, seq, uptime, n,
+                                                         ",".join(samples))).encode()
+
+
+def _plain(s: str) -> bool:
+    """A string JSON carries as is (no escapes): what an address's text is."""
+    return s.isascii() and s.isprintable() and '"' not in s and "\\" not in s
+
+
+_FLOW_T = ('{"sampleType_tag":"0:%d","sampleType":"FLOWSAMPLE","sampleSequenceNo":"%d","sourceId":"%d:%d",'
+           '"meanSkipCount":"%d","samplePool":"%d","dropEvents":"%d","inputPort":"%s%d","outputPort":"%s%d",'
+           '"elements":[%s]}')
+_COUNTERS_T = ('{"sampleType_tag":"0:%d","sampleType":"COUNTERSSAMPLE","sampleSequenceNo":"%d","sourceId":"%d:%d",'
+               '"elements":[%s]}')
+
+
+# The common flow sample, in one template: its first record a sampled header of an Ethernet frame
+# with IPv4 (no options, not a fragment) and a whole TCP or UDP header; the other records follow.
+_FLOW_AND_HEADER = struct.Struct(">IIIIIIIIIIIIII")  # sample head, record tag and length, header head
+_ETH_IP4_TCP = struct.Struct(">6s6s2xxBHH2xBBxx4s4sHH8xxB")  # 48 bytes
+_ETH_IP4_UDP = struct.Struct(">6s6s2xxBHH2xBBxx4s4sHHH")  # 40 bytes (UDP wants 8)
+_FLOW_HEAD_T = ('{"sampleType_tag":"0:1","sampleType":"FLOWSAMPLE","sampleSequenceNo":"%d","sourceId":"%d:%d",'
+                '"meanSkipCount":"%d","samplePool":"%d","dropEvents":"%d","inputPort":"%s%d","outputPort":"%s%d",'
+                '"elements":[{"flowBlock_tag":"0:1","flowSampleType":"HEADER","headerProtocol":"1",'
+                '"sampledPacketSize":"%d","strippedBytes":"%d","headerLen":"%d","headerBytes":"%s",'
+                '"dstMAC":"%s","srcMAC":"%s","ethernet_type":"2048","IPSize":"%d","ip.tot_len":"%d","srcIP":"%s",'
+                '"dstIP":"%s","IPProtocol":"%d","IPTOS":"%d","IPTTL":"%d","IPID":"%d",')  # then TCP or UDP
+_TCP_T = '"TCPSrcPort":"%d","TCPDstPort":"%d","TCPFlags":"%d"}'
+_UDP_T = '"UDPSrcPort":"%d","UDPDstPort":"%d","UDPBytes":"%d"}'
+_SWITCH_T = (',{"flowBlock_tag":"0:1001","extendedType":"SWITCH","in_vlan":"%d","in_priority":"%d","out_vlan":"%d",'
+             '"out_priority":"%d"}')
+_ROUTER_T = (',{"flowBlock_tag":"0:1002","extendedType":"ROUTER","nextHop":"%s","srcSubnetMask":"%d",'
+             '"dstSubnetMask":"%d"}')
+
+
+def _flow_sample(buf, off: int, end: int) -> str | None:
+    if end - off >= 104:
+        seq, src, rate, pool, drops, inp, outp, n, tag, length, proto, frame_length, stripped, hlen = \
+            _FLOW_AND_HEADER.unpack_from(buf, off)
+        padded = (length + 3) & ~3
+        h = off + 56
+        if (tag == 1 and proto == 1 and 0 < n <= (end - off - 32) // 8 and 16 <= length and padded <= end - off - 40
+                and hlen <= length - 16 and (hlen + 3) & ~3 == padded - 16 and hlen >= 42
+                and buf[h + 12] == 8 and buf[h + 13] == 0 and buf[h + 14] == 0x45 and not buf[h + 20] & 0x1F
+                and not buf[h + 21] and (buf[h + 23] == 17 or buf[h + 23] == 6 and hlen >= 48)):
+            if buf[h + 23] == 6:
+                dm, sm, tos, tot_len, ip_id, ttl, ip_proto, s, d, sport, dport, x = _ETH_IP4_TCP.unpack_from(buf, h)
+                pieces = [_FLOW_HEAD_T, _TCP_T]
+            else:
+                dm, sm, tos, tot_len, ip_id, ttl, ip_proto, s, d, sport, dport, x = _ETH_IP4_UDP.unpack_from(buf, h)
+                pieces = [_FLOW_HEAD_T, _UDP_T]
+            ip_size = frame_length - stripped - 14
+            vals = [seq, src >> 24, src & 0xFFFFFF, rate, pool, drops, _PORT_FORMAT[inp >> 30], inp & 0x3FFFFFFF,
+                    _PORT_FORMAT[outp >> 30], outp & 0x3FFFFFFF, frame_length, stripped, hlen,
+                    buf[h : h + min(hlen, 682)].hex("-").upper(), dm.hex(), sm.hex(),
+                    ip_size if 0 <= ip_size < 0x80000000 else _s32(ip_size), tot_len,
+                    _IP4_TEXT.get(s) or _ip4(s), _IP4_TEXT.get(d) or _ip4(d), ip_proto, tos, ttl,
+                    ((ip_id & 0xFF) << 8) | (ip_id >> 8), sport, dport, x]
+            # the other records into the same template: switch and IPv4 router inline, the rest as text
+            p = h - 16 + padded
+            for _ in range(n - 1):
+                if p + 8 > end:
+                    return None
+                tag, length = _TAG_LEN.unpack_from(buf, p)
+                p += 8
+                padded = (length + 3) & ~3
+                if padded > end - p:
+                    return None
+                if tag == 1001 and length == 16:
+                    pieces.append(_SWITCH_T)
+                    vals += _SWITCH.unpack_from(buf, p)
+                elif tag == 1002 and length == 16 and _U32.unpack_from(buf, p)[0] == 1:
+                    _, a, src_mask, dst_mask = _ROUTER4.unpack_from(buf, p)
+                    pieces.append(_ROUTER_T)
+                    vals += (_IP4_TEXT.get(a) or _ip4(a), src_mask, dst_mask)
+                else:
+                    w = _FLOW_WRITERS.get(tag, _UNSEEN)
+                    if w is _UNSEEN:
+                        w = _FLOW_WRITERS[tag] = _table_writer(tag, False)
+                    e = w(buf, p, length) if w is not None else None
+                    if e is None:
+                        e = _general_record(buf, p, length, tag, False)
+                        if e is None:
+                            return None
+                    pieces.append(",%s")
+                    vals.append(e)
+                p += padded
+            if p != end:
+                return None
+            pieces.append("]}")
+            return "".join(pieces) % tuple(vals)
+    elif end - off < 32:
+        return None
+    seq, src, rate, pool, drops, inp, outp, n = _FLOW.unpack_from(buf, off)
+    elements = _records(buf, off + 32, end, n, _FLOW_WRITERS, False)
+    if elements is None:
+        return None
+    return _FLOW_T % (1, seq, src >> 24, src & 0xFFFFFF, rate, pool, drops, _PORT_FORMAT[inp >> 30],
+                      inp & 0x3FFFFFFF, _PORT_FORMAT[outp >> 30], outp & 0x3FFFFFFF, elements)
+
+
+def _flow_sample_expanded(buf, off: int, end: int) -> str | None:
+    if end - off < 44:
+        return None
+    seq, cls, idx, rate, pool, drops, infmt, inp, outfmt, outp, n = _FLOW_X.unpack_from(buf, off)
+    elements = _records(buf, off + 44, end, n, _FLOW_WRITERS, False)
+    if elements is None:
+        return None
+    return _FLOW_T % (3, seq, cls, idx, rate, pool, drops, _PORT_FORMAT[min(infmt, 3)], inp,
+                      _PORT_FORMAT[min(outfmt, 3)], outp, elements)
+
+
+def _counter_sample(buf, off: int, end: int) -> str | None:
+    if end - off < 12:
+        return None
+    seq, src, n = _COUNTERS.unpack_from(buf, off)
+    elements = _records(buf, off + 12, end, n, _COUNTER_WRITERS, True)
+    if elements is None:
+        return None
+    return _COUNTERS_T % (2, seq, src >> 24, src & 0xFFFFFF, elements)
+
+
+def _counter_sample_expanded(buf, off: int, end: int) -> str | None:
+    if end - off < 16:
+        return None
+    seq, cls, idx, n = _COUNTERS_X.unpack_from(buf, off)
+    elements = _records(buf, off + 16, end, n, _COUNTER_WRITERS, True)
+    if elements is None:
+        return None
+    return _COUNTERS_T % (4, seq, cls, idx, elements)
+
+
+_SAMPLE_WRITERS: dict[int, Callable] = {1: _flow_sample, 2: _counter_sample, 3: _flow_sample_expanded,
+                                        4: _counter_sample_expanded}
+_UNSEEN = object()
+
+
+def _records(buf, off: int, end: int, n: int, writers: dict, counters: bool) -> str | None:
+    """The JSON of n records that must exactly fill [off, end), joined by commas; None: malformed."""
+    if n > (end - off) // 8:
+        return None
+    out = []
+    append = out.append
+    unpack = _TAG_LEN.unpack_from
+    for _ in range(n):
+        if off + 8 > end:
+            return None
+        tag, length = unpack(buf, off)
+        off += 8
+        padded = (length + 3) & ~3
+        if padded > end - off:
+            return None
+        w = writers.get(tag, _UNSEEN)
+        if w is _UNSEEN:
+            w = writers[tag] = _table_writer(tag, counters)
+        e = w(buf, off, length) if w is not None else None
+        if e is None:
+            e = _general_record(buf, off, length, tag, counters)
+            if e is None:
+                return None
+        append(e)
+        off += padded
+    if off != end:
+        return None
+    return ",".join(out)
+
+
+# ---------------------------------------------------------------- flow records
+
+
+_HEADER_T = ('{"flowBlock_tag":"0:1","flowSampleType":"HEADER","headerProtocol":"%d","sampledPacketSize":"%d",'
+             '"strippedBytes":"%d","headerLen":"%d","headerBytes":"%s"')
+
+
+def _sampled_header(buf, off: int, length: int) -> str | None:
+    if length < 16:
+        return None
+    proto, frame_length, stripped, n = _HEADER_HEAD.unpack_from(buf, off)
+    start = off + 16
+    left = length - 16
+    if n > left or ((n + 3) & ~3) != ((left + 3) & ~3):
+        return None
+    h = buf[start : start + n]
+    # sflowtool's 2048-byte string buffer holds at most 682 bytes as "XX-"
+    head = _HEADER_T % (proto, frame_length, stripped, n, h[:682].hex("-").upper())
+    if proto == 1:
+        tail = _ethernet(h, n, frame_length - stripped)
+        return None if tail is None else head + tail + "}"
+    if proto == 11 or proto == 12 or proto == 15:
+        return None  # raw IP and 802.11: the general path's header parse
+    return head + "}"
+
+
+def _ethernet(b, end: int, size: int) -> str | None:
+    """What sflowtool prints of an Ethernet frame's header (decodeLinkLayer, decodeIPV4/6,
+    decodeIPLayer4, as ingest/sflow/header.py follows them), or None for what it leaves to
+    that parse (802.2 LLC/SNAP, IPX, IPv6 extension headers). ``size``: frame length - stripped."""
+    if end < 14:
+        return ""
+    dst, src, t = _ETH.unpack_from(b, 0)
+    out = ',"dstMAC":"%s","srcMAC":"%s"' % (dst.hex(), src.hex())
+    p = 14
+    if t in _TPIDS:
+        i = 0
+        while t in _TPIDS:
+            if end - p < 4:
+                break
+            tci, t = _VLAN.unpack_from(b, p)
+            if i:
+                out += ',"decodedVLAN.%d":"%d","decodedPriority.%d":"%d"' % (i, tci & 0x0FFF, i, tci >> 13)
+            else:
+                out += ',"decodedVLAN":"%d","decodedPriority":"%d"' % (tci & 0x0FFF, tci >> 13)
+            i += 1
+            p += 4
+        if t in _TPIDS:
+            return out
+    if end < 20:
+        return out
+    if t <= 1500 or t == 0x0600:
+        return None
+    out += ',"ethernet_type":"%d"' % t
+    if t == 0x0800:
+        if end - p < 20 or b[p] >> 4 != 4 or b[p] & 15 < 5:
+            return out
+        vihl, tos, tot_len, ip_id, fo, ttl, proto, s, d = _IP4.unpack_from(b, p)
+        ip_size = size - p
+        out += (',"IPSize":"%d","ip.tot_len":"%d","srcIP":"%s","dstIP":"%s","IPProtocol":"%d","IPTOS":"%d",'
+                '"IPTTL":"%d","IPID":"%d"') % (
+            ip_size if 0 <= ip_size < 0x80000000 else _s32(ip_size), tot_len,
+            _IP4_TEXT.get(s) or _ip4(s), _IP4_TEXT.get(d) or _ip4(d), proto, tos, ttl,
+            ((ip_id & 0xFF) << 8) | (ip_id >> 8))  # sflowtool prints the id without ntohs
+        if fo & 0x1FFF:
+            return out + ',"IPFragmentOffset":"%d"' % (fo & 0x1FFF)
+        p += (vihl & 15) * 4
+        if p > end:
+            return out
+    elif t == 0x86DD:
+        if p >= end or b[p] >> 4 != 6:
+            return out
+        ip_size = size - p
+        ip_size = ip_size if 0 <= ip_size < 0x80000000 else _s32(ip_size)
+        if end - p < 40:
+            return out + ',"IPSize":"%d"' % ip_size
+        vcl, plen, proto, ttl, s, d = _IP6.unpack_from(b, p)
+        if proto in _IP6_EXT:
+            return None
+        out += (',"IPSize":"%d","IPTOS":"%d","IP6_label":"0x%x","IPV6_payloadLen":"%s","IPTTL":"%d",'
+                '"srcIP6":"%s","dstIP6":"%s","IPProtocol":"%d"') % (
+            ip_size, (vcl >> 20) & 0xFF, vcl & 0xFFFFF, plen or "<jumbo>", ttl,
+            _IP6_TEXT.get(s) or _ip6(s), _IP6_TEXT.get(d) or _ip6(d), proto)
+        p += 40
+    else:
+        return out
+    # decodeIPLayer4: sflowtool wants 8 bytes for any of it
+    left = end - p
+    if left < 8:
+        return out
+    if proto == 6:
+        if left >= 14:
+            return out + ',"TCPSrcPort":"%d","TCPDstPort":"%d","TCPFlags":"%d"' % _TCP.unpack_from(b, p)
+        return out + ',"TCPSrcPort":"%d","TCPDstPort":"%d"' % _PORTS.unpack_from(b, p)
+    if proto == 17:
+        return out + ',"UDPSrcPort":"%d","UDPDstPort":"%d","UDPBytes":"%d"' % _UDP.unpack_from(b, p)
+    if proto == 1:
+        return out + ',"ICMPType":"%d","ICMPCode":"%d"' % (b[p], b[p + 1])
+    return out
+
+
+def _switch(buf, off: int, length: int) -> str | None:
+    if length != 16:
+        return None
+    return ('{"flowBlock_tag":"0:1001","extendedType":"SWITCH","in_vlan":"%d","in_priority":"%d","out_vlan":"%d",'
+            '"out_priority":"%d"}' % _SWITCH.unpack_from(buf, off))
+
+
+def _router(buf, off: int, length: int) -> str | None:
+    if length == 16:
+        t, a, src_mask, dst_mask = _ROUTER4.unpack_from(buf, off)
+        if t != 1:
+            return None
+        nh = _IP4_TEXT.get(a) or _ip4(a)
+    elif length == 28:
+        t, a, src_mask, dst_mask = _ROUTER6.unpack_from(buf, off)
+        if t != 2:
+            return None
+        nh = _IP6_TEXT.get(a) or _ip6(a)
+    else:
+        return None
+    return ('{"flowBlock_tag":"0:1002","extendedType":"ROUTER","nextHop":"%s","srcSubnetMask":"%d",'
+            '"dstSubnetMask":"%d"}' % (nh, src_mask, dst_mask))
+
+
+_GATEWAY4_ONE = struct.Struct(">I4sIIIIII")  # IPv4 next hop, as, src as, src peer as, 1 segment: its type, count
+_GATEWAY4_T = ('{"flowBlock_tag":"0:1003","extendedType":"GATEWAY","bgp_nexthop":"%s","my_as":"%d","src_as":"%d",'
+               '"src_peer_as":"%d","dst_as_path":"%s","dst_as":"%d","dst_peer_as":"%d"%s,"BGP_localpref":"%d"}')
+_U32_ARRAYS = [struct.Struct(">%dI" % i) for i in range(64)]
+
+
+def _gateway(buf, off: int, length: int) -> str | None:
+    if length & 3 or length < 24:
+        return None
+    if length >= 44:
+        # the common one: an IPv4 next hop and one segment of up to 63 ASNs
+        t, a, my_as, src_as, src_peer_as, nseg, seg_type, count = _GATEWAY4_ONE.unpack_from(buf, off)
+        if t == 1 and nseg == 1 and 0 < count < 64 and 32 + 4 * count + 8 <= length:
+            p = off + 32 + 4 * count
+            nc = _U32.unpack_from(buf, p)[0]
+            if nc < 64 and length == 32 + 4 * count + 8 + 4 * nc:
+                asns = _U32_ARRAYS[count].unpack_from(buf, off + 32)
+                path = "-".join(map(str, asns))
+                return _GATEWAY4_T % (
+                    _IP4_TEXT.get(a) or _ip4(a), my_as, src_as, src_peer_as,
+                    "(%s)" % path if seg_type == 1 else path, asns[-1], asns[0],
+                    ',"BGP_communities":"%s"' % "-".join(map(str, _U32_ARRAYS[nc].unpack_from(buf, p + 4)))
+                    if nc else "", _U32.unpack_from(buf, p + 4 + 4 * nc)[0])
+    end = off + length
+    t = _U32.unpack_from(buf, off)[0]
+    if t == 1:
+        a = bytes(buf[off + 4 : off + 8])
+        nh = _IP4_TEXT.get(a) or _ip4(a)
+        p = off + 8
+    elif t == 2 and length >= 36:
+        a = bytes(buf[off + 4 : off + 20])
+        nh = _IP6_TEXT.get(a) or _ip6(a)
+        p = off + 20
+    else:
+        return None
+    if end - p < 16:
+        return None
+    my_as, src_as, src_peer_as, nseg = _GATEWAY.unpack_from(buf, p)
+    p += 16
+    if nseg > (end - p) // 8:
+        return None
+    out = ('{"flowBlock_tag":"0:1003","extendedType":"GATEWAY","bgp_nexthop":"%s","my_as":"%d","src_as":"%d",'
+           '"src_peer_as":"%d"' % (nh, my_as, src_as, src_peer_as))
+    dst_as = dst_peer_as = 0
+    segs = []
+    for _ in range(nseg):
+        if end - p < 8:
+            return None
+        seg_type, count = _TAG_LEN.unpack_from(buf, p)
+        p += 8
+        if count > (end - p) // 4:
+            return None
+        segs.append((seg_type, struct.unpack_from(">%dI" % count, buf, p)))
+        p += 4 * count
+    if end - p < 4:
+        return None
+    nc = _U32.unpack_from(buf, p)[0]
+    p += 4
+    if nc > (end - p) // 4:
+        return None
+    communities = struct.unpack_from(">%dI" % nc, buf, p)
+    p += 4 * nc
+    if end - p != 4:
+        return None
+    if segs:
+        # segments run together, AS_SETs (1) in parentheses, e.g. "1-2(3-4)5"
+        path = "".join("(%s)" % "-".join(map(str, asns)) if seg_type == 1 else "-".join(map(str, asns))
+                       for seg_type, asns in segs)
+        if len(path) > 2000:
+            return None  # near sflowtool's 2048-byte string buffer: the general path cuts it as it does
+        out += ',"dst_as_path":"%s"' % path
+        # the words sflowtool takes for these, even when a segment is empty (see flow_records/extended.py)
+        first = segs[0][1]
+        dst_peer_as = first[0] if first else (segs[1][0] if len(segs) > 1 else nc)
+        last = segs[-1][1]
+        dst_as = last[-1] if last else 0
+    out += ',"dst_as":"%d","dst_peer_as":"%d"' % (dst_as, dst_peer_as)
+    if communities:
+        c = "-".join(map(str, communities))
+        if len(c) > 2000:
+            return None
+        out += ',"BGP_communities":"%s"' % c
+    return out + ',"BGP_localpref":"%d"}' % _U32.unpack_from(buf, p)[0]
+
+
+_FLOW_WRITERS: dict[int, Callable | None] = {1: _sampled_header, 1001: _switch, 1002: _router, 1003: _gateway}
+
+
+# ---------------------------------------------------------------- counter records
+
+
+def fixed_writer(block_tag: str, fields: tuple[tuple[str, str | None], ...], counters: bool = True):
+    """A writer for a record of fixed-size integers: ``fields`` are (struct format, sflowtool key or
+    None when not printed) in wire order; printed in that order, each with %d."""
+    fmt = ">" + "".join(f if key else f"{struct.calcsize('>' + f)}x" for f, key in fields)
+    st = struct.Struct(fmt)
+    size = st.size
+    unpack = st.unpack_from
+    tag_key = "counterBlock_tag" if counters else "flowBlock_tag"
+    template = "".join([f'{{"{tag_key}":"{block_tag}"'] + [f',"{key}":"%d"' for _, key in fields if key] + ["}"])
+
+    def write(buf, off: int, length: int) -> str | None:
+        if length != size:
+            return None
+        return template % unpack(buf, off)
+
+    return write
+
+
+# the counter blocks of switches and routers, declared here so that a capture of them is printed
+# without loading the record tables (tests check them against counter_records/interfaces.py)
+IF_COUNTERS_FIELDS = (
+    ("I", "ifIndex"), ("I", "networkType"), ("Q", "ifSpeed"), ("I", "ifDirection"), ("I", "ifStatus"),
+    ("Q", "ifInOctets"), ("I", "ifInUcastPkts"), ("I", "ifInMulticastPkts"), ("I", "ifInBroadcastPkts"),
+    ("I", "ifInDiscards"), ("I", "ifInErrors"), ("I", "ifInUnknownProtos"), ("Q", "ifOutOctets"),
+    ("I", "ifOutUcastPkts"), ("I", "ifOutMulticastPkts"), ("I", "ifOutBroadcastPkts"), ("I", "ifOutDiscards"),
+    ("I", "ifOutErrors"), ("I", "ifPromiscuousMode"),
+)
+ETHERNET_COUNTERS_FIELDS = tuple(("I", k) for k in (
+    "dot3StatsAlignmentErrors", "dot3StatsFCSErrors", "dot3StatsSingleCollisionFrames",
+    "dot3StatsMultipleCollisionFrames", "dot3StatsSQETestErrors", "dot3StatsDeferredTransmissions",
+    "dot3StatsLateCollisions", "dot3StatsExcessiveCollisions", "dot3StatsInternalMacTransmitErrors",
+    "dot3StatsCarrierSenseErrors", "dot3StatsFrameTooLongs", "dot3StatsInternalMacReceiveErrors",
+    "dot3StatsSymbolErrors"))
+
+_COUNTER_WRITERS: dict[int, Callable | None] = {
+    1: fixed_writer("0:1", IF_COUNTERS_FIELDS),
+    2: fixed_writer("0:2", ETHERNET_COUNTERS_FIELDS),
+}
+
+
+# ---------------------------------------------------------------- the general path, for the rest
+
+_general: list = []  # (datagram.SAMPLES by tag, FLOW_RECORDS by tag, COUNTER_RECORDS by tag, modules)
+
+
+def _tables():
+    if not _general:
+        import orjson
+
+        from ingest.sflow import sflowtool
+        from ingest.sflow.counter_records import COUNTER_RECORDS
+        from ingest.sflow.datagram import SAMPLES
+        from ingest.sflow.errors import DecodeError
+        from ingest.sflow.flow_records import FLOW_RECORDS
+
+        _general.extend((
+            {(e << 12) | f: fn for (e, f), fn in SAMPLES.items()},
+            {(e << 12) | f: c for (e, f), c in FLOW_RECORDS.items()},
+            {(e << 12) | f: c for (e, f), c in COUNTER_RECORDS.items()},
+            sflowtool, orjson.dumps, DecodeError,
+        ))
+    return _general
+
+
+def _table_writer(tag: int, counters: bool) -> Callable | None:
+    """A template writer for a table record that is a plain Fixed layout of integers, else None."""
+    from ingest.sflow.layout import Fixed
+
+    codec = _tables()[2 if counters else 1].get(tag)
+    if not isinstance(codec, Fixed) or codec.short is not None or codec.tool_extra is not None:
+        return None
+    fields = []
+    for f in codec.fields:
+        if f.kind.from_wire is not None or f.kind.fmt not in ("I", "i", "Q", "B"):
+            return None
+        if f.tool is not None and (f.kind.tool is not str or not f.tool.isidentifier()):
+            return None
+        fields.append((f.kind.fmt, f.tool))
+    keys = [k for _, k in fields if k]
+    if len(set(keys)) != len(keys):
+        return None
+    return fixed_writer(f"{tag >> 12}:{tag & 0xFFF}", tuple(fields), counters)
+
+
+# what the general decoder turns into a DecodeError when a record codec raises it
+_CODEC_ERRORS = (struct.error, ValueError, IndexError, OverflowError, UnicodeError, OSError)
+
+
+def _general_record(buf, off: int, length: int, tag: int, counters: bool) -> str | None:
+    samples, flows, counter_table, sflowtool, dumps, decode_error = _tables()
+    codec = (counter_table if counters else flows).get(tag)
+    key = "counterBlock_tag" if counters else "flowBlock_tag"
+    if codec is None:
+        return '{"%s":"%d:%d"}' % (key, tag >> 12, tag & 0xFFF)
+    try:
+        rec = codec.decode(memoryview(buf), off, length)
+    except (decode_error, *_CODEC_ERRORS):
+        return None
+    e = {key: (sflowtool._COUNTER_TAG if counters else sflowtool._FLOW_TAG)[type(rec)]}
+    codec.sflowtool(rec, e, "")
+    return dumps(e).decode()
+
+
+def _general_sample(buf, off: int, end: int, tag: int) -> str | None:
+    samples, flows, counter_table, sflowtool, dumps, decode_error = _tables()
+    fn = samples.get(tag)
+    if fn is None:
+        return '{"sampleType_tag":"%d:%d"}' % (tag >> 12, tag & 0xFFF)
+    try:
+        s = fn(memoryview(buf), off, end)
+    except decode_error:
+        return None
+    return dumps(sflowtool.sample_fields(s)).decode()

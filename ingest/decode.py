@@ -66,10 +66,10 @@ def _render_json(data: bytes, meta: Meta) -> bytes:
 
 
 def _render_sflowtool(kind: str) -> Callable[[bytes, Meta], bytes]:
-    from ingest.sflow import sflowtool
-
     if kind == "json":
         return _render_json
+    from ingest.sflow import sflowtool
+
     if kind == "grep":
         return lambda data, meta: sflowtool.grep(_fields(data, meta), meta).encode("utf-8", "replace")
     writer = {"pretty": sflowtool.json_pretty, "text": sflowtool.text}[kind]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import struct
 import time
+from binascii import hexlify as _hexlify
 from socket import AF_INET, inet_ntop
 from typing import Callable, NamedTuple
 
@@ -62,8 +63,10 @@ _IP6_EXT = frozenset((0, 43, 44, 51, 60))
 # ---------------------------------------------------------------- value formatting
 
 _TIMES: dict[int, str] = {}
-_IP4_TEXT: dict[bytes, str] = {}
-_IP6_TEXT: dict[bytes, str] = {}
+_TIMES_B: dict[int, bytes] = {}
+# the output is built as bytes: bytes %-formatting takes about half the time of str's
+_IP4_TEXT: dict[bytes, bytes] = {}
+_IP6_TEXT: dict[bytes, bytes] = {}
 _CACHE_MAX = 1 << 16  # addresses and seconds repeat: bounded caches, cleared when full
 
 
@@ -77,19 +80,28 @@ def localtime(sec: int) -> str:
     return t
 
 
-def _ip4(a: bytes) -> str:
-    if len(_IP4_TEXT) >= _CACHE_MAX:
-        _IP4_TEXT.clear()
-    t = _IP4_TEXT[a] = inet_ntop(AF_INET, a)
+def _localtime_b(sec: int) -> bytes:
+    t = _TIMES_B.get(sec)
+    if t is None:
+        if len(_TIMES_B) >= _CACHE_MAX:
+            _TIMES_B.clear()
+        t = _TIMES_B[sec] = localtime(sec).encode()
     return t
 
 
-def _ip6(a: bytes) -> str:
+def _ip4(a: bytes) -> bytes:
+    if len(_IP4_TEXT) >= _CACHE_MAX:
+        _IP4_TEXT.clear()
+    t = _IP4_TEXT[a] = inet_ntop(AF_INET, a).encode()
+    return t
+
+
+def _ip6(a: bytes) -> bytes:
     """sflowtool prints IPv6 uncompressed: eight groups of four lowercase hex digits."""
     if len(_IP6_TEXT) >= _CACHE_MAX:
         _IP6_TEXT.clear()
     h = a.hex()
-    t = _IP6_TEXT[a] = ":".join((h[0:4], h[4:8], h[8:12], h[12:16], h[16:20], h[20:24], h[24:28], h[28:32]))
+    t = _IP6_TEXT[a] = ":".join((h[0:4], h[4:8], h[8:12], h[12:16], h[16:20], h[20:24], h[24:28], h[28:32])).encode()
     return t
 
 
@@ -99,15 +111,21 @@ def _s32(v: int) -> int:
     return v - 0x100000000 if v & 0x80000000 else v
 
 
-_PORT_FORMAT = ("", "dropCode ", "multiple ", "format==3 ")  # sflowtool's inputPort/outputPort by format
+def _hex(b) -> bytes:
+    """Bytes as sflowtool's headerBytes: "00-1F-29-..."."""
+    return _hexlify(b, b"-").upper()
 
 
-def head_json(meta: Meta) -> str:
+_PORT_FORMAT = (b"", b"dropCode ", b"multiple ", b"format==3 ")  # sflowtool's inputPort/outputPort by format
+
+
+def head_json(meta: Meta) -> bytes:
     """The datagram line up to its first decoded field (without the comma)."""
-    s = '{"datagramSourceIP":"%s","datagramSize":"%d","unixSecondsUTC":"%d","unixSecondsUTC_uS":"%d",' \
-        '"localtime":"%s"' % (meta.source_ip, meta.size, meta.read_sec, meta.read_usec, localtime(meta.read_sec))
+    s = b'{"datagramSourceIP":"%s","datagramSize":"%d","unixSecondsUTC":"%d","unixSecondsUTC_uS":"%d",' \
+        b'"localtime":"%s"' % (meta.source_ip.encode(), meta.size, meta.read_sec, meta.read_usec,
+                               _localtime_b(meta.read_sec))
     if meta.pcap_sec:
-        s += ',"pcapTimestamp":"%s","pcapTimestamp_uS":"%d"' % (localtime(meta.pcap_sec), meta.pcap_usec)
+        s += b',"pcapTimestamp":"%s","pcapTimestamp_uS":"%d"' % (_localtime_b(meta.pcap_sec), meta.pcap_usec)
     return s
 
 
@@ -155,9 +173,9 @@ def datagram_line(data, meta: Meta) -> bytes | None:
                 return None
         append(s)
         off += padded
-    return ('%s,"datagramVersion":"5","agentSubId":"%d","agent":"%s","packetSequenceNo":"%d","sysUpTime":"%d",'
-            '"samplesInPacket":"%d","samples":[%s]}\n' % (head_json(meta), sub, agent, seq, uptime, n,
-                                                         ",".join(samples))).encode()
+    return (b'%s,"datagramVersion":"5","agentSubId":"%d","agent":"%s","packetSequenceNo":"%d","sysUpTime":"%d",'
+            b'"samplesInPacket":"%d","samples":[%s]}\n' % (head_json(meta), sub, agent, seq, uptime, n,
+                                                          b",".join(samples)))
 
 
 def _plain(s: str) -> bool:
@@ -165,110 +183,159 @@ def _plain(s: str) -> bool:
     return s.isascii() and s.isprintable() and '"' not in s and "\\" not in s
 
 
-_FLOW_T = ('{"sampleType_tag":"0:%d","sampleType":"FLOWSAMPLE","sampleSequenceNo":"%d","sourceId":"%d:%d",'
-           '"meanSkipCount":"%d","samplePool":"%d","dropEvents":"%d","inputPort":"%s%d","outputPort":"%s%d",'
-           '"elements":[%s]}')
-_COUNTERS_T = ('{"sampleType_tag":"0:%d","sampleType":"COUNTERSSAMPLE","sampleSequenceNo":"%d","sourceId":"%d:%d",'
-               '"elements":[%s]}')
+_FLOW_T = (b'{"sampleType_tag":"0:%d","sampleType":"FLOWSAMPLE","sampleSequenceNo":"%d","sourceId":"%d:%d",'
+           b'"meanSkipCount":"%d","samplePool":"%d","dropEvents":"%d","inputPort":"%s%d","outputPort":"%s%d",'
+           b'"elements":[')
+_COUNTERS_T = (b'{"sampleType_tag":"0:%d","sampleType":"COUNTERSSAMPLE","sampleSequenceNo":"%d","sourceId":"%d:%d",'
+               b'"elements":[%s]}')
 
 
-# The common flow sample, in one template: its first record a sampled header of an Ethernet frame
-# with IPv4 (no options, not a fragment) and a whole TCP or UDP header; the other records follow.
-_FLOW_AND_HEADER = struct.Struct(">IIIIIIIIIIIIII")  # sample head, record tag and length, header head
-_ETH_IP4_TCP = struct.Struct(">6s6s2xxBHH2xBBxx4s4sHH8xxB")  # 48 bytes
-_ETH_IP4_UDP = struct.Struct(">6s6s2xxBHH2xBBxx4s4sHHH")  # 40 bytes (UDP wants 8)
-_FLOW_HEAD_T = ('{"sampleType_tag":"0:1","sampleType":"FLOWSAMPLE","sampleSequenceNo":"%d","sourceId":"%d:%d",'
-                '"meanSkipCount":"%d","samplePool":"%d","dropEvents":"%d","inputPort":"%s%d","outputPort":"%s%d",'
-                '"elements":[{"flowBlock_tag":"0:1","flowSampleType":"HEADER","headerProtocol":"1",'
-                '"sampledPacketSize":"%d","strippedBytes":"%d","headerLen":"%d","headerBytes":"%s",'
-                '"dstMAC":"%s","srcMAC":"%s","ethernet_type":"2048","IPSize":"%d","ip.tot_len":"%d","srcIP":"%s",'
-                '"dstIP":"%s","IPProtocol":"%d","IPTOS":"%d","IPTTL":"%d","IPID":"%d",')  # then TCP or UDP
-_TCP_T = '"TCPSrcPort":"%d","TCPDstPort":"%d","TCPFlags":"%d"}'
-_UDP_T = '"UDPSrcPort":"%d","UDPDstPort":"%d","UDPBytes":"%d"}'
-_SWITCH_T = (',{"flowBlock_tag":"0:1001","extendedType":"SWITCH","in_vlan":"%d","in_priority":"%d","out_vlan":"%d",'
-             '"out_priority":"%d"}')
-_ROUTER_T = (',{"flowBlock_tag":"0:1002","extendedType":"ROUTER","nextHop":"%s","srcSubnetMask":"%d",'
-             '"dstSubnetMask":"%d"}')
-
-
-def _flow_sample(buf, off: int, end: int) -> str | None:
-    if end - off >= 104:
-        seq, src, rate, pool, drops, inp, outp, n, tag, length, proto, frame_length, stripped, hlen = \
-            _FLOW_AND_HEADER.unpack_from(buf, off)
-        padded = (length + 3) & ~3
-        h = off + 56
-        if (tag == 1 and proto == 1 and 0 < n <= (end - off - 32) // 8 and 16 <= length and padded <= end - off - 40
-                and hlen <= length - 16 and (hlen + 3) & ~3 == padded - 16 and hlen >= 42
-                and buf[h + 12] == 8 and buf[h + 13] == 0 and buf[h + 14] == 0x45 and not buf[h + 20] & 0x1F
-                and not buf[h + 21] and (buf[h + 23] == 17 or buf[h + 23] == 6 and hlen >= 48)):
-            if buf[h + 23] == 6:
-                dm, sm, tos, tot_len, ip_id, ttl, ip_proto, s, d, sport, dport, x = _ETH_IP4_TCP.unpack_from(buf, h)
-                pieces = [_FLOW_HEAD_T, _TCP_T]
-            else:
-                dm, sm, tos, tot_len, ip_id, ttl, ip_proto, s, d, sport, dport, x = _ETH_IP4_UDP.unpack_from(buf, h)
-                pieces = [_FLOW_HEAD_T, _UDP_T]
-            ip_size = frame_length - stripped - 14
-            vals = [seq, src >> 24, src & 0xFFFFFF, rate, pool, drops, _PORT_FORMAT[inp >> 30], inp & 0x3FFFFFFF,
-                    _PORT_FORMAT[outp >> 30], outp & 0x3FFFFFFF, frame_length, stripped, hlen,
-                    buf[h : h + min(hlen, 682)].hex("-").upper(), dm.hex(), sm.hex(),
-                    ip_size if 0 <= ip_size < 0x80000000 else _s32(ip_size), tot_len,
-                    _IP4_TEXT.get(s) or _ip4(s), _IP4_TEXT.get(d) or _ip4(d), ip_proto, tos, ttl,
-                    ((ip_id & 0xFF) << 8) | (ip_id >> 8), sport, dport, x]
-            # the other records into the same template: switch and IPv4 router inline, the rest as text
-            p = h - 16 + padded
-            for _ in range(n - 1):
-                if p + 8 > end:
-                    return None
-                tag, length = _TAG_LEN.unpack_from(buf, p)
-                p += 8
-                padded = (length + 3) & ~3
-                if padded > end - p:
-                    return None
-                if tag == 1001 and length == 16:
-                    pieces.append(_SWITCH_T)
-                    vals += _SWITCH.unpack_from(buf, p)
-                elif tag == 1002 and length == 16 and _U32.unpack_from(buf, p)[0] == 1:
-                    _, a, src_mask, dst_mask = _ROUTER4.unpack_from(buf, p)
-                    pieces.append(_ROUTER_T)
-                    vals += (_IP4_TEXT.get(a) or _ip4(a), src_mask, dst_mask)
-                else:
-                    w = _FLOW_WRITERS.get(tag, _UNSEEN)
-                    if w is _UNSEEN:
-                        w = _FLOW_WRITERS[tag] = _table_writer(tag, False)
-                    e = w(buf, p, length) if w is not None else None
-                    if e is None:
-                        e = _general_record(buf, p, length, tag, False)
-                        if e is None:
-                            return None
-                    pieces.append(",%s")
-                    vals.append(e)
-                p += padded
-            if p != end:
-                return None
-            pieces.append("]}")
-            return "".join(pieces) % tuple(vals)
-    elif end - off < 32:
+def _flow_sample(buf, off: int, end: int) -> bytes | None:
+    if end - off < 32:
         return None
     seq, src, rate, pool, drops, inp, outp, n = _FLOW.unpack_from(buf, off)
-    elements = _records(buf, off + 32, end, n, _FLOW_WRITERS, False)
-    if elements is None:
+    pieces = [_FLOW_T]
+    vals = [1, seq, src >> 24, src & 0xFFFFFF, rate, pool, drops, _PORT_FORMAT[inp >> 30], inp & 0x3FFFFFFF,
+            _PORT_FORMAT[outp >> 30], outp & 0x3FFFFFFF]
+    if not _flow_records(buf, off + 32, end, n, pieces, vals):
         return None
-    return _FLOW_T % (1, seq, src >> 24, src & 0xFFFFFF, rate, pool, drops, _PORT_FORMAT[inp >> 30],
-                      inp & 0x3FFFFFFF, _PORT_FORMAT[outp >> 30], outp & 0x3FFFFFFF, elements)
+    return b"".join(pieces) % tuple(vals)
 
 
-def _flow_sample_expanded(buf, off: int, end: int) -> str | None:
+def _flow_sample_expanded(buf, off: int, end: int) -> bytes | None:
     if end - off < 44:
         return None
     seq, cls, idx, rate, pool, drops, infmt, inp, outfmt, outp, n = _FLOW_X.unpack_from(buf, off)
-    elements = _records(buf, off + 44, end, n, _FLOW_WRITERS, False)
-    if elements is None:
+    pieces = [_FLOW_T]
+    vals = [3, seq, cls, idx, rate, pool, drops, _PORT_FORMAT[min(infmt, 3)], inp, _PORT_FORMAT[min(outfmt, 3)],
+            outp]
+    if not _flow_records(buf, off + 44, end, n, pieces, vals):
         return None
-    return _FLOW_T % (3, seq, cls, idx, rate, pool, drops, _PORT_FORMAT[min(infmt, 3)], inp,
-                      _PORT_FORMAT[min(outfmt, 3)], outp, elements)
+    return b"".join(pieces) % tuple(vals)
 
 
-def _counter_sample(buf, off: int, end: int) -> str | None:
+# The common records are printed into their sample's one template: pieces of it and their values.
+_HEADER_HEAD_T = (b',{"flowBlock_tag":"0:1","flowSampleType":"HEADER","headerProtocol":"1","sampledPacketSize":"%d",'
+                  b'"strippedBytes":"%d","headerLen":"%d","headerBytes":"%s","dstMAC":"%s","srcMAC":"%s"')
+_VLAN_T = b',"decodedVLAN":"%d","decodedPriority":"%d"'
+_IP4_T = (b',"ethernet_type":"2048","IPSize":"%d","ip.tot_len":"%d","srcIP":"%s","dstIP":"%s","IPProtocol":"%d",'
+          b'"IPTOS":"%d","IPTTL":"%d","IPID":"%d",')
+_IP6_T = (b',"ethernet_type":"34525","IPSize":"%d","IPTOS":"%d","IP6_label":"0x%x","IPV6_payloadLen":"%s",'
+          b'"IPTTL":"%d","srcIP6":"%s","dstIP6":"%s","IPProtocol":"%d",')
+_TCP_T = b'"TCPSrcPort":"%d","TCPDstPort":"%d","TCPFlags":"%d"}'
+_UDP_T = b'"UDPSrcPort":"%d","UDPDstPort":"%d","UDPBytes":"%d"}'
+_SWITCH_T = (b',{"flowBlock_tag":"0:1001","extendedType":"SWITCH","in_vlan":"%d","in_priority":"%d","out_vlan":"%d",'
+             b'"out_priority":"%d"}')
+_ROUTER_T = (b',{"flowBlock_tag":"0:1002","extendedType":"ROUTER","nextHop":"%s","srcSubnetMask":"%d",'
+             b'"dstSubnetMask":"%d"}')
+_IP4_HEAD = struct.Struct(">xBHH2xBBxx4s4s")  # tos, total length, id, ttl, protocol, addresses: 20 bytes
+_IP6_HEAD = struct.Struct(">IHBB16s16s")
+_TCP_HEAD = struct.Struct(">HH8xxB")
+_UDP_HEAD = struct.Struct(">HHH")
+_MACS = struct.Struct(">6s6s")
+
+
+def _flow_records(buf, off: int, end: int, n: int, pieces: list, vals: list) -> bool:
+    """Add n flow records that must exactly fill [off, end) to a sample's template; False: malformed."""
+    if n > (end - off) // 8:
+        return False
+    first = len(pieces)
+    unpack = _TAG_LEN.unpack_from
+    for _ in range(n):
+        if off + 8 > end:
+            return False
+        tag, length = unpack(buf, off)
+        off += 8
+        padded = (length + 3) & ~3
+        if padded > end - off:
+            return False
+        if tag == 1 and length >= 58:
+            # a sampled Ethernet frame with IPv4 (no options, not a fragment) or IPv6 (no extension
+            # headers), after at most one 802.1Q tag, and a whole TCP or UDP header: one piece each
+            proto, frame_length, stripped, hlen = _HEADER_HEAD.unpack_from(buf, off)
+            h = off + 16
+            q = h + 14  # the IP header
+            if proto == 1 and hlen <= length - 16 and (hlen + 3) & ~3 == padded - 16 and hlen >= 42:
+                t = (buf[h + 12] << 8) | buf[h + 13]
+                if t == 0x8100 and hlen >= 46:
+                    tci, t = _VLAN.unpack_from(buf, q)
+                    q += 4
+                left = h + hlen - q  # bytes from the IP header on
+                ip = buf[q]
+                if t == 0x0800 and ip == 0x45 and left >= 28 and not buf[q + 6] & 0x1F and not buf[q + 7]:
+                    tos, tot_len, ip_id, ttl, ip_proto, s, d = _IP4_HEAD.unpack_from(buf, q)
+                    if ip_proto == 6 and left >= 34:
+                        l4, l4_t = _TCP_HEAD.unpack_from(buf, q + 20), _TCP_T
+                    elif ip_proto == 17:
+                        l4, l4_t = _UDP_HEAD.unpack_from(buf, q + 20), _UDP_T
+                    else:
+                        l4 = None
+                    if l4 is not None:
+                        dm, sm = _MACS.unpack_from(buf, h)
+                        ip_size = frame_length - stripped - (q - h)
+                        vals += (frame_length, stripped, hlen, _hex(buf[h : h + min(hlen, 682)]), _hexlify(dm),
+                                 _hexlify(sm))
+                        if q - h == 18:
+                            pieces += (_HEADER_HEAD_T, _VLAN_T, _IP4_T, l4_t)
+                            vals += (tci & 0x0FFF, tci >> 13)
+                        else:
+                            pieces += (_HEADER_HEAD_T, _IP4_T, l4_t)
+                        vals += (ip_size if 0 <= ip_size < 0x80000000 else _s32(ip_size), tot_len,
+                                 _IP4_TEXT.get(s) or _ip4(s), _IP4_TEXT.get(d) or _ip4(d), ip_proto, tos, ttl,
+                                 ((ip_id & 0xFF) << 8) | (ip_id >> 8))  # sflowtool prints the id without ntohs
+                        vals += l4
+                        off += padded
+                        continue
+                elif t == 0x86DD and ip >> 4 == 6 and left >= 48 and buf[q + 6] in (6, 17):
+                    vcl, plen, ip_proto, ttl, s, d = _IP6_HEAD.unpack_from(buf, q)
+                    if ip_proto == 17 or left >= 54:
+                        dm, sm = _MACS.unpack_from(buf, h)
+                        ip_size = frame_length - stripped - (q - h)
+                        vals += (frame_length, stripped, hlen, _hex(buf[h : h + min(hlen, 682)]), _hexlify(dm),
+                                 _hexlify(sm))
+                        if q - h == 18:
+                            pieces += (_HEADER_HEAD_T, _VLAN_T, _IP6_T, _TCP_T if ip_proto == 6 else _UDP_T)
+                            vals += (tci & 0x0FFF, tci >> 13)
+                        else:
+                            pieces += (_HEADER_HEAD_T, _IP6_T, _TCP_T if ip_proto == 6 else _UDP_T)
+                        vals += (ip_size if 0 <= ip_size < 0x80000000 else _s32(ip_size), (vcl >> 20) & 0xFF,
+                                 vcl & 0xFFFFF, b"%d" % plen if plen else b"<jumbo>", ttl, _IP6_TEXT.get(s) or _ip6(s),
+                                 _IP6_TEXT.get(d) or _ip6(d), ip_proto)
+                        vals += (_TCP_HEAD if ip_proto == 6 else _UDP_HEAD).unpack_from(buf, q + 40)
+                        off += padded
+                        continue
+        elif tag == 1001 and length == 16:
+            pieces.append(_SWITCH_T)
+            vals += _SWITCH.unpack_from(buf, off)
+            off += padded
+            continue
+        elif tag == 1002 and length == 16 and _U32.unpack_from(buf, off)[0] == 1:
+            _, a, src_mask, dst_mask = _ROUTER4.unpack_from(buf, off)
+            pieces.append(_ROUTER_T)
+            vals += (_IP4_TEXT.get(a) or _ip4(a), src_mask, dst_mask)
+            off += padded
+            continue
+        # any other record: its writer's text, or the general path's
+        w = _FLOW_WRITERS.get(tag, _UNSEEN)
+        if w is _UNSEEN:
+            w = _FLOW_WRITERS[tag] = _table_writer(tag, False)
+        e = w(buf, off, length) if w is not None else None
+        if e is None:
+            e = _general_record(buf, off, length, tag, False)
+            if e is None:
+                return False
+        pieces.append(b",%s")
+        vals.append(e)
+        off += padded
+    if off != end:
+        return False
+    if n:
+        pieces[first] = pieces[first][1:]  # the first element has no comma before it
+    pieces.append(b"]}")
+    return True
+
+
+def _counter_sample(buf, off: int, end: int) -> bytes | None:
     if end - off < 12:
         return None
     seq, src, n = _COUNTERS.unpack_from(buf, off)
@@ -278,7 +345,7 @@ def _counter_sample(buf, off: int, end: int) -> str | None:
     return _COUNTERS_T % (2, seq, src >> 24, src & 0xFFFFFF, elements)
 
 
-def _counter_sample_expanded(buf, off: int, end: int) -> str | None:
+def _counter_sample_expanded(buf, off: int, end: int) -> bytes | None:
     if end - off < 16:
         return None
     seq, cls, idx, n = _COUNTERS_X.unpack_from(buf, off)
@@ -293,7 +360,7 @@ _SAMPLE_WRITERS: dict[int, Callable] = {1: _flow_sample, 2: _counter_sample, 3: 
 _UNSEEN = object()
 
 
-def _records(buf, off: int, end: int, n: int, writers: dict, counters: bool) -> str | None:
+def _records(buf, off: int, end: int, n: int, writers: dict, counters: bool) -> bytes | None:
     """The JSON of n records that must exactly fill [off, end), joined by commas; None: malformed."""
     if n > (end - off) // 8:
         return None
@@ -320,17 +387,17 @@ def _records(buf, off: int, end: int, n: int, writers: dict, counters: bool) -> 
         off += padded
     if off != end:
         return None
-    return ",".join(out)
+    return b",".join(out)
 
 
 # ---------------------------------------------------------------- flow records
 
 
-_HEADER_T = ('{"flowBlock_tag":"0:1","flowSampleType":"HEADER","headerProtocol":"%d","sampledPacketSize":"%d",'
-             '"strippedBytes":"%d","headerLen":"%d","headerBytes":"%s"')
+_HEADER_T = (b'{"flowBlock_tag":"0:1","flowSampleType":"HEADER","headerProtocol":"%d","sampledPacketSize":"%d",'
+             b'"strippedBytes":"%d","headerLen":"%d","headerBytes":"%s"')
 
 
-def _sampled_header(buf, off: int, length: int) -> str | None:
+def _sampled_header(buf, off: int, length: int) -> bytes | None:
     if length < 16:
         return None
     proto, frame_length, stripped, n = _HEADER_HEAD.unpack_from(buf, off)
@@ -340,23 +407,23 @@ def _sampled_header(buf, off: int, length: int) -> str | None:
         return None
     h = buf[start : start + n]
     # sflowtool's 2048-byte string buffer holds at most 682 bytes as "XX-"
-    head = _HEADER_T % (proto, frame_length, stripped, n, h[:682].hex("-").upper())
+    head = _HEADER_T % (proto, frame_length, stripped, n, _hex(h[:682]))
     if proto == 1:
         tail = _ethernet(h, n, frame_length - stripped)
-        return None if tail is None else head + tail + "}"
+        return None if tail is None else head + tail + b"}"
     if proto == 11 or proto == 12 or proto == 15:
         return None  # raw IP and 802.11: the general path's header parse
-    return head + "}"
+    return head + b"}"
 
 
-def _ethernet(b, end: int, size: int) -> str | None:
+def _ethernet(b, end: int, size: int) -> bytes | None:
     """What sflowtool prints of an Ethernet frame's header (decodeLinkLayer, decodeIPV4/6,
     decodeIPLayer4, as ingest/sflow/header.py follows them), or None for what it leaves to
     that parse (802.2 LLC/SNAP, IPX, IPv6 extension headers). ``size``: frame length - stripped."""
     if end < 14:
-        return ""
+        return b""
     dst, src, t = _ETH.unpack_from(b, 0)
-    out = ',"dstMAC":"%s","srcMAC":"%s"' % (dst.hex(), src.hex())
+    out = b',"dstMAC":"%s","srcMAC":"%s"' % (_hexlify(dst), _hexlify(src))
     p = 14
     if t in _TPIDS:
         i = 0
@@ -365,9 +432,9 @@ def _ethernet(b, end: int, size: int) -> str | None:
                 break
             tci, t = _VLAN.unpack_from(b, p)
             if i:
-                out += ',"decodedVLAN.%d":"%d","decodedPriority.%d":"%d"' % (i, tci & 0x0FFF, i, tci >> 13)
+                out += b',"decodedVLAN.%d":"%d","decodedPriority.%d":"%d"' % (i, tci & 0x0FFF, i, tci >> 13)
             else:
-                out += ',"decodedVLAN":"%d","decodedPriority":"%d"' % (tci & 0x0FFF, tci >> 13)
+                out += b',"decodedVLAN":"%d","decodedPriority":"%d"' % (tci & 0x0FFF, tci >> 13)
             i += 1
             p += 4
         if t in _TPIDS:
@@ -376,19 +443,19 @@ def _ethernet(b, end: int, size: int) -> str | None:
         return out
     if t <= 1500 or t == 0x0600:
         return None
-    out += ',"ethernet_type":"%d"' % t
+    out += b',"ethernet_type":"%d"' % t
     if t == 0x0800:
         if end - p < 20 or b[p] >> 4 != 4 or b[p] & 15 < 5:
             return out
         vihl, tos, tot_len, ip_id, fo, ttl, proto, s, d = _IP4.unpack_from(b, p)
         ip_size = size - p
-        out += (',"IPSize":"%d","ip.tot_len":"%d","srcIP":"%s","dstIP":"%s","IPProtocol":"%d","IPTOS":"%d",'
-                '"IPTTL":"%d","IPID":"%d"') % (
+        out += (b',"IPSize":"%d","ip.tot_len":"%d","srcIP":"%s","dstIP":"%s","IPProtocol":"%d","IPTOS":"%d",'
+                b'"IPTTL":"%d","IPID":"%d"') % (
             ip_size if 0 <= ip_size < 0x80000000 else _s32(ip_size), tot_len,
             _IP4_TEXT.get(s) or _ip4(s), _IP4_TEXT.get(d) or _ip4(d), proto, tos, ttl,
             ((ip_id & 0xFF) << 8) | (ip_id >> 8))  # sflowtool prints the id without ntohs
         if fo & 0x1FFF:
-            return out + ',"IPFragmentOffset":"%d"' % (fo & 0x1FFF)
+            return out + b',"IPFragmentOffset":"%d"' % (fo & 0x1FFF)
         p += (vihl & 15) * 4
         if p > end:
             return out
@@ -398,13 +465,13 @@ def _ethernet(b, end: int, size: int) -> str | None:
         ip_size = size - p
         ip_size = ip_size if 0 <= ip_size < 0x80000000 else _s32(ip_size)
         if end - p < 40:
-            return out + ',"IPSize":"%d"' % ip_size
+            return out + b',"IPSize":"%d"' % ip_size
         vcl, plen, proto, ttl, s, d = _IP6.unpack_from(b, p)
         if proto in _IP6_EXT:
             return None
-        out += (',"IPSize":"%d","IPTOS":"%d","IP6_label":"0x%x","IPV6_payloadLen":"%s","IPTTL":"%d",'
-                '"srcIP6":"%s","dstIP6":"%s","IPProtocol":"%d"') % (
-            ip_size, (vcl >> 20) & 0xFF, vcl & 0xFFFFF, plen or "<jumbo>", ttl,
+        out += (b',"IPSize":"%d","IPTOS":"%d","IP6_label":"0x%x","IPV6_payloadLen":"%s","IPTTL":"%d",'
+                b'"srcIP6":"%s","dstIP6":"%s","IPProtocol":"%d"') % (
+            ip_size, (vcl >> 20) & 0xFF, vcl & 0xFFFFF, b"%d" % plen if plen else b"<jumbo>", ttl,
             _IP6_TEXT.get(s) or _ip6(s), _IP6_TEXT.get(d) or _ip6(d), proto)
         p += 40
     else:
@@ -415,23 +482,23 @@ def _ethernet(b, end: int, size: int) -> str | None:
         return out
     if proto == 6:
         if left >= 14:
-            return out + ',"TCPSrcPort":"%d","TCPDstPort":"%d","TCPFlags":"%d"' % _TCP.unpack_from(b, p)
-        return out + ',"TCPSrcPort":"%d","TCPDstPort":"%d"' % _PORTS.unpack_from(b, p)
+            return out + b',"TCPSrcPort":"%d","TCPDstPort":"%d","TCPFlags":"%d"' % _TCP.unpack_from(b, p)
+        return out + b',"TCPSrcPort":"%d","TCPDstPort":"%d"' % _PORTS.unpack_from(b, p)
     if proto == 17:
-        return out + ',"UDPSrcPort":"%d","UDPDstPort":"%d","UDPBytes":"%d"' % _UDP.unpack_from(b, p)
+        return out + b',"UDPSrcPort":"%d","UDPDstPort":"%d","UDPBytes":"%d"' % _UDP.unpack_from(b, p)
     if proto == 1:
-        return out + ',"ICMPType":"%d","ICMPCode":"%d"' % (b[p], b[p + 1])
+        return out + b',"ICMPType":"%d","ICMPCode":"%d"' % (b[p], b[p + 1])
     return out
 
 
-def _switch(buf, off: int, length: int) -> str | None:
+def _switch(buf, off: int, length: int) -> bytes | None:
     if length != 16:
         return None
-    return ('{"flowBlock_tag":"0:1001","extendedType":"SWITCH","in_vlan":"%d","in_priority":"%d","out_vlan":"%d",'
-            '"out_priority":"%d"}' % _SWITCH.unpack_from(buf, off))
+    return (b'{"flowBlock_tag":"0:1001","extendedType":"SWITCH","in_vlan":"%d","in_priority":"%d","out_vlan":"%d",'
+            b'"out_priority":"%d"}' % _SWITCH.unpack_from(buf, off))
 
 
-def _router(buf, off: int, length: int) -> str | None:
+def _router(buf, off: int, length: int) -> bytes | None:
     if length == 16:
         t, a, src_mask, dst_mask = _ROUTER4.unpack_from(buf, off)
         if t != 1:
@@ -444,17 +511,17 @@ def _router(buf, off: int, length: int) -> str | None:
         nh = _IP6_TEXT.get(a) or _ip6(a)
     else:
         return None
-    return ('{"flowBlock_tag":"0:1002","extendedType":"ROUTER","nextHop":"%s","srcSubnetMask":"%d",'
-            '"dstSubnetMask":"%d"}' % (nh, src_mask, dst_mask))
+    return (b'{"flowBlock_tag":"0:1002","extendedType":"ROUTER","nextHop":"%s","srcSubnetMask":"%d",'
+            b'"dstSubnetMask":"%d"}' % (nh, src_mask, dst_mask))
 
 
 _GATEWAY4_ONE = struct.Struct(">I4sIIIIII")  # IPv4 next hop, as, src as, src peer as, 1 segment: its type, count
-_GATEWAY4_T = ('{"flowBlock_tag":"0:1003","extendedType":"GATEWAY","bgp_nexthop":"%s","my_as":"%d","src_as":"%d",'
-               '"src_peer_as":"%d","dst_as_path":"%s","dst_as":"%d","dst_peer_as":"%d"%s,"BGP_localpref":"%d"}')
+_GATEWAY4_T = (b'{"flowBlock_tag":"0:1003","extendedType":"GATEWAY","bgp_nexthop":"%s","my_as":"%d","src_as":"%d",'
+               b'"src_peer_as":"%d","dst_as_path":"%s","dst_as":"%d","dst_peer_as":"%d"%s,"BGP_localpref":"%d"}')
 _U32_ARRAYS = [struct.Struct(">%dI" % i) for i in range(64)]
 
 
-def _gateway(buf, off: int, length: int) -> str | None:
+def _gateway(buf, off: int, length: int) -> bytes | None:
     if length & 3 or length < 24:
         return None
     if length >= 44:
@@ -465,12 +532,12 @@ def _gateway(buf, off: int, length: int) -> str | None:
             nc = _U32.unpack_from(buf, p)[0]
             if nc < 64 and length == 32 + 4 * count + 8 + 4 * nc:
                 asns = _U32_ARRAYS[count].unpack_from(buf, off + 32)
-                path = "-".join(map(str, asns))
+                path = "-".join(map(str, asns)).encode()
                 return _GATEWAY4_T % (
                     _IP4_TEXT.get(a) or _ip4(a), my_as, src_as, src_peer_as,
-                    "(%s)" % path if seg_type == 1 else path, asns[-1], asns[0],
-                    ',"BGP_communities":"%s"' % "-".join(map(str, _U32_ARRAYS[nc].unpack_from(buf, p + 4)))
-                    if nc else "", _U32.unpack_from(buf, p + 4 + 4 * nc)[0])
+                    b"(%s)" % path if seg_type == 1 else path, asns[-1], asns[0],
+                    b',"BGP_communities":"%s"' % "-".join(map(str, _U32_ARRAYS[nc].unpack_from(buf, p + 4))).encode()
+                    if nc else b"", _U32.unpack_from(buf, p + 4 + 4 * nc)[0])
     end = off + length
     t = _U32.unpack_from(buf, off)[0]
     if t == 1:
@@ -489,8 +556,8 @@ def _gateway(buf, off: int, length: int) -> str | None:
     p += 16
     if nseg > (end - p) // 8:
         return None
-    out = ('{"flowBlock_tag":"0:1003","extendedType":"GATEWAY","bgp_nexthop":"%s","my_as":"%d","src_as":"%d",'
-           '"src_peer_as":"%d"' % (nh, my_as, src_as, src_peer_as))
+    out = (b'{"flowBlock_tag":"0:1003","extendedType":"GATEWAY","bgp_nexthop":"%s","my_as":"%d","src_as":"%d",'
+           b'"src_peer_as":"%d"' % (nh, my_as, src_as, src_peer_as))
     dst_as = dst_peer_as = 0
     segs = []
     for _ in range(nseg):
@@ -518,19 +585,19 @@ def _gateway(buf, off: int, length: int) -> str | None:
                        for seg_type, asns in segs)
         if len(path) > 2000:
             return None  # near sflowtool's 2048-byte string buffer: the general path cuts it as it does
-        out += ',"dst_as_path":"%s"' % path
+        out += b',"dst_as_path":"%s"' % path.encode()
         # the words sflowtool takes for these, even when a segment is empty (see flow_records/extended.py)
         first = segs[0][1]
         dst_peer_as = first[0] if first else (segs[1][0] if len(segs) > 1 else nc)
         last = segs[-1][1]
         dst_as = last[-1] if last else 0
-    out += ',"dst_as":"%d","dst_peer_as":"%d"' % (dst_as, dst_peer_as)
+    out += b',"dst_as":"%d","dst_peer_as":"%d"' % (dst_as, dst_peer_as)
     if communities:
         c = "-".join(map(str, communities))
         if len(c) > 2000:
             return None
-        out += ',"BGP_communities":"%s"' % c
-    return out + ',"BGP_localpref":"%d"}' % _U32.unpack_from(buf, p)[0]
+        out += b',"BGP_communities":"%s"' % c.encode()
+    return out + b',"BGP_localpref":"%d"}' % _U32.unpack_from(buf, p)[0]
 
 
 _FLOW_WRITERS: dict[int, Callable | None] = {1: _sampled_header, 1001: _switch, 1002: _router, 1003: _gateway}
@@ -547,9 +614,10 @@ def fixed_writer(block_tag: str, fields: tuple[tuple[str, str | None], ...], cou
     size = st.size
     unpack = st.unpack_from
     tag_key = "counterBlock_tag" if counters else "flowBlock_tag"
-    template = "".join([f'{{"{tag_key}":"{block_tag}"'] + [f',"{key}":"%d"' for _, key in fields if key] + ["}"])
+    template = "".join([f'{{"{tag_key}":"{block_tag}"'] + [f',"{key}":"%d"' for _, key in fields if key]
+                       + ["}"]).encode()
 
-    def write(buf, off: int, length: int) -> str | None:
+    def write(buf, off: int, length: int) -> bytes | None:
         if length != size:
             return None
         return template % unpack(buf, off)
@@ -627,28 +695,28 @@ def _table_writer(tag: int, counters: bool) -> Callable | None:
 _CODEC_ERRORS = (struct.error, ValueError, IndexError, OverflowError, UnicodeError, OSError)
 
 
-def _general_record(buf, off: int, length: int, tag: int, counters: bool) -> str | None:
+def _general_record(buf, off: int, length: int, tag: int, counters: bool) -> bytes | None:
     samples, flows, counter_table, sflowtool, dumps, decode_error = _tables()
     codec = (counter_table if counters else flows).get(tag)
     key = "counterBlock_tag" if counters else "flowBlock_tag"
     if codec is None:
-        return '{"%s":"%d:%d"}' % (key, tag >> 12, tag & 0xFFF)
+        return b'{"%s":"%d:%d"}' % (key.encode(), tag >> 12, tag & 0xFFF)
     try:
         rec = codec.decode(memoryview(buf), off, length)
     except (decode_error, *_CODEC_ERRORS):
         return None
     e = {key: (sflowtool._COUNTER_TAG if counters else sflowtool._FLOW_TAG)[type(rec)]}
     codec.sflowtool(rec, e, "")
-    return dumps(e).decode()
+    return dumps(e)
 
 
-def _general_sample(buf, off: int, end: int, tag: int) -> str | None:
+def _general_sample(buf, off: int, end: int, tag: int) -> bytes | None:
     samples, flows, counter_table, sflowtool, dumps, decode_error = _tables()
     fn = samples.get(tag)
     if fn is None:
-        return '{"sampleType_tag":"%d:%d"}' % (tag >> 12, tag & 0xFFF)
+        return b'{"sampleType_tag":"%d:%d"}' % (tag >> 12, tag & 0xFFF)
     try:
         s = fn(memoryview(buf), off, end)
     except decode_error:
         return None
-    return dumps(sflowtool.sample_fields(s)).decode()
+    return dumps(sflowtool.sample_fields(s))

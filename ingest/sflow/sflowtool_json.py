@@ -408,12 +408,18 @@ def _sampled_header(buf, off: int, length: int) -> bytes | None:
     h = buf[start : start + n]
     # sflowtool's 2048-byte string buffer holds at most 682 bytes as "XX-"
     head = _HEADER_T % (proto, frame_length, stripped, n, _hex(h[:682]))
+    size = frame_length - stripped
     if proto == 1:
-        tail = _ethernet(h, n, frame_length - stripped)
-        return None if tail is None else head + tail + b"}"
-    if proto == 11 or proto == 12 or proto == 15:
-        return None  # raw IP and 802.11: the general path's header parse
-    return head + b"}"
+        tail = _ethernet(h, n, size)
+    elif proto == 11:  # raw IPv4: no version check
+        tail = _ipv4(h, 0, n, size) if n >= 20 else b',"IPSize":"%d"' % _s32(size)
+    elif proto == 12:
+        tail = _ipv6(h, 0, n, size)
+    elif proto == 15:
+        return None  # 802.11: the general path's header parse
+    else:
+        tail = b""
+    return None if tail is None else head + tail + b"}"
 
 
 def _ethernet(b, end: int, size: int) -> bytes | None:
@@ -447,48 +453,106 @@ def _ethernet(b, end: int, size: int) -> bytes | None:
     if t == 0x0800:
         if end - p < 20 or b[p] >> 4 != 4 or b[p] & 15 < 5:
             return out
-        vihl, tos, tot_len, ip_id, fo, ttl, proto, s, d = _IP4.unpack_from(b, p)
-        ip_size = size - p
-        out += (b',"IPSize":"%d","ip.tot_len":"%d","srcIP":"%s","dstIP":"%s","IPProtocol":"%d","IPTOS":"%d",'
-                b'"IPTTL":"%d","IPID":"%d"') % (
-            ip_size if 0 <= ip_size < 0x80000000 else _s32(ip_size), tot_len,
-            _IP4_TEXT.get(s) or _ip4(s), _IP4_TEXT.get(d) or _ip4(d), proto, tos, ttl,
-            ((ip_id & 0xFF) << 8) | (ip_id >> 8))  # sflowtool prints the id without ntohs
-        if fo & 0x1FFF:
-            return out + b',"IPFragmentOffset":"%d"' % (fo & 0x1FFF)
-        p += (vihl & 15) * 4
-        if p > end:
-            return out
-    elif t == 0x86DD:
+        return out + _ipv4(b, p, end, size)
+    if t == 0x86DD:
         if p >= end or b[p] >> 4 != 6:
             return out
-        ip_size = size - p
-        ip_size = ip_size if 0 <= ip_size < 0x80000000 else _s32(ip_size)
-        if end - p < 40:
-            return out + b',"IPSize":"%d"' % ip_size
-        vcl, plen, proto, ttl, s, d = _IP6.unpack_from(b, p)
-        if proto in _IP6_EXT:
-            return None
-        out += (b',"IPSize":"%d","IPTOS":"%d","IP6_label":"0x%x","IPV6_payloadLen":"%s","IPTTL":"%d",'
-                b'"srcIP6":"%s","dstIP6":"%s","IPProtocol":"%d"') % (
-            ip_size, (vcl >> 20) & 0xFF, vcl & 0xFFFFF, b"%d" % plen if plen else b"<jumbo>", ttl,
-            _IP6_TEXT.get(s) or _ip6(s), _IP6_TEXT.get(d) or _ip6(d), proto)
-        p += 40
-    else:
+        tail = _ipv6(b, p, end, size)
+        return None if tail is None else out + tail
+    return out
+
+
+def _ipv4(b, p: int, end: int, size: int) -> bytes:
+    """decodeIPV4 of the 20 bytes or more at p, and on (``size``: frame length - stripped)."""
+    vihl, tos, tot_len, ip_id, fo, ttl, proto, s, d = _IP4.unpack_from(b, p)
+    ip_size = size - p
+    out = (b',"IPSize":"%d","ip.tot_len":"%d","srcIP":"%s","dstIP":"%s","IPProtocol":"%d","IPTOS":"%d",'
+           b'"IPTTL":"%d","IPID":"%d"') % (
+        ip_size if 0 <= ip_size < 0x80000000 else _s32(ip_size), tot_len,
+        _IP4_TEXT.get(s) or _ip4(s), _IP4_TEXT.get(d) or _ip4(d), proto, tos, ttl,
+        ((ip_id & 0xFF) << 8) | (ip_id >> 8))  # sflowtool prints the id without ntohs
+    if fo & 0x1FFF:
+        return out + b',"IPFragmentOffset":"%d"' % (fo & 0x1FFF)
+    p += (vihl & 15) * 4
+    if p > end:
         return out
-    # decodeIPLayer4: sflowtool wants 8 bytes for any of it
+    return out + _l4(b, p, end, proto)
+
+
+def _ipv6(b, p: int, end: int, size: int) -> bytes | None:
+    """decodeIPV6 at p, and on; None: extension headers (the general path's parse)."""
+    ip_size = size - p
+    ip_size = ip_size if 0 <= ip_size < 0x80000000 else _s32(ip_size)
+    if end - p < 40 or b[p] >> 4 != 6:
+        return b',"IPSize":"%d"' % ip_size
+    vcl, plen, proto, ttl, s, d = _IP6.unpack_from(b, p)
+    if proto in _IP6_EXT:
+        return None
+    out = (b',"IPSize":"%d","IPTOS":"%d","IP6_label":"0x%x","IPV6_payloadLen":"%s","IPTTL":"%d",'
+           b'"srcIP6":"%s","dstIP6":"%s","IPProtocol":"%d"') % (
+        ip_size, (vcl >> 20) & 0xFF, vcl & 0xFFFFF, b"%d" % plen if plen else b"<jumbo>", ttl,
+        _IP6_TEXT.get(s) or _ip6(s), _IP6_TEXT.get(d) or _ip6(d), proto)
+    return out + _l4(b, p + 40, end, proto)
+
+
+def _l4(b, p: int, end: int, proto: int) -> bytes:
+    """decodeIPLayer4: sflowtool wants 8 bytes for any of it."""
     left = end - p
     if left < 8:
-        return out
+        return b""
     if proto == 6:
         if left >= 14:
-            return out + b',"TCPSrcPort":"%d","TCPDstPort":"%d","TCPFlags":"%d"' % _TCP.unpack_from(b, p)
-        return out + b',"TCPSrcPort":"%d","TCPDstPort":"%d"' % _PORTS.unpack_from(b, p)
+            return b',"TCPSrcPort":"%d","TCPDstPort":"%d","TCPFlags":"%d"' % _TCP.unpack_from(b, p)
+        return b',"TCPSrcPort":"%d","TCPDstPort":"%d"' % _PORTS.unpack_from(b, p)
     if proto == 17:
-        return out + b',"UDPSrcPort":"%d","UDPDstPort":"%d","UDPBytes":"%d"' % _UDP.unpack_from(b, p)
+        return b',"UDPSrcPort":"%d","UDPDstPort":"%d","UDPBytes":"%d"' % _UDP.unpack_from(b, p)
     if proto == 1:
-        return out + b',"ICMPType":"%d","ICMPCode":"%d"' % (b[p], b[p + 1])
-    return out
+        return b',"ICMPType":"%d","ICMPCode":"%d"' % (b[p], b[p + 1])
+    return b""
+
+
+# sampled_ethernet, sampled_ipv4, sampled_ipv6 (0:2-0:4; sflowtool's readFlowSample_ethernet/IPv4/IPv6)
+_SAMPLED_ETHERNET = struct.Struct(">I6s2x6s2xI")
+_SAMPLED_IPV4 = struct.Struct(">II4s4sIIII")
+_SAMPLED_IPV6 = struct.Struct(">II16s16sIIII")
+
+
+def _sampled_ethernet(buf, off: int, length: int) -> bytes | None:
+    if length != 24:
+        return None
+    n, src, dst, t = _SAMPLED_ETHERNET.unpack_from(buf, off)
+    return (b'{"flowBlock_tag":"0:2","flowSampleType":"ETHERNET","ethernet_type":"%d","ethernet_len":"%d",'
+            b'"ethernet_src":"%s","ethernet_dst":"%s"}' % (t, n, _hexlify(src), _hexlify(dst)))
+
+
+def _ports(proto: int, src: int, dst: int, flags: int) -> bytes:
+    if proto == 1:
+        return b',"ICMPType":"%d"' % dst  # sflowtool takes the ICMP type from the dst port
+    if proto == 6:
+        return b',"TCPSrcPort":"%d","TCPDstPort":"%d","TCPFlags":"%d"' % (src, dst, flags)
+    if proto == 17:
+        return b',"UDPSrcPort":"%d","UDPDstPort":"%d"' % (src, dst)
+    return b""
+
+
+def _sampled_ipv4(buf, off: int, length: int) -> bytes | None:
+    if length != 32:
+        return None
+    n, proto, s, d, sport, dport, flags, tos = _SAMPLED_IPV4.unpack_from(buf, off)
+    return (b'{"flowBlock_tag":"0:3","flowSampleType":"IPV4","sampledPacketSize":"%d","IPSize":"%d","srcIP":"%s",'
+            b'"dstIP":"%s","IPProtocol":"%d","IPTOS":"%d"%s}' % (
+                n, n, _IP4_TEXT.get(s) or _ip4(s), _IP4_TEXT.get(d) or _ip4(d), proto, tos,
+                _ports(proto, sport, dport, flags)))
+
+
+def _sampled_ipv6(buf, off: int, length: int) -> bytes | None:
+    if length != 56:
+        return None
+    n, proto, s, d, sport, dport, flags, priority = _SAMPLED_IPV6.unpack_from(buf, off)
+    return (b'{"flowBlock_tag":"0:4","flowSampleType":"IPV6","sampledPacketSize":"%d","IPSize":"%d",'
+            b'"srcIP6":"%s","dstIP6":"%s","IPProtocol":"%d","priority":"%d"%s}' % (
+                n, n, _IP6_TEXT.get(s) or _ip6(s), _IP6_TEXT.get(d) or _ip6(d), proto, priority,
+                _ports(proto, sport, dport, flags)))
 
 
 def _switch(buf, off: int, length: int) -> bytes | None:
@@ -600,7 +664,10 @@ def _gateway(buf, off: int, length: int) -> bytes | None:
     return out + b',"BGP_localpref":"%d"}' % _U32.unpack_from(buf, p)[0]
 
 
-_FLOW_WRITERS: dict[int, Callable | None] = {1: _sampled_header, 1001: _switch, 1002: _router, 1003: _gateway}
+_FLOW_WRITERS: dict[int, Callable | None] = {
+    1: _sampled_header, 2: _sampled_ethernet, 3: _sampled_ipv4, 4: _sampled_ipv6, 1001: _switch, 1002: _router,
+    1003: _gateway,
+}
 
 
 # ---------------------------------------------------------------- counter records

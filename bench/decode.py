@@ -15,6 +15,11 @@ input is first decoded once by both at its original size and the outputs compare
 that as a ratio to sflowtool's CPU per sample; bytes -> -j lines samples/s (the CLI's loop
 without start-up). Without sflowtool (not found) the sflowtool columns and ratios are left out.
 
+Columns: CPU and wall are medians per run; sflowtool/s and sflowpipe/s are samples per CPU second of
+the whole process; x CPU and x wall are sflowpipe's throughput over sflowtool's (their time over
+ours); model flow/s is bytes -> data model in process, model x that over sflowtool's samples per
+CPU second; -j in-proc/s is the CLI's loop over the datagrams in process (no start-up).
+
 The machine is shared: only ratios measured in one run, alternating, hold.
 """
 
@@ -227,11 +232,13 @@ def main(args: argparse.Namespace | None = None) -> int:
     if not ins:
         print(f"no capture found (looked in {CAPTURES})", file=sys.stderr)
         return 2
-    cols = ["input", "dgrams", "samples", "same bytes", "sflowtool CPU", "sflowpipe CPU", "x CPU",
-            "sflowtool wall", "sflowpipe wall", "x wall", "model flow/s", "model x", "-j in-proc/s"]
+    cols = ["input", "dgrams", "samples", "same bytes", "sflowtool CPU", "sflowpipe CPU", "sflowtool/s", "sflowpipe/s",
+            "x CPU", "sflowtool wall", "sflowpipe wall", "x wall", "model flow/s", "model x", "-j in-proc/s"]
     if tool is None:
-        cols = [c for c in cols if "sflowtool" not in c and not c.startswith("x ") and c not in ("model x", "same bytes")]
-    print(f"sflowpipe decode -j -r F vs sflowtool -j -r F: whole processes, {args.rounds} rounds alternating, "
+        cols = [c for c in cols
+                if "sflowtool" not in c and not c.startswith("x ") and c not in ("model x", "same bytes")]
+    print(f"sflowpipe decode -j -r F{' vs sflowtool -j -r F' if tool else ''}: whole processes, {args.rounds} rounds"
+          f"{' alternating' if tool else ''}, "
           f"medians; inputs repeated to >= {args.min_seconds} s of {'sflowtool' if tool else 'sflowpipe'} CPU; "
           f"bytecode cached as installed",
           flush=True)
@@ -307,6 +314,7 @@ def measure(inp: Input, tool: str | None, args: argparse.Namespace, tmp: str) ->
             theirs_t.append(run_timed([tool, "-j", "-r", path]))
     row["sflowpipe CPU"] = statistics.median(t[0] for t in ours_t)
     row["sflowpipe wall"] = statistics.median(t[1] for t in ours_t)
+    row["sflowpipe/s"] = row["samples"] / row["sflowpipe CPU"]
     # in process, on up to ~20k samples' worth of datagrams
     n = max(1, min(len(inp.payloads) * repeat, len(inp.payloads) * max(1, 20_000 // max(samples, 1))))
     data = [inp.payloads[i % len(inp.payloads)] for i in range(n)]
@@ -317,6 +325,7 @@ def measure(inp: Input, tool: str | None, args: argparse.Namespace, tmp: str) ->
     if tool:
         row["sflowtool CPU"] = statistics.median(t[0] for t in theirs_t)
         row["sflowtool wall"] = statistics.median(t[1] for t in theirs_t)
+        row["sflowtool/s"] = row["samples"] / row["sflowtool CPU"]
         row["x CPU"] = row["sflowtool CPU"] / row["sflowpipe CPU"]
         row["x wall"] = row["sflowtool wall"] / row["sflowpipe wall"]
         if samples:

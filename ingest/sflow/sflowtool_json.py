@@ -153,8 +153,9 @@ def datagram_line(data, meta: Meta) -> bytes | None:
         return None
     if n > (size - off) // 8:
         return None
-    samples = []
-    append = samples.append
+    # the whole line is one template (pieces) and its values: a single %-format per datagram
+    pieces = [_DATAGRAM_T]
+    vals = [head_json(meta), sub, agent, seq, uptime, n]
     unpack = _TAG_LEN.unpack_from
     writers = _SAMPLE_WRITERS
     for _ in range(n):
@@ -166,16 +167,23 @@ def datagram_line(data, meta: Meta) -> bytes | None:
         if padded > size - off:
             return None
         w = writers.get(tag)
-        s = w(data, off, off + padded) if w is not None else None
-        if s is None:
-            s = _general_sample(data, off, off + padded, tag)
-            if s is None:
+        k, kv = len(pieces), len(vals)
+        if w is None or not w(data, off, off + padded, pieces, vals):
+            del pieces[k:], vals[kv:]
+            e = _general_sample(data, off, off + padded, tag)
+            if e is None:
                 return None
-        append(s)
+            pieces.append(b",%s")
+            vals.append(e)
         off += padded
-    return (b'%s,"datagramVersion":"5","agentSubId":"%d","agent":"%s","packetSequenceNo":"%d","sysUpTime":"%d",'
-            b'"samplesInPacket":"%d","samples":[%s]}\n' % (head_json(meta), sub, agent, seq, uptime, n,
-                                                          b",".join(samples)))
+    if n:
+        pieces[1] = pieces[1][1:]  # the first sample has no comma before it
+    pieces.append(b"]}\n")
+    return b"".join(pieces) % tuple(vals)
+
+
+_DATAGRAM_T = (b'%s,"datagramVersion":"5","agentSubId":"%d","agent":"%s","packetSequenceNo":"%d","sysUpTime":"%d",'
+               b'"samplesInPacket":"%d","samples":[')
 
 
 def _plain(s: str) -> bool:
@@ -183,35 +191,31 @@ def _plain(s: str) -> bool:
     return s.isascii() and s.isprintable() and '"' not in s and "\\" not in s
 
 
-_FLOW_T = (b'{"sampleType_tag":"0:%d","sampleType":"FLOWSAMPLE","sampleSequenceNo":"%d","sourceId":"%d:%d",'
+_FLOW_T = (b',{"sampleType_tag":"0:%d","sampleType":"FLOWSAMPLE","sampleSequenceNo":"%d","sourceId":"%d:%d",'
            b'"meanSkipCount":"%d","samplePool":"%d","dropEvents":"%d","inputPort":"%s%d","outputPort":"%s%d",'
            b'"elements":[')
-_COUNTERS_T = (b'{"sampleType_tag":"0:%d","sampleType":"COUNTERSSAMPLE","sampleSequenceNo":"%d","sourceId":"%d:%d",'
+_COUNTERS_T = (b',{"sampleType_tag":"0:%d","sampleType":"COUNTERSSAMPLE","sampleSequenceNo":"%d","sourceId":"%d:%d",'
                b'"elements":[%s]}')
 
 
-def _flow_sample(buf, off: int, end: int) -> bytes | None:
+def _flow_sample(buf, off: int, end: int, pieces: list, vals: list) -> bool:
     if end - off < 32:
-        return None
+        return False
     seq, src, rate, pool, drops, inp, outp, n = _FLOW.unpack_from(buf, off)
-    pieces = [_FLOW_T]
-    vals = [1, seq, src >> 24, src & 0xFFFFFF, rate, pool, drops, _PORT_FORMAT[inp >> 30], inp & 0x3FFFFFFF,
-            _PORT_FORMAT[outp >> 30], outp & 0x3FFFFFFF]
-    if not _flow_records(buf, off + 32, end, n, pieces, vals):
-        return None
-    return b"".join(pieces) % tuple(vals)
+    pieces.append(_FLOW_T)
+    vals += (1, seq, src >> 24, src & 0xFFFFFF, rate, pool, drops, _PORT_FORMAT[inp >> 30], inp & 0x3FFFFFFF,
+             _PORT_FORMAT[outp >> 30], outp & 0x3FFFFFFF)
+    return _flow_records(buf, off + 32, end, n, pieces, vals)
 
 
-def _flow_sample_expanded(buf, off: int, end: int) -> bytes | None:
+def _flow_sample_expanded(buf, off: int, end: int, pieces: list, vals: list) -> bool:
     if end - off < 44:
-        return None
+        return False
     seq, cls, idx, rate, pool, drops, infmt, inp, outfmt, outp, n = _FLOW_X.unpack_from(buf, off)
-    pieces = [_FLOW_T]
-    vals = [3, seq, cls, idx, rate, pool, drops, _PORT_FORMAT[min(infmt, 3)], inp, _PORT_FORMAT[min(outfmt, 3)],
-            outp]
-    if not _flow_records(buf, off + 44, end, n, pieces, vals):
-        return None
-    return b"".join(pieces) % tuple(vals)
+    pieces.append(_FLOW_T)
+    vals += (3, seq, cls, idx, rate, pool, drops, _PORT_FORMAT[min(infmt, 3)], inp, _PORT_FORMAT[min(outfmt, 3)],
+             outp)
+    return _flow_records(buf, off + 44, end, n, pieces, vals)
 
 
 # The common records are printed into their sample's one template: pieces of it and their values.
@@ -335,24 +339,28 @@ def _flow_records(buf, off: int, end: int, n: int, pieces: list, vals: list) -> 
     return True
 
 
-def _counter_sample(buf, off: int, end: int) -> bytes | None:
+def _counter_sample(buf, off: int, end: int, pieces: list, vals: list) -> bool:
     if end - off < 12:
-        return None
+        return False
     seq, src, n = _COUNTERS.unpack_from(buf, off)
     elements = _records(buf, off + 12, end, n, _COUNTER_WRITERS, True)
     if elements is None:
-        return None
-    return _COUNTERS_T % (2, seq, src >> 24, src & 0xFFFFFF, elements)
+        return False
+    pieces.append(_COUNTERS_T)
+    vals += (2, seq, src >> 24, src & 0xFFFFFF, elements)
+    return True
 
 
-def _counter_sample_expanded(buf, off: int, end: int) -> bytes | None:
+def _counter_sample_expanded(buf, off: int, end: int, pieces: list, vals: list) -> bool:
     if end - off < 16:
-        return None
+        return False
     seq, cls, idx, n = _COUNTERS_X.unpack_from(buf, off)
     elements = _records(buf, off + 16, end, n, _COUNTER_WRITERS, True)
     if elements is None:
-        return None
-    return _COUNTERS_T % (4, seq, cls, idx, elements)
+        return False
+    pieces.append(_COUNTERS_T)
+    vals += (4, seq, cls, idx, elements)
+    return True
 
 
 _SAMPLE_WRITERS: dict[int, Callable] = {1: _flow_sample, 2: _counter_sample, 3: _flow_sample_expanded,

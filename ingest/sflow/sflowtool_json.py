@@ -119,16 +119,6 @@ def _hex(b) -> bytes:
 _PORT_FORMAT = (b"", b"dropCode ", b"multiple ", b"format==3 ")  # sflowtool's inputPort/outputPort by format
 
 
-def head_json(meta: Meta) -> bytes:
-    """The datagram line up to its first decoded field (without the comma)."""
-    s = b'{"datagramSourceIP":"%s","datagramSize":"%d","unixSecondsUTC":"%d","unixSecondsUTC_uS":"%d",' \
-        b'"localtime":"%s"' % (meta.source_ip.encode(), meta.size, meta.read_sec, meta.read_usec,
-                               _localtime_b(meta.read_sec))
-    if meta.pcap_sec:
-        s += b',"pcapTimestamp":"%s","pcapTimestamp_uS":"%d"' % (_localtime_b(meta.pcap_sec), meta.pcap_usec)
-    return s
-
-
 # ---------------------------------------------------------------- datagram and samples
 
 
@@ -154,8 +144,15 @@ def datagram_line(data, meta: Meta) -> bytes | None:
     if n > (size - off) // 8:
         return None
     # the whole line is one template (pieces) and its values: a single %-format per datagram
-    pieces = [_DATAGRAM_T]
-    vals = [head_json(meta), sub, agent, seq, uptime, n]
+    source, size, read_sec, read_usec, pcap_sec, pcap_usec = meta
+    if pcap_sec:
+        pieces = [_PCAP_DATAGRAM_T]
+        vals = [b"-" if source == "-" else source.encode(), size, read_sec, read_usec, _localtime_b(read_sec),
+                _localtime_b(pcap_sec), pcap_usec, sub, agent, seq, uptime, n]
+    else:
+        pieces = [_LIVE_DATAGRAM_T]
+        vals = [b"-" if source == "-" else source.encode(), size, read_sec, read_usec, _localtime_b(read_sec),
+                sub, agent, seq, uptime, n]
     unpack = _TAG_LEN.unpack_from
     writers = _SAMPLE_WRITERS
     for _ in range(n):
@@ -182,8 +179,13 @@ def datagram_line(data, meta: Meta) -> bytes | None:
     return b"".join(pieces) % tuple(vals)
 
 
-_DATAGRAM_T = (b'%s,"datagramVersion":"5","agentSubId":"%d","agent":"%s","packetSequenceNo":"%d","sysUpTime":"%d",'
+_DATAGRAM_T = (b',"datagramVersion":"5","agentSubId":"%d","agent":"%s","packetSequenceNo":"%d","sysUpTime":"%d",'
                b'"samplesInPacket":"%d","samples":[')
+_HEAD_T = (b'{"datagramSourceIP":"%s","datagramSize":"%d","unixSecondsUTC":"%d","unixSecondsUTC_uS":"%d",'
+           b'"localtime":"%s"')
+_PCAP_T = b',"pcapTimestamp":"%s","pcapTimestamp_uS":"%d"'
+_LIVE_DATAGRAM_T = _HEAD_T + _DATAGRAM_T
+_PCAP_DATAGRAM_T = _HEAD_T + _PCAP_T + _DATAGRAM_T
 
 
 def _plain(s: str) -> bool:

@@ -239,6 +239,7 @@ _IP6_HEAD = struct.Struct(">IHBB16s16s")
 _TCP_HEAD = struct.Struct(">HH8xxB")
 _UDP_HEAD = struct.Struct(">HHH")
 _MACS = struct.Struct(">6s6s")
+_HEADER_ETH_IP4 = struct.Struct(">IIII6s6sHBBHHHBBxx4s4s")  # header head, Ethernet, IPv4: 50 bytes
 
 
 def _flow_records(buf, off: int, end: int, n: int, pieces: list, vals: list) -> bool:
@@ -256,9 +257,25 @@ def _flow_records(buf, off: int, end: int, n: int, pieces: list, vals: list) -> 
         if padded > end - off:
             return False
         if tag == 1 and length >= 58:
-            # a sampled Ethernet frame with IPv4 (no options, not a fragment) or IPv6 (no extension
-            # headers), after at most one 802.1Q tag, and a whole TCP or UDP header: one piece each
-            proto, frame_length, stripped, hlen = _HEADER_HEAD.unpack_from(buf, off)
+            # the most common of all: an untagged frame with IPv4 (20-byte header, not a fragment)
+            # and a whole TCP or UDP header, read with two structs
+            (proto, frame_length, stripped, hlen, dm, sm, t, vihl, tos, tot_len, ip_id, fo, ttl, ip_proto, s,
+             d) = _HEADER_ETH_IP4.unpack_from(buf, off)
+            if (proto == 1 and t == 0x0800 and vihl == 0x45 and not fo & 0x1FFF and hlen <= length - 16
+                    and (hlen + 3) & ~3 == padded - 16
+                    and (ip_proto == 6 and hlen >= 48 or ip_proto == 17 and hlen >= 42)):
+                ip_size = frame_length - stripped - 14
+                pieces += (_HEADER_HEAD_T, _IP4_T, _TCP_T if ip_proto == 6 else _UDP_T)
+                vals += (frame_length, stripped, hlen,
+                         _hexlify(buf[off + 16 : off + 16 + min(hlen, 682)], b"-").upper(), _hexlify(dm), _hexlify(sm),
+                         ip_size if 0 <= ip_size < 0x80000000 else _s32(ip_size), tot_len,
+                         _IP4_TEXT.get(s) or _ip4(s), _IP4_TEXT.get(d) or _ip4(d), ip_proto, tos, ttl,
+                         ((ip_id & 0xFF) << 8) | (ip_id >> 8))  # sflowtool prints the id without ntohs
+                vals += (_TCP_HEAD if ip_proto == 6 else _UDP_HEAD).unpack_from(buf, off + 50)
+                off += padded
+                continue
+            # else a sampled Ethernet frame with IPv4 (no options, not a fragment) or IPv6 (no extension
+            # headers), after at most one 802.1Q tag, and a whole TCP or UDP header
             h = off + 16
             q = h + 14  # the IP header
             if proto == 1 and hlen <= length - 16 and (hlen + 3) & ~3 == padded - 16 and hlen >= 42:
@@ -279,8 +296,8 @@ def _flow_records(buf, off: int, end: int, n: int, pieces: list, vals: list) -> 
                     if l4 is not None:
                         dm, sm = _MACS.unpack_from(buf, h)
                         ip_size = frame_length - stripped - (q - h)
-                        vals += (frame_length, stripped, hlen, _hex(buf[h : h + min(hlen, 682)]), _hexlify(dm),
-                                 _hexlify(sm))
+                        vals += (frame_length, stripped, hlen, _hexlify(buf[h : h + min(hlen, 682)], b"-").upper(),
+                                 _hexlify(dm), _hexlify(sm))
                         if q - h == 18:
                             pieces += (_HEADER_HEAD_T, _VLAN_T, _IP4_T, l4_t)
                             vals += (tci & 0x0FFF, tci >> 13)
@@ -297,8 +314,8 @@ def _flow_records(buf, off: int, end: int, n: int, pieces: list, vals: list) -> 
                     if ip_proto == 17 or left >= 54:
                         dm, sm = _MACS.unpack_from(buf, h)
                         ip_size = frame_length - stripped - (q - h)
-                        vals += (frame_length, stripped, hlen, _hex(buf[h : h + min(hlen, 682)]), _hexlify(dm),
-                                 _hexlify(sm))
+                        vals += (frame_length, stripped, hlen, _hexlify(buf[h : h + min(hlen, 682)], b"-").upper(),
+                                 _hexlify(dm), _hexlify(sm))
                         if q - h == 18:
                             pieces += (_HEADER_HEAD_T, _VLAN_T, _IP6_T, _TCP_T if ip_proto == 6 else _UDP_T)
                             vals += (tci & 0x0FFF, tci >> 13)

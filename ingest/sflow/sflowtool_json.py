@@ -484,8 +484,7 @@ def _ethernet(b, end: int, size: int) -> bytes | None:
     if t == 0x86DD:
         if p >= end or b[p] >> 4 != 6:
             return out
-        tail = _ipv6(b, p, end, size)
-        return None if tail is None else out + tail
+        return out + _ipv6(b, p, end, size)
     return out
 
 
@@ -506,20 +505,31 @@ def _ipv4(b, p: int, end: int, size: int) -> bytes:
     return out + _l4(b, p, end, proto)
 
 
-def _ipv6(b, p: int, end: int, size: int) -> bytes | None:
-    """decodeIPV6 at p, and on; None: extension headers (the general path's parse)."""
+def _ipv6(b, p: int, end: int, size: int) -> bytes:
+    """decodeIPV6 at p, and on (``size``: frame length - stripped)."""
     ip_size = size - p
     ip_size = ip_size if 0 <= ip_size < 0x80000000 else _s32(ip_size)
     if end - p < 40 or b[p] >> 4 != 6:
         return b',"IPSize":"%d"' % ip_size
     vcl, plen, proto, ttl, s, d = _IP6.unpack_from(b, p)
-    if proto in _IP6_EXT:
-        return None
     out = (b',"IPSize":"%d","IPTOS":"%d","IP6_label":"0x%x","IPV6_payloadLen":"%s","IPTTL":"%d",'
-           b'"srcIP6":"%s","dstIP6":"%s","IPProtocol":"%d"') % (
+           b'"srcIP6":"%s","dstIP6":"%s"') % (
         ip_size, (vcl >> 20) & 0xFF, vcl & 0xFFFFF, b"%d" % plen if plen else b"<jumbo>", ttl,
-        _IP6_TEXT.get(s) or _ip6(s), _IP6_TEXT.get(d) or _ip6(d), proto)
-    return out + _l4(b, p + 40, end, proto)
+        _IP6_TEXT.get(s) or _ip6(s), _IP6_TEXT.get(d) or _ip6(d))
+    p += 40
+    if proto in _IP6_EXT:
+        # sflowtool prints IP6HeaderExtension for each extension header it walks; the general path
+        # keeps one such key (a JSON object's), at its first place, with the last value
+        while proto in _IP6_EXT:
+            last = proto
+            if end - p < 2:
+                return out + b',"IP6HeaderExtension":"%d"' % last
+            proto = b[p]
+            p += 8 * (b[p + 1] + 1)
+            if p > end:
+                return out + b',"IP6HeaderExtension":"%d"' % last
+        out += b',"IP6HeaderExtension":"%d"' % last
+    return out + b',"IPProtocol":"%d"' % proto + _l4(b, p, end, proto)
 
 
 def _l4(b, p: int, end: int, proto: int) -> bytes:

@@ -126,6 +126,11 @@ HEADERS = {
     "ipv6 udp jumbo": eth(0x86DD) + ip6(17, udp(), plen=0),
     "ipv6 icmpv6": eth(0x86DD) + ip6(58, icmp(128)),
     "ipv6 hop-by-hop": eth(0x86DD) + ip6(0, bytes([6, 0]) + b"\0" * 6 + tcp()),
+    "ipv6 two extension headers": eth(0x86DD) + ip6(0, bytes([60, 0]) + b"\0" * 6 + bytes([17, 1]) + b"\0" * 14
+                                                 + udp()),
+    "ipv6 fragment header": eth(0x86DD) + ip6(44, bytes([17, 0, 0, 9]) + b"\0" * 4 + udp()),
+    "ipv6 extension past the end": eth(0x86DD) + ip6(0, bytes([6, 200]) + b"\0" * 6),
+    "ipv6 extension cut": eth(0x86DD) + ip6(43, b"\x06"),
     "ipv6 short": (eth(0x86DD) + ip6(6, tcp()))[:40],
     "ipv6 not v6": eth(0x86DD) + b"\x45" + ip6(6, tcp())[1:],
     "arp": eth(0x0806) + b"\0" * 28,

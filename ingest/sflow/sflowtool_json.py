@@ -338,6 +338,29 @@ def _flow_records(buf, off: int, end: int, n: int, pieces: list, vals: list) -> 
             vals += (_IP4_TEXT.get(a) or _ip4(a), src_mask, dst_mask)
             off += padded
             continue
+        elif tag == 1003 and length >= 44 and not length & 3:
+            # a gateway with an IPv4 next hop and one AS path segment of up to 63 ASNs
+            t, a, my_as, src_as, src_peer_as, nseg, seg_type, count = _GATEWAY4_ONE.unpack_from(buf, off)
+            if t == 1 and nseg == 1 and 0 < count < 64 and 40 + 4 * count <= length:
+                p = off + 32 + 4 * count
+                nc = _U32.unpack_from(buf, p)[0]
+                if nc < 64 and length == 40 + 4 * count + 4 * nc:
+                    if count == 1:
+                        asn = _U32.unpack_from(buf, off + 32)[0]
+                        path = b"(%d)" % asn if seg_type == 1 else b"%d" % asn
+                        dst_peer_as = dst_as = asn
+                    else:
+                        asns = _U32_ARRAYS[count].unpack_from(buf, off + 32)
+                        path = "-".join(map(str, asns)).encode()
+                        if seg_type == 1:
+                            path = b"(%s)" % path
+                        dst_peer_as, dst_as = asns[0], asns[-1]
+                    pieces.append(_GATEWAY_PIECE_T)
+                    vals += (_IP4_TEXT.get(a) or _ip4(a), my_as, src_as, src_peer_as, path, dst_as, dst_peer_as,
+                             b',"BGP_communities":"%s"' % "-".join(map(str, _U32_ARRAYS[nc].unpack_from(buf, p + 4)))
+                             .encode() if nc else b"", _U32.unpack_from(buf, p + 4 + 4 * nc)[0])
+                    off += padded
+                    continue
         # any other record: its writer's text, or the general path's
         w = _FLOW_WRITERS.get(tag, _UNSEEN)
         if w is _UNSEEN:
@@ -620,6 +643,7 @@ _GATEWAY4_ONE = struct.Struct(">I4sIIIIII")  # IPv4 next hop, as, src as, src pe
 _GATEWAY4_T = (b'{"flowBlock_tag":"0:1003","extendedType":"GATEWAY","bgp_nexthop":"%s","my_as":"%d","src_as":"%d",'
                b'"src_peer_as":"%d","dst_as_path":"%s","dst_as":"%d","dst_peer_as":"%d"%s,"BGP_localpref":"%d"}')
 _U32_ARRAYS = [struct.Struct(">%dI" % i) for i in range(64)]
+_GATEWAY_PIECE_T = b"," + _GATEWAY4_T
 
 
 def _gateway(buf, off: int, length: int) -> bytes | None:

@@ -155,6 +155,8 @@ def test_sampled_header_shapes(name, protocol):
 
 
 GATEWAYS = [
+    ExtendedGateway("192.0.2.1", 64500, 1, 2, ((AS_SEQUENCE, (65001,)),), (), 100),
+    ExtendedGateway("192.0.2.1", 64500, 1, 2, ((AS_SET, (4294967295,)),), (5,), 100),
     ExtendedGateway("192.0.2.1", 64500, 1, 2, ((AS_SEQUENCE, (3, 4, 5)),), (), 100),
     ExtendedGateway("192.0.2.1", 64500, 1, 2, ((AS_SET, (3, 4)),), (1, 2, 4294967295), 0),
     ExtendedGateway("192.0.2.1", 64500, 1, 2, ((AS_SEQUENCE, ()),), (7,), 0),

@@ -144,7 +144,7 @@ def run(source: Iterable[Received], output: str, out: BinaryIO, flush_each: bool
             n += 1
             out.flush()
         return n
-    # a capture: lines gathered into ~1 MB writes (one write call per line cost as much as a line)
+    # a capture: lines gathered into ~1 MB writes, not one write call a line
     pending: list[bytes] = []
     size = 0
     try:

@@ -7,14 +7,11 @@ import sys
 import time
 from typing import BinaryIO, Callable, Iterable, Iterator
 
-import msgspec
+from ingest.pcap import udp_payloads
+from ingest.sflow.sflowtool_json import Meta, datagram_line
 
-from ingest.pcap import read_udp
-from ingest.sflow import sflowtool
-from ingest.sflow.datagram import decode_datagram
-from ingest.sflow.errors import DecodeError
-from ingest.sflow.model import CounterSample, FlowSample
-from ingest.sflow.sflowtool import Meta
+# The decoder, its model (msgspec) and the general sflowtool writers are imported by the output
+# formats that use them: `decode -j -r` of common datagrams runs without them (its start-up counts).
 
 # A received datagram: (payload, Meta)
 Received = tuple[bytes, Meta]
@@ -22,8 +19,8 @@ Received = tuple[bytes, Meta]
 
 def from_capture(f: BinaryIO) -> Iterator[Received]:
     """Datagrams of a capture, with the metadata sflowtool prints for capture input."""
-    for d in read_udp(f):
-        yield d.payload, Meta("-", len(d.payload), 0, 0, d.ts_sec, d.ts_usec)
+    for ts_sec, ts_usec, payload in udp_payloads(f):
+        yield payload, Meta("-", len(payload), 0, 0, ts_sec, ts_usec)
 
 
 def from_socket(address: str, port: int) -> Iterator[Received]:
@@ -48,15 +45,31 @@ def from_socket(address: str, port: int) -> Iterator[Received]:
 
 def _fields(data: bytes, meta: Meta) -> dict:
     """sflowtool's view of one datagram, or the error line for one that cannot be decoded."""
+    from ingest.sflow import sflowtool
+    from ingest.sflow.datagram import decode_datagram
+    from ingest.sflow.errors import DecodeError
+
     try:
         return sflowtool.datagram_fields(decode_datagram(data), meta)
     except DecodeError as e:
         return sflowtool.error_fields(e, meta)
 
 
+def _render_json(data: bytes, meta: Meta) -> bytes:
+    """sflowtool -j: straight from the bytes for common datagrams, else through the data model."""
+    line = datagram_line(data, meta)
+    if line is None:
+        from ingest.sflow import sflowtool
+
+        line = sflowtool.json_line(_fields(data, meta))
+    return line
+
+
 def _render_sflowtool(kind: str) -> Callable[[bytes, Meta], bytes]:
     if kind == "json":
-        return lambda data, meta: sflowtool.json_line(_fields(data, meta))
+        return _render_json
+    from ingest.sflow import sflowtool
+
     if kind == "grep":
         return lambda data, meta: sflowtool.grep(_fields(data, meta), meta).encode("utf-8", "replace")
     writer = {"pretty": sflowtool.json_pretty, "text": sflowtool.text}[kind]
@@ -64,6 +77,9 @@ def _render_sflowtool(kind: str) -> Callable[[bytes, Meta], bytes]:
 
 
 def _render_lines(data: bytes, meta: Meta) -> bytes:
+    from ingest.sflow.datagram import decode_datagram
+    from ingest.sflow.errors import DecodeError
+    from ingest.sflow.model import CounterSample, FlowSample
     from ingest.sflow.sflowtool_line import counters_line, flow_line
 
     try:
@@ -81,25 +97,32 @@ def _render_lines(data: bytes, meta: Meta) -> bytes:
     return "".join(out).encode("utf-8", "replace")
 
 
-class _Typed(msgspec.Struct):
-    source: str
-    size: int
-    timestamp: float
-    datagram: object = None
-    error: str | None = None
-    offset: int | None = None
-
-
-_typed_encoder = msgspec.json.Encoder()
+_typed: list = []  # (the record type, its encoder), made on first use
 
 
 def _render_typed(data: bytes, meta: Meta) -> bytes:
+    from ingest.sflow.datagram import decode_datagram
+    from ingest.sflow.errors import DecodeError
+
+    if not _typed:
+        import msgspec
+
+        class Typed(msgspec.Struct):
+            source: str
+            size: int
+            timestamp: float
+            datagram: object = None
+            error: str | None = None
+            offset: int | None = None
+
+        _typed.extend((Typed, msgspec.json.Encoder()))
+    typed, encoder = _typed
     ts = (meta.pcap_sec + meta.pcap_usec / 1e6) if meta.pcap_sec else (meta.read_sec + meta.read_usec / 1e6)
     try:
-        rec = _Typed(meta.source_ip, meta.size, ts, datagram=decode_datagram(data))
+        rec = typed(meta.source_ip, meta.size, ts, datagram=decode_datagram(data))
     except DecodeError as e:
-        rec = _Typed(meta.source_ip, meta.size, ts, error=e.reason, offset=e.offset)
-    return _typed_encoder.encode(rec) + b"\n"
+        rec = typed(meta.source_ip, meta.size, ts, error=e.reason, offset=e.offset)
+    return encoder.encode(rec) + b"\n"
 
 
 def renderer(output: str) -> Callable[[bytes, Meta], bytes]:
@@ -115,10 +138,26 @@ def run(source: Iterable[Received], output: str, out: BinaryIO, flush_each: bool
     render = renderer(output)
     write = out.write
     n = 0
-    for data, meta in source:
-        write(render(data, meta))
-        n += 1
-        if flush_each:
+    if flush_each:
+        for data, meta in source:
+            write(render(data, meta))
+            n += 1
             out.flush()
-    out.flush()
+        return n
+    # a capture: lines gathered into ~1 MB writes, not one write call a line
+    pending: list[bytes] = []
+    size = 0
+    try:
+        for data, meta in source:
+            line = render(data, meta)
+            pending.append(line)
+            size += len(line)
+            n += 1
+            if size >= 1 << 20:
+                write(b"".join(pending))
+                pending.clear()
+                size = 0
+    finally:  # the lines before a corrupt capture record still go out
+        write(b"".join(pending))
+        out.flush()
     return n

@@ -7,6 +7,8 @@ extension headers). Anything that is not a UDP datagram is skipped.
 
 from __future__ import annotations
 
+import io
+import mmap
 import socket
 import struct
 from typing import BinaryIO, Iterator, NamedTuple
@@ -272,3 +274,52 @@ def read_udp_payloads(path: str) -> list[UdpDatagram]:
     """All UDP datagrams of a capture file."""
     with open(path, "rb") as f:
         return list(read_udp(f))
+
+
+def udp_payloads(f: BinaryIO) -> Iterator[tuple[int, int, bytes | memoryview]]:
+    """(seconds, microseconds, payload) of every UDP datagram in a capture, as ``read_udp``.
+
+    A classic pcap file is mapped into memory and its common frames (Ethernet, IPv4 without
+    options or fragments, UDP) are sliced out of the mapping without copies; every other frame,
+    pcapng and streams (stdin) go through ``read_udp``. The payloads are memoryviews then.
+    """
+    try:
+        if f.tell() != 0:
+            raise OSError("not at the start")
+        buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):  # a pipe, an empty file, BytesIO
+        buf = None
+    if buf is None or len(buf) < 24 or buf[:4] not in _PCAP_MAGIC:
+        for d in read_udp(f):
+            yield d.ts_sec, d.ts_usec, d.payload
+        return
+    mv = memoryview(buf)
+    order, nanos = _PCAP_MAGIC[buf[:4]]
+    link = struct.unpack_from(order + "I", mv, 20)[0] & 0x0FFFFFFF
+    unpack = struct.Struct(order + "IIII").unpack_from
+    frags = _Reassembler()
+    size = len(mv)
+    pos = 24
+    while pos + 16 <= size:
+        ts_sec, ts_frac, caplen, _ = unpack(mv, pos)
+        if caplen > 0x4000000:
+            raise CaptureError(f"pcap record of {caplen} bytes: corrupt file")
+        start = pos + 16
+        pos = start + caplen
+        if pos > size:
+            return
+        ts_usec = ts_frac // 1000 if nanos else ts_frac
+        # Ethernet, type IPv4, version 4 with a 20-byte header, protocol UDP, not a fragment
+        if (link == LINK_ETHERNET and caplen >= 42 and mv[start + 12] == 8 and mv[start + 13] == 0
+                and mv[start + 14] == 0x45 and mv[start + 23] == 17 and not mv[start + 20] & 0x3F
+                and not mv[start + 21]):
+            total = (mv[start + 16] << 8) | mv[start + 17]
+            ip_end = start + 14 + total if 20 <= total <= caplen - 14 else pos
+            if ip_end - start >= 42:
+                ulen = (mv[start + 38] << 8) | mv[start + 39]
+                seg = ip_end - start - 34
+                yield ts_sec, ts_usec, mv[start + 42 : start + 34 + (ulen if 8 <= ulen <= seg else seg)]
+            continue
+        d = _frame(link, bytes(mv[start:pos]), ts_sec, ts_usec, frags)
+        if d is not None:
+            yield d.ts_sec, d.ts_usec, d.payload

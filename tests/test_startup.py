@@ -92,6 +92,17 @@ def test_decode_of_a_small_capture_imports_what_decoding_needs():
     assert out.startswith("startDatagram") and "endDatagram" in out
 
 
+def test_decode_json_of_common_datagrams_imports_no_data_model(captures_dir):
+    """`decode -j -r` of flow and counter samples the fast writer prints (ingest/sflow/sflowtool_json.py):
+    neither the data model (msgspec) nor the record tables nor orjson, which it loads for a fallback only."""
+    argv = ["decode", "-j", "-r", str(captures_dir / "overflowd__sflow.pcap")]
+    code, modules = imported(argv)
+    assert code == 0
+    assert not packages(modules) & {"msgspec", "orjson", "pydantic", *HEAVY}, sorted(packages(modules))
+    assert not {"ingest.sflow.model", "ingest.sflow.datagram", "ingest.sflow.sflowtool"} & modules
+    assert "ingest.sflow.sflowtool_json" in modules
+
+
 def test_decode_live_still_reads_its_settings(tmp_path):
     """Without -r, decode listens where the settings say: those are loaded (and checked)."""
     cfg = tmp_path / "s.yaml"

@@ -8,8 +8,6 @@ JSON writers all render that one dict; ``-l`` lines come from sflowtool_line.
 from __future__ import annotations
 
 import json
-import time
-from typing import NamedTuple
 
 import orjson
 
@@ -19,33 +17,13 @@ from ingest.sflow.errors import DecodeError
 from ingest.sflow.flow_records import FLOW_RECORDS
 from ingest.sflow.layout import fmt_ip
 from ingest.sflow.model import CounterSample, Datagram, DiscardSample, FlowSample, UnknownRecord
-
-
-class Meta(NamedTuple):
-    """What sflowtool prints about a datagram besides its contents."""
-
-    source_ip: str  # "-" when unknown (sflowtool prints "-" for capture input)
-    size: int
-    read_sec: int = 0
-    read_usec: int = 0
-    pcap_sec: int = 0  # 0: not read from a capture
-    pcap_usec: int = 0
-
+# Meta (the datagram metadata every writer takes) and the local time cache live with the fast -j writer
+from ingest.sflow.sflowtool_json import Meta, localtime
 
 _FLOW_TOOL = {c.cls: c.sflowtool for c in FLOW_RECORDS.values()}
 _COUNTER_TOOL = {c.cls: c.sflowtool for c in COUNTER_RECORDS.values()}
 _FLOW_TAG = {c.cls: f"{e}:{f}" for (e, f), c in FLOW_RECORDS.items()}
 _COUNTER_TAG = {c.cls: f"{e}:{f}" for (e, f), c in COUNTER_RECORDS.items()}
-
-_last_time: list = [None, ""]
-
-
-def localtime(sec: int) -> str:
-    """ISO 8601 local time, as sflowtool's strftime("%Y-%m-%dT%H:%M:%S%z")."""
-    if _last_time[0] != sec:
-        _last_time[0] = sec
-        _last_time[1] = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(sec))
-    return _last_time[1]
 
 
 def in_out_port(fmt: int, value: int) -> str:

@@ -1,0 +1,286 @@
+"""The fast -j writer (ingest/sflow/sflowtool_json.py) prints what the general path prints, byte for
+byte: on every capture, on encoder-built datagrams of every record type and sampled-header shape,
+and on mutated datagrams; where it cannot, it hands the datagram back (None), never a wrong line."""
+
+from __future__ import annotations
+
+import io
+import random
+import struct
+
+import pytest
+
+from ingest import decode
+from ingest.pcap import read_udp, read_udp_payloads, udp_payloads
+from ingest.sflow import sflowtool_json
+from ingest.sflow.counter_records import COUNTER_RECORDS, ETHERNET_COUNTERS, IF_COUNTERS
+from ingest.sflow.datagram import decode_datagram
+from ingest.sflow.encode import encode_datagram
+from ingest.sflow.errors import DecodeError
+from ingest.sflow.flow_records import (
+    AS_SEQUENCE,
+    AS_SET,
+    FLOW_RECORDS,
+    ExtendedGateway,
+    ExtendedRouter,
+    ExtendedSwitch,
+    SampledHeader,
+)
+from ingest.sflow.model import CounterSample, Datagram, DiscardSample, FlowSample, UnknownRecord
+from ingest.sflow.sflowtool import Meta, datagram_fields, error_fields, json_line
+from ingest.sflow.sflowtool_json import datagram_line
+from tests.conftest import capture_files
+from tests.ingest import test_pcap as pcaps
+from tests.ingest.sflow import test_counter_records as counters
+from tests.ingest.sflow import test_flow_records as flows
+from tests.ingest.sflow.test_datagram import sample_datagram
+from tests.ingest.sflow.test_header import MAC_A, eth, icmp, ip4, ip6, tcp, udp
+
+
+def general(data: bytes, meta: Meta) -> bytes:
+    """The general path's line: data model, sflowtool's dict, orjson."""
+    try:
+        fields = datagram_fields(decode_datagram(data), meta)
+    except DecodeError as e:
+        fields = error_fields(e, meta)
+    return json_line(fields)
+
+
+def same(data: bytes, meta: Meta | None = None) -> bool:
+    """The fast line equals the general one; returns whether the fast writer wrote it."""
+    meta = meta or Meta("-", len(data), 0, 0, 1_300_000_000, 42)
+    line = datagram_line(data, meta)
+    if line is not None:
+        assert line == general(data, meta), data.hex()
+    return line is not None
+
+
+@pytest.mark.parametrize("capture", capture_files(), ids=lambda p: p.name)
+def test_every_capture_datagram(capture):
+    for d in read_udp_payloads(str(capture)):
+        same(d.payload, Meta("-", len(d.payload), 0, 0, d.ts_sec, d.ts_usec))
+
+
+def test_the_cli_path_prints_what_the_general_path_prints(captures_dir):
+    capture = captures_dir / "overflowd__sflow.pcap"
+    out = io.BytesIO()
+    with open(capture, "rb") as f:
+        decode.run(decode.from_capture(f), "json", out, flush_each=False)
+    expected = b"".join(general(d.payload, Meta("-", len(d.payload), 0, 0, d.ts_sec, d.ts_usec))
+                        for d in read_udp_payloads(str(capture)))
+    assert out.getvalue() == expected
+    with open(capture, "rb") as f:  # and the fast writer did write them (not the fallback)
+        assert all(datagram_line(p, Meta("-", len(p), 0, 0, s, u)) for s, u, p in udp_payloads(f))
+
+
+def _dg(samples, agent="192.0.2.1") -> bytes:
+    return encode_datagram(Datagram(5, agent, 0, 9, 123456, tuple(samples)))
+
+
+def _flow(records, expanded=False, inp=(0, 3), out=(0, 4)) -> FlowSample:
+    return FlowSample(expanded, 11, 0, 3, 1000, 50000, 2, inp[0], inp[1], out[0], out[1], tuple(records))
+
+
+def test_sample_datagram_of_every_sample_type():
+    for agent in ("192.0.2.10", "2001:db8::7"):
+        same(encode_datagram(sample_datagram(agent)))
+
+
+def test_every_flow_record_type_alone_and_after_a_header():
+    header = SampledHeader.of(1, 1518, 4, eth(0x0800) + ip4(6, tcp()))
+    for tag in flows.TAGS:
+        rec = flows.SAMPLES[tag]
+        for recs in ((rec,), (header, rec), (header, ExtendedSwitch(1, 2, 3, 4), rec)):
+            assert same(_dg([_flow(recs), _flow(recs, expanded=True, inp=(1, 7), out=(2, 9)),
+                             DiscardSample(3, 0, 4, 0, 0, 4, 1, 259, 0x100, recs)]))
+
+
+def test_every_counter_record_type():
+    for (e, f), codec in counters.ALL:
+        rec = counters._instance(codec)
+        assert same(_dg([CounterSample(False, 5, 0, 9, (rec,)), CounterSample(True, 6, 1, 70000, (rec, rec))]))
+
+
+def test_unknown_records_and_samples():
+    assert same(_dg([_flow((UnknownRecord(9, 9, b"abc"),)),
+                     CounterSample(False, 1, 0, 1, (UnknownRecord(4300, 1, b""),))]))
+
+
+HEADERS = {
+    "tcp": eth(0x0800) + ip4(6, tcp()),
+    "tcp cut before the flags": (eth(0x0800) + ip4(6, tcp()))[:44],
+    "tcp ports only": (eth(0x0800) + ip4(6, tcp()))[:42],
+    "udp": eth(0x0800) + ip4(17, udp(payload=b"x" * 30)),
+    "icmp": eth(0x0800) + ip4(1, icmp(3, 1)),
+    "gre": eth(0x0800) + ip4(47, b"\0" * 20),
+    "fragment": eth(0x0800) + ip4(17, udp(), flags_frag=0x0010),
+    "more fragments": eth(0x0800) + ip4(17, udp(), flags_frag=0x2000),
+    "options": eth(0x0800) + ip4(6, tcp(), options=b"\x01\x01\x01\x00"),
+    "ihl past the end": (eth(0x0800) + ip4(6, b"", options=b"\x01" * 40))[:40],
+    "not v4": eth(0x0800) + b"\x65" + ip4(6, tcp())[1:],
+    "short ip": (eth(0x0800) + ip4(6, tcp()))[:30],
+    "vlan": eth(0x0800, tags=((0x8100, 0x2064),)) + ip4(17, udp()),
+    "qinq": eth(0x0800, tags=((0x88A8, 0x0010), (0x8100, 0x2064))) + ip4(6, tcp()),
+    "tags to the end": eth(0x8100)[:12] + struct.pack(">HHH", 0x8100, 5, 0x8100),
+    "ipv6 tcp": eth(0x86DD) + ip6(6, tcp()),
+    "ipv6 udp jumbo": eth(0x86DD) + ip6(17, udp(), plen=0),
+    "ipv6 icmpv6": eth(0x86DD) + ip6(58, icmp(128)),
+    "ipv6 hop-by-hop": eth(0x86DD) + ip6(0, bytes([6, 0]) + b"\0" * 6 + tcp()),
+    "ipv6 two extension headers": eth(0x86DD) + ip6(0, bytes([60, 0]) + b"\0" * 6 + bytes([17, 1]) + b"\0" * 14
+                                                 + udp()),
+    "ipv6 fragment header": eth(0x86DD) + ip6(44, bytes([17, 0, 0, 9]) + b"\0" * 4 + udp()),
+    "ipv6 extension past the end": eth(0x86DD) + ip6(0, bytes([6, 200]) + b"\0" * 6),
+    "ipv6 extension cut": eth(0x86DD) + ip6(43, b"\x06"),
+    "ipv6 short": (eth(0x86DD) + ip6(6, tcp()))[:40],
+    "ipv6 not v6": eth(0x86DD) + b"\x45" + ip6(6, tcp())[1:],
+    "arp": eth(0x0806) + b"\0" * 28,
+    "llc snap": eth(40) + bytes.fromhex("aaaa03000000") + b"\x08\x00" + ip4(6, tcp()),
+    "ipx": eth(0x0600) + b"\xff\xff\x00\x40" + b"\0" * 60,
+    "runt": MAC_A + MAC_A[:4],
+    "short frame": eth(0x0800)[:16],
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HEADERS))
+@pytest.mark.parametrize("protocol", [1, 11, 12, 15, 2])
+def test_sampled_header_shapes(name, protocol):
+    frame = HEADERS[name]
+    if protocol in (11, 12):
+        frame = frame[14:]
+    for size, stripped in ((1518, 4), (60, 0), (10, 4), (0, 0)):  # IPSize below 0 too
+        hdr = SampledHeader.of(protocol, size, stripped, frame)
+        assert same(_dg([_flow((hdr,)), _flow((hdr, ExtendedSwitch(1, 2, 3, 4))),
+                         _flow((ExtendedSwitch(1, 2, 3, 4), hdr), expanded=True)]))
+
+
+GATEWAYS = [
+    ExtendedGateway("192.0.2.1", 64500, 1, 2, ((AS_SEQUENCE, (65001,)),), (), 100),
+    ExtendedGateway("192.0.2.1", 64500, 1, 2, ((AS_SET, (4294967295,)),), (5,), 100),
+    ExtendedGateway("192.0.2.1", 64500, 1, 2, ((AS_SEQUENCE, (3, 4, 5)),), (), 100),
+    ExtendedGateway("192.0.2.1", 64500, 1, 2, ((AS_SET, (3, 4)),), (1, 2, 4294967295), 0),
+    ExtendedGateway("192.0.2.1", 64500, 1, 2, ((AS_SEQUENCE, ()),), (7,), 0),
+    ExtendedGateway("192.0.2.1", 64500, 1, 2, ((AS_SEQUENCE, (1,)), (AS_SET, (2, 3)), (AS_SEQUENCE, ())), (), 5),
+    ExtendedGateway("2001:db8::1", 1, 2, 3, ((AS_SET, ()), (AS_SEQUENCE, (7, 8))), (9,), 1),
+    ExtendedGateway("0.0.0.0", 0, 0, 0, (), (), 0),
+    ExtendedGateway("10.0.0.1", 1, 2, 3, ((AS_SEQUENCE, tuple(range(4000000000, 4000000400))),), (), 0),
+    ExtendedGateway("10.0.0.1", 1, 2, 3, ((AS_SEQUENCE, tuple(range(63))),), tuple(range(63)), 0),
+    ExtendedGateway("10.0.0.1", 1, 2, 3, ((AS_SEQUENCE, tuple(range(64))),), tuple(range(300)), 0),
+]
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS, ids=range(len(GATEWAYS)))
+def test_router_records(gateway):
+    hdr = SampledHeader.of(1, 1518, 4, HEADERS["tcp"])
+    for router in (ExtendedRouter("192.0.2.9", 24, 16), ExtendedRouter("2001:db8::9", 64, 48)):
+        assert same(_dg([_flow((hdr, ExtendedSwitch(1, 0, 2, 0), router, gateway)), _flow((gateway, router))]))
+
+
+def test_the_benchmark_router_mix():
+    from bench.decode import router_mix
+
+    assert all(same(d) for d in router_mix(datagrams=20))
+
+
+def test_meta_of_a_live_datagram():
+    data = encode_datagram(sample_datagram())
+    same(data, Meta("192.0.2.7", len(data), 1_700_000_000, 999))
+    same(data, Meta("2001:db8::1", len(data), 1_700_000_000, 999))
+    assert datagram_line(data, Meta('a"b', len(data))) is None  # would need escaping: the general path
+
+
+def _seeds() -> list[bytes]:
+    from bench.decode import router_mix
+
+    seeds = [encode_datagram(sample_datagram()), encode_datagram(sample_datagram("2001:db8::7"))]
+    seeds += router_mix(datagrams=3)
+    seeds.append(_dg([_flow((SampledHeader.of(1, 1518, 4, h), ExtendedSwitch(1, 2, 3, 4), g))
+                      for h, g in zip(HEADERS.values(), GATEWAYS * 3)]))
+    for path in capture_files():
+        seeds += [d.payload for d in read_udp_payloads(str(path))[:3]]
+    return seeds
+
+
+def test_mutated_datagrams_never_print_a_different_line():
+    """Bit flips, cuts, insertions and hostile 32-bit words: the fast writer prints the general
+    path's line or hands the datagram back."""
+    rng = random.Random(16)
+    seeds = _seeds()
+    written = 0
+    for _ in range(3000):
+        d = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 3)):
+            pos = rng.randrange(len(d))
+            op = rng.randrange(4)
+            if op == 0:
+                d[pos] ^= 1 << rng.randrange(8)
+            elif op == 1:
+                del d[pos:]
+            elif op == 2:
+                d[pos:pos] = rng.randbytes(rng.randint(1, 8))
+            else:
+                pos &= ~3
+                d[pos:pos + 4] = struct.pack(">I", rng.choice((0, 1, 2, 3, 4, 0x7FFFFFFF, 0xFFFFFFFF,
+                                                               rng.randrange(1 << 32))))
+            if not d:
+                break
+        written += same(bytes(d))
+    assert written > 500  # most mutations still print (the test is not vacuous)
+
+
+def test_counter_layouts_match_the_record_tables():
+    for fields, codec in ((sflowtool_json.IF_COUNTERS_FIELDS, IF_COUNTERS),
+                          (sflowtool_json.ETHERNET_COUNTERS_FIELDS, ETHERNET_COUNTERS)):
+        assert fields == tuple((f.kind.fmt, f.tool) for f in codec.fields)
+        assert all(f.kind.tool is str and f.kind.from_wire is None for f in codec.fields)
+    assert COUNTER_RECORDS[(0, 1)] is IF_COUNTERS and COUNTER_RECORDS[(0, 2)] is ETHERNET_COUNTERS
+
+
+def test_record_classes_are_one_per_tag():
+    """The general path prints a record's tag from its class: the fast one from the wire."""
+    for table in (FLOW_RECORDS, COUNTER_RECORDS):
+        classes = [c.cls for c in table.values()]
+        assert len(set(classes)) == len(classes)
+
+
+# ---------------------------------------------------------------- the capture reader
+
+
+@pytest.mark.parametrize("frames", [
+    [pcaps.eth(pcaps.ipv4(pcaps.udp(b"one"))), pcaps.eth(pcaps.ipv4(pcaps.udp(b"two")), vlans=((0x8100, 5),)),
+     pcaps.eth(pcaps.ipv6(pcaps.udp(b"six")), etype=0x86DD), pcaps.eth(pcaps.ipv4(b"tcp", proto=6)),
+     pcaps.eth(pcaps.ipv4(pcaps.udp(b"x" * 40)[:20], frag=0x2000, ident=7)),
+     pcaps.eth(pcaps.ipv4(pcaps.udp(b"x" * 40)[20:], frag=20 // 8, ident=7)),
+     pcaps.eth(pcaps.ipv4(pcaps.udp(b""))), pcaps.eth(pcaps.ipv4(b"\0\0\0\0")),
+     pcaps.eth(pcaps.ipv4(pcaps.udp(b"pad")) + b"\0" * 20),
+     pcaps.eth(struct.pack(">BBHHHBBH4s4s", 0x45, 0, 9999, 0, 0, 64, 17, 0, b"\1\2\3\4", b"\5\6\7\x08")
+               + pcaps.udp(b"bad total length"))],
+], ids=["mix"])
+@pytest.mark.parametrize("kind", ["pcap", "pcap-be-ns", "pcap-cut", "pcapng", "raw", "empty"])
+def test_udp_payloads_equal_read_udp(tmp_path, frames, kind):
+    if kind == "pcap":
+        data = pcaps.pcap(frames)
+    elif kind == "pcap-be-ns":
+        data = pcaps.pcap(frames, endian=">", nanos=True)
+    elif kind == "pcap-cut":
+        data = pcaps.pcap(frames)[:-7]
+    elif kind == "pcapng":
+        data = pcaps.pcapng(frames)
+    elif kind == "raw":
+        data = pcaps.pcap([f[14:] for f in frames], link=101)
+    else:
+        data = b""
+    path = tmp_path / "c.pcap"
+    path.write_bytes(data)
+    expected = [(d.ts_sec, d.ts_usec, d.payload) for d in read_udp(io.BytesIO(data))]
+    with open(path, "rb") as f:
+        got = [(s, u, bytes(p)) for s, u, p in udp_payloads(f)]
+    assert got == expected
+    assert [(s, u, bytes(p)) for s, u, p in udp_payloads(io.BytesIO(data))] == expected  # a stream
+
+
+def test_udp_payloads_of_every_capture():
+    for capture in capture_files():
+        with open(capture, "rb") as f:
+            got = [(s, u, bytes(p)) for s, u, p in udp_payloads(f)]
+        assert got == [(d.ts_sec, d.ts_usec, d.payload) for d in read_udp_payloads(str(capture))]

@@ -12,7 +12,8 @@ import struct
 
 from ingest.sflow.counter_records import COUNTER_RECORDS
 from ingest.sflow.errors import DecodeError, DecodeReason
-from ingest.sflow.flow_records import FLOW_RECORDS
+from ingest.sflow.flow_records import FLOW_RECORDS, ExtendedSwitch, SampledHeader
+from ingest.sflow.header import decode_header
 from ingest.sflow.model import (
     CounterSample,
     Datagram,
@@ -32,12 +33,17 @@ _COUNTERS = struct.Struct(">III")  # seq, source id, n records
 _COUNTERS_X = struct.Struct(">IIII")  # seq, class, index, n records
 _DISCARD = struct.Struct(">IIIIIIII")  # seq, class, index, drops, input, output, reason, n records
 
+_HEADER_HEAD = struct.Struct(">IIII")  # sampled_header: protocol, frame length, stripped, header length
+_SWITCH = struct.Struct(">IIII")
+
 # Records keyed by their 32-bit tag (enterprise << 12 | format) for the hot loop.
 _FLOW_BY_TAG = {(e << 12) | f: c for (e, f), c in FLOW_RECORDS.items()}
 _COUNTER_BY_TAG = {(e << 12) | f: c for (e, f), c in COUNTER_RECORDS.items()}
+# what a record decoder may raise on bytes it did not expect, reported as DecodeError(INVALID)
+_CODEC_ERRORS = (struct.error, ValueError, IndexError, OverflowError, UnicodeError, OSError)
 
 
-def _records(buf: memoryview, off: int, end: int, n: int, table: dict, what: str) -> tuple:
+def _records(buf: bytes, off: int, end: int, n: int, table: dict, what: str) -> tuple:
     """Decode n tag/length/body records that must exactly fill [off, end)."""
     if n > (end - off) // 8:
         raise DecodeError(off - 4, f"{what}: {n} records cannot fit in {end - off} bytes", DecodeReason.TRUNCATED)
@@ -55,13 +61,13 @@ def _records(buf: memoryview, off: int, end: int, n: int, table: dict, what: str
                               DecodeReason.BAD_LENGTH)
         codec = table.get(tag)
         if codec is None:
-            append(UnknownRecord(tag >> 12, tag & 0xFFF, bytes(buf[off : off + length])))
+            append(UnknownRecord(tag >> 12, tag & 0xFFF, buf[off : off + length]))
         else:
             try:
                 append(codec.decode(buf, off, length))
             except DecodeError:
                 raise
-            except (struct.error, ValueError, IndexError, OverflowError, UnicodeError, OSError) as e:
+            except _CODEC_ERRORS as e:
                 raise DecodeError(off, f"{codec.name} record: {e}", DecodeReason.INVALID) from None
         off += padded
     if off != end:
@@ -70,24 +76,72 @@ def _records(buf: memoryview, off: int, end: int, n: int, table: dict, what: str
     return tuple(out)
 
 
-def _flow_sample(buf: memoryview, off: int, end: int) -> FlowSample:
+def _flow_records(buf: bytes, off: int, end: int, n: int) -> tuple:
+    """``_records`` of a flow sample, with the two records of nearly every flow sample decoded in
+    line: the sampled header (0:1) and extended_switch (0:1001). In line means the same checks and
+    the same model as their codecs; whatever those checks refuse goes to the codec, which raises
+    the error it always raised."""
+    if n > (end - off) // 8:
+        raise DecodeError(off - 4, f"flow_sample: {n} records cannot fit in {end - off} bytes", DecodeReason.TRUNCATED)
+    out = []
+    append = out.append
+    unpack = _TAG_LEN.unpack_from
+    table = _FLOW_BY_TAG
+    for _ in range(n):
+        if off + 8 > end:
+            raise DecodeError(off, "flow_sample: record header truncated", DecodeReason.TRUNCATED)
+        tag, length = unpack(buf, off)
+        off += 8
+        padded = (length + 3) & ~3
+        if padded > end - off or length > end - off:
+            raise DecodeError(off - 4, f"flow_sample: record {tag >> 12}:{tag & 0xFFF} length {length} exceeds the "
+                                       f"{end - off} bytes left", DecodeReason.BAD_LENGTH)
+        if tag == 1 and length >= 16:
+            proto, frame_length, stripped, hn = _HEADER_HEAD.unpack_from(buf, off)
+            if hn <= length - 16 and (hn + 3) & ~3 == (length - 13) & ~3:
+                header = buf[off + 16 : off + 16 + hn]
+                append(SampledHeader(proto, frame_length, stripped, header, decode_header(proto, header)))
+                off += padded
+                continue
+        elif tag == 1001 and length == 16:
+            append(ExtendedSwitch(*_SWITCH.unpack_from(buf, off)))
+            off += padded
+            continue
+        codec = table.get(tag)
+        if codec is None:
+            append(UnknownRecord(tag >> 12, tag & 0xFFF, buf[off : off + length]))
+        else:
+            try:
+                append(codec.decode(buf, off, length))
+            except DecodeError:
+                raise
+            except _CODEC_ERRORS as e:
+                raise DecodeError(off, f"{codec.name} record: {e}", DecodeReason.INVALID) from None
+        off += padded
+    if off != end:
+        raise DecodeError(off, f"flow_sample length error: records end at byte {off}, sample ends at {end}",
+                          DecodeReason.BAD_LENGTH)
+    return tuple(out)
+
+
+def _flow_sample(buf: bytes, off: int, end: int) -> FlowSample:
     if end - off < _FLOW.size:
         raise DecodeError(off, "flow_sample truncated", DecodeReason.TRUNCATED)
     seq, src, rate, pool, drops, inp, outp, n = _FLOW.unpack_from(buf, off)
-    records = _records(buf, off + _FLOW.size, end, n, _FLOW_BY_TAG, "flow_sample")
+    records = _flow_records(buf, off + _FLOW.size, end, n)
     return FlowSample(False, seq, src >> 24, src & 0xFFFFFF, rate, pool, drops,
                       inp >> 30, inp & 0x3FFFFFFF, outp >> 30, outp & 0x3FFFFFFF, records)
 
 
-def _flow_sample_expanded(buf: memoryview, off: int, end: int) -> FlowSample:
+def _flow_sample_expanded(buf: bytes, off: int, end: int) -> FlowSample:
     if end - off < _FLOW_X.size:
         raise DecodeError(off, "flow_sample_expanded truncated", DecodeReason.TRUNCATED)
     seq, cls, idx, rate, pool, drops, infmt, inp, outfmt, outp, n = _FLOW_X.unpack_from(buf, off)
-    records = _records(buf, off + _FLOW_X.size, end, n, _FLOW_BY_TAG, "flow_sample")
+    records = _flow_records(buf, off + _FLOW_X.size, end, n)
     return FlowSample(True, seq, cls, idx, rate, pool, drops, infmt, inp, outfmt, outp, records)
 
 
-def _counter_sample(buf: memoryview, off: int, end: int) -> CounterSample:
+def _counter_sample(buf: bytes, off: int, end: int) -> CounterSample:
     if end - off < _COUNTERS.size:
         raise DecodeError(off, "counters_sample truncated", DecodeReason.TRUNCATED)
     seq, src, n = _COUNTERS.unpack_from(buf, off)
@@ -95,7 +149,7 @@ def _counter_sample(buf: memoryview, off: int, end: int) -> CounterSample:
     return CounterSample(False, seq, src >> 24, src & 0xFFFFFF, records)
 
 
-def _counter_sample_expanded(buf: memoryview, off: int, end: int) -> CounterSample:
+def _counter_sample_expanded(buf: bytes, off: int, end: int) -> CounterSample:
     if end - off < _COUNTERS_X.size:
         raise DecodeError(off, "counters_sample_expanded truncated", DecodeReason.TRUNCATED)
     seq, cls, idx, n = _COUNTERS_X.unpack_from(buf, off)
@@ -103,7 +157,7 @@ def _counter_sample_expanded(buf: memoryview, off: int, end: int) -> CounterSamp
     return CounterSample(True, seq, cls, idx, records)
 
 
-def _discard_sample(buf: memoryview, off: int, end: int) -> DiscardSample:
+def _discard_sample(buf: bytes, off: int, end: int) -> DiscardSample:
     if end - off < _DISCARD.size:
         raise DecodeError(off, "discarded_packet truncated", DecodeReason.TRUNCATED)
     seq, cls, idx, drops, inp, outp, reason, n = _DISCARD.unpack_from(buf, off)
@@ -125,7 +179,9 @@ _SAMPLES_BY_TAG = {(e << 12) | f: fn for (e, f), fn in SAMPLES.items()}
 
 def decode_datagram(data: bytes | bytearray | memoryview) -> Datagram:
     """Decode one sFlow v5 datagram (the UDP payload)."""
-    buf = memoryview(data)
+    # Records read their fields from bytes: slicing bytes makes one object where a memoryview
+    # slice then bytes() makes two (a sampled header, a string, an unknown record's body).
+    buf = data if type(data) is bytes else bytes(data)
     size = len(buf)
     if size < 8:
         raise DecodeError(0, f"datagram of {size} bytes is too short for an sFlow header", DecodeReason.TRUNCATED)
@@ -161,9 +217,15 @@ def decode_datagram(data: bytes | bytearray | memoryview) -> Datagram:
         if padded > size - off or length > size - off:
             raise DecodeError(off - 4, f"sample {tag >> 12}:{tag & 0xFFF} length {length} exceeds the {size - off} bytes left",
                               DecodeReason.BAD_LENGTH)
+        if tag == 1 and padded >= 32:  # flow_sample, the common sample: _flow_sample in line
+            sq, src, rate, pool, drops, inp, outp, nr = _FLOW.unpack_from(buf, off)
+            append(FlowSample(False, sq, src >> 24, src & 0xFFFFFF, rate, pool, drops, inp >> 30, inp & 0x3FFFFFFF,
+                              outp >> 30, outp & 0x3FFFFFFF, _flow_records(buf, off + 32, off + padded, nr)))
+            off += padded
+            continue
         fn = get(tag)
         if fn is None:
-            append(UnknownSample(tag >> 12, tag & 0xFFF, bytes(buf[off : off + length])))
+            append(UnknownSample(tag >> 12, tag & 0xFFF, buf[off : off + length]))
         else:
             append(fn(buf, off, off + padded))
         off += padded

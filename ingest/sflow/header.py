@@ -82,6 +82,9 @@ _UDP = struct.Struct(">HHH")
 _GRE = struct.Struct(">HH")
 _U32 = struct.Struct(">I")
 _80211 = struct.Struct("<H2x6s6s6s")  # frame control (little endian), duration, addr1..3
+# the common sampled header's first bytes in one unpack: Ethernet, then IPv4 (no options) or IPv6
+_ETH_IP4 = struct.Struct(">6s6sHBBHHHBBxx4s4s")
+_ETH_IP6 = struct.Struct(">6s6sHIHBB16s16s")
 
 _TPIDS = frozenset((0x8100, 0x88A8, 0x9100, 0x9200, 0x9300))
 _IP6_EXT = frozenset((0, 43, 44, 51, 60))  # hop-by-hop, routing, fragment, auth, destination options
@@ -94,6 +97,7 @@ _PORT_PROTOS = frozenset((6, 17, 132))  # TCP, UDP, SCTP: destination port at of
 # address text caches (addresses repeat a lot in a flow stream); bounded: cleared when full
 _IP4_TEXT: dict[bytes, str] = {}
 _IP6_TEXT: dict[bytes, str] = {}
+_MAC_TEXT: dict[bytes, str] = {}
 _TEXT_CACHE_MAX = 1 << 16
 
 
@@ -108,6 +112,13 @@ def _ip6_text(a: bytes) -> str:
     if len(_IP6_TEXT) >= _TEXT_CACHE_MAX:
         _IP6_TEXT.clear()
     t = _IP6_TEXT[a] = inet_ntop(AF_INET6, a)
+    return t
+
+
+def _mac_text(a: bytes) -> str:
+    if len(_MAC_TEXT) >= _TEXT_CACHE_MAX:
+        _MAC_TEXT.clear()
+    t = _MAC_TEXT[a] = a.hex(":")
     return t
 
 
@@ -131,6 +142,56 @@ def decode_header(protocol: int, header: bytes) -> DecodedHeader | None:
 
 
 def _decode(b, proto: int, pos: int, end: int, depth: int) -> DecodedHeader | None:
+    """The packet at ``pos``: the usual sampled packet here in one pass, any other in _decode_general.
+
+    The usual packet: untagged Ethernet, IPv4 (not a fragment) or IPv6 (no extension header), TCP
+    with its flags or UDP that is not a tunnel. What is built for it is what _decode_general builds,
+    field for field (tests compare the two); anything else, or any check that fails, goes there.
+    """
+    if proto == 1 and end - pos >= 34:
+        dm, sm, t, vihl, tos, tot_len, ip_id, fo, ttl, ip_proto, s, d = _ETH_IP4.unpack_from(b, pos)
+        if t == 0x0800:
+            if 0x45 <= vihl <= 0x4F and not fo & 0x1FFF:
+                p = pos + 14 + (vihl & 15) * 4
+                if ip_proto == 6:
+                    if end - p >= 14:
+                        sport, dport, flags = _TCP.unpack_from(b, p)
+                        return DecodedHeader(
+                            _MAC_TEXT.get(dm) or _mac_text(dm), _MAC_TEXT.get(sm) or _mac_text(sm), (), t,
+                            None, None, None, 4, pos + 14, _IP4_TEXT.get(s) or _ip4_text(s),
+                            _IP4_TEXT.get(d) or _ip4_text(d), 6, tos, ttl, tot_len, ip_id, fo >> 13, 0, None,
+                            None, (), sport, dport, flags, None, None, None, None, None)
+                elif ip_proto == 17 and end - p >= 8:
+                    sport, dport, udp_len = _UDP.unpack_from(b, p)
+                    if dport != 4789 and dport != 6081:
+                        return DecodedHeader(
+                            _MAC_TEXT.get(dm) or _mac_text(dm), _MAC_TEXT.get(sm) or _mac_text(sm), (), t,
+                            None, None, None, 4, pos + 14, _IP4_TEXT.get(s) or _ip4_text(s),
+                            _IP4_TEXT.get(d) or _ip4_text(d), 17, tos, ttl, tot_len, ip_id, fo >> 13, 0, None,
+                            None, (), sport, dport, None, udp_len, None, None, None, None)
+        elif t == 0x86DD and end - pos >= 54:
+            dm, sm, t, vcl, plen, nh, ttl, s, d = _ETH_IP6.unpack_from(b, pos)
+            if vcl >> 28 == 6:
+                if nh == 6:
+                    if end - pos >= 68:
+                        sport, dport, flags = _TCP.unpack_from(b, pos + 54)
+                        return DecodedHeader(
+                            _MAC_TEXT.get(dm) or _mac_text(dm), _MAC_TEXT.get(sm) or _mac_text(sm), (), t,
+                            None, None, None, 6, pos + 14, _IP6_TEXT.get(s) or _ip6_text(s),
+                            _IP6_TEXT.get(d) or _ip6_text(d), 6, (vcl >> 20) & 0xFF, ttl, None, None, None,
+                            None, vcl & 0xFFFFF, plen, (), sport, dport, flags, None, None, None, None, None)
+                elif nh == 17 and end - pos >= 62:
+                    sport, dport, udp_len = _UDP.unpack_from(b, pos + 54)
+                    if dport != 4789 and dport != 6081:
+                        return DecodedHeader(
+                            _MAC_TEXT.get(dm) or _mac_text(dm), _MAC_TEXT.get(sm) or _mac_text(sm), (), t,
+                            None, None, None, 6, pos + 14, _IP6_TEXT.get(s) or _ip6_text(s),
+                            _IP6_TEXT.get(d) or _ip6_text(d), 17, (vcl >> 20) & 0xFF, ttl, None, None, None,
+                            None, vcl & 0xFFFFF, plen, (), sport, dport, None, udp_len, None, None, None, None)
+    return _decode_general(b, proto, pos, end, depth)
+
+
+def _decode_general(b, proto: int, pos: int, end: int, depth: int) -> DecodedHeader | None:
     dst_mac = src_mac = eth_type = vsnap_oui = None
     vlans: tuple = ()
     ipv = ipo = src_ip = dst_ip = ip_proto = tos = ttl = None
@@ -145,8 +206,8 @@ def _decode(b, proto: int, pos: int, end: int, depth: int) -> DecodedHeader | No
             if end - pos < 14:
                 return None
             dm, sm, t = _ETH.unpack_from(b, pos)
-            dst_mac = dm.hex(":")
-            src_mac = sm.hex(":")
+            dst_mac = _MAC_TEXT.get(dm) or _mac_text(dm)
+            src_mac = _MAC_TEXT.get(sm) or _mac_text(sm)
             p = pos + 14
             if t in _TPIDS:
                 vl = []

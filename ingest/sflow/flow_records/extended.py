@@ -8,7 +8,7 @@ from __future__ import annotations
 import struct
 
 from ingest.sflow.errors import DecodeError, DecodeReason
-from ingest.sflow.flow_records._common import _cstr, _Reader, _SFStr, _typed, _u32s, _var
+from ingest.sflow.flow_records._common import _cstr, _Reader, _SFStr, _typed, _u32s, _var, ip4_text, ip6_text, u32_array
 from ingest.sflow.flow_records.packet import (
     SampledHeader,
     decode_sampled_header,
@@ -81,7 +81,55 @@ class ExtendedGateway(Record):
     local_pref: int
 
 
+_GATEWAY4 = struct.Struct(">4sIIII")  # after the next hop's address type 1: address, as, src as, src peer, n segments
+_GATEWAY6 = struct.Struct(">16sIIII")
+_SEGMENT = struct.Struct(">II")  # segment type, number of ASNs
+
+
 def _decode_gateway(buf: memoryview, off: int, length: int) -> ExtendedGateway:
+    """The happy path over struct unpacks; whatever a check refuses is decoded (and refused) by
+    _decode_gateway_checked."""
+    end = off + length
+    if length < 24:
+        return _decode_gateway_checked(buf, off, length)
+    t = U32S.unpack_from(buf, off)[0]
+    if t == 1:
+        a, as_number, src_as, src_peer_as, n = _GATEWAY4.unpack_from(buf, off + 4)
+        next_hop = ip4_text(a)
+        pos = off + 24
+    elif t == 2 and length >= 36:
+        a, as_number, src_as, src_peer_as, n = _GATEWAY6.unpack_from(buf, off + 4)
+        next_hop = ip6_text(a)
+        pos = off + 36
+    else:
+        return _decode_gateway_checked(buf, off, length)
+    if n > (end - pos) // 8:
+        return _decode_gateway_checked(buf, off, length)
+    path = []
+    for _ in range(n):
+        if end - pos < 8:
+            return _decode_gateway_checked(buf, off, length)
+        seg_type, k = _SEGMENT.unpack_from(buf, pos)
+        pos += 8
+        if k > (end - pos) // 4:
+            return _decode_gateway_checked(buf, off, length)
+        path.append((seg_type, u32_array(k).unpack_from(buf, pos)))
+        pos += 4 * k
+    if end - pos < 4:
+        return _decode_gateway_checked(buf, off, length)
+    k = U32S.unpack_from(buf, pos)[0]
+    pos += 4
+    if k > (end - pos) // 4 - 1:  # the communities, then local_pref
+        return _decode_gateway_checked(buf, off, length)
+    communities = u32_array(k).unpack_from(buf, pos)
+    pos += 4 * k
+    local_pref = U32S.unpack_from(buf, pos)[0]
+    if pos + 4 - off != (length + 3) & ~3:
+        return _decode_gateway_checked(buf, off, length)
+    return ExtendedGateway(next_hop, as_number, src_as, src_peer_as, tuple(path), communities, local_pref)
+
+
+def _decode_gateway_checked(buf: memoryview, off: int, length: int) -> ExtendedGateway:
     r = _Reader(buf, off, length, "extended_gateway")
     next_hop = r.address()
     as_number, src_as, src_peer_as, n = r.u32(), r.u32(), r.u32(), r.u32()

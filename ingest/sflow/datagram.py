@@ -35,6 +35,9 @@ _DISCARD = struct.Struct(">IIIIIIII")  # seq, class, index, drops, input, output
 
 _HEADER_HEAD = struct.Struct(">IIII")  # sampled_header: protocol, frame length, stripped, header length
 _SWITCH = struct.Struct(">IIII")
+# a flow sample's fields, its first record's tag and length, and a sampled header's fields
+_FLOW_HEADER = struct.Struct(">IIIIIIII" "II" "IIII")
+_SWITCH_RECORD = struct.Struct(">II" "IIII")  # tag, length, extended_switch
 
 # Records keyed by their 32-bit tag (enterprise << 12 | format) for the hot loop.
 _FLOW_BY_TAG = {(e << 12) | f: c for (e, f), c in FLOW_RECORDS.items()}
@@ -175,6 +178,9 @@ SAMPLES = {
     (0, 5): _discard_sample,
 }
 _SAMPLES_BY_TAG = {(e << 12) | f: fn for (e, f), fn in SAMPLES.items()}
+# The sample decode_datagram decodes in line, the same as _flow_sample does (tests set it to -1
+# to compare the two).
+_IN_LINE = 1
 
 
 def decode_datagram(data: bytes | bytearray | memoryview) -> Datagram:
@@ -217,8 +223,27 @@ def decode_datagram(data: bytes | bytearray | memoryview) -> Datagram:
         if padded > size - off or length > size - off:
             raise DecodeError(off - 4, f"sample {tag >> 12}:{tag & 0xFFF} length {length} exceeds the {size - off} bytes left",
                               DecodeReason.BAD_LENGTH)
-        if tag == 1 and padded >= 32:  # flow_sample, the common sample: _flow_sample in line
-            sq, src, rate, pool, drops, inp, outp, nr = _FLOW.unpack_from(buf, off)
+        if tag == _IN_LINE and padded >= 32:  # flow_sample, the common sample: _flow_sample in line
+            if padded >= 56:
+                sq, src, rate, pool, drops, inp, outp, nr, rtag, rlen, proto, frame_length, stripped, hn = \
+                    _FLOW_HEADER.unpack_from(buf, off)
+                # What nearly every switch sends: a sampled header then extended_switch, nothing
+                # else. Taken only when every check _flow_records makes would pass.
+                if nr == 2 and rtag == 1 and hn <= rlen - 16 and (hn + 3) & ~3 == (rlen - 13) & ~3:
+                    sw = off + 40 + ((rlen + 3) & ~3)
+                    if sw + 24 == off + padded:
+                        stag, slen, v1, v2, v3, v4 = _SWITCH_RECORD.unpack_from(buf, sw)
+                        if stag == 1001 and slen == 16:
+                            header = buf[off + 56 : off + 56 + hn]
+                            append(FlowSample(False, sq, src >> 24, src & 0xFFFFFF, rate, pool, drops, inp >> 30,
+                                              inp & 0x3FFFFFFF, outp >> 30, outp & 0x3FFFFFFF, (
+                                                  SampledHeader(proto, frame_length, stripped, header,
+                                                                decode_header(proto, header)),
+                                                  ExtendedSwitch(v1, v2, v3, v4))))
+                            off += padded
+                            continue
+            else:
+                sq, src, rate, pool, drops, inp, outp, nr = _FLOW.unpack_from(buf, off)
             append(FlowSample(False, sq, src >> 24, src & 0xFFFFFF, rate, pool, drops, inp >> 30, inp & 0x3FFFFFFF,
                               outp >> 30, outp & 0x3FFFFFFF, _flow_records(buf, off + 32, off + padded, nr)))
             off += padded

@@ -1,9 +1,10 @@
 """The decoder's fast paths build exactly what its general path builds, and fail exactly as it fails.
 
 The fast paths: the sampled header parse for untagged Ethernet/IPv4/IPv6 TCP/UDP (header._decode
-before _decode_general), flow samples and their sampled header and extended_switch records decoded in line
-(datagram.py), and the struct-based record decoders (flow_records: ``_var`` codecs, extended_gateway)
-that hand what their checks refuse to their ``_Reader`` decoder. Each is compared with the general
+before _decode_general); flow samples decoded in line (datagram.py: one unpack for the usual
+sampled header + extended_switch sample, and those two records in line in any other); the
+struct-based record decoders (flow_records: the ``_var`` codecs, extended_gateway) that hand what
+their checks refuse to their ``_Reader`` decoder. Each is compared with the general
 path (the same model objects; the same DecodeError offset, reason and message) on every capture, on
 encoder-built datagrams and on mutations of both.
 """
@@ -67,6 +68,7 @@ def general(monkeypatch):
 
     def decode(data):
         with monkeypatch.context() as m:
+            m.setattr(datagram, "_IN_LINE", -1)
             m.setattr(datagram, "_FLOW_BY_TAG", table)
             m.setattr(datagram, "_flow_records", records)
             m.setattr(packet, "decode_header", _reference_header)

@@ -12,7 +12,7 @@ import struct
 
 from ingest.sflow.counter_records import COUNTER_RECORDS
 from ingest.sflow.errors import DecodeError, DecodeReason
-from ingest.sflow.flow_records import FLOW_RECORDS, ExtendedSwitch, SampledHeader
+from ingest.sflow.flow_records import FLOW_RECORDS, ExtendedRouter, ExtendedSwitch, SampledHeader
 from ingest.sflow.header import decode_header
 from ingest.sflow.model import (
     CounterSample,
@@ -33,8 +33,7 @@ _COUNTERS = struct.Struct(">III")  # seq, source id, n records
 _COUNTERS_X = struct.Struct(">IIII")  # seq, class, index, n records
 _DISCARD = struct.Struct(">IIIIIIII")  # seq, class, index, drops, input, output, reason, n records
 
-_HEADER_HEAD = struct.Struct(">IIII")  # sampled_header: protocol, frame length, stripped, header length
-_SWITCH = struct.Struct(">IIII")
+_RECORD_HEAD = struct.Struct(">IIIIII")  # a record's tag and length, and its first four words
 # a flow sample's fields, its first record's tag and length, and a sampled header's fields
 _FLOW_HEADER = struct.Struct(">IIIIIIII" "II" "IIII")
 _SWITCH_RECORD = struct.Struct(">II" "IIII")  # tag, length, extended_switch
@@ -42,6 +41,17 @@ _SWITCH_RECORD = struct.Struct(">II" "IIII")  # tag, length, extended_switch
 # Records keyed by their 32-bit tag (enterprise << 12 | format) for the hot loop.
 _FLOW_BY_TAG = {(e << 12) | f: c for (e, f), c in FLOW_RECORDS.items()}
 _COUNTER_BY_TAG = {(e << 12) | f: c for (e, f), c in COUNTER_RECORDS.items()}
+# the text of an IPv4 next hop read as a 32-bit word (next hops repeat; bounded: cleared when full)
+_IP4_TEXT: dict[int, str] = {}
+
+
+def _ip4_text(a: int) -> str:
+    if len(_IP4_TEXT) >= 4096:
+        _IP4_TEXT.clear()
+    t = _IP4_TEXT[a] = socket.inet_ntop(socket.AF_INET, a.to_bytes(4, "big"))
+    return t
+
+
 # what a record decoder may raise on bytes it did not expect, reported as DecodeError(INVALID)
 _CODEC_ERRORS = (struct.error, ValueError, IndexError, OverflowError, UnicodeError, OSError)
 
@@ -80,36 +90,46 @@ def _records(buf: bytes, off: int, end: int, n: int, table: dict, what: str) -> 
 
 
 def _flow_records(buf: bytes, off: int, end: int, n: int) -> tuple:
-    """``_records`` of a flow sample, with the two records of nearly every flow sample decoded in
-    line: the sampled header (0:1) and extended_switch (0:1001). In line means the same checks and
-    the same model as their codecs; whatever those checks refuse goes to the codec, which raises
-    the error it always raised."""
+    """``_records`` of a flow sample, with the records of nearly every flow sample decoded in line:
+    the sampled header (0:1), extended_switch (0:1001) and extended_router (0:1002) with an IPv4
+    next hop. In line means the same checks and the same model as their codecs; whatever those
+    checks refuse goes to the codec, which raises the error it always raised."""
     if n > (end - off) // 8:
         raise DecodeError(off - 4, f"flow_sample: {n} records cannot fit in {end - off} bytes", DecodeReason.TRUNCATED)
     out = []
     append = out.append
     unpack = _TAG_LEN.unpack_from
+    unpack_head = _RECORD_HEAD.unpack_from
     table = _FLOW_BY_TAG
     for _ in range(n):
-        if off + 8 > end:
+        if end - off >= 24:
+            # the tag, the length and the first four words, all three in-line records read
+            tag, length, w0, w1, w2, w3 = unpack_head(buf, off)
+        elif off + 8 > end:
             raise DecodeError(off, "flow_sample: record header truncated", DecodeReason.TRUNCATED)
-        tag, length = unpack(buf, off)
+        else:
+            tag, length = unpack(buf, off)
         off += 8
         padded = (length + 3) & ~3
         if padded > end - off or length > end - off:
             raise DecodeError(off - 4, f"flow_sample: record {tag >> 12}:{tag & 0xFFF} length {length} exceeds the "
                                        f"{end - off} bytes left", DecodeReason.BAD_LENGTH)
-        if tag == 1 and length >= 16:
-            proto, frame_length, stripped, hn = _HEADER_HEAD.unpack_from(buf, off)
-            if hn <= length - 16 and (hn + 3) & ~3 == (length - 13) & ~3:
-                header = buf[off + 16 : off + 16 + hn]
-                append(SampledHeader(proto, frame_length, stripped, header, decode_header(proto, header)))
+        # Below, length >= 16 and the record fits before end: the words were read in this turn.
+        if tag == 1:
+            if length >= 16 and w3 <= length - 16 and (w3 + 3) & ~3 == (length - 13) & ~3:
+                header = buf[off + 16 : off + 16 + w3]
+                append(SampledHeader(w0, w1, w2, header, decode_header(w0, header)))
                 off += padded
                 continue
-        elif tag == 1001 and length == 16:
-            append(ExtendedSwitch(*_SWITCH.unpack_from(buf, off)))
-            off += padded
-            continue
+        elif length == 16:
+            if tag == 1001:
+                append(ExtendedSwitch(w0, w1, w2, w3))
+                off += padded
+                continue
+            if tag == 1002 and w0 == 1:
+                append(ExtendedRouter(_IP4_TEXT.get(w1) or _ip4_text(w1), w2, w3))
+                off += padded
+                continue
         codec = table.get(tag)
         if codec is None:
             append(UnknownRecord(tag >> 12, tag & 0xFFF, buf[off : off + length]))

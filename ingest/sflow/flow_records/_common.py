@@ -126,17 +126,22 @@ _FIXED_FMT = {"u32": "I", "i32": "i", "u64": "Q"}
 
 
 def _steps(kinds: list[str]) -> tuple:
-    """The fields as read steps: runs of fixed-size fields merged into one struct.Struct."""
+    """The fields as read steps: runs of fixed-size fields merged into one struct.Struct, a string's
+    length word read with the run before it."""
     steps: list = []
     run = ""
     for k in kinds:
         if k in _FIXED_FMT:
             run += _FIXED_FMT[k]
             continue
+        if k == "string":
+            steps.append((_STRING, struct.Struct(">" + run + "I")))
+            run = ""
+            continue
         if run:
             steps.append((_FIXED, struct.Struct(">" + run)))
             run = ""
-        steps.append(({"string": _STRING, "address": _ADDRESS, "mac": _MAC, "u32s": _U32S}[k], None))
+        steps.append(({"address": _ADDRESS, "mac": _MAC, "u32s": _U32S}[k], None))
     if run:
         steps.append((_FIXED, struct.Struct(">" + run)))
     return tuple(steps)
@@ -182,11 +187,12 @@ def _var(name: str, cls: type, kinds: str, tool) -> Custom:
                     return checked(buf, off, length)
                 vals += st.unpack_from(buf, pos)
                 pos += st.size
-            elif step == _STRING:
-                if end - pos < 4:
+            elif step == _STRING:  # the fields before it, then its length
+                if end - pos < st.size:
                     return checked(buf, off, length)
-                n = u32(buf, pos)[0]
-                pos += 4
+                vals += st.unpack_from(buf, pos)
+                n = vals.pop()
+                pos += st.size
                 if n > end - pos:
                     return checked(buf, off, length)
                 vals.append(str(buf[pos : pos + n], "utf-8", "replace"))
@@ -196,7 +202,8 @@ def _var(name: str, cls: type, kinds: str, tool) -> Custom:
                     return checked(buf, off, length)
                 t = u32(buf, pos)[0]
                 if t == 1 and end - pos >= 8:
-                    vals.append(ip4_text(bytes(buf[pos + 4 : pos + 8])))
+                    a = bytes(buf[pos + 4 : pos + 8])
+                    vals.append(_IP4_TEXT.get(a) or ip4_text(a))
                     pos += 8
                 elif t == 2 and end - pos >= 20:
                     vals.append(ip6_text(bytes(buf[pos + 4 : pos + 20])))

@@ -8,7 +8,18 @@ from __future__ import annotations
 import struct
 
 from ingest.sflow.errors import DecodeError, DecodeReason
-from ingest.sflow.flow_records._common import _cstr, _Reader, _SFStr, _typed, _u32s, _var, ip4_text, ip6_text, u32_array
+from ingest.sflow.flow_records._common import (
+    _IP4_TEXT,
+    _cstr,
+    _Reader,
+    _SFStr,
+    _typed,
+    _u32s,
+    _var,
+    ip4_text,
+    ip6_text,
+    u32_array,
+)
 from ingest.sflow.flow_records.packet import (
     SampledHeader,
     decode_sampled_header,
@@ -81,52 +92,45 @@ class ExtendedGateway(Record):
     local_pref: int
 
 
-_GATEWAY4 = struct.Struct(">4sIIII")  # after the next hop's address type 1: address, as, src as, src peer, n segments
-_GATEWAY6 = struct.Struct(">16sIIII")
-_SEGMENT = struct.Struct(">II")  # segment type, number of ASNs
+_ADDRESS4 = struct.Struct(">I4s")  # an sFlow address's type and, when it is 1, its IPv4 address
 
 
 def _decode_gateway(buf: memoryview, off: int, length: int) -> ExtendedGateway:
-    """The happy path over struct unpacks; whatever a check refuses is decoded (and refused) by
-    _decode_gateway_checked."""
-    end = off + length
-    if length < 24:
+    """The happy path: after the next hop the record is all 32-bit words, read in one unpack and
+    walked by index. Whatever a check refuses is decoded (and refused) by _decode_gateway_checked."""
+    if length < 24 or length & 3:  # shorter than an IPv4 next hop and four words, or fields cannot fill it
         return _decode_gateway_checked(buf, off, length)
-    t = U32S.unpack_from(buf, off)[0]
+    t, a = _ADDRESS4.unpack_from(buf, off)
     if t == 1:
-        a, as_number, src_as, src_peer_as, n = _GATEWAY4.unpack_from(buf, off + 4)
-        next_hop = ip4_text(a)
-        pos = off + 24
+        next_hop = _IP4_TEXT.get(a) or ip4_text(a)
+        pos = off + 8
     elif t == 2 and length >= 36:
-        a, as_number, src_as, src_peer_as, n = _GATEWAY6.unpack_from(buf, off + 4)
-        next_hop = ip6_text(a)
-        pos = off + 36
+        next_hop = ip6_text(bytes(buf[off + 4 : off + 20]))
+        pos = off + 20
     else:
         return _decode_gateway_checked(buf, off, length)
-    if n > (end - pos) // 8:
+    # as, src_as, src_peer_as, n segments, n x (type, n ASNs, ASNs), n communities, communities, local_pref
+    words = u32_array((off + length - pos) >> 2).unpack_from(buf, pos)
+    nw = len(words)
+    n = words[3]
+    if n > (nw - 4) // 2:
         return _decode_gateway_checked(buf, off, length)
     path = []
+    i = 4
     for _ in range(n):
-        if end - pos < 8:
+        if nw - i < 2:
             return _decode_gateway_checked(buf, off, length)
-        seg_type, k = _SEGMENT.unpack_from(buf, pos)
-        pos += 8
-        if k > (end - pos) // 4:
+        j = i + 2 + words[i + 1]
+        if j > nw:
             return _decode_gateway_checked(buf, off, length)
-        path.append((seg_type, u32_array(k).unpack_from(buf, pos)))
-        pos += 4 * k
-    if end - pos < 4:
+        path.append((words[i], words[i + 2 : j]))
+        i = j
+    if i >= nw:
         return _decode_gateway_checked(buf, off, length)
-    k = U32S.unpack_from(buf, pos)[0]
-    pos += 4
-    if k > (end - pos) // 4 - 1:  # the communities, then local_pref
+    j = i + 1 + words[i]
+    if j + 1 != nw:  # the communities, local_pref, and nothing after
         return _decode_gateway_checked(buf, off, length)
-    communities = u32_array(k).unpack_from(buf, pos)
-    pos += 4 * k
-    local_pref = U32S.unpack_from(buf, pos)[0]
-    if pos + 4 - off != (length + 3) & ~3:
-        return _decode_gateway_checked(buf, off, length)
-    return ExtendedGateway(next_hop, as_number, src_as, src_peer_as, tuple(path), communities, local_pref)
+    return ExtendedGateway(next_hop, words[0], words[1], words[2], tuple(path), words[i + 1 : j], words[j])
 
 
 def _decode_gateway_checked(buf: memoryview, off: int, length: int) -> ExtendedGateway:

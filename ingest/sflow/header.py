@@ -84,6 +84,7 @@ _U32 = struct.Struct(">I")
 _80211 = struct.Struct("<H2x6s6s6s")  # frame control (little endian), duration, addr1..3
 # the common sampled header's first bytes in one unpack: Ethernet, then IPv4 (no options) or IPv6
 _ETH_IP4 = struct.Struct(">6s6sHBBHHHBBxx4s4s")
+_ETH_IP4_L4 = struct.Struct(">6s6sHBBHHHBBxx4s4sHHH7xB")  # and the TCP/UDP ports, UDP length, TCP flags
 _ETH_IP6 = struct.Struct(">6s6sHIHBB16s16s")
 
 _TPIDS = frozenset((0x8100, 0x88A8, 0x9100, 0x9200, 0x9300))
@@ -149,6 +150,22 @@ def _decode(b, proto: int, pos: int, end: int, depth: int) -> DecodedHeader | No
     field for field (tests compare the two); anything else, or any check that fails, goes there.
     """
     if proto == 1 and end - pos >= 34:
+        if end - pos >= 48 and b[pos + 12] == 8:  # IPv4 without options: the TCP/UDP words in the same unpack
+            dm, sm, t, vihl, tos, tot_len, ip_id, fo, ttl, ip_proto, s, d, sport, dport, w, flags = \
+                _ETH_IP4_L4.unpack_from(b, pos)
+            if t == 0x0800 and vihl == 0x45 and not fo & 0x1FFF:
+                if ip_proto == 6:
+                    return DecodedHeader(
+                        _MAC_TEXT.get(dm) or _mac_text(dm), _MAC_TEXT.get(sm) or _mac_text(sm), (), t,
+                        None, None, None, 4, pos + 14, _IP4_TEXT.get(s) or _ip4_text(s),
+                        _IP4_TEXT.get(d) or _ip4_text(d), 6, tos, ttl, tot_len, ip_id, fo >> 13, 0, None,
+                        None, (), sport, dport, flags, None, None, None, None, None)
+                if ip_proto == 17 and dport != 4789 and dport != 6081:
+                    return DecodedHeader(
+                        _MAC_TEXT.get(dm) or _mac_text(dm), _MAC_TEXT.get(sm) or _mac_text(sm), (), t,
+                        None, None, None, 4, pos + 14, _IP4_TEXT.get(s) or _ip4_text(s),
+                        _IP4_TEXT.get(d) or _ip4_text(d), 17, tos, ttl, tot_len, ip_id, fo >> 13, 0, None,
+                        None, (), sport, dport, None, w, None, None, None, None)
         dm, sm, t, vihl, tos, tot_len, ip_id, fo, ttl, ip_proto, s, d = _ETH_IP4.unpack_from(b, pos)
         if t == 0x0800:
             if 0x45 <= vihl <= 0x4F and not fo & 0x1FFF:

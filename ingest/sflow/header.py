@@ -83,9 +83,10 @@ _GRE = struct.Struct(">HH")
 _U32 = struct.Struct(">I")
 _80211 = struct.Struct("<H2x6s6s6s")  # frame control (little endian), duration, addr1..3
 # the common sampled header's first bytes in one unpack: Ethernet, then IPv4 (no options) or IPv6
-_ETH_IP4 = struct.Struct(">6s6sHBBHHHBBxx4s4s")
-_ETH_IP4_L4 = struct.Struct(">6s6sHBBHHHBBxx4s4sHHH7xB")  # and the TCP/UDP ports, UDP length, TCP flags
-_ETH_IP6 = struct.Struct(">6s6sHIHBB16s16s")
+_ETH_IP4 = struct.Struct(">12sHBBHHHBBxx4s4s")
+# the same with the TCP/UDP ports, UDP length and TCP flags, MACs and addresses read as pairs
+_ETH_IP4_L4 = struct.Struct(">12sHBBHHHBBxx8sHHH7xB")
+_ETH_IP6 = struct.Struct(">12sHIHBB16s16s")
 
 _TPIDS = frozenset((0x8100, 0x88A8, 0x9100, 0x9200, 0x9300))
 _IP6_EXT = frozenset((0, 43, 44, 51, 60))  # hop-by-hop, routing, fragment, auth, destination options
@@ -123,6 +124,25 @@ def _mac_text(a: bytes) -> str:
     return t
 
 
+# (destination, source) MACs and (source, destination) IPv4 addresses by their wire bytes: one look-up a pair
+_MAC_PAIRS: dict[bytes, tuple[str, str]] = {}
+_IP4_PAIRS: dict[bytes, tuple[str, str]] = {}
+
+
+def _mac_pair(a: bytes) -> tuple[str, str]:
+    if len(_MAC_PAIRS) >= _TEXT_CACHE_MAX:
+        _MAC_PAIRS.clear()
+    t = _MAC_PAIRS[a] = (a[:6].hex(":"), a[6:].hex(":"))
+    return t
+
+
+def _ip4_pair(a: bytes) -> tuple[str, str]:
+    if len(_IP4_PAIRS) >= _TEXT_CACHE_MAX:
+        _IP4_PAIRS.clear()
+    t = _IP4_PAIRS[a] = (inet_ntop(AF_INET, a[:4]), inet_ntop(AF_INET, a[4:]))
+    return t
+
+
 HEADER_ETHERNET, HEADER_IPV4, HEADER_IPV6, HEADER_80211 = 1, 11, 12, 15
 
 
@@ -151,60 +171,58 @@ def _decode(b, proto: int, pos: int, end: int, depth: int) -> DecodedHeader | No
     """
     if proto == 1 and end - pos >= 34:
         if end - pos >= 48 and b[pos + 12] == 8:  # IPv4 without options: the TCP/UDP words in the same unpack
-            dm, sm, t, vihl, tos, tot_len, ip_id, fo, ttl, ip_proto, s, d, sport, dport, w, flags = \
+            macs, t, vihl, tos, tot_len, ip_id, fo, ttl, ip_proto, ips, sport, dport, w, flags = \
                 _ETH_IP4_L4.unpack_from(b, pos)
             if t == 0x0800 and vihl == 0x45 and not fo & 0x1FFF:
                 if ip_proto == 6:
-                    return DecodedHeader(
-                        _MAC_TEXT.get(dm) or _mac_text(dm), _MAC_TEXT.get(sm) or _mac_text(sm), (), t,
-                        None, None, None, 4, pos + 14, _IP4_TEXT.get(s) or _ip4_text(s),
-                        _IP4_TEXT.get(d) or _ip4_text(d), 6, tos, ttl, tot_len, ip_id, fo >> 13, 0, None,
-                        None, (), sport, dport, flags, None, None, None, None, None)
+                    dm, sm = _MAC_PAIRS.get(macs) or _mac_pair(macs)
+                    s, d = _IP4_PAIRS.get(ips) or _ip4_pair(ips)
+                    return DecodedHeader(dm, sm, (), t, None, None, None, 4, pos + 14, s, d, 6, tos, ttl, tot_len,
+                                         ip_id, fo >> 13, 0, None, None, (), sport, dport, flags)
                 if ip_proto == 17 and dport != 4789 and dport != 6081:
-                    return DecodedHeader(
-                        _MAC_TEXT.get(dm) or _mac_text(dm), _MAC_TEXT.get(sm) or _mac_text(sm), (), t,
-                        None, None, None, 4, pos + 14, _IP4_TEXT.get(s) or _ip4_text(s),
-                        _IP4_TEXT.get(d) or _ip4_text(d), 17, tos, ttl, tot_len, ip_id, fo >> 13, 0, None,
-                        None, (), sport, dport, None, w, None, None, None, None)
-        dm, sm, t, vihl, tos, tot_len, ip_id, fo, ttl, ip_proto, s, d = _ETH_IP4.unpack_from(b, pos)
+                    dm, sm = _MAC_PAIRS.get(macs) or _mac_pair(macs)
+                    s, d = _IP4_PAIRS.get(ips) or _ip4_pair(ips)
+                    return DecodedHeader(dm, sm, (), t, None, None, None, 4, pos + 14, s, d, 17, tos, ttl, tot_len,
+                                         ip_id, fo >> 13, 0, None, None, (), sport, dport, None, w)
+        macs, t, vihl, tos, tot_len, ip_id, fo, ttl, ip_proto, s, d = _ETH_IP4.unpack_from(b, pos)
         if t == 0x0800:
             if 0x45 <= vihl <= 0x4F and not fo & 0x1FFF:
                 p = pos + 14 + (vihl & 15) * 4
                 if ip_proto == 6:
                     if end - p >= 14:
                         sport, dport, flags = _TCP.unpack_from(b, p)
+                        dm, sm = _MAC_PAIRS.get(macs) or _mac_pair(macs)
                         return DecodedHeader(
-                            _MAC_TEXT.get(dm) or _mac_text(dm), _MAC_TEXT.get(sm) or _mac_text(sm), (), t,
-                            None, None, None, 4, pos + 14, _IP4_TEXT.get(s) or _ip4_text(s),
+                            dm, sm, (), t, None, None, None, 4, pos + 14, _IP4_TEXT.get(s) or _ip4_text(s),
                             _IP4_TEXT.get(d) or _ip4_text(d), 6, tos, ttl, tot_len, ip_id, fo >> 13, 0, None,
-                            None, (), sport, dport, flags, None, None, None, None, None)
+                            None, (), sport, dport, flags)
                 elif ip_proto == 17 and end - p >= 8:
                     sport, dport, udp_len = _UDP.unpack_from(b, p)
                     if dport != 4789 and dport != 6081:
+                        dm, sm = _MAC_PAIRS.get(macs) or _mac_pair(macs)
                         return DecodedHeader(
-                            _MAC_TEXT.get(dm) or _mac_text(dm), _MAC_TEXT.get(sm) or _mac_text(sm), (), t,
-                            None, None, None, 4, pos + 14, _IP4_TEXT.get(s) or _ip4_text(s),
+                            dm, sm, (), t, None, None, None, 4, pos + 14, _IP4_TEXT.get(s) or _ip4_text(s),
                             _IP4_TEXT.get(d) or _ip4_text(d), 17, tos, ttl, tot_len, ip_id, fo >> 13, 0, None,
-                            None, (), sport, dport, None, udp_len, None, None, None, None)
+                            None, (), sport, dport, None, udp_len)
         elif t == 0x86DD and end - pos >= 54:
-            dm, sm, t, vcl, plen, nh, ttl, s, d = _ETH_IP6.unpack_from(b, pos)
+            macs, t, vcl, plen, nh, ttl, s, d = _ETH_IP6.unpack_from(b, pos)
             if vcl >> 28 == 6:
                 if nh == 6:
                     if end - pos >= 68:
                         sport, dport, flags = _TCP.unpack_from(b, pos + 54)
+                        dm, sm = _MAC_PAIRS.get(macs) or _mac_pair(macs)
                         return DecodedHeader(
-                            _MAC_TEXT.get(dm) or _mac_text(dm), _MAC_TEXT.get(sm) or _mac_text(sm), (), t,
-                            None, None, None, 6, pos + 14, _IP6_TEXT.get(s) or _ip6_text(s),
+                            dm, sm, (), t, None, None, None, 6, pos + 14, _IP6_TEXT.get(s) or _ip6_text(s),
                             _IP6_TEXT.get(d) or _ip6_text(d), 6, (vcl >> 20) & 0xFF, ttl, None, None, None,
-                            None, vcl & 0xFFFFF, plen, (), sport, dport, flags, None, None, None, None, None)
+                            None, vcl & 0xFFFFF, plen, (), sport, dport, flags)
                 elif nh == 17 and end - pos >= 62:
                     sport, dport, udp_len = _UDP.unpack_from(b, pos + 54)
                     if dport != 4789 and dport != 6081:
+                        dm, sm = _MAC_PAIRS.get(macs) or _mac_pair(macs)
                         return DecodedHeader(
-                            _MAC_TEXT.get(dm) or _mac_text(dm), _MAC_TEXT.get(sm) or _mac_text(sm), (), t,
-                            None, None, None, 6, pos + 14, _IP6_TEXT.get(s) or _ip6_text(s),
+                            dm, sm, (), t, None, None, None, 6, pos + 14, _IP6_TEXT.get(s) or _ip6_text(s),
                             _IP6_TEXT.get(d) or _ip6_text(d), 17, (vcl >> 20) & 0xFF, ttl, None, None, None,
-                            None, vcl & 0xFFFFF, plen, (), sport, dport, None, udp_len, None, None, None, None)
+                            None, vcl & 0xFFFFF, plen, (), sport, dport, None, udp_len)
     return _decode_general(b, proto, pos, end, depth)
 
 

@@ -14,6 +14,7 @@ from ingest.sflow.counter_records import COUNTER_RECORDS
 from ingest.sflow.errors import DecodeError, DecodeReason
 from ingest.sflow.flow_records import FLOW_RECORDS, ExtendedRouter, ExtendedSwitch, SampledHeader
 from ingest.sflow.header import decode_header
+from ingest.sflow.layout import IP4_WORD_TEXT, ip4_word_text
 from ingest.sflow.model import (
     CounterSample,
     Datagram,
@@ -41,17 +42,6 @@ _SWITCH_RECORD = struct.Struct(">II" "IIII")  # tag, length, extended_switch
 # Records keyed by their 32-bit tag (enterprise << 12 | format) for the hot loop.
 _FLOW_BY_TAG = {(e << 12) | f: c for (e, f), c in FLOW_RECORDS.items()}
 _COUNTER_BY_TAG = {(e << 12) | f: c for (e, f), c in COUNTER_RECORDS.items()}
-# the text of an IPv4 next hop read as a 32-bit word (next hops repeat; bounded: cleared when full)
-_IP4_TEXT: dict[int, str] = {}
-
-
-def _ip4_text(a: int) -> str:
-    if len(_IP4_TEXT) >= 4096:
-        _IP4_TEXT.clear()
-    t = _IP4_TEXT[a] = socket.inet_ntop(socket.AF_INET, a.to_bytes(4, "big"))
-    return t
-
-
 # what a record decoder may raise on bytes it did not expect, reported as DecodeError(INVALID)
 _CODEC_ERRORS = (struct.error, ValueError, IndexError, OverflowError, UnicodeError, OSError)
 
@@ -127,7 +117,7 @@ def _flow_records(buf: bytes, off: int, end: int, n: int) -> tuple:
                 off += padded
                 continue
             if tag == 1002 and w0 == 1:
-                append(ExtendedRouter(_IP4_TEXT.get(w1) or _ip4_text(w1), w2, w3))
+                append(ExtendedRouter(IP4_WORD_TEXT.get(w1) or ip4_word_text(w1), w2, w3))
                 off += padded
                 continue
         codec = table.get(tag)

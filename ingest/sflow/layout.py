@@ -84,6 +84,18 @@ def ip4_to_wire(a: str) -> bytes:
     return socket.inet_pton(socket.AF_INET, a)
 
 
+# IPv4 addresses read as 32-bit words (next hops, which repeat), by value: bounded, cleared when full
+IP4_WORD_TEXT: dict[int, str] = {}
+
+
+def ip4_word_text(a: int) -> str:
+    """The text of an IPv4 address read as a big-endian 32-bit word; look in IP4_WORD_TEXT first."""
+    if len(IP4_WORD_TEXT) >= 4096:
+        IP4_WORD_TEXT.clear()
+    t = IP4_WORD_TEXT[a] = socket.inet_ntop(socket.AF_INET, a.to_bytes(4, "big"))
+    return t
+
+
 def ip6_from_wire(b: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET6, b)
 

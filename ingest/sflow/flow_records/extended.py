@@ -9,14 +9,12 @@ import struct
 
 from ingest.sflow.errors import DecodeError, DecodeReason
 from ingest.sflow.flow_records._common import (
-    _IP4_TEXT,
     _cstr,
     _Reader,
     _SFStr,
     _typed,
     _u32s,
     _var,
-    ip4_text,
     ip6_text,
     u32_array,
 )
@@ -26,7 +24,18 @@ from ingest.sflow.flow_records.packet import (
     encode_sampled_header,
     sflowtool_sampled_header,
 )
-from ingest.sflow.layout import U32, U32S, Custom, F, Fixed, enc_address, fmt_ip, fmt_mac
+from ingest.sflow.layout import (
+    IP4_WORD_TEXT,
+    U32,
+    U32S,
+    Custom,
+    F,
+    Fixed,
+    enc_address,
+    fmt_ip,
+    fmt_mac,
+    ip4_word_text,
+)
 from ingest.sflow.model import Record
 
 # ---------------------------------------------------------------- 0:1001 extended_switch
@@ -92,45 +101,51 @@ class ExtendedGateway(Record):
     local_pref: int
 
 
-_ADDRESS4 = struct.Struct(">I4s")  # an sFlow address's type and, when it is 1, its IPv4 address
-
-
 def _decode_gateway(buf: memoryview, off: int, length: int) -> ExtendedGateway:
-    """The happy path: after the next hop the record is all 32-bit words, read in one unpack and
-    walked by index. Whatever a check refuses is decoded (and refused) by _decode_gateway_checked."""
+    """The happy path: the record is all 32-bit words, read in one unpack and walked by index.
+    Whatever a check refuses is decoded (and refused) by _decode_gateway_checked."""
     if length < 24 or length & 3:  # shorter than an IPv4 next hop and four words, or fields cannot fill it
         return _decode_gateway_checked(buf, off, length)
-    t, a = _ADDRESS4.unpack_from(buf, off)
+    # next hop (type, address), as, src_as, src_peer_as, n segments, n x (type, n ASNs, ASNs),
+    # n communities, communities, local_pref
+    words = u32_array(length >> 2).unpack_from(buf, off)
+    nw = len(words)
+    t = words[0]
     if t == 1:
-        next_hop = _IP4_TEXT.get(a) or ip4_text(a)
-        pos = off + 8
+        next_hop = IP4_WORD_TEXT.get(words[1]) or ip4_word_text(words[1])
+        i = 2
     elif t == 2 and length >= 36:
         next_hop = ip6_text(bytes(buf[off + 4 : off + 20]))
-        pos = off + 20
+        i = 5
     else:
         return _decode_gateway_checked(buf, off, length)
-    # as, src_as, src_peer_as, n segments, n x (type, n ASNs, ASNs), n communities, communities, local_pref
-    words = u32_array((off + length - pos) >> 2).unpack_from(buf, pos)
-    nw = len(words)
-    n = words[3]
-    if n > (nw - 4) // 2:
+    as_number, src_as, src_peer_as, n = words[i : i + 4]
+    i += 4
+    if n > (nw - i) // 2:
         return _decode_gateway_checked(buf, off, length)
-    path = []
-    i = 4
-    for _ in range(n):
-        if nw - i < 2:
-            return _decode_gateway_checked(buf, off, length)
+    if n == 1:  # the usual AS path: one AS_SEQUENCE
         j = i + 2 + words[i + 1]
         if j > nw:
             return _decode_gateway_checked(buf, off, length)
-        path.append((words[i], words[i + 2 : j]))
+        path: tuple = ((words[i], words[i + 2 : j]),)
         i = j
+    else:
+        segments = []
+        for _ in range(n):
+            if nw - i < 2:
+                return _decode_gateway_checked(buf, off, length)
+            j = i + 2 + words[i + 1]
+            if j > nw:
+                return _decode_gateway_checked(buf, off, length)
+            segments.append((words[i], words[i + 2 : j]))
+            i = j
+        path = tuple(segments)
     if i >= nw:
         return _decode_gateway_checked(buf, off, length)
     j = i + 1 + words[i]
     if j + 1 != nw:  # the communities, local_pref, and nothing after
         return _decode_gateway_checked(buf, off, length)
-    return ExtendedGateway(next_hop, words[0], words[1], words[2], tuple(path), words[i + 1 : j], words[j])
+    return ExtendedGateway(next_hop, as_number, src_as, src_peer_as, path, words[i + 1 : j], words[j])
 
 
 def _decode_gateway_checked(buf: memoryview, off: int, length: int) -> ExtendedGateway:

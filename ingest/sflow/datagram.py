@@ -3,6 +3,14 @@
 ``decode_datagram(data)`` returns a ``Datagram`` or raises ``DecodeError`` (offset and reason);
 no other exception escapes, every length is checked against the bytes that remain before it
 is used, and work is bounded by the input size.
+
+Speed (issue 16): the samples and records nearly every agent sends are decoded in line, with
+one struct unpack where the general path makes several calls: flow samples in decode_datagram
+(a sampled header + extended_switch sample in a single unpack), the sampled header,
+extended_switch and extended_router in _flow_records. Each takes only input that every check of
+the general path would pass, builds the same objects, and leaves anything else to the general
+path, which raises the errors it always raised; tests/ingest/sflow/test_fast_paths.py compares
+the two on captures, encoder-built and mutated datagrams.
 """
 
 from __future__ import annotations

@@ -86,6 +86,7 @@ _80211 = struct.Struct("<H2x6s6s6s")  # frame control (little endian), duration,
 _ETH_IP4 = struct.Struct(">12sHBBHHHBBxx4s4s")
 # the same with the TCP/UDP ports, UDP length and TCP flags, MACs and addresses read as pairs
 _ETH_IP4_L4 = struct.Struct(">12sHBBHHHBBxx8sHHH7xB")
+_ETH_VLAN_IP4_L4 = struct.Struct(">12s2xHHBBHHHBBxx8sHHH7xB")  # the same behind one 802.1Q tag (its TCI)
 _ETH_IP6 = struct.Struct(">12sHIHBB16s16s")
 
 _TPIDS = frozenset((0x8100, 0x88A8, 0x9100, 0x9200, 0x9300))
@@ -166,8 +167,9 @@ def _decode(b, proto: int, pos: int, end: int, depth: int) -> DecodedHeader | No
     """The packet at ``pos``: the usual sampled packet here in one pass, any other in _decode_general.
 
     The usual packet: untagged Ethernet, IPv4 (not a fragment) or IPv6 (no extension header), TCP
-    with its flags or UDP that is not a tunnel. What is built for it is what _decode_general builds,
-    field for field (tests compare the two); anything else, or any check that fails, goes there.
+    with its flags or UDP that is not a tunnel; or IPv4 without options behind one 802.1Q tag. What
+    is built for it is what _decode_general builds, field for field (tests compare the two);
+    anything else, or any check that fails, goes there.
     """
     if proto == 1 and end - pos >= 34:
         if end - pos >= 48 and b[pos + 12] == 8:  # IPv4 without options: the TCP/UDP words in the same unpack
@@ -184,6 +186,21 @@ def _decode(b, proto: int, pos: int, end: int, depth: int) -> DecodedHeader | No
                     s, d = _IP4_PAIRS.get(ips) or _ip4_pair(ips)
                     return DecodedHeader(dm, sm, (), t, None, None, None, 4, pos + 14, s, d, 17, tos, ttl, tot_len,
                                          ip_id, fo >> 13, 0, None, None, (), sport, dport, None, w)
+        elif end - pos >= 52 and b[pos + 12] == 0x81 and b[pos + 13] == 0:  # the same behind one 802.1Q tag
+            macs, tci, t, vihl, tos, tot_len, ip_id, fo, ttl, ip_proto, ips, sport, dport, w, flags = \
+                _ETH_VLAN_IP4_L4.unpack_from(b, pos)
+            if t == 0x0800 and vihl == 0x45 and not fo & 0x1FFF:
+                if ip_proto == 6:
+                    dm, sm = _MAC_PAIRS.get(macs) or _mac_pair(macs)
+                    s, d = _IP4_PAIRS.get(ips) or _ip4_pair(ips)
+                    return DecodedHeader(dm, sm, ((tci & 0x0FFF, tci >> 13),), t, None, None, None, 4, pos + 18, s, d,
+                                         6, tos, ttl, tot_len, ip_id, fo >> 13, 0, None, None, (), sport, dport, flags)
+                if ip_proto == 17 and dport != 4789 and dport != 6081:
+                    dm, sm = _MAC_PAIRS.get(macs) or _mac_pair(macs)
+                    s, d = _IP4_PAIRS.get(ips) or _ip4_pair(ips)
+                    return DecodedHeader(dm, sm, ((tci & 0x0FFF, tci >> 13),), t, None, None, None, 4, pos + 18, s, d,
+                                         17, tos, ttl, tot_len, ip_id, fo >> 13, 0, None, None, (), sport, dport, None,
+                                         w)
         macs, t, vihl, tos, tot_len, ip_id, fo, ttl, ip_proto, s, d = _ETH_IP4.unpack_from(b, pos)
         if t == 0x0800:
             if 0x45 <= vihl <= 0x4F and not fo & 0x1FFF:

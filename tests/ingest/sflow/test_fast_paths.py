@@ -1,7 +1,7 @@
 """The decoder's fast paths build exactly what its general path builds, and fail exactly as it fails.
 
-The fast paths: the sampled header parse for untagged Ethernet/IPv4/IPv6 TCP/UDP (header._decode
-before _decode_general); flow samples decoded in line (datagram.py: one unpack for the usual
+The fast paths: the sampled header parse for Ethernet/IPv4/IPv6 TCP/UDP, untagged or behind one
+802.1Q tag (header._decode before _decode_general); flow samples decoded in line (datagram.py: one unpack for the usual
 sampled header + extended_switch sample, and those two records in line in any other); the
 struct-based record decoders (flow_records: the ``_var`` codecs, extended_gateway) that hand what
 their checks refuse to their ``_Reader`` decoder. Each is compared with the general
@@ -215,7 +215,10 @@ def test_every_flow_record_fast_decoder_matches_its_checked_decoder():
 
 
 def _headers() -> list[tuple[int, bytes]]:
-    out = [(1, ETH_IP4_TCP), (1, ETH_IP6_UDP), (11, ETH_IP4_TCP[14:]), (1, VXLAN_IP4_TCP), (1, VXLAN_IP6_UDP)]
+    vlan_ip4_tcp = ETH_IP4_TCP[:12] + bytes.fromhex("8100 a064") + ETH_IP4_TCP[12:]  # priority 5, VLAN 100
+    vlan_ip4_udp = vlan_ip4_tcp[:27] + b"\x11" + vlan_ip4_tcp[28:]
+    out = [(1, ETH_IP4_TCP), (1, ETH_IP6_UDP), (11, ETH_IP4_TCP[14:]), (1, VXLAN_IP4_TCP), (1, VXLAN_IP6_UDP),
+           (1, vlan_ip4_tcp), (1, vlan_ip4_udp)]
     for data in SEEDS:
         try:
             dg = datagram.decode_datagram(data)
@@ -242,8 +245,8 @@ def test_header_fast_path_matches_the_general_parse():
             b = bytearray(h)
             if not b:
                 break
-            i = rng.choice([12, 13, 14, 20, 21, 23, 20 + 14, 36, 37, 54, 56, 57, 62, 63, 64, 70, 73, 86, 87]
-                           + [rng.randrange(len(b))])
+            i = rng.choice([12, 13, 14, 20, 21, 23, 20 + 14, 36, 37, 54, 56, 57, 62, 63, 64, 70, 73, 86, 87,
+                            16, 17, 18, 24, 27, 40, 41] + [rng.randrange(len(b))])
             if i < len(b):
                 b[i] = rng.choice([0, 4, 6, 17, 0x08, 0x12, 0x45, 0x46, 0x4F, 0x60, 0x81, 0x86, 0xDD, 0xB5, 0xFF,
                                    rng.randrange(256)])

@@ -44,6 +44,8 @@ from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPTURES = ROOT.parent / "shared" / "captures"
+# the capture the other benchmarks (avro, ingest, process) repeat: a real switch's mix
+DEFAULT_CAPTURE = CAPTURES / "overflowd__sflow.pcap"
 ROUTER_MIX = "router-mix (encoder: header+switch+router+gateway)"
 
 

@@ -83,7 +83,7 @@ class Engine:
         self.flows: dict[str, _Flow] = {}
         self.thresholds = Thresholds()
         self.counters = CounterMetrics()
-        self.pending_metrics: dict[str, dict[tuple[str, str], float]] = {}
+        self.pending_metrics: dict[str, dict[str, dict[str, float]]] = {}  # agent -> data source -> name -> value
         self.samples = 0
         self.pending_flow_logs: list[dict] = []  # of redefined / deleted log: true flows
         self.topology: Topology | None = None  # sFlow-RT's /topology/json (link: keys, aggMode edge)
@@ -244,11 +244,12 @@ class Engine:
     def wants_discards(self) -> bool:
         return any(f.dropped for f in self.flows.values())
 
-    def on_counter_batch(self, batch: dict) -> list:
-        metrics = self.counters.update(batch)
-        for m in metrics:
-            self.pending_metrics.setdefault(m.agent, {})[(m.data_source, m.name)] = m.value
-        return metrics
+    def on_counter_batch(self, batch: dict) -> None:
+        agent = batch["agent_address"]
+        latest = self.pending_metrics.get(agent)
+        if latest is None:
+            latest = self.pending_metrics[agent] = {}
+        self.counters.update_latest(batch, latest)
 
     # ---------------------------------------------------------------- output
 
@@ -279,11 +280,15 @@ class Engine:
                     active.append({"flow": f.name, "agent": agent, "timestamp": ts, "value": f.definition.value,
                                    "flows": entries})
         metrics: list[dict] = []
-        for agent, values in self.pending_metrics.items():
+        for agent, by_ds in self.pending_metrics.items():
+            if not any(by_ds.values()):
+                continue
             metrics.append({"agent": agent, "timestamp": ts, "metrics": [
-                {"dataSource": ds, "name": name, "value": float(v)} for (ds, name), v in values.items()]})
-            for (ds, name), v in values.items():
-                events += self.thresholds.check(name, agent, ds, [(None, float(v))], now)
+                {"dataSource": ds, "name": name, "value": float(v)} for ds, values in by_ds.items()
+                for name, v in values.items()]})
+            for ds, values in by_ds.items():
+                for name, v in values.items():
+                    events += self.thresholds.check(name, agent, ds, [(None, float(v))], now)
         self.pending_metrics = {}
         return active, metrics, events
 

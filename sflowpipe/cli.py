@@ -407,6 +407,12 @@ def build_parser() -> argparse.ArgumentParser:
     bp = bsub.add_parser("process", help="one Faust worker, 3 flows + 1 threshold: flow samples/s, profile")
     bp.add_argument("--capture", default=None)
     bp.add_argument("--samples", type=int, default=200_000, help="flow samples in the backlog")
+    bp.add_argument("--baseline", default=None, metavar="REV",
+                    help="also run the worker of this git revision, alternating, and print the ratio "
+                         "(default: bench/baseline.py DEFAULT_BASELINE; '': none)")
+    bp.add_argument("--rounds", type=int, default=2, help="runs of each worker, alternating (default 2)")
+    bp.add_argument("--worker-profile", default=None, metavar="FILE",
+                    help="run this checkout's worker under cProfile, its stats written to FILE (pstats)")
     _kafka_option(bp)
     bc = bsub.add_parser("clickhouse", help="the ClickHouse sink into embedded chDB: flow-sample rows/s")
     bc.add_argument("--samples", type=int, default=200_000)

@@ -240,6 +240,10 @@ def _read_nullable_strings(m: _Message, p: int) -> tuple[list, int]:
         return [], p
     if count > end - p:
         raise _Irregular()
+    if data[p] == 2 and data[p + 1] < 0x80:  # every string of one length (MAC addresses): strided
+        same = _same_length_strings(m, p, count, data[p + 1] >> 1)
+        if same is not None:
+            return same
     out: list = [None] * count
     try:
         for i in range(count):
@@ -263,6 +267,19 @@ def _read_nullable_strings(m: _Message, p: int) -> tuple[list, int]:
     if p >= end or data[p] != 0:
         raise _Irregular()  # another block follows (or the data ends)
     return out, p + 1
+
+
+def _same_length_strings(m: _Message, p: int, count: int, length: int) -> tuple[list, int] | None:
+    """``count`` set ASCII strings of ``length`` bytes from ``p`` (each: index 1, length, bytes), or None."""
+    step = length + 2
+    stop = p + count * step
+    if stop >= m.end or m.data[stop] != 0:
+        return None
+    cells = m.body[p - m.base:stop - m.base].reshape(count, step)
+    if (cells[:, 0] != 2).any() or (cells[:, 1] != length << 1).any() or (cells >= 0x80).any():
+        return None
+    text = m.data[p:stop].decode("ascii")
+    return [text[i:i + length] for i in range(2, count * step + 2, step)], stop + 1
 
 
 def _count(data: bytes, p: int, end: int) -> tuple[int, int]:

@@ -37,6 +37,7 @@ from sflowpipe.config_plane import ConfigWatcher, startup_definitions
 from processors.engine import REPLAY_LAG_S, Engine
 from processors.enrich import Enricher
 from schemas.codec import Codec, CodecError, RegistryUnavailable
+from processors.fetch_wait import use_fetch_wait
 from schemas.definitions import hot_field_count
 from sflowpipe.metrics import Metrics, MetricsServer
 from sflowpipe.kafka import KafkaClients, wiring
@@ -316,6 +317,7 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
         web_bind="127.0.0.1",
         logging_config=None,
     )
+    use_fetch_wait(app, p.fetch_max_wait_ms)
     metrics = metrics or Metrics()
     describe_metrics(metrics)
     app.sflowpipe_metrics = metrics  # served by run(); read by tests

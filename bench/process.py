@@ -69,12 +69,15 @@ def _ends(bootstrap: str, topic: str) -> dict[int, int]:
         c.close()
 
 
-def _count(bootstrap: str, topic: str, want: int, timeout: float, since: dict[int, int]) -> tuple[int, int, int]:
+def _count(bootstrap: str, topic: str, want: int, timeout: float, since: dict[int, int],
+           pid: int | None = None) -> tuple[int, int, int, float]:
     """Messages on a topic after offsets ``since`` and their first/last Kafka timestamps (ms), once
-    ``want`` arrived."""
+    ``want`` arrived; and the CPU seconds process ``pid`` used from the first to the last message
+    read (its work without its start-up, to within a consume call)."""
     c = _clients(bootstrap).consumer(f"bench-{time.time_ns()}", {"auto.offset.reset": "earliest"})
     deadline = time.monotonic() + timeout
     n, first, last = 0, None, 0
+    cpu_first = cpu_last = None
     try:
         while time.monotonic() < deadline:  # the worker creates the topic when it starts
             md = c.list_topics(topic, timeout=10).topics.get(topic)
@@ -83,15 +86,18 @@ def _count(bootstrap: str, topic: str, want: int, timeout: float, since: dict[in
             time.sleep(0.5)
         c.assign([TopicPartition(topic, p, since.get(p, OFFSET_BEGINNING)) for p in md.partitions])
         while n < want and time.monotonic() < deadline:
-            for m in c.consume(1000, 0.5):
-                if m.error() is None:
-                    n += 1
-                    ts = m.timestamp()[1]
-                    first = ts if first is None else min(first, ts)
-                    last = max(last, ts)
+            got = [m for m in c.consume(1000, 0.1) if m.error() is None]
+            if got and pid is not None:
+                cpu_last = _cpu(pid)
+                cpu_first = cpu_last if cpu_first is None else cpu_first
+            for m in got:
+                n += 1
+                ts = m.timestamp()[1]
+                first = ts if first is None else min(first, ts)
+                last = max(last, ts)
     finally:
         c.close()
-    return n, first or 0, last
+    return n, first or 0, last, (cpu_last - cpu_first) if cpu_first is not None else 0.0
 
 
 def profile(payloads: list[bytes]) -> None:
@@ -162,7 +168,7 @@ def _run_worker(tree: Path | None, defs: Path, bootstrap: str, prefix: str, tmp:
     proc = subprocess.Popen(argv, env=env, cwd=cmd.cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         cpu0 = _cpu(proc.pid)
-        n, first, last = _count(bootstrap, topic, n_batches, timeout=300, since=since)
+        n, first, last, work_cpu = _count(bootstrap, topic, n_batches, timeout=300, since=since, pid=proc.pid)
         cpu = _cpu(proc.pid) - cpu0
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -173,10 +179,11 @@ def _run_worker(tree: Path | None, defs: Path, bootstrap: str, prefix: str, tmp:
             proc.wait()
     span = max(1e-3, (last - first) / 1000)
     rate = (n / n_batches) * n_samples / span if n else 0.0
+    per_cpu = (n / n_batches) * n_samples / work_cpu if work_cpu > 0 else 0.0
     print(f"  {'baseline' if tree else 'this checkout'}: {n} of {n_batches} enriched batches; {rate:,.0f} flow "
-          f"samples/s while working through the backlog ({span:.1f} s), worker CPU {cpu:.1f} s incl. start-up",
-          flush=True)
-    return rate
+          f"samples/s while working through the backlog ({span:.1f} s); {per_cpu:,.0f} per CPU second of the "
+          f"worker meanwhile ({work_cpu:.1f} s; {cpu:.1f} s incl. start-up)", flush=True)
+    return rate, per_cpu
 
 
 def main(settings, args) -> int:
@@ -206,6 +213,7 @@ def main(settings, args) -> int:
         defs = tmp / "defs.yaml"
         defs.write_text(yaml.safe_dump(DEFINITIONS))
         rates: dict[str, list[float]] = {"baseline": [], "current": []}
+        per_cpu: dict[str, list[float]] = {"baseline": [], "current": []}
         with contextlib.ExitStack() as stack:
             tree = stack.enter_context(baseline_tree(rev)) if rev else None
             print(f"one worker, {rounds} round(s), alternating (baseline: revision {rev})" if rev else
@@ -214,9 +222,11 @@ def main(settings, args) -> int:
             for _ in range(rounds):
                 for which in (("baseline", "current") if rev else ("current",)):
                     run += 1
-                    rates[which].append(_run_worker(
+                    rate, cpu_rate = _run_worker(
                         tree if which == "baseline" else None, defs, bootstrap, prefix, tmp, run, n_batches, n_samples,
-                        getattr(args, "worker_profile", None) if which == "current" else None))
+                        getattr(args, "worker_profile", None) if which == "current" else None)
+                    rates[which].append(rate)
+                    per_cpu[which].append(cpu_rate)
         best = {k: max(v) for k, v in rates.items() if v}
         print(f"one worker: {best['current']:,.0f} flow samples/s (best of {rounds})" +
               (f"; baseline {rev}: {best['baseline']:,.0f}; ratio {best['current'] / max(best['baseline'], 1e-9):.2f}x"
@@ -224,6 +234,9 @@ def main(settings, args) -> int:
         if rev:
             pairs = [c / b for b, c in zip(rates["baseline"], rates["current"]) if b]
             print("ratio per round: " + ", ".join(f"{r:.2f}x" for r in pairs))
+            cpu_pairs = [c / b for b, c in zip(per_cpu["baseline"], per_cpu["current"]) if b]
+            print("flow samples per worker CPU second, ratio per round (less sensitive to the machine's other "
+                  "load): " + ", ".join(f"{r:.2f}x" for r in cpu_pairs))
         profile([d.payload for d in datagrams] * 3)
     finally:
         if broker:

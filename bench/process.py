@@ -139,6 +139,7 @@ def profile(payloads: list[bytes]) -> None:
     t0 = time.perf_counter()
     work()
     dt = time.perf_counter() - t0
+    _prefix_decode_ratio(codec, messages, n)
     print(f"in-process, per flow sample: {dt / n * 1e6:.2f} µs ({n / dt:,.0f} samples/s) for decode + "
           f"3 flows + threshold + enrichment + enriched batch")
     pr = cProfile.Profile()
@@ -184,6 +185,36 @@ def _run_worker(tree: Path | None, defs: Path, bootstrap: str, prefix: str, tmp:
           f"samples/s while working through the backlog ({span:.1f} s); {per_cpu:,.0f} per CPU second of the "
           f"worker meanwhile ({work_cpu:.1f} s; {cpu:.1f} s incl. start-up)", flush=True)
     return rate, per_cpu
+
+
+def _prefix_decode_ratio(codec, messages: list[bytes], n: int, rounds: int = 3) -> None:
+    """The hot prefix read by schemas/prefix_reader.py and by fastavro (as 81cddb5 did), alternating."""
+    import fastavro
+
+    from schemas.definitions import hot_field_count
+
+    hot = hot_field_count()
+    current = codec.current("flow_sample_batch")
+    schema = fastavro.parse_schema(dict(current.raw, fields=current.raw["fields"][:hot]))
+
+    def with_fastavro():
+        for m in messages:
+            fastavro.schemaless_reader(io.BytesIO(memoryview(m)[10:]), schema, None, return_record_name=True,
+                                       return_record_name_override=True)
+
+    def with_reader():
+        for m in messages:
+            codec.decode_prefix("flow_sample_batch", m, hot)
+
+    best = {with_fastavro: float("inf"), with_reader: float("inf")}
+    for _ in range(rounds):
+        for f in best:
+            t0 = time.perf_counter()
+            f()
+            best[f] = min(best[f], time.perf_counter() - t0)
+    print(f"hot-prefix decode, per flow sample: fastavro {best[with_fastavro] / n * 1e6:.2f} µs, prefix reader "
+          f"{best[with_reader] / n * 1e6:.2f} µs ({best[with_fastavro] / best[with_reader]:.1f}x; best of {rounds}, "
+          f"alternating)")
 
 
 def main(settings, args) -> int:

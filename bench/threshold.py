@@ -97,7 +97,10 @@ class _Watch(threading.Thread):
         self.ready = threading.Event()
 
     def run(self) -> None:
-        c = self.clients.consumer(f"bench-{time.time_ns()}", {"auto.offset.reset": "earliest"})
+        # a short fetch wait: Tansu answers a fetch only when its wait is over (processors/fetch_wait.py),
+        # which would add up to librdkafka's 500 ms to the measured delay
+        c = self.clients.consumer(f"bench-{time.time_ns()}", {"auto.offset.reset": "earliest",
+                                                              "fetch.wait.max.ms": 10})
         try:
             parts = []
             while not self.stop.is_set() and not parts:

@@ -28,11 +28,13 @@ import yaml
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from bench.baseline import DEFAULT_BASELINE, baseline_tree, command
-from bench.decode import DEFAULT_CAPTURE
 from ingest.pcap import read_udp_payloads
 from ingest.replay import publish_kafka
 from sflowpipe.broker import EmbeddedBroker, free_port
 from sflowpipe.settings import load_settings
+
+# the capture whose flow samples fill the backlog (also bench threshold's background traffic)
+DEFAULT_CAPTURE = Path(__file__).resolve().parents[1].parent / "shared" / "captures" / "overflowd__sflow.pcap"
 
 DEFINITIONS = {
     "flows": {

@@ -39,8 +39,7 @@ import yaml
 from confluent_kafka import TopicPartition
 
 from bench.baseline import baseline_tree, command
-from bench.decode import DEFAULT_CAPTURE
-from bench.process import DEFINITIONS, _cpu
+from bench.process import DEFAULT_CAPTURE, DEFINITIONS, _cpu
 from ingest.pcap import read_udp_payloads
 from sflowpipe.broker import EmbeddedBroker, free_port
 from sflowpipe.settings import load_settings

@@ -37,6 +37,7 @@ from sflowpipe.config_plane import ConfigWatcher, startup_definitions
 from processors.engine import REPLAY_LAG_S, Engine
 from processors.enrich import Enricher
 from schemas.codec import Codec, CodecError, RegistryUnavailable
+from processors.fetch_wait import use_fetch_wait
 from schemas.definitions import hot_field_count
 from sflowpipe.metrics import Metrics, MetricsServer
 from sflowpipe.kafka import KafkaClients, wiring
@@ -316,6 +317,7 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
         web_bind="127.0.0.1",
         logging_config=None,
     )
+    use_fetch_wait(app, p.fetch_max_wait_ms)
     metrics = metrics or Metrics()
     describe_metrics(metrics)
     app.sflowpipe_metrics = metrics  # served by run(); read by tests
@@ -503,6 +505,11 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
             batch.update(extra)
             out = codec.encode("enriched_flow_sample_batch", batch)
         await emit(enriched_topic, agent.encode(), out, partition)
+        if engine.pending_events:  # a threshold this batch took a flow over: at once, not at the next report
+            events = engine.take_events()
+            metrics.inc("sflowpipe_processors_events_total", len(events))
+            touch_reported({e.agent for e in events})
+            await publish_events(events)
         maybe_checkpoint(agent, now)
 
     flow_topic_name = k.topic(t.flow_samples)
@@ -664,6 +671,9 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
             next_status[0] = time.monotonic() + STATUS_EVERY_S
             status = component_status("processor", p.app_id, worker_id, metrics, PROCESSOR_FIELDS)
             await status_topic.send(key=worker_id.encode(), value=json.dumps(status).encode())
+        await publish_events(events)
+
+    async def publish_events(events: list) -> None:
         for e in events:
             last_checkpoint.pop(e.agent, None)  # checkpointed with its next batch: a restart will not repeat it
             await emit(events_topic, e.agent.encode(), codec.encode("event", e.to_dict()), owner.get(e.agent))

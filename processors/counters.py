@@ -369,8 +369,23 @@ class CounterMetrics:
         state = self._state.setdefault(agent, {})
         out: list[Metric] = []
         for s in batch["samples"]:
-            self._sample(agent, state, s, out)
+            ds, t, values = self._sample(agent, state, s)
+            out += [Metric(agent, ds, name, v, t) for name, v in values]
         return out
+
+    def update_latest(self, batch: dict, latest: dict[str, dict[str, float]]) -> None:
+        """``update``, keeping only each metric's latest value: ``latest[data source][name]`` (what a
+        report publishes; no Metric object per value: a counter sample gives dozens)."""
+        agent = batch["agent_address"]
+        state = self._state.setdefault(agent, {})
+        for s in batch["samples"]:
+            ds, _, values = self._sample(agent, state, s)
+            if values:
+                found = latest.get(ds)
+                if found is None:
+                    latest[ds] = dict(values)
+                else:
+                    found.update(values)
 
     @staticmethod
     def _interval(prev: dict, up: int, seq: int, t: int) -> tuple[float | None, bool]:
@@ -388,7 +403,8 @@ class CounterMetrics:
         dt = (t - prev["t"]) / 1e6
         return (dt if dt > 0 else None), up < pup
 
-    def _sample(self, agent: str, state: dict, s: dict, out: list) -> None:
+    def _sample(self, agent: str, state: dict, s: dict) -> tuple[str, int, list[tuple[str, float]]]:
+        """One sample's (data source, receive time, [(metric, value)...]); its text attributes are kept."""
         ds = data_source(s["source_id_type"], s["source_id_index"])
         key = f"{s['sub_agent_id']}/{ds}"
         t = s["receive_time_us"]
@@ -397,13 +413,14 @@ class CounterMetrics:
         secs, backwards = (None, False) if prev is None else self._interval(prev, up, seq, t)
         old = prev["c"] if prev is not None and secs is not None else None
         counters: dict[str, int] = {}
+        out: list[tuple[str, float]] = []
         append = out.append
 
         def emit(name: str, value: Any) -> None:
             if name in TEXT_METRICS:
                 self._text.setdefault(agent, {}).setdefault(ds, {})[name] = value
             else:
-                append(Metric(agent, ds, name, value, t))
+                append((name, value))
 
         for rname, rec in s["records"]:
             spec = SPECS.get(rname)
@@ -412,18 +429,27 @@ class CounterMetrics:
             for name, field, mask in spec.gauges:
                 v = rec.get(field)
                 if v is not None and v != mask:
-                    append(Metric(agent, ds, name, float(v), t))
+                    append((name, float(v)))
             deltas: dict[str, int] = {}
             for name, field, mask in spec.rates:
                 v = rec.get(field)
                 if v is None or v == mask:
                     continue
                 counters[field] = v
-                if old is not None:
-                    d = self._delta(old.get(field), v, mask, backwards)
-                    if d is not None:
-                        deltas[field] = d
-                        append(Metric(agent, ds, name, d / secs, t))
+                if old is not None:  # _delta inline (a call per counter per sample showed in profiles)
+                    o = old.get(field)
+                    if o is None or o == mask:
+                        continue
+                    if v >= o:
+                        d = v - o
+                    elif backwards:
+                        continue
+                    else:
+                        d = (v - o) & mask
+                        if d > mask >> 1:
+                            continue
+                    deltas[field] = d
+                    append((name, d / secs))
             for field, mask in spec.ticks:
                 v = rec.get(field)
                 if v is None or v == mask:
@@ -437,6 +463,7 @@ class CounterMetrics:
                 spec.derive(rec, deltas, secs, emit)
         if counters:  # a sample without counter records (descriptions only) leaves the state alone
             state[key] = {"up": up, "seq": seq, "t": t, "c": counters}
+        return ds, t, out
 
     @staticmethod
     def _delta(o: int | None, v: int, mask: int, backwards: bool) -> int | None:

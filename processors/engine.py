@@ -78,12 +78,13 @@ class Engine:
         self._ids = EventIds()
         self.blocklists = blocklists  # processors.blocklist.Blocklists or None
         self.scans = scans  # processors.scans.ScanDetector or None
-        self.pending_events: list[Event] = []  # raised per batch (blocklists, scans), published by report()
+        # raised per batch (thresholds crossed, blocklists, scans): published with the batch or by report()
+        self.pending_events: list[Event] = []
         self.clock = clock
         self.flows: dict[str, _Flow] = {}
         self.thresholds = Thresholds()
         self.counters = CounterMetrics()
-        self.pending_metrics: dict[str, dict[tuple[str, str], float]] = {}
+        self.pending_metrics: dict[str, dict[str, dict[str, float]]] = {}  # agent -> data source -> name -> value
         self.samples = 0
         self.pending_flow_logs: list[dict] = []  # of redefined / deleted log: true flows
         self.topology: Topology | None = None  # sFlow-RT's /topology/json (link: keys, aggMode edge)
@@ -190,9 +191,26 @@ class Engine:
                 evaluated = [e for e in evaluated if edge_ok[e[0]]]
             elif f.agg_mode == "agent":
                 fds = [_AGENT_DS] * len(ds)
-            f.table.add_batch(now, agent, fds, evaluated)
+            touched = f.table.add_batch(now, agent, fds, evaluated)
+            if touched and self.thresholds.watching(f.name):
+                self._rising(f, now, agent, touched)
             if f.log is not None and evaluated:
                 self._log_batch(f, now, agent, fds, batch, ctx, evaluated)
+
+    def _rising(self, f: _Flow, now: float, agent: str, touched: dict) -> None:
+        """Threshold events for the flows a batch took over their threshold, now rather than at the
+        next report (up to report_interval_s later): published with the batch (``take_events``)."""
+        by_ds: dict[str, list] = {}
+        value = f.table.value
+        for ds, key in touched:
+            by_ds.setdefault(ds, []).append((key, value(now, agent, ds, key)))
+        for ds, values in by_ds.items():
+            self.pending_events += self.thresholds.rising(f.name, agent, ds, values, now)
+
+    def take_events(self) -> list[Event]:
+        """The events raised per batch so far (thresholds crossed, blocklists, scans), to publish now."""
+        out, self.pending_events = self.pending_events, []
+        return out
 
     def _bounded(self, f: _Flow, now: float, agent: str, batch: dict, ctx: EvalContext) -> list | None:
         """``f`` evaluated on the batch within its budget; None when it was cancelled or ran over.
@@ -244,11 +262,12 @@ class Engine:
     def wants_discards(self) -> bool:
         return any(f.dropped for f in self.flows.values())
 
-    def on_counter_batch(self, batch: dict) -> list:
-        metrics = self.counters.update(batch)
-        for m in metrics:
-            self.pending_metrics.setdefault(m.agent, {})[(m.data_source, m.name)] = m.value
-        return metrics
+    def on_counter_batch(self, batch: dict) -> None:
+        agent = batch["agent_address"]
+        latest = self.pending_metrics.get(agent)
+        if latest is None:
+            latest = self.pending_metrics[agent] = {}
+        self.counters.update_latest(batch, latest)
 
     # ---------------------------------------------------------------- output
 
@@ -279,11 +298,15 @@ class Engine:
                     active.append({"flow": f.name, "agent": agent, "timestamp": ts, "value": f.definition.value,
                                    "flows": entries})
         metrics: list[dict] = []
-        for agent, values in self.pending_metrics.items():
+        for agent, by_ds in self.pending_metrics.items():
+            if not any(by_ds.values()):
+                continue
             metrics.append({"agent": agent, "timestamp": ts, "metrics": [
-                {"dataSource": ds, "name": name, "value": float(v)} for (ds, name), v in values.items()]})
-            for (ds, name), v in values.items():
-                events += self.thresholds.check(name, agent, ds, [(None, float(v))], now)
+                {"dataSource": ds, "name": name, "value": float(v)} for ds, values in by_ds.items()
+                for name, v in values.items()]})
+            for ds, values in by_ds.items():
+                for name, v in values.items():
+                    events += self.thresholds.check(name, agent, ds, [(None, float(v))], now)
         self.pending_metrics = {}
         return active, metrics, events
 

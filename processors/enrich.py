@@ -71,17 +71,21 @@ class Enricher:
         memberships = self.groups.memberships
         src_ip = batch["src_ip"]
         dst_ip = batch["dst_ip"]
-        # whole columns through map(): the per-sample work is two cache hits in the common case
-        src = list(map(record, src_ip))
-        dst = list(map(record, dst_ip))
+        # each distinct address looked up once (a batch repeats a few hosts many times), then whole
+        # columns through map() over those answers
+        found = {ip: (record(ip), memberships(ip)) for ip in {*src_ip, *dst_ip}}
+        country = {ip: r[0][0] for ip, r in found.items()}.__getitem__
+        asn = {ip: r[0][1] for ip, r in found.items()}.__getitem__
+        as_name = {ip: r[0][2] for ip, r in found.items()}.__getitem__
+        groups = {ip: r[1] for ip, r in found.items()}.__getitem__
         return {
-            "src_country": [r[0] for r in src],
-            "dst_country": [r[0] for r in dst],
-            "src_asn": [r[1] for r in src],
-            "dst_asn": [r[1] for r in dst],
-            "src_as_name": [r[2] for r in src],
-            "dst_as_name": [r[2] for r in dst],
+            "src_country": list(map(country, src_ip)),
+            "dst_country": list(map(country, dst_ip)),
+            "src_asn": list(map(asn, src_ip)),
+            "dst_asn": list(map(asn, dst_ip)),
+            "src_as_name": list(map(as_name, src_ip)),
+            "dst_as_name": list(map(as_name, dst_ip)),
             # fresh lists: the cached tuples are shared between samples and must not be mutated
-            "src_groups": list(map(list, map(memberships, src_ip))),
-            "dst_groups": list(map(list, map(memberships, dst_ip))),
+            "src_groups": list(map(list, map(groups, src_ip))),
+            "dst_groups": list(map(list, map(groups, dst_ip))),
         }

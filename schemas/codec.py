@@ -26,6 +26,7 @@ from typing import Any
 import fastavro
 from fastavro.schema import to_parsing_canonical_form
 
+from schemas.prefix_reader import PrefixReader
 from schemas.writer import compile_writer
 
 SCHEMA_DIR = Path(__file__).resolve().parent
@@ -192,7 +193,7 @@ class Codec:
         self._lock = threading.Lock()
         self._ids: dict[str, int] = {}  # schema name -> registry id of its current version
         self._by_id: dict[int, SchemaVersion] = {}
-        self._prefix_schemas: dict[tuple[str, int], Any] = {}
+        self._prefix_readers: dict[tuple[str, int], PrefixReader] = {}
 
     def __getstate__(self) -> dict:
         return {"registry_url": self.registry_url, "subjects": self.subjects, "registry_conf": self.registry_conf}
@@ -308,11 +309,13 @@ class Codec:
         current = self.current(stem)
         if writer is not current:
             return self.decode_as(stem, message)
-        schema = self._prefix_schemas.get((stem, fields))
-        if schema is None:
-            raw = dict(current.raw, fields=current.raw["fields"][:fields])
-            schema = self._prefix_schemas[(stem, fields)] = fastavro.parse_schema(raw)
-        return _read_body(stem, message, start, schema, None)
+        reader = self._prefix_readers.get((stem, fields))
+        if reader is None:
+            reader = self._prefix_readers[(stem, fields)] = PrefixReader(current.raw["fields"][:fields])
+        try:
+            return reader.read(message, start)
+        except Exception as e:  # fastavro's assorted errors on corrupt input, for a column it read
+            raise CodecError(f"corrupt {stem} message: {e}") from None
 
     def _read(self, writer: SchemaVersion, message: bytes, start: int) -> Any:
         current = self.current(writer.stem)

@@ -63,6 +63,10 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         from bench import process as bench_process
 
         return bench_process.main(settings, args)
+    if args.bench == "threshold":
+        from bench import threshold as bench_threshold
+
+        return bench_threshold.main(settings, args)
     if args.bench == "startup":
         from bench import startup as bench_startup
 
@@ -395,7 +399,7 @@ def build_parser(only_decode: bool = False) -> argparse.ArgumentParser:
 
     _add_sinks(sub)
 
-    b = sub.add_parser("bench", help="benchmarks (decode, avro, ingest, process, clickhouse, startup)")
+    b = sub.add_parser("bench", help="benchmarks (decode, avro, ingest, process, threshold, clickhouse, startup)")
     bsub = b.add_subparsers(dest="bench", metavar="WHAT", required=True)
     bd = bsub.add_parser("decode", help="decode -j vs sflowtool -j (whole processes) and in-process samples/s")
     bd.add_argument("--capture", action="append", metavar="FILE|TEXT",
@@ -426,7 +430,22 @@ def build_parser(only_decode: bool = False) -> argparse.ArgumentParser:
     bp = bsub.add_parser("process", help="one Faust worker, 3 flows + 1 threshold: flow samples/s, profile")
     bp.add_argument("--capture", default=None)
     bp.add_argument("--samples", type=int, default=200_000, help="flow samples in the backlog")
+    bp.add_argument("--baseline", default=None, metavar="REV",
+                    help="also run the worker of this git revision, alternating, and print the ratio "
+                         "(default: bench/baseline.py DEFAULT_BASELINE; '': none)")
+    bp.add_argument("--rounds", type=int, default=2, help="runs of each worker, alternating (default 2)")
+    bp.add_argument("--worker-profile", default=None, metavar="FILE",
+                    help="run this checkout's worker under cProfile, its stats written to FILE (pstats)")
     _kafka_option(bp)
+    bt = bsub.add_parser("threshold", help="one Faust worker at --rate flow samples/s: delay from traffic over "
+                                           "a threshold to its event on the events topic")
+    bt.add_argument("--capture", default=None, help="the background traffic (default the overflowd capture)")
+    bt.add_argument("--rate", type=float, default=50_000, help="flow samples/s (default 50000)")
+    bt.add_argument("--over", type=float, default=4.0, help="the new flow's rate, times the threshold (default 4)")
+    bt.add_argument("--warmup-max", type=float, default=40.0, help="seconds to wait for the worker to keep up")
+    bt.add_argument("--watch", type=float, default=10.0, help="seconds after the step to wait for the event")
+    bt.add_argument("--baseline", default="", metavar="REV", help="also measure the worker of this git revision first")
+    _kafka_option(bt)
     bc = bsub.add_parser("clickhouse", help="the ClickHouse sink into embedded chDB: flow-sample rows/s")
     bc.add_argument("--samples", type=int, default=200_000)
     bc.add_argument("--partitions", type=int, default=1)

@@ -32,15 +32,9 @@ def data_sources(types: Iterable[int | None], indexes: Iterable[int | None]) -> 
 
     Names are memoised for the one call only: a batch repeats a few data sources many times, and a
     cache kept across batches would grow with whatever (type, index) pairs agents send."""
-    memo: dict = {}
-    out = []
-    for k in zip(types, indexes):
-        s = memo.get(k)
-        if s is None:
-            t, i = k
-            s = memo[k] = data_source(t, i) if t is not None and i is not None else None
-        out.append(s)
-    return out
+    pairs = list(zip(types, indexes))
+    memo = {k: data_source(*k) if None not in k else None for k in set(pairs)}
+    return list(map(memo.__getitem__, pairs))
 
 
 def split_keys(spec: str) -> list[str]:

@@ -195,6 +195,10 @@ class ProcessorSettings(BaseModel):
     # after joining, 7.3 s after the SIGKILL, with 6 s)
     session_timeout_s: float = Field(6.0, gt=0, description="Kafka consumer session timeout")
     consumer_max_fetch_size: int = Field(8 << 20, description="bytes per partition fetch (batches are large)")
+    # Tansu answers a fetch only when this is over, even when data came meanwhile (Faust's own 1,500 ms
+    # delayed every batch by up to that much: processors/fetch_wait.py); Apache Kafka answers at once
+    fetch_max_wait_ms: int = Field(100, ge=1, le=1500,
+                                   description="longest a worker's fetch waits for data (Tansu: the delay it adds)")
     data_dir: str = Field("./data/processors", description="Faust's local state")
     web_port: int = Field(6066, description="Faust's web server port")
     metrics_listen: str = Field("127.0.0.1:9345", description="Prometheus /metrics HTTP HOST:PORT (port 0: any; "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from itertools import repeat
 from typing import Any
 
 from sflowpipe.flowspec.context import EvalContext, column_at, collecting_needs, note_needs
@@ -181,13 +180,13 @@ class CompiledFlow:
             return [
                 (i, k, v) for i, (k, v, ok) in enumerate(zip(kc, vals, m)) if ok and k is not None and v is not None
             ]
-        cols = [k.col(ctx) for k in keys]
+        rows = zip(*(k.col(ctx) for k in keys))  # each sample's key values as a tuple (C-level, no unpacking)
         join = self._fs.join
         if m is None:
-            m = repeat(True)
+            return [(i, join(t), v) for i, (v, t) in enumerate(zip(vals, rows)) if v is not None and None not in t]
         return [
             (i, join(t), v)
-            for i, (v, ok, *t) in enumerate(zip(vals, m, *cols))
+            for i, (v, ok, t) in enumerate(zip(vals, m, rows))
             if ok and v is not None and None not in t
         ]
 

@@ -26,6 +26,7 @@ is printed without loading msgspec, orjson or the record tables (start-up is par
 
 from __future__ import annotations
 
+import re
 import struct
 import time
 from binascii import hexlify as _hexlify
@@ -125,6 +126,38 @@ def _hex(b) -> bytes:
 
 
 _PORT_FORMAT = (b"", b"dropCode ", b"multiple ", b"format==3 ")  # sflowtool's inputPort/outputPort by format
+
+# XDR strings (user names, URLs, drop reasons, host names). The general path decodes them as UTF-8
+# (invalid bytes replaced), cuts them as sflowtool's getString does (at a NUL, and to its buffer
+# less one byte, on the UTF-8 bytes: a cut character is replaced again) and orjson escapes them.
+# Printable ASCII without quote or backslash, short enough, is all of that unchanged.
+_PLAIN_BYTES = bytes(c for c in range(0x20, 0x7F) if c not in (0x22, 0x5C))
+_ESCAPES = {bytes((c,)): b"\\u%04x" % c for c in range(0x20)}
+_ESCAPES.update({b"\b": b"\\b", b"\t": b"\\t", b"\n": b"\\n", b"\f": b"\\f", b"\r": b"\\r", b'"': b'\\"',
+                 b"\\": b"\\\\"})
+_ESCAPED = re.compile(rb'[\x00-\x1f"\\]')  # as orjson escapes: nothing else (not DEL, not U+2028)
+
+
+def _escape(m) -> bytes:
+    return _ESCAPES[m.group()]
+
+
+def _text(raw: bytes, limit: int) -> bytes:
+    """An XDR string's bytes as the general path prints them between quotes, at most ``limit``
+    bytes of UTF-8 (sflowtool's buffer size less one)."""
+    if len(raw) <= limit and not raw.translate(None, _PLAIN_BYTES):
+        return raw
+    # the bytes are ASCII, or UTF-8 once decoded with replacement: quotes, backslashes and control
+    # characters are single bytes in it, never inside a multi-byte character
+    b = raw if raw.isascii() else raw.decode("utf-8", "replace").encode()
+    i = b.find(b"\0")
+    if i >= 0:
+        b = b[:i]
+    if len(b) > limit:
+        b = b[:limit]
+        if not b.isascii():
+            b = b.decode("utf-8", "replace").encode()
+    return _ESCAPED.sub(_escape, b)
 
 
 # ---------------------------------------------------------------- datagram and samples
@@ -413,13 +446,42 @@ def _counter_sample_expanded(buf, off: int, end: int, pieces: list, vals: list) 
     return True
 
 
+_DISCARD = struct.Struct(">IIIIIIII")  # seq, class, index, drops, input, output, reason, n records
+_DISCARD_T = (b',{"sampleType_tag":"0:5","sampleType":"DISCARD","sampleSequenceNo":"%d","sourceId":"%d:%d",'
+              b'"dropEvents":"%d","inputPort":"%d","outputPort":"%d","discardCode":"%d","discardReason":"%s",'
+              b'"elements":[%s]}')
+_REASONS: dict[int, bytes] = {}
+
+
+def _discard_reasons() -> dict[int, bytes]:
+    from ingest.sflow.discard_reasons import SFLOWTOOL_REASONS  # a table, nothing else
+
+    _REASONS.update({k: v.encode() for k, v in SFLOWTOOL_REASONS.items()})
+    return _REASONS
+
+
+def _discard_sample(buf, off: int, end: int, pieces: list, vals: list) -> bool:
+    if end - off < 32:
+        return False
+    seq, cls, idx, drops, inp, outp, reason, n = _DISCARD.unpack_from(buf, off)
+    elements = _records(buf, off + 32, end, n, _DISCARD_WRITERS, False, _DISCARD_PREFIX)
+    if elements is None:
+        return False
+    pieces.append(_DISCARD_T)
+    # sflowtool prints the raw 32-bit interface words of a discard sample
+    vals += (seq, cls, idx, drops, inp, outp, reason, (_REASONS or _discard_reasons()).get(reason, b"NotFound"),
+             elements)
+    return True
+
+
 _SAMPLE_WRITERS: dict[int, Callable] = {1: _flow_sample, 2: _counter_sample, 3: _flow_sample_expanded,
-                                        4: _counter_sample_expanded}
+                                        4: _counter_sample_expanded, 5: _discard_sample}
 _UNSEEN = object()
 
 
-def _records(buf, off: int, end: int, n: int, writers: dict, counters: bool) -> bytes | None:
-    """The JSON of n records that must exactly fill [off, end), joined by commas; None: malformed."""
+def _records(buf, off: int, end: int, n: int, writers: dict, counters: bool, prefix: str = "") -> bytes | None:
+    """The JSON of n records that must exactly fill [off, end), joined by commas; None: malformed.
+    ``prefix``: before every key (a discard sample's records)."""
     if n > (end - off) // 8:
         return None
     out = []
@@ -435,10 +497,10 @@ def _records(buf, off: int, end: int, n: int, writers: dict, counters: bool) -> 
             return None
         w = writers.get(tag, _UNSEEN)
         if w is _UNSEEN:
-            w = writers[tag] = _table_writer(tag, counters)
+            w = writers[tag] = _table_writer(tag, counters, prefix)
         e = w(buf, off, length) if w is not None else None
         if e is None:
-            e = _general_record(buf, off, length, tag, counters)
+            e = _general_record(buf, off, length, tag, counters, prefix)
             if e is None:
                 return None
         append(e)
@@ -713,24 +775,119 @@ def _gateway(buf, off: int, length: int) -> bytes | None:
     return out + b',"BGP_localpref":"%d"}' % _U32.unpack_from(buf, p)[0]
 
 
+def _strings_writer(block_tag: str, ext: str, kinds: str, printed: tuple, prefix: str = "",
+                    skip_empty: bool = False) -> Callable:
+    """A writer for a flow record of u32s and XDR strings (a _var layout of flow_records/_common.py):
+    ``kinds`` its fields in wire order ("u32", "string"); ``printed`` (field number, sflowtool key,
+    sflowtool's buffer size for a string or 0 for a u32) in sflowtool's order; ``skip_empty``: an
+    empty string is not printed (the _strings records)."""
+    strings = tuple(k == "string" for k in kinds.split())
+    head = f'{{"{prefix}flowBlock_tag":"{block_tag}","{prefix}extendedType":"{ext}"'.encode()
+    keys = tuple((i, f',"{prefix}{key}":"'.encode(), size - 1) for i, key, size in printed)
+    unpack = _U32.unpack_from
+
+    def write(buf, off: int, length: int) -> bytes | None:
+        # the checks of the _var decoder's happy path: what they refuse goes to the general path
+        end = off + length
+        pos = off
+        vals = []
+        for is_string in strings:
+            if end - pos < 4:
+                return None
+            v = unpack(buf, pos)[0]
+            pos += 4
+            if is_string:
+                if v > end - pos:
+                    return None
+                vals.append(bytes(buf[pos : pos + v]))
+                pos += (v + 3) & ~3
+            else:
+                vals.append(v)
+        if pos - off != (length + 3) & ~3:
+            return None
+        out = [head]
+        for i, key, limit in keys:
+            v = vals[i]
+            if limit < 0:
+                out += (key, b"%d" % v, b'"')
+            elif v or not skip_empty:
+                out += (key, _text(v, limit), b'"')
+        out.append(b"}")
+        return b"".join(out)
+
+    return write
+
+
+# the flow records of u32s and strings, and the drop details of discard samples (0:1036-0:1042),
+# declared here as the general path prints them (the tests compare them on odd strings)
+_STRING_RECORDS = {
+    1004: ("0:1004", "USER", "u32 string u32 string",
+           ((0, "src_user_charset", 0), (2, "dst_user_charset", 0), (1, "src_user", 200), (3, "dst_user", 200)),
+           False),
+    1005: ("0:1005", "URL", "u32 string string", ((0, "url_direction", 0), (1, "url", 200), (2, "host", 200)),
+           False),
+    1038: ("0:1038", "function", "string", ((0, "symbol", 64),), True),
+    1041: ("0:1041", "hw_trap", "string string", ((0, "hw_trap_group", 64), (1, "hw_trap_name", 64)), True),
+    1042: ("0:1042", "linux_reason", "string", ((0, "linux_drop_reason", 64),), True),
+}
+# extended_switch and the one-word drop details: (tag, extendedType, fields)
+_TYPED_RECORDS = {
+    1001: ("0:1001", "SWITCH", (("I", "in_vlan"), ("I", "in_priority"), ("I", "out_vlan"), ("I", "out_priority"))),
+    1036: ("0:1036", "egress_queue", (("I", "egress_queue_id"),)),
+    1039: ("0:1039", "transit_delay", (("I", "transit_delay_nS"),)),
+    1040: ("0:1040", "queue_depth", (("I", "queue_depth_bytes"),)),
+}
+_TAG_ONLY = (1037,)  # extended ACL: sflowtool prints only its tag (the general path has no codec for it)
+
+
+def _flow_writers(prefix: str) -> dict:
+    writers: dict[int, Callable | None] = {
+        tag: _strings_writer(block_tag, ext, kinds, printed, prefix, skip)
+        for tag, (block_tag, ext, kinds, printed, skip) in _STRING_RECORDS.items()}
+    for tag, (block_tag, ext, fields) in _TYPED_RECORDS.items():
+        writers[tag] = fixed_writer(block_tag, fields, False, prefix, ext)
+    for tag in _TAG_ONLY:
+        line = f'{{"{prefix}flowBlock_tag":"0:{tag}"}}'.encode()
+        writers[tag] = lambda buf, off, length, line=line: line
+    return writers
+
+
+def _prefixed(w: Callable, prefix: bytes) -> Callable:
+    """A writer whose every key takes the prefix: only for records whose values never hold a
+    quote (numbers, addresses, hex, AS paths), so that ',"' and '{"' start keys only."""
+    first = b'{"' + prefix
+    rest = b',"' + prefix
+
+    def write(buf, off: int, length: int) -> bytes | None:
+        e = w(buf, off, length)
+        return None if e is None else first + e[2:].replace(b',"', rest)
+
+    return write
+
+
 _FLOW_WRITERS: dict[int, Callable | None] = {
     1: _sampled_header, 2: _sampled_ethernet, 3: _sampled_ipv4, 4: _sampled_ipv6, 1002: _router, 1003: _gateway,
 }
+# the records of a discard sample, printed with "discarded_" before every key
+_DISCARD_PREFIX = "discarded_"
+_DISCARD_WRITERS = {tag: _prefixed(w, _DISCARD_PREFIX.encode()) for tag, w in _FLOW_WRITERS.items()}
 
 
 # ---------------------------------------------------------------- counter records
 
 
-def fixed_writer(block_tag: str, fields: tuple[tuple[str, str | None], ...], counters: bool = True):
+def fixed_writer(block_tag: str, fields: tuple[tuple[str, str | None], ...], counters: bool = True,
+                 prefix: str = "", ext: str | None = None):
     """A writer for a record of fixed-size integers: ``fields`` are (struct format, sflowtool key or
-    None when not printed) in wire order; printed in that order, each with %d."""
+    None when not printed) in wire order; printed in that order, each with %d, after the
+    extendedType ``ext`` if any; every key after ``prefix`` (a discard sample's records)."""
     fmt = ">" + "".join(f if key else f"{struct.calcsize('>' + f)}x" for f, key in fields)
     st = struct.Struct(fmt)
     size = st.size
     unpack = st.unpack_from
-    tag_key = "counterBlock_tag" if counters else "flowBlock_tag"
-    template = "".join([f'{{"{tag_key}":"{block_tag}"'] + [f',"{key}":"%d"' for _, key in fields if key]
-                       + ["}"]).encode()
+    tag_key = prefix + ("counterBlock_tag" if counters else "flowBlock_tag")
+    head = [f'{{"{tag_key}":"{block_tag}"'] + ([f',"{prefix}extendedType":"{ext}"'] if ext else [])
+    template = "".join(head + [f',"{prefix}{key}":"%d"' for _, key in fields if key] + ["}"]).encode()
 
     def write(buf, off: int, length: int) -> bytes | None:
         if length != size:
@@ -756,10 +913,76 @@ ETHERNET_COUNTERS_FIELDS = tuple(("I", k) for k in (
     "dot3StatsCarrierSenseErrors", "dot3StatsFrameTooLongs", "dot3StatsInternalMacReceiveErrors",
     "dot3StatsSymbolErrors"))
 
+_TWO_U32 = struct.Struct(">II")
+
+
+def _host_descr(buf, off: int, length: int) -> bytes | None:
+    """0:2000: host name, UUID, machine type, OS, OS release (counter_records/host.py's checks)."""
+    end = off + length
+    if length < 4:
+        return None
+    n = _U32.unpack_from(buf, off)[0]
+    pos = off + 4
+    if (n + 3) & ~3 > end - pos or n > end - pos:
+        return None
+    hostname = bytes(buf[pos : pos + n])
+    pos += (n + 3) & ~3
+    if end - pos < 28:
+        return None
+    u = buf[pos : pos + 16].hex()
+    machine_type, os_name = _TWO_U32.unpack_from(buf, pos + 16)
+    n = _U32.unpack_from(buf, pos + 24)[0]
+    pos += 28
+    if (n + 3) & ~3 > end - pos or n > end - pos or pos + ((n + 3) & ~3) != end:
+        return None
+    release = bytes(buf[pos : pos + n])
+    # sflowtool's buffers: 64 bytes for the host name, 32 for the release
+    out = b'{"counterBlock_tag":"0:2000"'
+    if hostname:
+        out += b',"hostname":"%s"' % _text(hostname, 63)
+    out += b',"UUID":"%s-%s-%s-%s-%s","machine_type":"%d","os_name":"%d"' % (
+        u[:8].encode(), u[8:12].encode(), u[12:16].encode(), u[16:20].encode(), u[20:].encode(), machine_type, os_name)
+    if release:
+        out += b',"os_release":"%s"' % _text(release, 31)
+    return out + b"}"
+
+
+def _host_adapters(buf, off: int, length: int) -> bytes | None:
+    """0:2001: adapters, each an ifIndex and its MACs (counter_records/host.py's checks)."""
+    end = off + length
+    if length < 4:
+        return None
+    n = _U32.unpack_from(buf, off)[0]
+    pos = off + 4
+    if n > (end - pos) // 8:
+        return None
+    adaptors = []
+    for _ in range(n):
+        if end - pos < 8:
+            return None
+        if_index, nmacs = _TWO_U32.unpack_from(buf, pos)
+        pos += 8
+        if nmacs > (end - pos) // 8:
+            return None
+        if nmacs == 1:
+            macs = b'"%s"' % _hexlify(buf[pos : pos + 6])
+        else:
+            macs = b",".join([b'"%s"' % _hexlify(buf[o : o + 6]) for o in range(pos, pos + 8 * nmacs, 8)])
+        adaptors.append(b'{"ifIndex":"%d","MACs":"%d","mac_list":[%s]}' % (if_index, nmacs, macs))
+        pos += 8 * nmacs
+    if pos != end:
+        return None
+    return b'{"counterBlock_tag":"0:2001","adaptor_list":[%s]}' % b",".join(adaptors)
+
+
 _COUNTER_WRITERS: dict[int, Callable | None] = {
     1: fixed_writer("0:1", IF_COUNTERS_FIELDS),
     2: fixed_writer("0:2", ETHERNET_COUNTERS_FIELDS),
+    2000: _host_descr,
+    2001: _host_adapters,
 }
+_FLOW_WRITERS.update(_flow_writers(""))
+_DISCARD_WRITERS.update(_flow_writers(_DISCARD_PREFIX))
 
 
 # ---------------------------------------------------------------- the general path, for the rest
@@ -786,34 +1009,94 @@ def _tables():
     return _general
 
 
-def _table_writer(tag: int, counters: bool) -> Callable | None:
-    """A template writer for a table record that is a plain Fixed layout of integers, else None."""
-    from ingest.sflow.layout import Fixed
+def _table_writer(tag: int, counters: bool, prefix: str = "") -> Callable | None:
+    """A template writer for a table record that is a Fixed layout of integers, floats (printed
+    %.3f) and percentages (layout.PERCENT), else None."""
+    from ingest.sflow.layout import PERCENT, Fixed, fmt_float3
 
     codec = _tables()[2 if counters else 1].get(tag)
-    if not isinstance(codec, Fixed) or codec.short is not None or codec.tool_extra is not None:
+    if not isinstance(codec, Fixed) or codec.tool_extra is not None:
         return None
     fields = []
     for f in codec.fields:
-        if f.kind.from_wire is not None or f.kind.fmt not in ("I", "i", "Q", "B"):
+        k = f.kind
+        if k.from_wire is None and k.fmt in ("I", "i", "Q", "B") and k.tool is str:
+            conv = b"%d"
+        elif k.from_wire is None and k.fmt in ("f", "d") and k.tool is fmt_float3:
+            conv = b"%.3f"
+        elif k is PERCENT:
+            conv = b"%s"
+        elif f.tool is None and k.from_wire is None:
+            conv = None  # not printed: any plain layout is skipped
+        else:
             return None
-        if f.tool is not None and (f.kind.tool is not str or not f.tool.isidentifier()):
+        if f.tool is not None and not f.tool.isidentifier():
             return None
-        fields.append((f.kind.fmt, f.tool))
-    keys = [k for _, k in fields if k]
+        fields.append((k.fmt, f.tool, conv))
+    keys = [k for _, k, _ in fields if k]
     if len(set(keys)) != len(keys):
         return None
-    return fixed_writer(f"{tag >> 12}:{tag & 0xFFF}", tuple(fields), counters)
+    tail = len(codec.tail_none) if codec.short is not None else 0
+    if tail and any(conv == b"%s" for _, _, conv in fields[-tail:]):
+        return None  # an absent percentage prints "unknown": not a shorter template
+    return _layout_writer(f"{tag >> 12}:{tag & 0xFFF}", tuple(fields), counters, prefix, tail)
+
+
+_F32S = struct.Struct(">f")
+_PERCENT_TEXT: dict[int, bytes] = {}
+
+
+def _percent(v: int) -> bytes:
+    """layout.PERCENT as the general path prints it: hundredths of a percent, through a float32."""
+    t = _PERCENT_TEXT.get(v)
+    if t is None:
+        if len(_PERCENT_TEXT) >= _CACHE_MAX:
+            _PERCENT_TEXT.clear()
+        t = _PERCENT_TEXT[v] = b"unknown" if v == 0xFFFFFFFF else b"%.2f" % _F32S.unpack(_F32S.pack(v / 100))[0]
+    return t
+
+
+def _layout_writer(block_tag: str, fields: tuple, counters: bool, prefix: str, tail: int) -> Callable:
+    """A writer for a Fixed layout: ``fields`` (struct format, sflowtool key or None, its %-format
+    or None), in wire order; a record ``tail`` fields short is the layout's older version, printed
+    without them (Fixed's optional_tail)."""
+    if all(conv in (b"%d", None) for _, _, conv in fields) and not tail:
+        return fixed_writer(block_tag, tuple((f, k) for f, k, _ in fields), counters, prefix)
+    tag_key = prefix + ("counterBlock_tag" if counters else "flowBlock_tag")
+    head = f'{{"{tag_key}":"{block_tag}"'.encode()
+
+    def layout(fs):
+        st = struct.Struct(">" + "".join(f if key else f"{struct.calcsize('>' + f)}x" for f, key, _ in fs))
+        template = head + b"".join(b',"%s%s":"%s"' % (prefix.encode(), key.encode(), conv)
+                                   for _, key, conv in fs if key) + b"}"
+        printed = [conv for _, key, conv in fs if key]
+        percents = tuple(i for i, conv in enumerate(printed) if conv == b"%s")
+        return st.size, st.unpack_from, template, percents
+
+    forms = [layout(fields)] + ([layout(fields[:-tail])] if tail else [])
+
+    def write(buf, off: int, length: int) -> bytes | None:
+        for size, unpack, template, percents in forms:
+            if length == size:
+                vals = unpack(buf, off)
+                if percents:
+                    vals = list(vals)
+                    for i in percents:
+                        vals[i] = _percent(vals[i])
+                return template % tuple(vals)
+        return None
+
+    return write
 
 
 # what the general decoder turns into a DecodeError when a record codec raises it
 _CODEC_ERRORS = (struct.error, ValueError, IndexError, OverflowError, UnicodeError, OSError)
 
 
-def _general_record(buf, off: int, length: int, tag: int, counters: bool) -> bytes | None:
+def _general_record(buf, off: int, length: int, tag: int, counters: bool, prefix: str = "") -> bytes | None:
     samples, flows, counter_table, sflowtool, dumps, decode_error = _tables()
     codec = (counter_table if counters else flows).get(tag)
-    key = "counterBlock_tag" if counters else "flowBlock_tag"
+    key = prefix + ("counterBlock_tag" if counters else "flowBlock_tag")
     if codec is None:
         return b'{"%s":"%d:%d"}' % (key.encode(), tag >> 12, tag & 0xFFF)
     try:
@@ -821,7 +1104,7 @@ def _general_record(buf, off: int, length: int, tag: int, counters: bool) -> byt
     except (decode_error, *_CODEC_ERRORS):
         return None
     e = {key: (sflowtool._COUNTER_TAG if counters else sflowtool._FLOW_TAG)[type(rec)]}
-    codec.sflowtool(rec, e, "")
+    codec.sflowtool(rec, e, prefix)
     return dumps(e)
 
 

@@ -818,14 +818,9 @@ def _strings_writer(block_tag: str, ext: str, kinds: str, printed: tuple, prefix
     return write
 
 
-# the flow records of u32s and strings, and the drop details of discard samples (0:1036-0:1042),
-# declared here as the general path prints them (the tests compare them on odd strings)
+# the drop details of discard samples (0:1036-0:1042), declared here as the general path prints
+# them (the tests compare them on odd strings); extended_url and extended_user are below
 _STRING_RECORDS = {
-    1004: ("0:1004", "USER", "u32 string u32 string",
-           ((0, "src_user_charset", 0), (2, "dst_user_charset", 0), (1, "src_user", 200), (3, "dst_user", 200)),
-           False),
-    1005: ("0:1005", "URL", "u32 string string", ((0, "url_direction", 0), (1, "url", 200), (2, "host", 200)),
-           False),
     1038: ("0:1038", "function", "string", ((0, "symbol", 64),), True),
     1041: ("0:1041", "hw_trap", "string string", ((0, "hw_trap_group", 64), (1, "hw_trap_name", 64)), True),
     1042: ("0:1042", "linux_reason", "string", ((0, "linux_drop_reason", 64),), True),
@@ -840,10 +835,59 @@ _TYPED_RECORDS = {
 _TAG_ONLY = (1037,)  # extended ACL: sflowtool prints only its tag (the general path has no codec for it)
 
 
+def _url_user_writers(prefix: str) -> dict:
+    """extended_url and extended_user in a struct or two (agents send them with every sample): the
+    checks of _strings_writer, for their two layouts."""
+    url_t = (f'{{"{prefix}flowBlock_tag":"0:1005","{prefix}extendedType":"URL","{prefix}url_direction":"%d",'
+             f'"{prefix}url":"%s","{prefix}host":"%s"}}').encode()
+    user_t = (f'{{"{prefix}flowBlock_tag":"0:1004","{prefix}extendedType":"USER","{prefix}src_user_charset":"%d",'
+              f'"{prefix}dst_user_charset":"%d","{prefix}src_user":"%s","{prefix}dst_user":"%s"}}').encode()
+    pair = _TAG_LEN.unpack_from
+    word = _U32.unpack_from
+
+    def url(buf, off: int, length: int) -> bytes | None:
+        if length < 12:
+            return None
+        end = off + length
+        direction, n = pair(buf, off)
+        p = off + 8
+        if n > end - p:
+            return None
+        q = p + ((n + 3) & ~3)
+        if end - q < 4:
+            return None
+        m = word(buf, q)[0]
+        q += 4
+        if m > end - q or q + ((m + 3) & ~3) - off != (length + 3) & ~3:
+            return None
+        return url_t % (direction, _text(bytes(buf[p : p + n]), 199), _text(bytes(buf[q : q + m]), 199))
+
+    def user(buf, off: int, length: int) -> bytes | None:
+        if length < 16:
+            return None
+        end = off + length
+        src_charset, n = pair(buf, off)
+        p = off + 8
+        if n > end - p:
+            return None
+        q = p + ((n + 3) & ~3)
+        if end - q < 8:
+            return None
+        dst_charset, m = pair(buf, q)
+        q += 8
+        if m > end - q or q + ((m + 3) & ~3) - off != (length + 3) & ~3:
+            return None
+        return user_t % (src_charset, dst_charset, _text(bytes(buf[p : p + n]), 199),
+                         _text(bytes(buf[q : q + m]), 199))
+
+    return {1004: user, 1005: url}
+
+
 def _flow_writers(prefix: str) -> dict:
     writers: dict[int, Callable | None] = {
         tag: _strings_writer(block_tag, ext, kinds, printed, prefix, skip)
         for tag, (block_tag, ext, kinds, printed, skip) in _STRING_RECORDS.items()}
+    writers.update(_url_user_writers(prefix))
     for tag, (block_tag, ext, fields) in _TYPED_RECORDS.items():
         writers[tag] = fixed_writer(block_tag, fields, False, prefix, ext)
     for tag in _TAG_ONLY:

@@ -709,6 +709,10 @@ _GATEWAY_PIECE_T = (b',{"flowBlock_tag":"0:1003","extendedType":"GATEWAY","bgp_n
 _U32_ARRAYS = [struct.Struct(">%dI" % i) for i in range(64)]
 
 
+_GATEWAY_T = (b'{"flowBlock_tag":"0:1003","extendedType":"GATEWAY","bgp_nexthop":"%s","my_as":"%d","src_as":"%d",'
+              b'"src_peer_as":"%d"%s,"dst_as":"%d","dst_peer_as":"%d"%s,"BGP_localpref":"%d"}')
+
+
 def _gateway(buf, off: int, length: int) -> bytes | None:
     """Any gateway record the sample's template does not take (IPv6 next hop, several segments...)."""
     if length & 3 or length < 24:
@@ -731,48 +735,53 @@ def _gateway(buf, off: int, length: int) -> bytes | None:
     p += 16
     if nseg > (end - p) // 8:
         return None
-    out = (b'{"flowBlock_tag":"0:1003","extendedType":"GATEWAY","bgp_nexthop":"%s","my_as":"%d","src_as":"%d",'
-           b'"src_peer_as":"%d"' % (nh, my_as, src_as, src_peer_as))
-    dst_as = dst_peer_as = 0
-    segs = []
-    for _ in range(nseg):
+    pair = _TAG_LEN.unpack_from
+    path = []
+    first = last = None
+    for i in range(nseg):
         if end - p < 8:
             return None
-        seg_type, count = _TAG_LEN.unpack_from(buf, p)
+        seg_type, count = pair(buf, p)
         p += 8
         if count > (end - p) // 4:
             return None
-        segs.append((seg_type, struct.unpack_from(">%dI" % count, buf, p)))
+        asns = (_U32_ARRAYS[count] if count < 64 else struct.Struct(">%dI" % count)).unpack_from(buf, p)
         p += 4 * count
+        # segments run together, AS_SETs (1) in parentheses, e.g. "1-2(3-4)5"
+        path.append("(%s)" % "-".join(map(str, asns)) if seg_type == 1 else "-".join(map(str, asns)))
+        # the words sflowtool takes for dst_peer_as and dst_as, even when a segment is empty (see
+        # flow_records/extended.py): the first after the first segment's head (the second segment's
+        # type, or the count of communities, after an empty one)...
+        if not i:
+            first = asns[0] if asns else None
+        elif i == 1 and first is None:
+            first = seg_type
+        last = asns[-1] if asns else 0  # ... and the last of the last segment
     if end - p < 4:
         return None
     nc = _U32.unpack_from(buf, p)[0]
     p += 4
-    if nc > (end - p) // 4:
+    if nc > (end - p) // 4 or end - p - 4 * nc != 4:
         return None
-    communities = struct.unpack_from(">%dI" % nc, buf, p)
-    p += 4 * nc
-    if end - p != 4:
-        return None
-    if segs:
-        # segments run together, AS_SETs (1) in parentheses, e.g. "1-2(3-4)5"
-        path = "".join("(%s)" % "-".join(map(str, asns)) if seg_type == 1 else "-".join(map(str, asns))
-                       for seg_type, asns in segs)
+    if path:
+        path = "".join(path)
         if len(path) > 2000:
             return None  # near sflowtool's 2048-byte string buffer: the general path cuts it as it does
-        out += b',"dst_as_path":"%s"' % path.encode()
-        # the words sflowtool takes for these, even when a segment is empty (see flow_records/extended.py)
-        first = segs[0][1]
-        dst_peer_as = first[0] if first else (segs[1][0] if len(segs) > 1 else nc)
-        last = segs[-1][1]
-        dst_as = last[-1] if last else 0
-    out += b',"dst_as":"%d","dst_peer_as":"%d"' % (dst_as, dst_peer_as)
-    if communities:
-        c = "-".join(map(str, communities))
+        path_t = b',"dst_as_path":"%s"' % path.encode()
+        dst_peer_as = nc if first is None else first
+        dst_as = last
+    else:
+        path_t = b""
+        dst_peer_as = dst_as = 0
+    if nc:
+        c = "-".join(map(str, (_U32_ARRAYS[nc] if nc < 64 else struct.Struct(">%dI" % nc)).unpack_from(buf, p)))
         if len(c) > 2000:
             return None
-        out += b',"BGP_communities":"%s"' % c.encode()
-    return out + b',"BGP_localpref":"%d"}' % _U32.unpack_from(buf, p)[0]
+        communities = b',"BGP_communities":"%s"' % c.encode()
+    else:
+        communities = b""
+    return _GATEWAY_T % (nh, my_as, src_as, src_peer_as, path_t, dst_as, dst_peer_as, communities,
+                         _U32.unpack_from(buf, p + 4 * nc)[0])
 
 
 def _strings_writer(block_tag: str, ext: str, kinds: str, printed: tuple, prefix: str = "",

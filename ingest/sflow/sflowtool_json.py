@@ -950,6 +950,53 @@ def fixed_writer(block_tag: str, fields: tuple[tuple[str, str | None], ...], cou
     return write
 
 
+_F32S = struct.Struct(">f")
+_PERCENT_TEXT: dict[int, bytes] = {}
+
+
+def _percent(v: int) -> bytes:
+    """layout.PERCENT as the general path prints it: hundredths of a percent, through a float32."""
+    t = _PERCENT_TEXT.get(v)
+    if t is None:
+        if len(_PERCENT_TEXT) >= _CACHE_MAX:
+            _PERCENT_TEXT.clear()
+        t = _PERCENT_TEXT[v] = b"unknown" if v == 0xFFFFFFFF else b"%.2f" % _F32S.unpack(_F32S.pack(v / 100))[0]
+    return t
+
+
+def _layout_writer(block_tag: str, fields: tuple, counters: bool, prefix: str, tail: int) -> Callable:
+    """A writer for a Fixed layout: ``fields`` (struct format, sflowtool key or None, its %-format
+    or None), in wire order; a record ``tail`` fields short is the layout's older version, printed
+    without them (Fixed's optional_tail)."""
+    if all(conv in (b"%d", None) for _, _, conv in fields) and not tail:
+        return fixed_writer(block_tag, tuple((f, k) for f, k, _ in fields), counters, prefix)
+    tag_key = prefix + ("counterBlock_tag" if counters else "flowBlock_tag")
+    head = f'{{"{tag_key}":"{block_tag}"'.encode()
+
+    def layout(fs):
+        st = struct.Struct(">" + "".join(f if key else f"{struct.calcsize('>' + f)}x" for f, key, _ in fs))
+        template = head + b"".join(b',"%s%s":"%s"' % (prefix.encode(), key.encode(), conv)
+                                   for _, key, conv in fs if key) + b"}"
+        printed = [conv for _, key, conv in fs if key]
+        percents = tuple(i for i, conv in enumerate(printed) if conv == b"%s")
+        return st.size, st.unpack_from, template, percents
+
+    forms = [layout(fields)] + ([layout(fields[:-tail])] if tail else [])
+
+    def write(buf, off: int, length: int) -> bytes | None:
+        for size, unpack, template, percents in forms:
+            if length == size:
+                vals = unpack(buf, off)
+                if percents:
+                    vals = list(vals)
+                    for i in percents:
+                        vals[i] = _percent(vals[i])
+                return template % tuple(vals)
+        return None
+
+    return write
+
+
 # the counter blocks of switches and routers, declared here so that a capture of them is printed
 # without loading the record tables (tests check them against counter_records/interfaces.py)
 IF_COUNTERS_FIELDS = (
@@ -1028,11 +1075,36 @@ def _host_adapters(buf, off: int, length: int) -> bytes | None:
     return b'{"counterBlock_tag":"0:2001","adaptor_list":[%s]}' % b",".join(adaptors)
 
 
+# the host counter blocks hsflowd sends, as table_layout reads them from counter_records/host.py
+# (the tests check them): declared here, as the interface counters, so that printing them loads
+# no record tables (about 90 ms of start-up)
+_D, _F3, _PCT = b"%d", b"%.3f", b"%s"
+HOST_CPU_LAYOUT = ((
+    ("f", "cpu_load_one", _F3), ("f", "cpu_load_five", _F3), ("f", "cpu_load_fifteen", _F3),
+    ("I", "cpu_proc_run", _D), ("I", "cpu_proc_total", _D), ("I", "cpu_num", _D), ("I", "cpu_speed", _D),
+    ("I", "cpu_uptime", _D), ("I", "cpu_user", _D), ("I", "cpu_nice", _D), ("I", "cpu_system", _D),
+    ("I", "cpu_idle", _D), ("I", "cpu_wio", _D), ("I", "cpuintr", _D), ("I", "cpu_sintr", _D),
+    ("I", "cpuinterrupts", _D), ("I", "cpu_contexts", _D), ("I", "cpu_steal", _D), ("I", "cpu_guest", _D),
+    ("I", "cpu_guest_nice", _D)), 3)
+HOST_MEMORY_LAYOUT = (tuple(("Q", k, _D) for k in (
+    "mem_total", "mem_free", "mem_shared", "mem_buffers", "mem_cached", "swap_total", "swap_free"))
+    + tuple(("I", k, _D) for k in ("page_in", "page_out", "swap_in", "swap_out")), 0)
+HOST_DISK_IO_LAYOUT = ((
+    ("Q", "disk_total", _D), ("Q", "disk_free", _D), ("I", "disk_partition_max_used", _PCT),
+    ("I", "disk_reads", _D), ("Q", "disk_bytes_read", _D), ("I", "disk_read_time", _D), ("I", "disk_writes", _D),
+    ("Q", "disk_bytes_written", _D), ("I", "disk_write_time", _D)), 0)
+HOST_NET_IO_LAYOUT = ((
+    ("Q", "nio_bytes_in", _D), ("I", "nio_pkts_in", _D), ("I", "nio_errs_in", _D), ("I", "nio_drops_in", _D),
+    ("Q", "nio_bytes_out", _D), ("I", "nio_pkts_out", _D), ("I", "nio_errs_out", _D), ("I", "nio_drops_out", _D)),
+    0)
+HOST_LAYOUTS = {2003: HOST_CPU_LAYOUT, 2004: HOST_MEMORY_LAYOUT, 2005: HOST_DISK_IO_LAYOUT, 2006: HOST_NET_IO_LAYOUT}
+
 _COUNTER_WRITERS: dict[int, Callable | None] = {
     1: fixed_writer("0:1", IF_COUNTERS_FIELDS),
     2: fixed_writer("0:2", ETHERNET_COUNTERS_FIELDS),
     2000: _host_descr,
     2001: _host_adapters,
+    **{tag: _layout_writer(f"0:{tag}", fields, True, "", tail) for tag, (fields, tail) in HOST_LAYOUTS.items()},
 }
 _FLOW_WRITERS.update(_flow_writers(""))
 _DISCARD_WRITERS.update(_flow_writers(_DISCARD_PREFIX))
@@ -1065,9 +1137,18 @@ def _tables():
 def _table_writer(tag: int, counters: bool, prefix: str = "") -> Callable | None:
     """A template writer for a table record that is a Fixed layout of integers, floats (printed
     %.3f) and percentages (layout.PERCENT), else None."""
+    layout = table_layout(_tables()[2 if counters else 1].get(tag))
+    if layout is None:
+        return None
+    fields, tail = layout
+    return _layout_writer(f"{tag >> 12}:{tag & 0xFFF}", fields, counters, prefix, tail)
+
+
+def table_layout(codec) -> tuple[tuple, int] | None:
+    """A record codec as _layout_writer's fields and optional tail, or None when it is not a
+    Fixed layout of integers, floats and percentages."""
     from ingest.sflow.layout import PERCENT, Fixed, fmt_float3
 
-    codec = _tables()[2 if counters else 1].get(tag)
     if not isinstance(codec, Fixed) or codec.tool_extra is not None:
         return None
     fields = []
@@ -1092,54 +1173,7 @@ def _table_writer(tag: int, counters: bool, prefix: str = "") -> Callable | None
     tail = len(codec.tail_none) if codec.short is not None else 0
     if tail and any(conv == b"%s" for _, _, conv in fields[-tail:]):
         return None  # an absent percentage prints "unknown": not a shorter template
-    return _layout_writer(f"{tag >> 12}:{tag & 0xFFF}", tuple(fields), counters, prefix, tail)
-
-
-_F32S = struct.Struct(">f")
-_PERCENT_TEXT: dict[int, bytes] = {}
-
-
-def _percent(v: int) -> bytes:
-    """layout.PERCENT as the general path prints it: hundredths of a percent, through a float32."""
-    t = _PERCENT_TEXT.get(v)
-    if t is None:
-        if len(_PERCENT_TEXT) >= _CACHE_MAX:
-            _PERCENT_TEXT.clear()
-        t = _PERCENT_TEXT[v] = b"unknown" if v == 0xFFFFFFFF else b"%.2f" % _F32S.unpack(_F32S.pack(v / 100))[0]
-    return t
-
-
-def _layout_writer(block_tag: str, fields: tuple, counters: bool, prefix: str, tail: int) -> Callable:
-    """A writer for a Fixed layout: ``fields`` (struct format, sflowtool key or None, its %-format
-    or None), in wire order; a record ``tail`` fields short is the layout's older version, printed
-    without them (Fixed's optional_tail)."""
-    if all(conv in (b"%d", None) for _, _, conv in fields) and not tail:
-        return fixed_writer(block_tag, tuple((f, k) for f, k, _ in fields), counters, prefix)
-    tag_key = prefix + ("counterBlock_tag" if counters else "flowBlock_tag")
-    head = f'{{"{tag_key}":"{block_tag}"'.encode()
-
-    def layout(fs):
-        st = struct.Struct(">" + "".join(f if key else f"{struct.calcsize('>' + f)}x" for f, key, _ in fs))
-        template = head + b"".join(b',"%s%s":"%s"' % (prefix.encode(), key.encode(), conv)
-                                   for _, key, conv in fs if key) + b"}"
-        printed = [conv for _, key, conv in fs if key]
-        percents = tuple(i for i, conv in enumerate(printed) if conv == b"%s")
-        return st.size, st.unpack_from, template, percents
-
-    forms = [layout(fields)] + ([layout(fields[:-tail])] if tail else [])
-
-    def write(buf, off: int, length: int) -> bytes | None:
-        for size, unpack, template, percents in forms:
-            if length == size:
-                vals = unpack(buf, off)
-                if percents:
-                    vals = list(vals)
-                    for i in percents:
-                        vals[i] = _percent(vals[i])
-                return template % tuple(vals)
-        return None
-
-    return write
+    return tuple(fields), tail
 
 
 # what the general decoder turns into a DecodeError when a record codec raises it

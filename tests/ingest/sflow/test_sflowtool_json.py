@@ -396,3 +396,25 @@ def test_these_captures_are_written_without_the_general_path(monkeypatch, name):
     (capture,) = [p for p in capture_files() if name in p.name]
     for d in read_udp_payloads(str(capture)):
         assert same(d.payload, Meta("-", len(d.payload), 0, 0, d.ts_sec, d.ts_usec))
+
+
+def test_host_layouts_match_the_record_tables():
+    for tag, layout in sflowtool_json.HOST_LAYOUTS.items():
+        assert sflowtool_json.table_layout(COUNTER_RECORDS[(0, tag)]) == layout
+
+
+@pytest.mark.e2e  # runs the CLI as a process
+@pytest.mark.parametrize("name", ["SFlowTestPacket2", "Cistern-sflow__host_sample", "event_discarded_packet",
+                                  "DropExtendedACL"])
+def test_these_captures_load_no_data_model(name):
+    """Start-up is part of every decode -j run: these captures are printed without the data model,
+    the record tables or orjson (as tests/test_startup.py checks for overflowd's)."""
+    from bench.startup import imported, packages
+
+    (capture,) = [p for p in capture_files() if name in p.name]
+    code, modules = imported(["decode", "-j", "-r", str(capture)])
+    assert code == 0
+    assert not packages(modules) & {"msgspec", "orjson"}, sorted(packages(modules))
+    assert not {"ingest.sflow.model", "ingest.sflow.datagram", "ingest.sflow.sflowtool",
+                "ingest.sflow.counter_records", "ingest.sflow.flow_records"} & modules
+    assert "ingest.sflow.sflowtool_json" in modules

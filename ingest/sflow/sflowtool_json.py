@@ -713,8 +713,24 @@ _GATEWAY_T = (b'{"flowBlock_tag":"0:1003","extendedType":"GATEWAY","bgp_nexthop"
               b'"src_peer_as":"%d"%s,"dst_as":"%d","dst_peer_as":"%d"%s,"BGP_localpref":"%d"}')
 
 
+_GATEWAY_TEXT: dict[bytes, bytes] = {}  # by the record's bytes: a router sends one per route, over and over
+
+
 def _gateway(buf, off: int, length: int) -> bytes | None:
     """Any gateway record the sample's template does not take (IPv6 next hop, several segments...)."""
+    key = bytes(buf[off : off + length])
+    t = _GATEWAY_TEXT.get(key)
+    if t is None:
+        t = _gateway_text(buf, off, length)
+        if t is None:
+            return None
+        if len(_GATEWAY_TEXT) >= 4096:
+            _GATEWAY_TEXT.clear()
+        _GATEWAY_TEXT[key] = t
+    return t
+
+
+def _gateway_text(buf, off: int, length: int) -> bytes | None:
     if length & 3 or length < 24:
         return None
     end = off + length

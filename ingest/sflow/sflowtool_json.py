@@ -980,33 +980,40 @@ def _percent(v: int) -> bytes:
     return t
 
 
+# how a Fixed layout's field is printed: a %-format of the value read, or a conversion then %s/%d
+_D, _F3, _X16 = b"%d", b"%.3f", b"%016x"  # integers; floats (layout.fmt_float3); 64-bit ids as hex
+_PCT, _MAC, _U32_OF_I32 = "percent", "mac", "u32"  # layout.PERCENT, layout.MAC, an i32 printed %u
+_CONVERT = {_PCT: (b"%s", _percent), _MAC: (b"%s", _hexlify), _U32_OF_I32: (b"%d", lambda v: v & 0xFFFFFFFF)}
+
+
 def _layout_writer(block_tag: str, fields: tuple, counters: bool, prefix: str, tail: int) -> Callable:
-    """A writer for a Fixed layout: ``fields`` (struct format, sflowtool key or None, its %-format
-    or None), in wire order; a record ``tail`` fields short is the layout's older version, printed
-    without them (Fixed's optional_tail)."""
-    if all(conv in (b"%d", None) for _, _, conv in fields) and not tail:
+    """A writer for a Fixed layout: ``fields`` (struct format, sflowtool key or None, how it is
+    printed or None), in wire order; a record ``tail`` fields short is the layout's older version,
+    printed without them (Fixed's optional_tail)."""
+    if all(conv in (_D, None) for _, _, conv in fields) and not tail:
         return fixed_writer(block_tag, tuple((f, k) for f, k, _ in fields), counters, prefix)
     tag_key = prefix + ("counterBlock_tag" if counters else "flowBlock_tag")
     head = f'{{"{tag_key}":"{block_tag}"'.encode()
 
     def layout(fs):
         st = struct.Struct(">" + "".join(f if key else f"{struct.calcsize('>' + f)}x" for f, key, _ in fs))
-        template = head + b"".join(b',"%s%s":"%s"' % (prefix.encode(), key.encode(), conv)
-                                   for _, key, conv in fs if key) + b"}"
         printed = [conv for _, key, conv in fs if key]
-        percents = tuple(i for i, conv in enumerate(printed) if conv == b"%s")
-        return st.size, st.unpack_from, template, percents
+        template = head + b"".join(b',"%s%s":"%s"' % (prefix.encode(), key.encode(), _CONVERT[conv][0]
+                                                      if conv in _CONVERT else conv)
+                                   for _, key, conv in fs if key) + b"}"
+        converts = tuple((i, _CONVERT[conv][1]) for i, conv in enumerate(printed) if conv in _CONVERT)
+        return st.size, st.unpack_from, template, converts
 
     forms = [layout(fields)] + ([layout(fields[:-tail])] if tail else [])
 
     def write(buf, off: int, length: int) -> bytes | None:
-        for size, unpack, template, percents in forms:
+        for size, unpack, template, converts in forms:
             if length == size:
                 vals = unpack(buf, off)
-                if percents:
+                if converts:
                     vals = list(vals)
-                    for i in percents:
-                        vals[i] = _percent(vals[i])
+                    for i, convert in converts:
+                        vals[i] = convert(vals[i])
                 return template % tuple(vals)
         return None
 
@@ -1094,7 +1101,6 @@ def _host_adapters(buf, off: int, length: int) -> bytes | None:
 # the host counter blocks hsflowd sends, as table_layout reads them from counter_records/host.py
 # (the tests check them): declared here, as the interface counters, so that printing them loads
 # no record tables (about 90 ms of start-up)
-_D, _F3, _PCT = b"%d", b"%.3f", b"%s"
 HOST_CPU_LAYOUT = ((
     ("f", "cpu_load_one", _F3), ("f", "cpu_load_five", _F3), ("f", "cpu_load_fifteen", _F3),
     ("I", "cpu_proc_run", _D), ("I", "cpu_proc_total", _D), ("I", "cpu_num", _D), ("I", "cpu_speed", _D),
@@ -1160,34 +1166,44 @@ def _table_writer(tag: int, counters: bool, prefix: str = "") -> Callable | None
     return _layout_writer(f"{tag >> 12}:{tag & 0xFFF}", fields, counters, prefix, tail)
 
 
+_KEY = re.compile(r"[A-Za-z0-9_.]+")  # a key a template holds as it is (no quote, no %)
+
+
 def table_layout(codec) -> tuple[tuple, int] | None:
     """A record codec as _layout_writer's fields and optional tail, or None when it is not a
-    Fixed layout of integers, floats and percentages."""
-    from ingest.sflow.layout import PERCENT, Fixed, fmt_float3
+    Fixed layout of the kinds _layout_writer prints."""
+    from ingest.sflow.counter_records._common import HEX64, I32_AS_U32
+    from ingest.sflow.layout import MAC, PERCENT, Fixed, fmt_float3
 
     if not isinstance(codec, Fixed) or codec.tool_extra is not None:
         return None
     fields = []
     for f in codec.fields:
         k = f.kind
-        if k.from_wire is None and k.fmt in ("I", "i", "Q", "B") and k.tool is str:
-            conv = b"%d"
+        if f.tool is None:
+            conv = None  # not printed: skipped
+        elif k.from_wire is None and k.fmt in ("I", "i", "Q", "B") and k.tool is str:
+            conv = _D
         elif k.from_wire is None and k.fmt in ("f", "d") and k.tool is fmt_float3:
-            conv = b"%.3f"
+            conv = _F3
+        elif k is HEX64:
+            conv = _X16
+        elif k is I32_AS_U32:
+            conv = _U32_OF_I32
         elif k is PERCENT:
-            conv = b"%s"
-        elif f.tool is None and k.from_wire is None:
-            conv = None  # not printed: any plain layout is skipped
+            conv = _PCT
+        elif k is MAC:
+            conv = _MAC
         else:
             return None
-        if f.tool is not None and not f.tool.isidentifier():
+        if f.tool is not None and not _KEY.fullmatch(f.tool):
             return None
         fields.append((k.fmt, f.tool, conv))
     keys = [k for _, k, _ in fields if k]
     if len(set(keys)) != len(keys):
         return None
     tail = len(codec.tail_none) if codec.short is not None else 0
-    if tail and any(conv == b"%s" for _, _, conv in fields[-tail:]):
+    if tail and any(conv == _PCT for _, _, conv in fields[-tail:]):
         return None  # an absent percentage prints "unknown": not a shorter template
     return tuple(fields), tail
 

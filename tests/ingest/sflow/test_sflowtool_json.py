@@ -418,3 +418,46 @@ def test_these_captures_load_no_data_model(name):
     assert not {"ingest.sflow.model", "ingest.sflow.datagram", "ingest.sflow.sflowtool",
                 "ingest.sflow.counter_records", "ingest.sflow.flow_records"} & modules
     assert "ingest.sflow.sflowtool_json" in modules
+
+
+def _extremes(codec, i: int):
+    """Field values at the edges of each kind (i: which set), for a Fixed layout."""
+    from ingest.sflow.layout import MAC, PERCENT
+
+    out = []
+    for f in codec.fields:
+        k = f.kind
+        if k is PERCENT:
+            out.append((None, 0.0, 12.34, 42949672.94)[i])
+        elif k is MAC:
+            out.append(("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff", "3c:97:0e:25:f0:56", "01:02:03:04:05:06")[i])
+        elif k.fmt in ("f", "d"):
+            out.append((float("nan"), -0.0005, 1e30, 0.0015)[i])
+        elif k.fmt == "i":
+            out.append((-1, -2**31, 2**31 - 1, 0)[i])
+        else:
+            bits = {"B": 8, "I": 32, "Q": 64}[k.fmt]
+            out.append((0, 2**bits - 1, 2**(bits - 1), 7)[i])
+    return out
+
+
+def test_every_table_layout_at_the_edges_of_its_kinds():
+    from ingest.sflow.layout import Fixed
+
+    tried = 0
+    for counters_, table in ((True, COUNTER_RECORDS), (False, FLOW_RECORDS)):
+        for (e, f), codec in sorted(table.items()):
+            if sflowtool_json.table_layout(codec) is None:
+                continue
+            assert isinstance(codec, Fixed)
+            tried += 1
+            for i in range(4):
+                vals = _extremes(codec, i)
+                recs = [codec.cls(*vals)]
+                if codec.short is not None:
+                    recs.append(codec.cls(*vals[:len(vals) - len(codec.tail_none)]))
+                if counters_:
+                    assert same(_dg([CounterSample(False, 1, 0, 1, tuple(recs))]))
+                else:
+                    assert same(_dg([_flow(recs), _discard(recs)]))
+    assert tried >= 20

@@ -10,14 +10,16 @@ struct or two per record: one format per datagram, no per-field objects. Bytes, 
 In the template: flow samples (compact and expanded) whose records are sampled headers of
 Ethernet frames (untagged or one 802.1Q tag) with IPv4 or IPv6 and a whole TCP or UDP header,
 extended switch, IPv4 router and the common gateway (IPv4 next hop, one AS path segment); counter
-samples. Other records have writers of their own below (any sampled header this parse follows,
-sampled Ethernet/IPv4/IPv6, router, gateway, interface and Ethernet counters, any fixed layout of
-plain integers from the record tables); anything else -- another record type, a sampled header
-left to the general parse (LLC/SNAP, 802.11), discard samples, anything malformed -- goes to the
-general path's decoder and printer for that record or sample, or for the whole datagram when it
-would be an error line. The line is the general path's, byte for byte
-(tests/ingest/sflow/test_sflowtool_json.py checks it on every capture, on encoder-built datagrams
-of every record type and header shape, and on mutated datagrams).
+and discard samples (a discard sample's records print every key after "discarded_"). Other
+records have writers of their own below (any sampled header this parse follows, sampled
+Ethernet/IPv4/IPv6, router, gateway, extended user and URL, the drop details, interface,
+Ethernet and host counters, any fixed layout of the record tables); strings are cut and escaped
+as the general path does (``_text``). Anything else -- another record type, a sampled header
+left to the general parse (LLC/SNAP, 802.11), anything malformed -- goes to the general path's
+decoder and printer for that record or sample, or for the whole datagram when it would be an
+error line. The line is the general path's, byte for byte (tests/ingest/sflow/test_sflowtool_json.py
+checks it on every capture, on encoder-built datagrams of every record type and header shape,
+on odd strings and record layouts at the edges of their kinds, and on mutated datagrams).
 
 It imports nothing of the data model until a fallback needs it: a capture of common datagrams
 is printed without loading msgspec, orjson or the record tables (start-up is part of every

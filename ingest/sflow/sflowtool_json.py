@@ -936,8 +936,31 @@ def _prefixed(w: Callable, prefix: bytes) -> Callable:
     return write
 
 
+def _tunnel(w: Callable, tag: int, sampled: bytes, prefix: bytes) -> Callable:
+    """The tunnel records (0:1021-0:1026, sflow_tunnels.txt) carry the sampled Ethernet, IPv4 and
+    IPv6 structures: sflowtool prints them as those, the type and every key after a prefix (the
+    values are numbers and addresses: ',"' starts keys only)."""
+    old = b'{"flowBlock_tag":"0:%s","flowSampleType":"%s"' % (sampled, _SAMPLED_TYPES[sampled])
+    new = b'{"flowBlock_tag":"0:%d","flowSampleType":"%s%s"' % (tag, prefix, _SAMPLED_TYPES[sampled])
+    rest = b',"' + prefix
+    cut = len(old)
+
+    def write(buf, off: int, length: int) -> bytes | None:
+        e = w(buf, off, length)
+        return None if e is None else new + e[cut:].replace(b',"', rest)
+
+    return write
+
+
+_SAMPLED_TYPES = {b"2": b"ETHERNET", b"3": b"IPV4", b"4": b"IPV6"}
 _FLOW_WRITERS: dict[int, Callable | None] = {
     1: _sampled_header, 2: _sampled_ethernet, 3: _sampled_ipv4, 4: _sampled_ipv6, 1002: _router, 1003: _gateway,
+    1021: _tunnel(_sampled_ethernet, 1021, b"2", b"tunnel_l2_out_"),
+    1022: _tunnel(_sampled_ethernet, 1022, b"2", b"tunnel_l2_in_"),
+    1023: _tunnel(_sampled_ipv4, 1023, b"3", b"tunnel_ipv4_out_"),
+    1024: _tunnel(_sampled_ipv4, 1024, b"3", b"tunnel_ipv4_in_"),
+    1025: _tunnel(_sampled_ipv6, 1025, b"4", b"tunnel_ipv6_out_"),
+    1026: _tunnel(_sampled_ipv6, 1026, b"4", b"tunnel_ipv6_in_"),
 }
 # the records of a discard sample, printed with "discarded_" before every key
 _DISCARD_PREFIX = "discarded_"
@@ -1123,7 +1146,20 @@ HOST_NET_IO_LAYOUT = ((
     0)
 HOST_LAYOUTS = {2003: HOST_CPU_LAYOUT, 2004: HOST_MEMORY_LAYOUT, 2005: HOST_DISK_IO_LAYOUT, 2006: HOST_NET_IO_LAYOUT}
 
+def _port_name(buf, off: int, length: int) -> bytes | None:
+    """0:1005 port_name: one string, printed when not empty (sflowtool's 255-byte buffer)."""
+    if length < 4:
+        return None
+    n = _U32.unpack_from(buf, off)[0]
+    if off + 4 + ((n + 3) & ~3) != off + length or n > length - 4:
+        return None
+    if not n:
+        return b'{"counterBlock_tag":"0:1005"}'
+    return b'{"counterBlock_tag":"0:1005","ifName":"%s"}' % _text(bytes(buf[off + 4 : off + 4 + n]), 254)
+
+
 _COUNTER_WRITERS: dict[int, Callable | None] = {
+    1005: _port_name,
     1: fixed_writer("0:1", IF_COUNTERS_FIELDS),
     2: fixed_writer("0:2", ETHERNET_COUNTERS_FIELDS),
     2000: _host_descr,

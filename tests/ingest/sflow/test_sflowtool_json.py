@@ -461,3 +461,35 @@ def test_every_table_layout_at_the_edges_of_its_kinds():
                 else:
                     assert same(_dg([_flow(recs), _discard(recs)]))
     assert tried >= 20
+
+
+def test_port_names():
+    """0:1005 port_name: sflowtool's 255-byte buffer, nothing printed for an empty name."""
+    names = ODD_STRINGS + [c * n for c in (b"p", "é".encode()) for n in (126, 127, 128, 253, 254, 255, 256)]
+    for s in names:
+        r = UnknownRecord(0, 1005, _xdr(s))
+        assert same(_dg([CounterSample(False, 1, 0, 1, (r, r)), CounterSample(True, 2, 0, 1, (r,))]))
+    for body in (b"", b"\0\0\0", struct.pack(">I", 5) + b"abcd", struct.pack(">I", 1) + b"abcdefgh"):
+        same(_dg([CounterSample(False, 1, 0, 1, (UnknownRecord(0, 1005, body),))]))
+
+
+def test_tunnel_records():
+    """0:1021-0:1026: the sampled Ethernet/IPv4/IPv6 structures under their own type and keys."""
+    from ingest.sflow.flow_records.packet import (
+        ExtendedIpv4TunnelEgress,
+        ExtendedIpv4TunnelIngress,
+        ExtendedIpv6TunnelEgress,
+        ExtendedIpv6TunnelIngress,
+        ExtendedL2TunnelEgress,
+        ExtendedL2TunnelIngress,
+    )
+
+    recs = [ExtendedL2TunnelEgress(1514, "00:25:90:a2:53:58", "ff:ff:ff:ff:ff:ff", 0x86DD),
+            ExtendedL2TunnelIngress(0, "00:00:00:00:00:00", "00:1d:b5:a2:5f:c0", 0)]
+    for proto in (1, 6, 17, 47, 0):
+        recs += [ExtendedIpv4TunnelEgress(1344, proto, "10.0.0.1", "255.255.255.255", 4789, 3, 0x12, 0xFF),
+                 ExtendedIpv4TunnelIngress(0, proto, "0.0.0.0", "192.0.2.1", 0, 65535, 0, 0),
+                 ExtendedIpv6TunnelEgress(1280, proto, "2001:db8::1", "::", 443, 8, 2, 7),
+                 ExtendedIpv6TunnelIngress(2**32 - 1, proto, "fe80::2:3", "::ffff:192.0.2.1", 1, 2, 3, 2**32 - 1)]
+    hdr = SampledHeader.of(1, 1518, 4, HEADERS["udp"])
+    assert same(_dg([_flow([hdr] + recs), _flow(recs, expanded=True), _discard(recs + [hdr])]))

@@ -10,14 +10,16 @@ struct or two per record: one format per datagram, no per-field objects. Bytes, 
 In the template: flow samples (compact and expanded) whose records are sampled headers of
 Ethernet frames (untagged or one 802.1Q tag) with IPv4 or IPv6 and a whole TCP or UDP header,
 extended switch, IPv4 router and the common gateway (IPv4 next hop, one AS path segment); counter
-samples. Other records have writers of their own below (any sampled header this parse follows,
-sampled Ethernet/IPv4/IPv6, router, gateway, interface and Ethernet counters, any fixed layout of
-plain integers from the record tables); anything else -- another record type, a sampled header
-left to the general parse (LLC/SNAP, 802.11), discard samples, anything malformed -- goes to the
-general path's decoder and printer for that record or sample, or for the whole datagram when it
-would be an error line. The line is the general path's, byte for byte
-(tests/ingest/sflow/test_sflowtool_json.py checks it on every capture, on encoder-built datagrams
-of every record type and header shape, and on mutated datagrams).
+and discard samples (a discard sample's records print every key after "discarded_"). Other
+records have writers of their own below (any sampled header this parse follows, sampled
+Ethernet/IPv4/IPv6, router, gateway, extended user and URL, the drop details, interface,
+Ethernet and host counters, any fixed layout of the record tables); strings are cut and escaped
+as the general path does (``_text``). Anything else -- another record type, a sampled header
+left to the general parse (LLC/SNAP, 802.11), anything malformed -- goes to the general path's
+decoder and printer for that record or sample, or for the whole datagram when it would be an
+error line. The line is the general path's, byte for byte (tests/ingest/sflow/test_sflowtool_json.py
+checks it on every capture, on encoder-built datagrams of every record type and header shape,
+on odd strings and record layouts at the edges of their kinds, and on mutated datagrams).
 
 It imports nothing of the data model until a fallback needs it: a capture of common datagrams
 is printed without loading msgspec, orjson or the record tables (start-up is part of every
@@ -26,6 +28,7 @@ is printed without loading msgspec, orjson or the record tables (start-up is par
 
 from __future__ import annotations
 
+import re
 import struct
 import time
 from binascii import hexlify as _hexlify
@@ -125,6 +128,38 @@ def _hex(b) -> bytes:
 
 
 _PORT_FORMAT = (b"", b"dropCode ", b"multiple ", b"format==3 ")  # sflowtool's inputPort/outputPort by format
+
+# XDR strings (user names, URLs, drop reasons, host names). The general path decodes them as UTF-8
+# (invalid bytes replaced), cuts them as sflowtool's getString does (at a NUL, and to its buffer
+# less one byte, on the UTF-8 bytes: a cut character is replaced again) and orjson escapes them.
+# Printable ASCII without quote or backslash, short enough, is all of that unchanged.
+_PLAIN_BYTES = bytes(c for c in range(0x20, 0x7F) if c not in (0x22, 0x5C))
+_ESCAPES = {bytes((c,)): b"\\u%04x" % c for c in range(0x20)}
+_ESCAPES.update({b"\b": b"\\b", b"\t": b"\\t", b"\n": b"\\n", b"\f": b"\\f", b"\r": b"\\r", b'"': b'\\"',
+                 b"\\": b"\\\\"})
+_ESCAPED = re.compile(rb'[\x00-\x1f"\\]')  # as orjson escapes: nothing else (not DEL, not U+2028)
+
+
+def _escape(m) -> bytes:
+    return _ESCAPES[m.group()]
+
+
+def _text(raw: bytes, limit: int) -> bytes:
+    """An XDR string's bytes as the general path prints them between quotes, at most ``limit``
+    bytes of UTF-8 (sflowtool's buffer size less one)."""
+    if len(raw) <= limit and not raw.translate(None, _PLAIN_BYTES):
+        return raw
+    # the bytes are ASCII, or UTF-8 once decoded with replacement: quotes, backslashes and control
+    # characters are single bytes in it, never inside a multi-byte character
+    b = raw if raw.isascii() else raw.decode("utf-8", "replace").encode()
+    i = b.find(b"\0")
+    if i >= 0:
+        b = b[:i]
+    if len(b) > limit:
+        b = b[:limit]
+        if not b.isascii():
+            b = b.decode("utf-8", "replace").encode()
+    return _ESCAPED.sub(_escape, b)
 
 
 # ---------------------------------------------------------------- datagram and samples
@@ -413,13 +448,42 @@ def _counter_sample_expanded(buf, off: int, end: int, pieces: list, vals: list) 
     return True
 
 
+_DISCARD = struct.Struct(">IIIIIIII")  # seq, class, index, drops, input, output, reason, n records
+_DISCARD_T = (b',{"sampleType_tag":"0:5","sampleType":"DISCARD","sampleSequenceNo":"%d","sourceId":"%d:%d",'
+              b'"dropEvents":"%d","inputPort":"%d","outputPort":"%d","discardCode":"%d","discardReason":"%s",'
+              b'"elements":[%s]}')
+_REASONS: dict[int, bytes] = {}
+
+
+def _discard_reasons() -> dict[int, bytes]:
+    from ingest.sflow.discard_reasons import SFLOWTOOL_REASONS  # a table, nothing else
+
+    _REASONS.update({k: v.encode() for k, v in SFLOWTOOL_REASONS.items()})
+    return _REASONS
+
+
+def _discard_sample(buf, off: int, end: int, pieces: list, vals: list) -> bool:
+    if end - off < 32:
+        return False
+    seq, cls, idx, drops, inp, outp, reason, n = _DISCARD.unpack_from(buf, off)
+    elements = _records(buf, off + 32, end, n, _DISCARD_WRITERS, False, _DISCARD_PREFIX)
+    if elements is None:
+        return False
+    pieces.append(_DISCARD_T)
+    # sflowtool prints the raw 32-bit interface words of a discard sample
+    vals += (seq, cls, idx, drops, inp, outp, reason, (_REASONS or _discard_reasons()).get(reason, b"NotFound"),
+             elements)
+    return True
+
+
 _SAMPLE_WRITERS: dict[int, Callable] = {1: _flow_sample, 2: _counter_sample, 3: _flow_sample_expanded,
-                                        4: _counter_sample_expanded}
+                                        4: _counter_sample_expanded, 5: _discard_sample}
 _UNSEEN = object()
 
 
-def _records(buf, off: int, end: int, n: int, writers: dict, counters: bool) -> bytes | None:
-    """The JSON of n records that must exactly fill [off, end), joined by commas; None: malformed."""
+def _records(buf, off: int, end: int, n: int, writers: dict, counters: bool, prefix: str = "") -> bytes | None:
+    """The JSON of n records that must exactly fill [off, end), joined by commas; None: malformed.
+    ``prefix``: before every key (a discard sample's records)."""
     if n > (end - off) // 8:
         return None
     out = []
@@ -435,10 +499,10 @@ def _records(buf, off: int, end: int, n: int, writers: dict, counters: bool) -> 
             return None
         w = writers.get(tag, _UNSEEN)
         if w is _UNSEEN:
-            w = writers[tag] = _table_writer(tag, counters)
+            w = writers[tag] = _table_writer(tag, counters, prefix)
         e = w(buf, off, length) if w is not None else None
         if e is None:
-            e = _general_record(buf, off, length, tag, counters)
+            e = _general_record(buf, off, length, tag, counters, prefix)
             if e is None:
                 return None
         append(e)
@@ -647,8 +711,28 @@ _GATEWAY_PIECE_T = (b',{"flowBlock_tag":"0:1003","extendedType":"GATEWAY","bgp_n
 _U32_ARRAYS = [struct.Struct(">%dI" % i) for i in range(64)]
 
 
+_GATEWAY_T = (b'{"flowBlock_tag":"0:1003","extendedType":"GATEWAY","bgp_nexthop":"%s","my_as":"%d","src_as":"%d",'
+              b'"src_peer_as":"%d"%s,"dst_as":"%d","dst_peer_as":"%d"%s,"BGP_localpref":"%d"}')
+
+
+_GATEWAY_TEXT: dict[bytes, bytes] = {}  # by the record's bytes: a router sends one per route, over and over
+
+
 def _gateway(buf, off: int, length: int) -> bytes | None:
     """Any gateway record the sample's template does not take (IPv6 next hop, several segments...)."""
+    key = bytes(buf[off : off + length])
+    t = _GATEWAY_TEXT.get(key)
+    if t is None:
+        t = _gateway_text(buf, off, length)
+        if t is None:
+            return None
+        if len(_GATEWAY_TEXT) >= 4096:
+            _GATEWAY_TEXT.clear()
+        _GATEWAY_TEXT[key] = t
+    return t
+
+
+def _gateway_text(buf, off: int, length: int) -> bytes | None:
     if length & 3 or length < 24:
         return None
     end = off + length
@@ -669,73 +753,294 @@ def _gateway(buf, off: int, length: int) -> bytes | None:
     p += 16
     if nseg > (end - p) // 8:
         return None
-    out = (b'{"flowBlock_tag":"0:1003","extendedType":"GATEWAY","bgp_nexthop":"%s","my_as":"%d","src_as":"%d",'
-           b'"src_peer_as":"%d"' % (nh, my_as, src_as, src_peer_as))
-    dst_as = dst_peer_as = 0
-    segs = []
-    for _ in range(nseg):
+    pair = _TAG_LEN.unpack_from
+    path = []
+    first = last = None
+    for i in range(nseg):
         if end - p < 8:
             return None
-        seg_type, count = _TAG_LEN.unpack_from(buf, p)
+        seg_type, count = pair(buf, p)
         p += 8
         if count > (end - p) // 4:
             return None
-        segs.append((seg_type, struct.unpack_from(">%dI" % count, buf, p)))
+        asns = (_U32_ARRAYS[count] if count < 64 else struct.Struct(">%dI" % count)).unpack_from(buf, p)
         p += 4 * count
+        # segments run together, AS_SETs (1) in parentheses, e.g. "1-2(3-4)5"
+        path.append("(%s)" % "-".join(map(str, asns)) if seg_type == 1 else "-".join(map(str, asns)))
+        # the words sflowtool takes for dst_peer_as and dst_as, even when a segment is empty (see
+        # flow_records/extended.py): the first after the first segment's head (the second segment's
+        # type, or the count of communities, after an empty one)...
+        if not i:
+            first = asns[0] if asns else None
+        elif i == 1 and first is None:
+            first = seg_type
+        last = asns[-1] if asns else 0  # ... and the last of the last segment
     if end - p < 4:
         return None
     nc = _U32.unpack_from(buf, p)[0]
     p += 4
-    if nc > (end - p) // 4:
+    if nc > (end - p) // 4 or end - p - 4 * nc != 4:
         return None
-    communities = struct.unpack_from(">%dI" % nc, buf, p)
-    p += 4 * nc
-    if end - p != 4:
-        return None
-    if segs:
-        # segments run together, AS_SETs (1) in parentheses, e.g. "1-2(3-4)5"
-        path = "".join("(%s)" % "-".join(map(str, asns)) if seg_type == 1 else "-".join(map(str, asns))
-                       for seg_type, asns in segs)
+    if path:
+        path = "".join(path)
         if len(path) > 2000:
             return None  # near sflowtool's 2048-byte string buffer: the general path cuts it as it does
-        out += b',"dst_as_path":"%s"' % path.encode()
-        # the words sflowtool takes for these, even when a segment is empty (see flow_records/extended.py)
-        first = segs[0][1]
-        dst_peer_as = first[0] if first else (segs[1][0] if len(segs) > 1 else nc)
-        last = segs[-1][1]
-        dst_as = last[-1] if last else 0
-    out += b',"dst_as":"%d","dst_peer_as":"%d"' % (dst_as, dst_peer_as)
-    if communities:
-        c = "-".join(map(str, communities))
+        path_t = b',"dst_as_path":"%s"' % path.encode()
+        dst_peer_as = nc if first is None else first
+        dst_as = last
+    else:
+        path_t = b""
+        dst_peer_as = dst_as = 0
+    if nc:
+        c = "-".join(map(str, (_U32_ARRAYS[nc] if nc < 64 else struct.Struct(">%dI" % nc)).unpack_from(buf, p)))
         if len(c) > 2000:
             return None
-        out += b',"BGP_communities":"%s"' % c.encode()
-    return out + b',"BGP_localpref":"%d"}' % _U32.unpack_from(buf, p)[0]
+        communities = b',"BGP_communities":"%s"' % c.encode()
+    else:
+        communities = b""
+    return _GATEWAY_T % (nh, my_as, src_as, src_peer_as, path_t, dst_as, dst_peer_as, communities,
+                         _U32.unpack_from(buf, p + 4 * nc)[0])
 
 
+def _strings_writer(block_tag: str, ext: str, kinds: str, printed: tuple, prefix: str = "",
+                    skip_empty: bool = False) -> Callable:
+    """A writer for a flow record of u32s and XDR strings (a _var layout of flow_records/_common.py):
+    ``kinds`` its fields in wire order ("u32", "string"); ``printed`` (field number, sflowtool key,
+    sflowtool's buffer size for a string or 0 for a u32) in sflowtool's order; ``skip_empty``: an
+    empty string is not printed (the _strings records)."""
+    strings = tuple(k == "string" for k in kinds.split())
+    head = f'{{"{prefix}flowBlock_tag":"{block_tag}","{prefix}extendedType":"{ext}"'.encode()
+    keys = tuple((i, f',"{prefix}{key}":"'.encode(), size - 1) for i, key, size in printed)
+    unpack = _U32.unpack_from
+
+    def write(buf, off: int, length: int) -> bytes | None:
+        # the checks of the _var decoder's happy path: what they refuse goes to the general path
+        end = off + length
+        pos = off
+        vals = []
+        for is_string in strings:
+            if end - pos < 4:
+                return None
+            v = unpack(buf, pos)[0]
+            pos += 4
+            if is_string:
+                if v > end - pos:
+                    return None
+                vals.append(bytes(buf[pos : pos + v]))
+                pos += (v + 3) & ~3
+            else:
+                vals.append(v)
+        if pos - off != (length + 3) & ~3:
+            return None
+        out = [head]
+        for i, key, limit in keys:
+            v = vals[i]
+            if limit < 0:
+                out += (key, b"%d" % v, b'"')
+            elif v or not skip_empty:
+                out += (key, _text(v, limit), b'"')
+        out.append(b"}")
+        return b"".join(out)
+
+    return write
+
+
+# the drop details of discard samples (0:1036-0:1042), declared here as the general path prints
+# them (the tests compare them on odd strings); extended_url and extended_user are below
+_STRING_RECORDS = {
+    1038: ("0:1038", "function", "string", ((0, "symbol", 64),), True),
+    1041: ("0:1041", "hw_trap", "string string", ((0, "hw_trap_group", 64), (1, "hw_trap_name", 64)), True),
+    1042: ("0:1042", "linux_reason", "string", ((0, "linux_drop_reason", 64),), True),
+}
+# extended_switch and the one-word drop details: (tag, extendedType, fields)
+_TYPED_RECORDS = {
+    1001: ("0:1001", "SWITCH", (("I", "in_vlan"), ("I", "in_priority"), ("I", "out_vlan"), ("I", "out_priority"))),
+    1036: ("0:1036", "egress_queue", (("I", "egress_queue_id"),)),
+    1039: ("0:1039", "transit_delay", (("I", "transit_delay_nS"),)),
+    1040: ("0:1040", "queue_depth", (("I", "queue_depth_bytes"),)),
+}
+_TAG_ONLY = (1037,)  # extended ACL: sflowtool prints only its tag (the general path has no codec for it)
+
+
+def _url_user_writers(prefix: str) -> dict:
+    """extended_url and extended_user in a struct or two (agents send them with every sample): the
+    checks of _strings_writer, for their two layouts."""
+    url_t = (f'{{"{prefix}flowBlock_tag":"0:1005","{prefix}extendedType":"URL","{prefix}url_direction":"%d",'
+             f'"{prefix}url":"%s","{prefix}host":"%s"}}').encode()
+    user_t = (f'{{"{prefix}flowBlock_tag":"0:1004","{prefix}extendedType":"USER","{prefix}src_user_charset":"%d",'
+              f'"{prefix}dst_user_charset":"%d","{prefix}src_user":"%s","{prefix}dst_user":"%s"}}').encode()
+    pair = _TAG_LEN.unpack_from
+    word = _U32.unpack_from
+
+    def url(buf, off: int, length: int) -> bytes | None:
+        if length < 12:
+            return None
+        end = off + length
+        direction, n = pair(buf, off)
+        p = off + 8
+        if n > end - p:
+            return None
+        q = p + ((n + 3) & ~3)
+        if end - q < 4:
+            return None
+        m = word(buf, q)[0]
+        q += 4
+        if m > end - q or q + ((m + 3) & ~3) - off != (length + 3) & ~3:
+            return None
+        return url_t % (direction, _text(bytes(buf[p : p + n]), 199), _text(bytes(buf[q : q + m]), 199))
+
+    def user(buf, off: int, length: int) -> bytes | None:
+        if length < 16:
+            return None
+        end = off + length
+        src_charset, n = pair(buf, off)
+        p = off + 8
+        if n > end - p:
+            return None
+        q = p + ((n + 3) & ~3)
+        if end - q < 8:
+            return None
+        dst_charset, m = pair(buf, q)
+        q += 8
+        if m > end - q or q + ((m + 3) & ~3) - off != (length + 3) & ~3:
+            return None
+        return user_t % (src_charset, dst_charset, _text(bytes(buf[p : p + n]), 199),
+                         _text(bytes(buf[q : q + m]), 199))
+
+    return {1004: user, 1005: url}
+
+
+def _flow_writers(prefix: str) -> dict:
+    writers: dict[int, Callable | None] = {
+        tag: _strings_writer(block_tag, ext, kinds, printed, prefix, skip)
+        for tag, (block_tag, ext, kinds, printed, skip) in _STRING_RECORDS.items()}
+    writers.update(_url_user_writers(prefix))
+    for tag, (block_tag, ext, fields) in _TYPED_RECORDS.items():
+        writers[tag] = fixed_writer(block_tag, fields, False, prefix, ext)
+    for tag in _TAG_ONLY:
+        line = f'{{"{prefix}flowBlock_tag":"0:{tag}"}}'.encode()
+        writers[tag] = lambda buf, off, length, line=line: line
+    return writers
+
+
+def _prefixed(w: Callable, prefix: bytes) -> Callable:
+    """A writer whose every key takes the prefix: only for records whose values never hold a
+    quote (numbers, addresses, hex, AS paths), so that ',"' and '{"' start keys only."""
+    first = b'{"' + prefix
+    rest = b',"' + prefix
+
+    def write(buf, off: int, length: int) -> bytes | None:
+        e = w(buf, off, length)
+        return None if e is None else first + e[2:].replace(b',"', rest)
+
+    return write
+
+
+def _tunnel(w: Callable, tag: int, sampled: bytes, prefix: bytes) -> Callable:
+    """The tunnel records (0:1021-0:1026, sflow_tunnels.txt) carry the sampled Ethernet, IPv4 and
+    IPv6 structures: sflowtool prints them as those, the type and every key after a prefix (the
+    values are numbers and addresses: ',"' starts keys only)."""
+    old = b'{"flowBlock_tag":"0:%s","flowSampleType":"%s"' % (sampled, _SAMPLED_TYPES[sampled])
+    new = b'{"flowBlock_tag":"0:%d","flowSampleType":"%s%s"' % (tag, prefix, _SAMPLED_TYPES[sampled])
+    rest = b',"' + prefix
+    cut = len(old)
+
+    def write(buf, off: int, length: int) -> bytes | None:
+        e = w(buf, off, length)
+        return None if e is None else new + e[cut:].replace(b',"', rest)
+
+    return write
+
+
+_SAMPLED_TYPES = {b"2": b"ETHERNET", b"3": b"IPV4", b"4": b"IPV6"}
 _FLOW_WRITERS: dict[int, Callable | None] = {
     1: _sampled_header, 2: _sampled_ethernet, 3: _sampled_ipv4, 4: _sampled_ipv6, 1002: _router, 1003: _gateway,
+    1021: _tunnel(_sampled_ethernet, 1021, b"2", b"tunnel_l2_out_"),
+    1022: _tunnel(_sampled_ethernet, 1022, b"2", b"tunnel_l2_in_"),
+    1023: _tunnel(_sampled_ipv4, 1023, b"3", b"tunnel_ipv4_out_"),
+    1024: _tunnel(_sampled_ipv4, 1024, b"3", b"tunnel_ipv4_in_"),
+    1025: _tunnel(_sampled_ipv6, 1025, b"4", b"tunnel_ipv6_out_"),
+    1026: _tunnel(_sampled_ipv6, 1026, b"4", b"tunnel_ipv6_in_"),
 }
+# the records of a discard sample, printed with "discarded_" before every key
+_DISCARD_PREFIX = "discarded_"
+_DISCARD_WRITERS = {tag: _prefixed(w, _DISCARD_PREFIX.encode()) for tag, w in _FLOW_WRITERS.items()}
 
 
 # ---------------------------------------------------------------- counter records
 
 
-def fixed_writer(block_tag: str, fields: tuple[tuple[str, str | None], ...], counters: bool = True):
+def fixed_writer(block_tag: str, fields: tuple[tuple[str, str | None], ...], counters: bool = True,
+                 prefix: str = "", ext: str | None = None):
     """A writer for a record of fixed-size integers: ``fields`` are (struct format, sflowtool key or
-    None when not printed) in wire order; printed in that order, each with %d."""
+    None when not printed) in wire order; printed in that order, each with %d, after the
+    extendedType ``ext`` if any; every key after ``prefix`` (a discard sample's records)."""
     fmt = ">" + "".join(f if key else f"{struct.calcsize('>' + f)}x" for f, key in fields)
     st = struct.Struct(fmt)
     size = st.size
     unpack = st.unpack_from
-    tag_key = "counterBlock_tag" if counters else "flowBlock_tag"
-    template = "".join([f'{{"{tag_key}":"{block_tag}"'] + [f',"{key}":"%d"' for _, key in fields if key]
-                       + ["}"]).encode()
+    tag_key = prefix + ("counterBlock_tag" if counters else "flowBlock_tag")
+    head = [f'{{"{tag_key}":"{block_tag}"'] + ([f',"{prefix}extendedType":"{ext}"'] if ext else [])
+    template = "".join(head + [f',"{prefix}{key}":"%d"' for _, key in fields if key] + ["}"]).encode()
 
     def write(buf, off: int, length: int) -> bytes | None:
         if length != size:
             return None
         return template % unpack(buf, off)
+
+    return write
+
+
+_F32S = struct.Struct(">f")
+_PERCENT_TEXT: dict[int, bytes] = {}
+
+
+def _percent(v: int) -> bytes:
+    """layout.PERCENT as the general path prints it: hundredths of a percent, through a float32."""
+    t = _PERCENT_TEXT.get(v)
+    if t is None:
+        if len(_PERCENT_TEXT) >= _CACHE_MAX:
+            _PERCENT_TEXT.clear()
+        t = _PERCENT_TEXT[v] = b"unknown" if v == 0xFFFFFFFF else b"%.2f" % _F32S.unpack(_F32S.pack(v / 100))[0]
+    return t
+
+
+# how a Fixed layout's field is printed: a %-format of the value read, or a conversion then %s/%d
+_D, _F3, _X16 = b"%d", b"%.3f", b"%016x"  # integers; floats (layout.fmt_float3); 64-bit ids as hex
+_PCT, _MAC, _U32_OF_I32 = "percent", "mac", "u32"  # layout.PERCENT, layout.MAC, an i32 printed %u
+_CONVERT = {_PCT: (b"%s", _percent), _MAC: (b"%s", _hexlify), _U32_OF_I32: (b"%d", lambda v: v & 0xFFFFFFFF)}
+
+
+def _layout_writer(block_tag: str, fields: tuple, counters: bool, prefix: str, tail: int) -> Callable:
+    """A writer for a Fixed layout: ``fields`` (struct format, sflowtool key or None, how it is
+    printed or None), in wire order; a record ``tail`` fields short is the layout's older version,
+    printed without them (Fixed's optional_tail)."""
+    if all(conv in (_D, None) for _, _, conv in fields) and not tail:
+        return fixed_writer(block_tag, tuple((f, k) for f, k, _ in fields), counters, prefix)
+    tag_key = prefix + ("counterBlock_tag" if counters else "flowBlock_tag")
+    head = f'{{"{tag_key}":"{block_tag}"'.encode()
+
+    def layout(fs):
+        st = struct.Struct(">" + "".join(f if key else f"{struct.calcsize('>' + f)}x" for f, key, _ in fs))
+        printed = [conv for _, key, conv in fs if key]
+        template = head + b"".join(b',"%s%s":"%s"' % (prefix.encode(), key.encode(), _CONVERT[conv][0]
+                                                      if conv in _CONVERT else conv)
+                                   for _, key, conv in fs if key) + b"}"
+        converts = tuple((i, _CONVERT[conv][1]) for i, conv in enumerate(printed) if conv in _CONVERT)
+        return st.size, st.unpack_from, template, converts
+
+    forms = [layout(fields)] + ([layout(fields[:-tail])] if tail else [])
+
+    def write(buf, off: int, length: int) -> bytes | None:
+        for size, unpack, template, converts in forms:
+            if length == size:
+                vals = unpack(buf, off)
+                if converts:
+                    vals = list(vals)
+                    for i, convert in converts:
+                        vals[i] = convert(vals[i])
+                return template % tuple(vals)
+        return None
 
     return write
 
@@ -756,10 +1061,113 @@ ETHERNET_COUNTERS_FIELDS = tuple(("I", k) for k in (
     "dot3StatsCarrierSenseErrors", "dot3StatsFrameTooLongs", "dot3StatsInternalMacReceiveErrors",
     "dot3StatsSymbolErrors"))
 
+_TWO_U32 = struct.Struct(">II")
+
+
+def _host_descr(buf, off: int, length: int) -> bytes | None:
+    """0:2000: host name, UUID, machine type, OS, OS release (counter_records/host.py's checks)."""
+    end = off + length
+    if length < 4:
+        return None
+    n = _U32.unpack_from(buf, off)[0]
+    pos = off + 4
+    if (n + 3) & ~3 > end - pos or n > end - pos:
+        return None
+    hostname = bytes(buf[pos : pos + n])
+    pos += (n + 3) & ~3
+    if end - pos < 28:
+        return None
+    u = buf[pos : pos + 16].hex()
+    machine_type, os_name = _TWO_U32.unpack_from(buf, pos + 16)
+    n = _U32.unpack_from(buf, pos + 24)[0]
+    pos += 28
+    if (n + 3) & ~3 > end - pos or n > end - pos or pos + ((n + 3) & ~3) != end:
+        return None
+    release = bytes(buf[pos : pos + n])
+    # sflowtool's buffers: 64 bytes for the host name, 32 for the release
+    out = b'{"counterBlock_tag":"0:2000"'
+    if hostname:
+        out += b',"hostname":"%s"' % _text(hostname, 63)
+    out += b',"UUID":"%s-%s-%s-%s-%s","machine_type":"%d","os_name":"%d"' % (
+        u[:8].encode(), u[8:12].encode(), u[12:16].encode(), u[16:20].encode(), u[20:].encode(), machine_type, os_name)
+    if release:
+        out += b',"os_release":"%s"' % _text(release, 31)
+    return out + b"}"
+
+
+def _host_adapters(buf, off: int, length: int) -> bytes | None:
+    """0:2001: adapters, each an ifIndex and its MACs (counter_records/host.py's checks)."""
+    end = off + length
+    if length < 4:
+        return None
+    n = _U32.unpack_from(buf, off)[0]
+    pos = off + 4
+    if n > (end - pos) // 8:
+        return None
+    adaptors = []
+    for _ in range(n):
+        if end - pos < 8:
+            return None
+        if_index, nmacs = _TWO_U32.unpack_from(buf, pos)
+        pos += 8
+        if nmacs > (end - pos) // 8:
+            return None
+        if nmacs == 1:
+            macs = b'"%s"' % _hexlify(buf[pos : pos + 6])
+        else:
+            macs = b",".join([b'"%s"' % _hexlify(buf[o : o + 6]) for o in range(pos, pos + 8 * nmacs, 8)])
+        adaptors.append(b'{"ifIndex":"%d","MACs":"%d","mac_list":[%s]}' % (if_index, nmacs, macs))
+        pos += 8 * nmacs
+    if pos != end:
+        return None
+    return b'{"counterBlock_tag":"0:2001","adaptor_list":[%s]}' % b",".join(adaptors)
+
+
+# the host counter blocks hsflowd sends, as table_layout reads them from counter_records/host.py
+# (the tests check them): declared here, as the interface counters, so that printing them loads
+# no record tables (about 90 ms of start-up)
+HOST_CPU_LAYOUT = ((
+    ("f", "cpu_load_one", _F3), ("f", "cpu_load_five", _F3), ("f", "cpu_load_fifteen", _F3),
+    ("I", "cpu_proc_run", _D), ("I", "cpu_proc_total", _D), ("I", "cpu_num", _D), ("I", "cpu_speed", _D),
+    ("I", "cpu_uptime", _D), ("I", "cpu_user", _D), ("I", "cpu_nice", _D), ("I", "cpu_system", _D),
+    ("I", "cpu_idle", _D), ("I", "cpu_wio", _D), ("I", "cpuintr", _D), ("I", "cpu_sintr", _D),
+    ("I", "cpuinterrupts", _D), ("I", "cpu_contexts", _D), ("I", "cpu_steal", _D), ("I", "cpu_guest", _D),
+    ("I", "cpu_guest_nice", _D)), 3)
+HOST_MEMORY_LAYOUT = (tuple(("Q", k, _D) for k in (
+    "mem_total", "mem_free", "mem_shared", "mem_buffers", "mem_cached", "swap_total", "swap_free"))
+    + tuple(("I", k, _D) for k in ("page_in", "page_out", "swap_in", "swap_out")), 0)
+HOST_DISK_IO_LAYOUT = ((
+    ("Q", "disk_total", _D), ("Q", "disk_free", _D), ("I", "disk_partition_max_used", _PCT),
+    ("I", "disk_reads", _D), ("Q", "disk_bytes_read", _D), ("I", "disk_read_time", _D), ("I", "disk_writes", _D),
+    ("Q", "disk_bytes_written", _D), ("I", "disk_write_time", _D)), 0)
+HOST_NET_IO_LAYOUT = ((
+    ("Q", "nio_bytes_in", _D), ("I", "nio_pkts_in", _D), ("I", "nio_errs_in", _D), ("I", "nio_drops_in", _D),
+    ("Q", "nio_bytes_out", _D), ("I", "nio_pkts_out", _D), ("I", "nio_errs_out", _D), ("I", "nio_drops_out", _D)),
+    0)
+HOST_LAYOUTS = {2003: HOST_CPU_LAYOUT, 2004: HOST_MEMORY_LAYOUT, 2005: HOST_DISK_IO_LAYOUT, 2006: HOST_NET_IO_LAYOUT}
+
+def _port_name(buf, off: int, length: int) -> bytes | None:
+    """0:1005 port_name: one string, printed when not empty (sflowtool's 255-byte buffer)."""
+    if length < 4:
+        return None
+    n = _U32.unpack_from(buf, off)[0]
+    if off + 4 + ((n + 3) & ~3) != off + length or n > length - 4:
+        return None
+    if not n:
+        return b'{"counterBlock_tag":"0:1005"}'
+    return b'{"counterBlock_tag":"0:1005","ifName":"%s"}' % _text(bytes(buf[off + 4 : off + 4 + n]), 254)
+
+
 _COUNTER_WRITERS: dict[int, Callable | None] = {
+    1005: _port_name,
     1: fixed_writer("0:1", IF_COUNTERS_FIELDS),
     2: fixed_writer("0:2", ETHERNET_COUNTERS_FIELDS),
+    2000: _host_descr,
+    2001: _host_adapters,
+    **{tag: _layout_writer(f"0:{tag}", fields, True, "", tail) for tag, (fields, tail) in HOST_LAYOUTS.items()},
 }
+_FLOW_WRITERS.update(_flow_writers(""))
+_DISCARD_WRITERS.update(_flow_writers(_DISCARD_PREFIX))
 
 
 # ---------------------------------------------------------------- the general path, for the rest
@@ -786,34 +1194,66 @@ def _tables():
     return _general
 
 
-def _table_writer(tag: int, counters: bool) -> Callable | None:
-    """A template writer for a table record that is a plain Fixed layout of integers, else None."""
-    from ingest.sflow.layout import Fixed
+def _table_writer(tag: int, counters: bool, prefix: str = "") -> Callable | None:
+    """A template writer for a table record that is a Fixed layout of integers, floats (printed
+    %.3f) and percentages (layout.PERCENT), else None."""
+    layout = table_layout(_tables()[2 if counters else 1].get(tag))
+    if layout is None:
+        return None
+    fields, tail = layout
+    return _layout_writer(f"{tag >> 12}:{tag & 0xFFF}", fields, counters, prefix, tail)
 
-    codec = _tables()[2 if counters else 1].get(tag)
-    if not isinstance(codec, Fixed) or codec.short is not None or codec.tool_extra is not None:
+
+_KEY = re.compile(r"[A-Za-z0-9_.]+")  # a key a template holds as it is (no quote, no %)
+
+
+def table_layout(codec) -> tuple[tuple, int] | None:
+    """A record codec as _layout_writer's fields and optional tail, or None when it is not a
+    Fixed layout of the kinds _layout_writer prints."""
+    from ingest.sflow.counter_records._common import HEX64, I32_AS_U32
+    from ingest.sflow.layout import MAC, PERCENT, Fixed, fmt_float3
+
+    if not isinstance(codec, Fixed) or codec.tool_extra is not None:
         return None
     fields = []
     for f in codec.fields:
-        if f.kind.from_wire is not None or f.kind.fmt not in ("I", "i", "Q", "B"):
+        k = f.kind
+        if f.tool is None:
+            conv = None  # not printed: skipped
+        elif k.from_wire is None and k.fmt in ("I", "i", "Q", "B") and k.tool is str:
+            conv = _D
+        elif k.from_wire is None and k.fmt in ("f", "d") and k.tool is fmt_float3:
+            conv = _F3
+        elif k is HEX64:
+            conv = _X16
+        elif k is I32_AS_U32:
+            conv = _U32_OF_I32
+        elif k is PERCENT:
+            conv = _PCT
+        elif k is MAC:
+            conv = _MAC
+        else:
             return None
-        if f.tool is not None and (f.kind.tool is not str or not f.tool.isidentifier()):
+        if f.tool is not None and not _KEY.fullmatch(f.tool):
             return None
-        fields.append((f.kind.fmt, f.tool))
-    keys = [k for _, k in fields if k]
+        fields.append((k.fmt, f.tool, conv))
+    keys = [k for _, k, _ in fields if k]
     if len(set(keys)) != len(keys):
         return None
-    return fixed_writer(f"{tag >> 12}:{tag & 0xFFF}", tuple(fields), counters)
+    tail = len(codec.tail_none) if codec.short is not None else 0
+    if tail and any(conv == _PCT for _, _, conv in fields[-tail:]):
+        return None  # an absent percentage prints "unknown": not a shorter template
+    return tuple(fields), tail
 
 
 # what the general decoder turns into a DecodeError when a record codec raises it
 _CODEC_ERRORS = (struct.error, ValueError, IndexError, OverflowError, UnicodeError, OSError)
 
 
-def _general_record(buf, off: int, length: int, tag: int, counters: bool) -> bytes | None:
+def _general_record(buf, off: int, length: int, tag: int, counters: bool, prefix: str = "") -> bytes | None:
     samples, flows, counter_table, sflowtool, dumps, decode_error = _tables()
     codec = (counter_table if counters else flows).get(tag)
-    key = "counterBlock_tag" if counters else "flowBlock_tag"
+    key = prefix + ("counterBlock_tag" if counters else "flowBlock_tag")
     if codec is None:
         return b'{"%s":"%d:%d"}' % (key.encode(), tag >> 12, tag & 0xFFF)
     try:
@@ -821,7 +1261,7 @@ def _general_record(buf, off: int, length: int, tag: int, counters: bool) -> byt
     except (decode_error, *_CODEC_ERRORS):
         return None
     e = {key: (sflowtool._COUNTER_TAG if counters else sflowtool._FLOW_TAG)[type(rec)]}
-    codec.sflowtool(rec, e, "")
+    codec.sflowtool(rec, e, prefix)
     return dumps(e)
 
 

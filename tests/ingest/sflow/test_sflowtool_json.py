@@ -52,6 +52,7 @@ def same(data: bytes, meta: Meta | None = None) -> bool:
     line = datagram_line(data, meta)
     if line is not None:
         assert line == general(data, meta), data.hex()
+    assert datagram_line(memoryview(data), meta) == line  # the CLI hands the writer memoryviews of a capture
     return line is not None
 
 
@@ -198,6 +199,10 @@ def _seeds() -> list[bytes]:
                       for h, g in zip(HEADERS.values(), GATEWAYS * 3)]))
     for path in capture_files():
         seeds += [d.payload for d in read_udp_payloads(str(path))[:3]]
+    hdr = SampledHeader.of(1, 1518, 4, HEADERS["tcp"])
+    for s, t in ((b"http://a.example/\xff", b"h\0st"), (b"", "é".encode() * 70)):
+        seeds.append(_dg([_flow([hdr] + _string_records(s, t)), _discard([hdr] + _string_records(t, s)),
+                          CounterSample(False, 1, 0, 1, (_host_descr(s, t),))]))
     return seeds
 
 
@@ -284,3 +289,207 @@ def test_udp_payloads_of_every_capture():
         with open(capture, "rb") as f:
             got = [(s, u, bytes(p)) for s, u, p in udp_payloads(f)]
         assert got == [(d.ts_sec, d.ts_usec, d.payload) for d in read_udp_payloads(str(capture))]
+
+
+# ---------------------------------------------------------------- strings, discard samples, host counters
+
+# XDR strings as sflowtool's getString keeps them and orjson escapes them: empty, NUL inside,
+# quotes, backslashes, control characters, non-UTF-8, at and past every buffer size (64, 200,
+# and the host name's 64 and release's 32), multi-byte characters cut by them
+ODD_STRINGS = [
+    b"", b"a", b"\0", b"a\0b", b"\0abc", b'q"uote', b"back\\slash", b"\n\t\r\b\f\x01\x1f\x7f ,\"{}:",
+    "é".encode(), "日本語".encode(), "\u2028\ufeff".encode(), b"\xff", b"\xc3", b"\xed\xa0\x80", b"abc\xff\0def",
+    b"\xe6\x97" * 3, b"\xff" * 70,
+] + [c * n for c in (b"x", "é".encode(), b"a" + "日".encode(), b'"', b"\x01")
+     for n in (30, 31, 32, 62, 63, 64, 65, 198, 199, 200, 201, 300)]
+
+
+def _xdr(s: bytes) -> bytes:
+    return struct.pack(">I", len(s)) + s + b"\0" * (-len(s) & 3)
+
+
+def _string_records(s: bytes, t: bytes) -> list:
+    """The flow records of strings, as raw bodies under their tags (the encoder takes str only)."""
+    return [UnknownRecord(0, 1004, struct.pack(">I", 106) + _xdr(s) + struct.pack(">I", 0) + _xdr(t)),
+            UnknownRecord(0, 1005, struct.pack(">I", 2) + _xdr(s) + _xdr(t)),
+            UnknownRecord(0, 1038, _xdr(s)), UnknownRecord(0, 1041, _xdr(s) + _xdr(t)),
+            UnknownRecord(0, 1042, _xdr(t))]
+
+
+def _host_descr(name: bytes, release: bytes) -> UnknownRecord:
+    return UnknownRecord(0, 2000, _xdr(name) + bytes(range(16)) + struct.pack(">II", 3, 2) + _xdr(release))
+
+
+def _discard(records, reason=259) -> DiscardSample:
+    return DiscardSample(3, 0, 4, 7, 0, 4, 1, 259, reason, tuple(records))
+
+
+def test_odd_strings_are_printed_as_the_general_path_prints_them():
+    hdr = SampledHeader.of(1, 1518, 4, HEADERS["tcp"])
+    for i, s in enumerate(ODD_STRINGS):
+        t = ODD_STRINGS[-1 - i]
+        recs = _string_records(s, t)
+        assert same(_dg([_flow(recs), _flow([hdr] + recs, expanded=True), _discard([hdr] + recs),
+                         CounterSample(False, 1, 0, 1, (_host_descr(s, t), _host_descr(t, s)))]))
+
+
+def test_strings_truncated_or_mis_sized():
+    """String lengths past the record, padding past its length, bytes left over: the fast writer
+    prints the general path's line (or its error line through the general path)."""
+    for s in (b"", b"abc", b"abcd", b"x" * 201):
+        for rec in _string_records(s, b"host") + [_host_descr(s, b"5.1")]:
+            body = rec.data
+            for cut in {len(body), len(body) - 1, len(body) - 4, 4, 3, 0}:
+                for extra in (b"", b"\0", b"\0" * 4):
+                    r = UnknownRecord(0, rec.format, body[:max(cut, 0)] + extra)
+                    if rec.format == 2000:
+                        same(_dg([CounterSample(False, 1, 0, 1, (r,))]))
+                    else:
+                        same(_dg([_flow((r,))]))
+                        same(_dg([_discard((r,))]))
+            bad = struct.pack(">I", 0xFFFFFFFF) + body[4:]
+            same(_dg([_flow((UnknownRecord(0, rec.format, bad),))]))
+
+
+def test_discard_samples_every_reason_and_record():
+    from ingest.sflow.discard_reasons import SFLOWTOOL_REASONS
+
+    hdr = SampledHeader.of(1, 1518, 4, HEADERS["ipv6 udp jumbo"])
+    for reason in sorted(SFLOWTOOL_REASONS) + [16, 999, 0xFFFFFFFF]:
+        assert same(_dg([_discard((), reason)]))
+    for tag in flows.TAGS:
+        assert same(_dg([_discard((flows.SAMPLES[tag], hdr, UnknownRecord(0, 1037, b""), UnknownRecord(7, 7, b"x")))]))
+    for h in HEADERS.values():
+        assert same(_dg([_discard((SampledHeader.of(1, 1518, 4, h),) + tuple(GATEWAYS[:3]))]))
+
+
+def test_host_counters():
+    from ingest.sflow.counter_records.host import Adaptor, HostAdapters, HostCpu, HostDiskIo
+
+    cpu = (0.47, float("inf"), float("nan"), 2, 511, 4, 1200, 103412, 1, 2, 3, 4, 5, 6, 7, 8, 9)
+    recs = [HostAdapters(()), HostAdapters((Adaptor(2, ()), Adaptor(3, ("3c:97:0e:25:f0:56",)),
+                                            Adaptor(0xFFFFFFFF, ("00:00:00:00:00:01", "ff:ff:ff:ff:ff:ff")))),
+            HostCpu(*cpu), HostCpu(*cpu, 10, 11, 12), HostCpu(-1.5, 1e30, 3.4e38, *cpu[3:])]
+    recs += [HostDiskIo(1, 2, pct, 3, 4, 5, 6, 7, 8) for pct in (None, 0.0, 56.39, 100.0, 0.01, 42949672.94)]
+    assert same(_dg([CounterSample(False, 1, 0, 1, tuple(recs)), CounterSample(True, 2, 3, 4, tuple(recs[::-1]))]))
+    for cut in (0, 4, 8, 12, 16, 20, 24):  # adapters: counts past the record, bytes left over
+        body = COUNTER_RECORDS[(0, 2001)].encode(recs[1])
+        for r in (UnknownRecord(0, 2001, body[:-cut] if cut else body), UnknownRecord(0, 2001, body + b"\0" * cut)):
+            same(_dg([CounterSample(False, 1, 0, 1, (r,))]))
+
+
+def test_the_string_and_drop_records_are_declared_as_the_tables_have_them():
+    for tag in [1004, 1005] + list(sflowtool_json._STRING_RECORDS) + list(sflowtool_json._TYPED_RECORDS):
+        assert (0, tag) in FLOW_RECORDS
+    for tag in sflowtool_json._TAG_ONLY:
+        assert (0, tag) not in FLOW_RECORDS
+
+
+@pytest.mark.parametrize("name", ["SFlowTestPacket2", "Cistern-sflow__host_sample", "event_discarded_packet",
+                                  "DropEgressQueue", "DropExtendedACL"])
+def test_these_captures_are_written_without_the_general_path(monkeypatch, name):
+    def no(*a):
+        raise AssertionError("the general path")
+
+    monkeypatch.setattr(sflowtool_json, "_general_record", no)
+    monkeypatch.setattr(sflowtool_json, "_general_sample", no)
+    (capture,) = [p for p in capture_files() if name in p.name]
+    for d in read_udp_payloads(str(capture)):
+        assert same(d.payload, Meta("-", len(d.payload), 0, 0, d.ts_sec, d.ts_usec))
+
+
+def test_host_layouts_match_the_record_tables():
+    for tag, layout in sflowtool_json.HOST_LAYOUTS.items():
+        assert sflowtool_json.table_layout(COUNTER_RECORDS[(0, tag)]) == layout
+
+
+@pytest.mark.e2e  # runs the CLI as a process
+@pytest.mark.parametrize("name", ["SFlowTestPacket2", "Cistern-sflow__host_sample", "event_discarded_packet",
+                                  "DropExtendedACL"])
+def test_these_captures_load_no_data_model(name):
+    """Start-up is part of every decode -j run: these captures are printed without the data model,
+    the record tables or orjson (as tests/test_startup.py checks for overflowd's)."""
+    from bench.startup import imported, packages
+
+    (capture,) = [p for p in capture_files() if name in p.name]
+    code, modules = imported(["decode", "-j", "-r", str(capture)])
+    assert code == 0
+    assert not packages(modules) & {"msgspec", "orjson"}, sorted(packages(modules))
+    assert not {"ingest.sflow.model", "ingest.sflow.datagram", "ingest.sflow.sflowtool",
+                "ingest.sflow.counter_records", "ingest.sflow.flow_records"} & modules
+    assert "ingest.sflow.sflowtool_json" in modules
+
+
+def _extremes(codec, i: int):
+    """Field values at the edges of each kind (i: which set), for a Fixed layout."""
+    from ingest.sflow.layout import MAC, PERCENT
+
+    out = []
+    for f in codec.fields:
+        k = f.kind
+        if k is PERCENT:
+            out.append((None, 0.0, 12.34, 42949672.94)[i])
+        elif k is MAC:
+            out.append(("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff", "3c:97:0e:25:f0:56", "01:02:03:04:05:06")[i])
+        elif k.fmt in ("f", "d"):
+            out.append((float("nan"), -0.0005, 1e30, 0.0015)[i])
+        elif k.fmt == "i":
+            out.append((-1, -2**31, 2**31 - 1, 0)[i])
+        else:
+            bits = {"B": 8, "I": 32, "Q": 64}[k.fmt]
+            out.append((0, 2**bits - 1, 2**(bits - 1), 7)[i])
+    return out
+
+
+def test_every_table_layout_at_the_edges_of_its_kinds():
+    from ingest.sflow.layout import Fixed
+
+    tried = 0
+    for counters_, table in ((True, COUNTER_RECORDS), (False, FLOW_RECORDS)):
+        for (e, f), codec in sorted(table.items()):
+            if sflowtool_json.table_layout(codec) is None:
+                continue
+            assert isinstance(codec, Fixed)
+            tried += 1
+            for i in range(4):
+                vals = _extremes(codec, i)
+                recs = [codec.cls(*vals)]
+                if codec.short is not None:
+                    recs.append(codec.cls(*vals[:len(vals) - len(codec.tail_none)]))
+                if counters_:
+                    assert same(_dg([CounterSample(False, 1, 0, 1, tuple(recs))]))
+                else:
+                    assert same(_dg([_flow(recs), _discard(recs)]))
+    assert tried >= 20
+
+
+def test_port_names():
+    """0:1005 port_name: sflowtool's 255-byte buffer, nothing printed for an empty name."""
+    names = ODD_STRINGS + [c * n for c in (b"p", "é".encode()) for n in (126, 127, 128, 253, 254, 255, 256)]
+    for s in names:
+        r = UnknownRecord(0, 1005, _xdr(s))
+        assert same(_dg([CounterSample(False, 1, 0, 1, (r, r)), CounterSample(True, 2, 0, 1, (r,))]))
+    for body in (b"", b"\0\0\0", struct.pack(">I", 5) + b"abcd", struct.pack(">I", 1) + b"abcdefgh"):
+        same(_dg([CounterSample(False, 1, 0, 1, (UnknownRecord(0, 1005, body),))]))
+
+
+def test_tunnel_records():
+    """0:1021-0:1026: the sampled Ethernet/IPv4/IPv6 structures under their own type and keys."""
+    from ingest.sflow.flow_records.packet import (
+        ExtendedIpv4TunnelEgress,
+        ExtendedIpv4TunnelIngress,
+        ExtendedIpv6TunnelEgress,
+        ExtendedIpv6TunnelIngress,
+        ExtendedL2TunnelEgress,
+        ExtendedL2TunnelIngress,
+    )
+
+    recs = [ExtendedL2TunnelEgress(1514, "00:25:90:a2:53:58", "ff:ff:ff:ff:ff:ff", 0x86DD),
+            ExtendedL2TunnelIngress(0, "00:00:00:00:00:00", "00:1d:b5:a2:5f:c0", 0)]
+    for proto in (1, 6, 17, 47, 0):
+        recs += [ExtendedIpv4TunnelEgress(1344, proto, "10.0.0.1", "255.255.255.255", 4789, 3, 0x12, 0xFF),
+                 ExtendedIpv4TunnelIngress(0, proto, "0.0.0.0", "192.0.2.1", 0, 65535, 0, 0),
+                 ExtendedIpv6TunnelEgress(1280, proto, "2001:db8::1", "::", 443, 8, 2, 7),
+                 ExtendedIpv6TunnelIngress(2**32 - 1, proto, "fe80::2:3", "::ffff:192.0.2.1", 1, 2, 3, 2**32 - 1)]
+    hdr = SampledHeader.of(1, 1518, 4, HEADERS["udp"])
+    assert same(_dg([_flow([hdr] + recs), _flow(recs, expanded=True), _discard(recs + [hdr])]))

@@ -431,9 +431,13 @@ def test_web_ui_pages_show_live_data_in_a_real_browser(up, tmp_path):
 
     shots = Path(os.environ.get("SFLOWPIPE_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
+    from selenium.common.exceptions import StaleElementReferenceException
+
     driver = _browser()
     try:
-        wait = WebDriverWait(driver, 60, poll_frequency=0.5)
+        # the pages redraw their tables every second or two: a row found may be gone when read, so
+        # a wait reads again rather than failing (a CI run met one in the flows page's top table)
+        wait = WebDriverWait(driver, 60, poll_frequency=0.5, ignored_exceptions=(StaleElementReferenceException,))
 
         def rows(selector):
             return driver.find_elements(By.CSS_SELECTOR, selector)

@@ -21,6 +21,9 @@ class ProcessorProcess:
         self.defs = tmp / f"definitions-{app_id}.yaml"
         self.defs.write_text(yaml.safe_dump(definitions))
         self.log = tmp / f"process-{app_id}-{worker_index}.log"
+        # a worker listens on the configured ports plus its index: the port found free is the one it
+        # binds (base + index), not base (a CI run's worker 1 met its web port, free_port() + 1, taken)
+        web_port, metrics_port = free_port() - worker_index, free_port() - worker_index
         self.env = {**os.environ,
                     "SFLOWPIPE_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
                     "SFLOWPIPE_KAFKA__TOPIC_PREFIX": prefix,
@@ -28,8 +31,8 @@ class ProcessorProcess:
                     "SFLOWPIPE_PROCESSORS__APP_ID": app_id,
                     "SFLOWPIPE_PROCESSORS__SESSION_TIMEOUT_S": "6",
                     "SFLOWPIPE_PROCESSORS__DATA_DIR": str(tmp / "faust"),
-                    "SFLOWPIPE_PROCESSORS__WEB_PORT": str(free_port()),
-                    "SFLOWPIPE_PROCESSORS__METRICS_LISTEN": f"127.0.0.1:{free_port()}",
+                    "SFLOWPIPE_PROCESSORS__WEB_PORT": str(web_port),
+                    "SFLOWPIPE_PROCESSORS__METRICS_LISTEN": f"127.0.0.1:{metrics_port}",
                     "SFLOWPIPE_ENRICH__OFFICE365_ENABLED": "false",
                     "SFLOWPIPE_ENRICH__CACHE_DIR": str(tmp / "cache"),
                     **(extra_env or {})}

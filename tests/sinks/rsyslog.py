@@ -109,8 +109,9 @@ class Rsyslog:
             return []
         return [json.loads(line) for line in self.out.read_text().splitlines() if line.strip()]
 
-    def wait_for(self, count: int, timeout: float = 15.0) -> list[dict]:
-        """The records once there are ``count``; what there is after ``timeout`` (for the caller to name)."""
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[dict]:
+        """The records once there are ``count``; what there is after ``timeout`` (for the caller to name;
+        30 s: a loaded CI machine once had rsyslogd write a first record later than 15 s)."""
         try:
             until(lambda: len(self.records()) >= count, timeout, 0.05)
         except AssertionError:

@@ -505,7 +505,7 @@ def make_app(settings: Settings, worker: int = 0, clients: KafkaClients | None =
             batch.update(extra)
             out = codec.encode("enriched_flow_sample_batch", batch)
         await emit(enriched_topic, agent.encode(), out, partition)
-        if engine.pending_events:  # thresholds this batch found crossed, blocklist and scan hits: now, not at the next report
+        if engine.pending_events:  # blocklist and scan hits of this batch: now, not at the next report
             events = engine.take_events()
             metrics.inc("sflowpipe_processors_events_total", len(events))
             touch_reported({e.agent for e in events})

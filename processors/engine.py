@@ -78,7 +78,7 @@ class Engine:
         self._ids = EventIds()
         self.blocklists = blocklists  # processors.blocklist.Blocklists or None
         self.scans = scans  # processors.scans.ScanDetector or None
-        # raised per batch (thresholds crossed, blocklists, scans): published with the batch or by report()
+        # raised per batch (blocklists, scans): published with the batch or by report()
         self.pending_events: list[Event] = []
         self.clock = clock
         self.flows: dict[str, _Flow] = {}
@@ -191,30 +191,12 @@ class Engine:
                 evaluated = [e for e in evaluated if edge_ok[e[0]]]
             elif f.agg_mode == "agent":
                 fds = [_AGENT_DS] * len(ds)
-            touched = f.table.add_batch(now, agent, fds, evaluated)
-            if touched and self.thresholds.watching(f.name):
-                self._rising(f, now, agent, touched)
+            f.table.add_batch(now, agent, fds, evaluated)
             if f.log is not None and evaluated:
                 self._log_batch(f, now, agent, fds, batch, ctx, evaluated)
 
-    def _rising(self, f: _Flow, now: float, agent: str, touched: dict) -> None:
-        """Threshold events for the flows over their threshold, checked when a batch updates them
-        rather than at the next report (up to report_interval_s later): published with the batch
-        (``take_events``). The value checked is the flow's value without this batch's own increment:
-        the smoothed value at its lowest between batches. Right after a batch it jumps by the batch's
-        contribution (one sampled 1500-byte frame at 1-in-1000 adds 750 kB/s with t = 2 s), and
-        reading it there fired for flows averaging well under the threshold (a CI run: an event at
-        333 kB/s for a flow whose metric read 220 kB/s); the report's check reads it between batches."""
-        by_ds: dict[str, list] = {}
-        value = f.table.value
-        inv_t = 1.0 / f.table.t
-        for (ds, key), v in touched.items():
-            by_ds.setdefault(ds, []).append((key, value(now, agent, ds, key) - v * inv_t))
-        for ds, values in by_ds.items():
-            self.pending_events += self.thresholds.rising(f.name, agent, ds, values, now)
-
     def take_events(self) -> list[Event]:
-        """The events raised per batch so far (thresholds crossed, blocklists, scans), to publish now."""
+        """The events raised per batch so far (blocklists, scans), to publish now."""
         out, self.pending_events = self.pending_events, []
         return out
 

@@ -68,17 +68,17 @@ class FlowTable:
 
     def add_batch(
         self, now: float, agent: str, ds_list: Sequence[str], evaluated: Iterable[tuple[int, str, float]]
-    ) -> dict[tuple[str, str], float]:
+    ) -> None:
         """Add a whole batch: ``evaluated`` is ``CompiledFlow.evaluate()`` output and ``ds_list[i]`` the
         dataSource of sample ``i`` (see :func:`data_sources`). Contributions to one flow are summed first,
-        so each flow is updated once per batch. Returns the (dataSource, flow key) pairs it updated."""
+        so each flow is updated once per batch."""
         acc: dict[tuple[str, str], float] = {}
         get = acc.get
         for i, key, v in evaluated:
             k = (ds_list[i], key)
             acc[k] = get(k, 0.0) + v
         if not acc:
-            return acc
+            return
         inv_t = 1.0 / self.t
         a = self._agents.get(agent)
         if a is None:
@@ -94,7 +94,6 @@ class FlowTable:
             tab = a[ds]
             if len(tab) > self._trim_at:
                 self._trim(tab, now, self.max_keys)
-        return acc
 
     # -------------------------------------------------------------- reads
 

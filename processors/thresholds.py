@@ -96,26 +96,6 @@ class Threshold:
                 self.last_event.pop(state_key, None)
         return events
 
-    def rising(self, now: float, agent: str, ds: str, values: Iterable[tuple[str | None, float]],
-               ids: EventIds) -> list[Event]:
-        """``check`` for values that just increased (a batch added to them), leaving the re-arming of the
-        others to the next ``check``: an event as soon as a batch takes a value over, not at the next
-        report. Only an increase can take a value over the threshold, so no crossing is missed."""
-        d = self.d
-        events: list[Event] = []
-        for key, value in values:
-            if value <= d.value:
-                continue
-            state_key = (agent, ds, key if d.by_flow else None)
-            if state_key in self.fired:
-                self.fired[state_key] = None  # over again: stays disarmed, not under any more
-                continue
-            self.fired[state_key] = None
-            e = Event(ids.next(now), self.name, agent, ds, d.metric, value, d.value, key, int(now * 1000))
-            self.last_event[state_key] = (e.eventID, e.timestamp)
-            events.append(e)
-        return events
-
     def snapshot(self, agent: str) -> list[list]:
         """This agent's disarmed entries: ``[dataSource, flow key or None, under since or None, eventID, ms]``."""
         return [[k[1], k[2], under, *self.last_event.get(k, (0, 0))]
@@ -161,15 +141,6 @@ class Thresholds:
     def forget(self, agent: str) -> None:
         for t in self.by_name.values():
             t.restore(agent, [])
-
-    def rising(self, metric: str, agent: str, ds: str, values: list[tuple[str | None, float]],
-               now: float) -> list[Event]:
-        """Events of the thresholds on ``metric`` for values a batch just increased (Threshold.rising)."""
-        events: list[Event] = []
-        for t in self.by_name.values():
-            if t.d.metric == metric and t.accepts(agent, ds):
-                events += t.rising(now, agent, ds, values, self.ids)
-        return events
 
     def watching(self, metric: str) -> list[Threshold]:
         return [t for t in self.by_name.values() if t.d.metric == metric]

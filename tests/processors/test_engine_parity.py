@@ -220,26 +220,3 @@ def test_a_restarted_worker_catching_up_reports_the_restored_rates_not_them_deca
     for at in backlog[: len(backlog) // 3]:  # a third of the backlog read when the report comes
         restarted.on_flow_batch(received(at), batch_time(received(at), NOW))
     assert tops(restarted, NOW)[key] == pytest.approx(live, rel=1e-3)  # read at its newest batch's time
-
-
-def test_a_batch_that_finds_a_flow_over_its_threshold_raises_the_event_at_once():
-    """Not at the next report (up to report_interval_s later): the app publishes it with the batch.
-    The value checked leaves out the batch's own increment (the smoothed value at its lowest between
-    batches): a burst in one batch is not an event by itself, the next batch finds it over."""
-    e = engine(("pair", {"keys": "ipsource,ipdestination", "value": "bytes"}))
-    e.apply("threshold", "elephant", {"metric": "pair", "value": 1_000_000, "byFlow": True})
-    small = batch(tcp4(frame_length=100, sampling_rate=10))  # 1,000 bytes: 500 bytes/s smoothed (t = 2 s)
-    e.on_flow_batch(small, NOW)
-    assert e.take_events() == []
-    big = batch(*[tcp4(frame_length=1500, sampling_rate=1000)] * 2)  # 3,000,000 bytes: 1.5 MB/s smoothed
-    e.on_flow_batch(big, NOW + 0.1)
-    assert e.take_events() == []  # over only by this batch's own increment
-    e.on_flow_batch(small, NOW + 0.2)  # the next batch finds it over before its own (small) increment
-    events = e.take_events()
-    assert [(ev.thresholdID, ev.flowKey, ev.timestamp) for ev in events] == [
-        ("elephant", "10.1.2.3,192.0.2.9", int((NOW + 0.2) * 1000))]
-    assert 1_000_000 < events[0].value < 1_500_000 and e.take_events() == []
-    _, _, reported = e.report(NOW + 0.25)
-    assert reported == []  # still over: the report raises nothing again
-    e.on_flow_batch(big, NOW + 0.3)
-    assert e.take_events() == []

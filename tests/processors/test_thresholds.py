@@ -85,17 +85,3 @@ def test_restored_state_raises_no_event_again_and_still_rearms():
     assert b.check("pair", "b", "1", [("k9", 150.0)], now=2)[0].agent == "b"  # b's worker never saw agent b
     c.forget("a")
     assert c.snapshot("a")["fired"] == {}
-
-
-def test_rising_fires_as_check_would_and_leaves_rearming_to_check():
-    t = th(byFlow=True)
-    assert [e.flowKey for e in t.rising("pair", "a", "1", [("k1", 150.0), ("k2", 50.0)], now=0)] == ["k1"]
-    assert t.rising("pair", "a", "1", [("k1", 170.0)], now=0.5) == []  # still over: disarmed
-    assert t.check("pair", "a", "1", [("k1", 160.0), ("k2", 50.0)], now=1) == []  # the report agrees
-    # a batch touching only k2 does not count k1 as under (only check re-arms, from all values)
-    assert t.rising("pair", "a", "1", [("k2", 60.0)], now=2) == []
-    assert t.check("pair", "a", "1", [("k1", 10.0)], now=3) == []  # under from 3
-    assert t.rising("pair", "a", "1", [("k1", 150.0)], now=5) == []  # back over before the timeout
-    assert t.check("pair", "a", "1", [("k1", 10.0)], now=6) == []  # under again from 6
-    assert t.check("pair", "a", "1", [("k1", 10.0)], now=16) == []  # re-armed
-    assert [e.flowKey for e in t.rising("pair", "a", "1", [("k1", 150.0)], now=17)] == ["k1"]
